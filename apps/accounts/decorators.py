@@ -1,0 +1,37 @@
+"""Resolve the workspace named in the URL and enforce the caller's role, for every view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from .permissions import Capability, can
+from .selectors import membership_get
+
+View = Callable[..., HttpResponse]
+
+
+def workspace_view(capability: Capability) -> Callable[[View], View]:
+    """Require login, membership of ``workspace_slug`` (else 404) and ``capability``
+    (else 403). Sets ``request.workspace`` and ``request.membership``."""
+
+    def decorator(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, workspace_slug: str, *args: Any, **kwargs: Any):
+            membership = membership_get(user=request.user, workspace_slug=workspace_slug)  # type: ignore[arg-type]
+            # Set before the capability check so a 403 page still shows the app shell.
+            request.membership = membership  # type: ignore[attr-defined]
+            request.workspace = membership.workspace  # type: ignore[attr-defined]
+            if not can(membership, capability):
+                raise PermissionDenied(f"Your role ({membership.role}) cannot do this.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

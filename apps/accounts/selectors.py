@@ -1,0 +1,40 @@
+"""Reads about users, workspaces and memberships."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import ApiToken, Membership, User, Workspace
+
+
+def membership_list(*, user: User) -> QuerySet[Membership]:
+    """Every workspace the user belongs to, with the workspace loaded."""
+    return Membership.objects.filter(user=user).select_related("workspace")
+
+
+def membership_get(*, user: User, workspace_slug: str) -> Membership:
+    """The user's membership in the workspace. Raises Http404 when the workspace does not
+    exist or the user is not a member: the two cases must look the same to the caller."""
+    membership = (
+        Membership.objects.filter(user=user, workspace__slug=workspace_slug)
+        .select_related("workspace")
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such workspace.")
+    return membership
+
+
+def api_token_list(*, user: User, workspace_id: UUID | str) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user, workspace_id=workspace_id)
+
+
+def workspace_member_list(*, workspace: Workspace) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(workspace=workspace)
+        .select_related("user")
+        .order_by("user__username")
+    )

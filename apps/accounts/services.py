@@ -1,0 +1,61 @@
+"""Writes for users, workspaces, memberships and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ApiToken, Membership, Role, User, Workspace
+
+TOKEN_PREFIX = "fg_"  # noqa: S105 (a public marker, not a secret)
+
+
+def workspace_create(*, slug: str, name: str) -> Workspace:
+    return Workspace.objects.create(slug=slug, name=name)
+
+
+def membership_set(*, user: User, workspace: Workspace, role: Role | str) -> Membership:
+    """Give ``user`` the ``role`` in ``workspace``, replacing any role they had there."""
+    membership, _ = Membership.objects.update_or_create(
+        user=user, workspace=workspace, defaults={"role": Role(role)}
+    )
+    return membership
+
+
+def user_create(*, username: str, password: str, email: str = "", display_name: str = "") -> User:
+    return User.objects.create_user(
+        username=username, password=password, email=email, display_name=display_name
+    )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown to the user once, never stored
+
+
+def token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_create(*, user: User, workspace: Workspace, name: str) -> IssuedToken:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        workspace=workspace,
+        name=name,
+        prefix=secret[:10],
+        digest=token_digest(secret),
+    )
+    return IssuedToken(token=token, secret=secret)
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])

@@ -1,0 +1,92 @@
+"""Safe expressions: CEL (Common Expression Language), never Python ``eval``.
+
+Config fields typed ``Expression`` hold CEL source; ``Template`` fields hold text with
+``{{ expression }}`` placeholders. Both are marked in the block's JSON Schema (``format:
+cel`` / ``format: cel-template``), which is how the flow validator and the canvas find them.
+Expressions are bounded in size; compiled programs are cached.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Annotated, Any
+
+import cel
+from pydantic import Field
+
+MAX_EXPRESSION_LENGTH = 4_000
+TEMPLATE_PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
+
+Expression = Annotated[
+    str,
+    Field(max_length=MAX_EXPRESSION_LENGTH, json_schema_extra={"format": "cel"}),
+]
+Template = Annotated[
+    str,
+    Field(max_length=20_000, json_schema_extra={"format": "cel-template"}),
+]
+
+
+class ExpressionError(Exception):
+    """An expression failed to compile or evaluate. ``str()`` names the expression."""
+
+    def __init__(self, expression: str, reason: str):
+        super().__init__(f"expression {expression!r}: {reason}")
+        self.expression = expression
+        self.reason = reason
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "invalid expression"
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(source: str) -> cel.Program:
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(source[:60] + "…", f"longer than {MAX_EXPRESSION_LENGTH} characters")
+    if not source.strip():
+        raise ExpressionError(source, "is empty")
+    try:
+        return cel.compile(source)
+    except (ValueError, RuntimeError) as error:
+        raise ExpressionError(source, _clean(str(error))) from None
+
+
+def _clean(message: str) -> str:
+    # The CEL library prefixes its own wording; keep the part a builder can act on.
+    message = message.replace("Failed to parse expression", "cannot parse")
+    return _first_line(message)
+
+
+def evaluate(source: str, scope: dict[str, Any]) -> Any:
+    program = compile_expression(source)
+    try:
+        return program.execute(scope)
+    except KeyError as error:
+        raise ExpressionError(source, f"no field {error.args[0]!r}") from None
+    except Exception as error:  # the CEL runtime raises several types; all mean "failed"
+        raise ExpressionError(source, _clean(str(error)) or type(error).__name__) from None
+
+
+def template_expressions(template: str) -> list[str]:
+    return [match.strip() for match in TEMPLATE_PLACEHOLDER.findall(template)]
+
+
+def render(template: str, scope: dict[str, Any]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        value = evaluate(match.group(1).strip(), scope)
+        return "" if value is None else str(value)
+
+    return TEMPLATE_PLACEHOLDER.sub(substitute, template)
+
+
+def evaluate_tree(value: Any, scope: dict[str, Any]) -> Any:
+    """Evaluate every string leaf of a nested dict/list as CEL."""
+    if isinstance(value, str):
+        return evaluate(value, scope)
+    if isinstance(value, dict):
+        return {key: evaluate_tree(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [evaluate_tree(item, scope) for item in value]
+    return value

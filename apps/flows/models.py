@@ -1,0 +1,77 @@
+"""Flows and their immutable published versions."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.models import WorkspaceOwned
+
+
+def _webhook_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class FlowStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+
+
+class Flow(WorkspaceOwned):
+    """An automation. Holds one editable draft; publishing freezes it into a FlowVersion.
+
+    ``draft_revision`` increases on every save so two editors cannot silently overwrite each
+    other (a save names the revision it started from). ``webhook_token`` is the secret in
+    the flow's webhook URL and the HMAC key for signed deliveries.
+    """
+
+    slug = models.SlugField(max_length=80)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=FlowStatus.choices, default=FlowStatus.DRAFT)
+    draft_definition = models.JSONField(default=dict)
+    draft_revision = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    webhook_token = models.CharField(max_length=64, default=_webhook_token, unique=True)
+    latest_version = models.ForeignKey(
+        "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="flow_slug_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowVersion(models.Model):
+    """A published, immutable flow definition. Runs pin the version they started on."""
+
+    id = models.BigAutoField(primary_key=True)
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    digest = models.CharField(max_length=64)
+    note = models.CharField(max_length=500, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="flow_version_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow} v{self.number}"

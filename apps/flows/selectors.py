@@ -1,0 +1,74 @@
+"""Reads for flows, always scoped to the caller's workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404
+
+from .models import Flow, FlowStatus, FlowVersion
+
+
+def flow_list(
+    *, workspace: Any, search: str = "", include_archived: bool = False
+) -> QuerySet[Flow]:
+    from apps.runs.models import Run
+
+    latest_run = Run.objects.filter(flow=OuterRef("pk")).order_by("-created_at")
+    flows = (
+        Flow.objects.filter(workspace=workspace)
+        .select_related("latest_version")
+        .annotate(
+            last_run_id=Subquery(latest_run.values("id")[:1]),
+            last_run_status=Subquery(latest_run.values("status")[:1]),
+            last_run_at=Subquery(latest_run.values("created_at")[:1]),
+        )
+    )
+    if not include_archived:
+        flows = flows.exclude(status=FlowStatus.ARCHIVED)
+    if search:
+        flows = flows.filter(name__icontains=search)
+    return flows.order_by("-updated_at")
+
+
+def flow_get(*, workspace: Any, flow_id: Any) -> Flow:
+    flow = (
+        Flow.objects.select_related("latest_version")
+        .filter(workspace=workspace, pk=flow_id)
+        .first()
+    )
+    if flow is None:
+        raise Http404("No such flow.")
+    return flow
+
+
+def flow_get_by_slug(*, workspace: Any, slug: str) -> Flow:
+    flow = (
+        Flow.objects.select_related("latest_version").filter(workspace=workspace, slug=slug).first()
+    )
+    if flow is None:
+        raise Http404(f"No flow {slug!r}.")
+    return flow
+
+
+def flow_version_list(*, flow: Flow) -> QuerySet[FlowVersion]:
+    return flow.versions.select_related("published_by").order_by("-number")
+
+
+def flow_version_get(*, flow: Flow, number: int) -> FlowVersion:
+    version = flow.versions.select_related("published_by").filter(number=number).first()
+    if version is None:
+        raise Http404(f"No version {number}.")
+    return version
+
+
+def flow_definition_at(*, flow: Flow, reference: str) -> dict[str, Any]:
+    """``reference`` is a version number or ``draft``."""
+    if reference == "draft":
+        return flow.draft_definition
+    try:
+        number = int(reference)
+    except ValueError:
+        raise Http404(f"{reference!r} is neither a version number nor 'draft'.") from None
+    return flow_version_get(flow=flow, number=number).definition

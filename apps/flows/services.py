@@ -1,0 +1,279 @@
+"""Writes for flows: create, save drafts, publish immutable versions, import, roll back."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from apps.accounts.models import Membership
+from apps.audit.services import audit_record
+from apps.policies.gates import FLOW_PUBLISH, evaluate_gate
+
+from .definition import SCHEMA, Problem, definition_digest, validate_definition
+from .models import Flow, FlowStatus, FlowVersion
+
+
+class FlowError(Exception):
+    """A flow operation was refused. ``problems`` lists what is wrong with a definition;
+    ``reasons`` why a gate denied it; ``code`` is invalid, conflict or denied."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "invalid",
+        problems: list[Problem] | None = None,
+        reasons: list[str] | None = None,
+    ):
+        super().__init__(message)
+        self.message, self.code = message, code
+        self.problems, self.reasons = problems or [], reasons or []
+
+
+def blank_definition(name: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "name": name,
+        "nodes": [{"id": "start", "type": "trigger.manual", "config": {}}],
+        "edges": [],
+        "layout": {"start": [0, 0]},
+    }
+
+
+def _unique_slug(workspace_id: Any, name: str) -> str:
+    base = slugify(name)[:70] or "flow"
+    slug, counter = base, 2
+    while Flow.objects.filter(workspace_id=workspace_id, slug=slug).exists():
+        slug, counter = f"{base}-{counter}", counter + 1
+    return slug
+
+
+@transaction.atomic
+def flow_create(
+    *,
+    workspace: Any,
+    actor: Any,
+    name: str,
+    definition: dict[str, Any] | None = None,
+    description: str = "",
+) -> Flow:
+    name = name.strip()
+    if not name:
+        raise FlowError("a flow needs a name")
+    definition = copy.deepcopy(definition) if definition is not None else blank_definition(name)
+    definition["name"] = name
+    flow = Flow.objects.create(
+        workspace=workspace,
+        slug=_unique_slug(workspace.id, name),
+        name=name,
+        description=description,
+        draft_definition=definition,
+        created_by=actor,
+    )
+    audit_record(
+        workspace_id=workspace.id,
+        action="flow.created",
+        actor=actor,
+        object_type="flow",
+        object_id=flow.id,
+        summary=f"created flow {name}",
+    )
+    return flow
+
+
+@dataclass(frozen=True)
+class SavedDraft:
+    flow: Flow
+    problems: list[Problem]
+
+
+@transaction.atomic
+def flow_draft_save(
+    *, flow: Flow, actor: Any, definition: dict[str, Any], revision: int
+) -> SavedDraft:
+    """Save the draft if nobody saved since ``revision``; invalid drafts are saved too
+    (work in progress) and their problems returned."""
+    if not isinstance(definition, dict):
+        raise FlowError("the definition must be a JSON object")
+    updated = Flow.objects.filter(pk=flow.pk, draft_revision=revision).update(
+        draft_definition=definition,
+        draft_revision=revision + 1,
+        name=str(definition.get("name") or flow.name)[:200],
+    )
+    if not updated:
+        raise FlowError(
+            "someone else saved this flow since you opened it; reload to see "
+            "their changes, or save again to overwrite them",
+            code="conflict",
+        )
+    flow.refresh_from_db()
+    return SavedDraft(flow, validate_definition(definition))
+
+
+@transaction.atomic
+def flow_publish(
+    *, flow: Flow, actor: Any, note: str = "", definition: dict[str, Any] | None = None
+) -> FlowVersion:
+    """Freeze the draft (or ``definition``) into the next immutable version, if it is
+    valid and the publish gate allows it."""
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
+    problems = validate_definition(definition)
+    if problems:
+        raise FlowError(
+            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
+        )
+    decision = evaluate_gate(
+        workspace_id=locked.workspace_id,
+        gate=FLOW_PUBLISH,
+        input={
+            "flow": {"id": str(locked.id), "slug": locked.slug, "name": locked.name},
+            "definition": definition,
+            "actor": getattr(actor, "username", ""),
+            "actor_role": _role(actor, locked.workspace_id),
+        },
+    )
+    if not decision.allow:
+        audit_record(
+            workspace_id=locked.workspace_id,
+            action="flow.publish_denied",
+            actor=actor,
+            object_type="flow",
+            object_id=locked.id,
+            summary=f"publishing {locked.name} was denied",
+            data={
+                "reasons": decision.reasons,
+                "policy": decision.policy,
+                "policy_version": decision.version,
+            },
+        )
+        raise FlowError(
+            "the publishing policy denied this version", code="denied", reasons=decision.reasons
+        )
+    number = (locked.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    version = FlowVersion.objects.create(
+        flow=locked,
+        number=number,
+        definition=definition,
+        digest=definition_digest(definition),
+        note=note.strip()[:500],
+        published_by=actor,
+    )
+    locked.latest_version, locked.status = version, FlowStatus.PUBLISHED
+    locked.save(update_fields=["latest_version", "status", "updated_at"])
+    flow.latest_version, flow.status = version, locked.status
+    _sync_schedule(locked, definition)
+    audit_record(
+        workspace_id=locked.workspace_id,
+        action="flow.published",
+        actor=actor,
+        object_type="flow",
+        object_id=locked.id,
+        summary=f"published {locked.name} v{number}",
+        data={
+            "version": number,
+            "digest": version.digest,
+            "note": version.note,
+            "gate": {
+                "policy": decision.policy,
+                "version": decision.version,
+                "reasons": decision.reasons,
+            },
+        },
+    )
+    return version
+
+
+def _role(actor: Any, workspace_id: Any) -> str:
+    membership = (
+        Membership.objects.filter(user=actor, workspace_id=workspace_id).first() if actor else None
+    )
+    return membership.role if membership else ""
+
+
+def _sync_schedule(flow: Flow, definition: dict[str, Any]) -> None:
+    from apps.runs.triggers import schedule_sync
+
+    schedule_sync(flow=flow, definition=definition)
+
+
+def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> FlowVersion:
+    """Publish version ``number``'s definition again, as a new version."""
+    old = flow.versions.filter(number=number).first()
+    if old is None:
+        raise FlowError(f"there is no version {number}")
+    return flow_publish(
+        flow=flow,
+        actor=actor,
+        definition=old.definition,
+        note=note or f"rolled back to version {number}",
+    )
+
+
+@transaction.atomic
+def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
+    """Create a flow from a ``*.flow.json`` document; nothing is created unless it is valid."""
+    problems = validate_definition(document)
+    if problems:
+        raise FlowError("the file is not a valid Flowgate flow", problems=problems)
+    return flow_create(
+        workspace=workspace,
+        actor=actor,
+        name=str(document.get("name") or "Imported flow"),
+        definition=document,
+    )
+
+
+def flow_export(*, flow: Flow, number: int | None = None) -> dict[str, Any]:
+    if number is None:
+        return copy.deepcopy(flow.draft_definition)
+    version = flow.versions.filter(number=number).first()
+    if version is None:
+        raise FlowError(f"there is no version {number}")
+    return copy.deepcopy(version.definition)
+
+
+def flow_duplicate(*, flow: Flow, actor: Any) -> Flow:
+    return flow_create(
+        workspace=flow.workspace,
+        actor=actor,
+        name=f"{flow.name} (copy)",
+        definition=flow.draft_definition,
+        description=flow.description,
+    )
+
+
+@transaction.atomic
+def flow_archive(*, flow: Flow, actor: Any) -> Flow:
+    flow.status = FlowStatus.ARCHIVED
+    flow.save(update_fields=["status", "updated_at"])
+    from apps.runs.triggers import schedule_sync
+
+    schedule_sync(flow=flow, definition=None)
+    audit_record(
+        workspace_id=flow.workspace_id,
+        action="flow.archived",
+        actor=actor,
+        object_type="flow",
+        object_id=flow.id,
+        summary=f"archived {flow.name}",
+    )
+    return flow
+
+
+__all__ = [
+    "FlowError",
+    "IntegrityError",
+    "flow_archive",
+    "flow_create",
+    "flow_draft_save",
+    "flow_duplicate",
+    "flow_export",
+    "flow_import",
+    "flow_publish",
+    "flow_rollback",
+]

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "mlmodels"
+
+urlpatterns = [
+    path("", views.section_list, name="list"),
+]

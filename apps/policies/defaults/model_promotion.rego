@@ -1,0 +1,64 @@
+package flowgate.gates.model_promotion
+
+# Gate: may this model version be promoted (moved to an alias such as "production")?
+# Deny by default: every check below must pass. `decision` is what the gate reads.
+
+metrics := object.get(input, "metrics", {})
+
+thresholds := object.get(input, "thresholds", {})
+
+has_metric(name) if {
+	some key, _ in metrics
+	key == name
+}
+
+metric_reason(name, _) := sprintf("metric %s is missing", [name]) if {
+	not has_metric(name)
+}
+
+metric_reason(name, minimum) := sprintf("metric %s = %v is below %v", [name, metrics[name], minimum]) if {
+	has_metric(name)
+	to_number(metrics[name]) < to_number(minimum)
+}
+
+metric_reasons := [reason |
+	some name, minimum in thresholds
+	reason := metric_reason(name, minimum)
+]
+
+signed if {
+	input.has_signature
+	input.has_signature != ""
+}
+
+signature_reasons := [] if signed
+
+else := ["the model version has no signature"]
+
+checksum_matches if {
+	input.artifact_sha256 != ""
+	input.artifact_sha256 == input.expected_sha256
+}
+
+checksum_reasons := [] if checksum_matches
+
+else := ["the artifact checksum does not match the registered one"]
+
+self_approved if {
+	input.approved_by
+	input.approved_by != ""
+	input.approved_by == input.requested_by
+}
+
+approver_reasons := ["the requester cannot approve their own promotion"] if self_approved
+
+else := []
+
+reasons := array.concat(
+	array.concat(metric_reasons, signature_reasons),
+	array.concat(checksum_reasons, approver_reasons),
+)
+
+decision := {"allow": true, "reasons": ["all checks passed"]} if {
+	count(reasons) == 0
+} else := {"allow": false, "reasons": reasons}

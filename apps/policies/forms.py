@@ -1,0 +1,59 @@
+"""Forms for the policy pages: they parse and validate input shape only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+
+class JSONTextField(forms.CharField):
+    """A textarea holding JSON; ``cleaned_data`` is the parsed value."""
+
+    def __init__(self, *, object_only: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "widget", forms.Textarea(attrs={"rows": 6, "class": "code", "spellcheck": "false"})
+        )
+        super().__init__(**kwargs)
+        self.object_only = object_only
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        try:
+            parsed = json.loads(text or "null")
+        except ValueError as error:
+            raise forms.ValidationError(f"Not valid JSON: {error}") from None
+        if self.object_only and not isinstance(parsed, dict):
+            raise forms.ValidationError('Must be a JSON object, like {"amount": 100}.')
+        return parsed
+
+
+class PolicyCreateForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    slug = forms.SlugField(max_length=60, help_text="Flows refer to the policy by this name.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class DraftForm(forms.Form):
+    source = forms.CharField(
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 24, "class": "code", "spellcheck": "false"}),
+    )
+
+
+class PublishForm(forms.Form):
+    note = forms.CharField(max_length=300, required=False)
+
+
+class TestCaseForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    rule = forms.RegexField(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    input = JSONTextField(object_only=True, initial="{}")
+    expected = JSONTextField(initial="true")
+
+
+class PlaygroundForm(forms.Form):
+    rule = forms.RegexField(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    input = JSONTextField(object_only=True, initial="{}")
+    source = forms.CharField(strip=False, required=False, widget=forms.HiddenInput)

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class RunsConfig(AppConfig):
+    name = "apps.runs"
+    label = "runs"
+    verbose_name = "Runs"
+
+    def ready(self) -> None:
+        from apps.blocks.registry import register_block, register_service
+
+        from .blocks import TRIGGER_BLOCKS
+        from .subflows import SubflowService
+
+        for block in TRIGGER_BLOCKS:
+            register_block(block)
+        register_service("subflows", SubflowService)

@@ -1,0 +1,111 @@
+"""Trigger blocks: how a run starts. Each turns its delivery into the run's ``trigger``.
+
+Every trigger's output has a ``body`` (the payload) so expressions read ``trigger.body.x``
+whatever started the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from apps.blocks.base import Block, BlockConfig, BlockContext, Result
+
+
+def envelope(body: Any, **extra: Any) -> dict[str, Any]:
+    """The shape of every run's input: the payload under ``body`` plus delivery details."""
+    return {"body": body, **extra}
+
+
+class WebhookConfig(BlockConfig):
+    mode: Literal["sync", "async"] = Field(
+        default="async",
+        description="sync answers with the flow's response; async answers 202 with the run id.",
+    )
+    auth: Literal["token", "hmac"] = Field(
+        default="token",
+        description="token: the secret URL is enough; hmac: also require a signature header.",
+    )
+    timeout_seconds: float = Field(
+        default=10, gt=0, le=60, description="sync mode: how long to wait."
+    )
+
+
+class WebhookTrigger(Block):
+    """Start the flow when an HTTP request arrives at its webhook URL."""
+
+    key = "trigger.webhook"
+    title = "Webhook"
+    category = "trigger"
+    icon = "webhook"
+    Config = WebhookConfig
+
+    def execute(self, ctx: BlockContext, config: WebhookConfig, input: Any) -> Result:
+        return Result(output=input)
+
+
+class ScheduleConfig(BlockConfig):
+    cron: str = Field(description="Five fields: minute hour day-of-month month day-of-week.")
+    timezone: str = Field(default="UTC")
+    body: dict[str, Any] = Field(default_factory=dict, description="The payload each run receives.")
+
+    @field_validator("cron")
+    @classmethod
+    def cron_is_valid(cls, value: str) -> str:
+        from celery.schedules import crontab
+
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError("a cron expression has five fields, e.g. '*/15 * * * *'")
+        try:
+            crontab(*fields)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"invalid cron expression: {error}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def timezone_is_known(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class ScheduleTrigger(Block):
+    """Start the flow on a schedule (cron), from Celery beat."""
+
+    key = "trigger.schedule"
+    title = "Schedule"
+    category = "trigger"
+    icon = "calendar"
+    Config = ScheduleConfig
+
+    def execute(self, ctx: BlockContext, config: ScheduleConfig, input: Any) -> Result:
+        return Result(output=input)
+
+
+class ManualConfig(BlockConfig):
+    sample: dict[str, Any] = Field(
+        default_factory=dict, description="Example input shown to people who start it."
+    )
+
+
+class ManualTrigger(Block):
+    """Start the flow by hand: a button, the API or the CLI, with JSON input."""
+
+    key = "trigger.manual"
+    title = "Manual"
+    category = "trigger"
+    icon = "hand"
+    Config = ManualConfig
+
+    def execute(self, ctx: BlockContext, config: ManualConfig, input: Any) -> Result:
+        return Result(output=input)
+
+
+TRIGGER_BLOCKS = (WebhookTrigger, ScheduleTrigger, ManualTrigger)

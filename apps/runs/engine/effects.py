@@ -1,0 +1,154 @@
+"""What follows a state change: the run row, live events, audit records, follow-up work.
+
+Kept apart from the executor so the algorithm reads as an algorithm. Every function here
+is called after the row it describes is written; events and Celery messages go out after
+commit (``on_commit``), so nobody sees or acts on a state that was rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.events import publish_workspace_event
+from apps.flows.definition import Node
+
+from ..models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun
+
+# Block categories whose outcome is a decision worth explaining later.
+DECISION_CATEGORIES = {"model", "policy", "human"}
+
+
+def step_event(run: Run, step: StepRun) -> None:
+    publish_workspace_event(
+        run.workspace_id,
+        {
+            "type": "run.step",
+            "run": str(run.id),
+            "flow": str(run.flow_id),
+            "node": step.node_id,
+            "status": step.status,
+            "attempt": step.attempt,
+            "port": step.port,
+        },
+    )
+
+
+def step_recorded(run: Run, node: Node, step: StepRun) -> None:
+    if "response" in step.meta:
+        Run.objects.filter(pk=run.pk).update(response=step.meta["response"])
+        run.response = step.meta["response"]
+    if node.block.category in DECISION_CATEGORIES and step.status == "succeeded":
+        audit_record(
+            workspace_id=run.workspace_id,
+            action=f"decision.{node.block.category}",
+            actor_label=step.meta.get("reviewer", "") or "system",
+            object_type="run",
+            object_id=run.id,
+            summary=f"{node.type} at {node.id} took '{step.port}' in {run.flow.name}",
+            data=_decision_record(run, step),
+        )
+    step_event(run, step)
+
+
+def _decision_record(run: Run, step: StepRun) -> dict[str, Any]:
+    from apps.audit.redaction import redact_for_workspace
+
+    return redact_for_workspace(
+        run.workspace_id,
+        {
+            "run": str(run.id),
+            "flow": str(run.flow_id),
+            "flow_version": run.version.number if run.version_id else "draft",
+            "node": step.node_id,
+            "block": step.block_type,
+            "input": step.input,
+            "result": step.output,
+            "port": step.port,
+            "meta": step.meta,
+            "correlation_id": run.correlation_id,
+        },
+    )
+
+
+def retry_scheduled(run: Run, delay: float) -> None:
+    # Short delays get a Celery countdown as a fast path; the reconciler (database clock)
+    # is what guarantees the retry happens, so a lost message only delays it.
+    if delay <= 60:
+        from ..tasks import advance_run
+
+        transaction.on_commit(lambda: advance_run.apply_async(args=[str(run.id)], countdown=delay))
+
+
+def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool = False) -> None:
+    updated = (
+        Run.objects.filter(pk=run.pk)
+        .exclude(status__in=TERMINAL_RUN_STATUSES)
+        .update(status=status, wake_at=wake_at, updated_at=timezone.now())
+    )
+    if not updated:
+        return
+    changed = run.status != status
+    run.status, run.wake_at = status, wake_at
+    if changed:
+        _status_event(run)
+    if requeue:
+        from ..tasks import advance_run
+
+        transaction.on_commit(lambda: advance_run.delay(str(run.id)))
+
+
+def run_finished(run: Run, status: str, *, output: Any = None, error: dict | None = None) -> None:
+    now = timezone.now()
+    updated = (
+        Run.objects.filter(pk=run.pk)
+        .exclude(status__in=TERMINAL_RUN_STATUSES)
+        .update(
+            status=status, output=output, error=error, finished_at=now, wake_at=None, updated_at=now
+        )
+    )
+    if not updated:
+        return
+    run.status, run.output, run.error, run.finished_at = status, output, error, now
+    _status_event(run)
+    if run.parent_run_id:
+        _resume_parent(run)
+
+
+def _status_event(run: Run) -> None:
+    publish_workspace_event(
+        run.workspace_id,
+        {
+            "type": "run.status",
+            "run": str(run.id),
+            "flow": str(run.flow_id),
+            "status": run.status,
+        },
+    )
+
+
+def _resume_parent(child: Run) -> None:
+    from ..services import step_resume
+
+    signal = {
+        "port": "out" if child.status == RunStatus.SUCCEEDED else "error",
+        "status": child.status,
+        "output": child.output,
+        "error": child.error,
+        "run": str(child.id),
+    }
+    step_resume(run_id=child.parent_run_id, node_id=child.parent_node, signal=signal)
+
+
+def due_runs_filter(now: datetime) -> Q:
+    """Runs a reconciler should re-drive: active, unleased or lease expired, and due."""
+    return (
+        Q(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
+        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        & (Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+    )

@@ -1,0 +1,169 @@
+"""Runs and the attempts of their steps: the durable state of execution.
+
+Postgres is the source of truth. Celery messages only say "look at run X"; whoever holds
+the run's lease (``lease_expires_at`` in the future, compared with the database clock)
+advances it. A step outcome is recorded at most once per (run, node): the partial unique
+index ``one_completion_per_node`` makes a second completion impossible.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import WorkspaceOwned
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"  # this attempt failed (a later attempt may follow)
+    RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+    WAITING = "waiting", "Waiting"
+    RESUMING = "resuming", "Resuming"
+    SKIPPED = "skipped", "Skipped"
+    IN_DOUBT = "in_doubt", "In doubt"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+COMPLETED_STEP_STATUSES = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+
+
+class Trigger(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    TEST = "test", "Test run"
+    STREAM = "stream", "Stream"
+    EMAIL = "email", "Email"
+    SUBFLOW = "subflow", "Sub-flow"
+    RETRY = "retry", "Re-run"
+
+
+class Run(WorkspaceOwned):
+    """One execution of a flow version (or of a draft, for test runs)."""
+
+    flow = models.ForeignKey("flows.Flow", on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(
+        "flows.FlowVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    # Drafts change; a test run keeps the exact definition it ran.
+    draft_definition = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)  # what flow.respond set, for webhooks
+    error = models.JSONField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    # NULL (not "") when absent: the uniqueness constraint applies only to given keys.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
+    parent_node = models.CharField(max_length=64, blank=True)
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Claims since the last step completed: a message that keeps killing workers is
+    # dead-lettered after FLOWGATE["MAX_DELIVERIES"] instead of looping forever.
+    deliveries = models.PositiveIntegerField(default=0)
+    wake_at = models.DateTimeField(null=True, blank=True)  # earliest due retry or deadline
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "flow", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="run_idempotency_key_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "status", "-created_at"]),
+            models.Index(fields=["flow", "-created_at"]),
+            models.Index(
+                fields=["wake_at"], name="run_wake_due", condition=Q(wake_at__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds() * 1000
+        return None
+
+
+class StepRun(models.Model):
+    """One attempt of one node in a run."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=64)
+    block_type = models.CharField(max_length=80)
+    block_version = models.PositiveSmallIntegerField(default=1)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=StepStatus.choices)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    port = models.CharField(max_length=64, blank=True)
+    error = models.JSONField(null=True, blank=True)  # {message, class, retryable, details}
+    meta = models.JSONField(default=dict)  # model/policy versions, cost, reasons, request
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    wait_kind = models.CharField(max_length=40, blank=True)
+    wait_reference = models.CharField(max_length=200, blank=True)
+    wait_deadline = models.DateTimeField(null=True, blank=True)
+    wait_state = models.JSONField(null=True, blank=True)
+    resume_signal = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "node_id"],
+                condition=Q(status__in=["succeeded", "skipped"]),
+                name="one_completion_per_node",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "node_id", "attempt"], name="one_row_per_attempt"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["wait_deadline"],
+                name="step_wait_deadline",
+                condition=Q(status="waiting"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}#{self.attempt} ({self.status})"

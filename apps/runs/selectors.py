@@ -1,0 +1,57 @@
+"""Reads for runs, scoped to the caller's workspace."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import Run, StepRun
+
+
+def run_list(
+    *,
+    workspace: Any,
+    flow_id: Any = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Run]:
+    runs = Run.objects.filter(workspace=workspace).select_related("flow", "version")
+    if flow_id:
+        runs = runs.filter(flow_id=flow_id)
+    if status:
+        runs = runs.filter(status=status)
+    if trigger:
+        runs = runs.filter(trigger=trigger)
+    if since:
+        runs = runs.filter(created_at__gte=since)
+    if until:
+        runs = runs.filter(created_at__lt=until)
+    return runs.order_by("-created_at")
+
+
+def dead_letter_list(*, workspace: Any) -> QuerySet[Run]:
+    return run_list(workspace=workspace, status="failed")
+
+
+def run_get(*, workspace: Any, run_id: Any) -> Run:
+    run = (
+        Run.objects.select_related("flow", "version").filter(workspace=workspace, pk=run_id).first()
+    )
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+def run_steps(*, run: Run) -> dict[str, list[StepRun]]:
+    """Every attempt in order, and the latest attempt per node in execution order."""
+    attempts = list(StepRun.objects.filter(run=run).order_by("id"))
+    latest: dict[str, StepRun] = {}  # insertion order = order each node first ran
+    for step in attempts:
+        if step.node_id not in latest or step.attempt >= latest[step.node_id].attempt:
+            latest[step.node_id] = step
+    return {"all": attempts, "latest": list(latest.values())}

@@ -1,0 +1,216 @@
+"""Starting, resuming, cancelling and retrying runs.
+
+Every function writes in one transaction and enqueues work only after commit, so a
+message never points at a row that does not exist, and a rolled-back request starts
+nothing. Postgres, not the broker, decides whether work is due: a lost message delays a
+run until the reconciler re-drives it, it never loses it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.events import publish_workspace_event_on_commit
+from apps.flows.models import Flow, FlowVersion
+
+from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus, Trigger
+
+
+class RunError(Exception):
+    """The run cannot be changed that way (already finished, not waiting, ...)."""
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run: Run
+    created: bool  # False when the idempotency key matched an earlier run
+
+
+def _enqueue(run_id: Any) -> None:
+    from .tasks import advance_run
+
+    transaction.on_commit(lambda: advance_run.delay(str(run_id)))
+
+
+def run_start(
+    *,
+    flow: Flow,
+    trigger: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None = None,
+    actor: Any = None,
+    version: FlowVersion | None = None,
+    draft_definition: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    correlation_id: str | None = None,
+    parent: tuple[Run, str] | None = None,
+    rerun_of: Run | None = None,
+    enqueue: bool = True,
+) -> StartedRun:
+    """Create a run of ``flow``'s published version (or of ``draft_definition`` for a test
+    run) and enqueue it. A repeated ``idempotency_key`` returns the first run unchanged."""
+    if draft_definition is None and version is None:
+        version = flow.latest_version
+        if version is None:
+            raise RunError(f"{flow.name} has no published version yet; publish it first")
+    if idempotency_key:
+        existing = Run.objects.filter(
+            workspace_id=flow.workspace_id, flow=flow, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return StartedRun(existing, created=False)
+    run = Run(
+        workspace_id=flow.workspace_id,
+        flow=flow,
+        version=version,
+        draft_definition=draft_definition if version is None else None,
+        trigger=Trigger(trigger),
+        input=payload,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key or None,
+        requested_by=actor,
+        correlation_id=correlation_id or uuid.uuid4().hex,
+        parent_run=parent[0] if parent else None,
+        parent_node=parent[1] if parent else "",
+        rerun_of=rerun_of,
+    )
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+            if enqueue:
+                _enqueue(run.id)
+    except IntegrityError:
+        # Two deliveries with the same key raced; the other one won.
+        existing = Run.objects.get(
+            workspace_id=flow.workspace_id, flow=flow, idempotency_key=idempotency_key
+        )
+        return StartedRun(existing, created=False)
+    publish_workspace_event_on_commit(
+        run.workspace_id,
+        {"type": "run.status", "run": str(run.id), "flow": str(flow.id), "status": run.status},
+    )
+    return StartedRun(run, created=True)
+
+
+def step_resume(*, run_id: Any, node_id: str, signal: dict[str, Any]) -> bool:
+    """End a step's wait with ``signal`` (a decision, a callback, ``{"timeout": True}``)
+    and put the run back in the queue. Returns False when the step is not waiting (it was
+    resumed already, or the run was cancelled): resuming twice is harmless."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status in TERMINAL_RUN_STATUSES:
+            return False
+        step = (
+            StepRun.objects.select_for_update()
+            .filter(run=run, node_id=node_id, status=StepStatus.WAITING)
+            .order_by("-attempt")
+            .first()
+        )
+        if step is None:
+            return False
+        step.status, step.resume_signal = StepStatus.RESUMING, signal
+        step.save(update_fields=["status", "resume_signal"])
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.QUEUED, wake_at=None, updated_at=timezone.now()
+        )
+        _enqueue(run.pk)
+    return True
+
+
+def run_cancel(*, run: Run, actor: Any) -> Run:
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status in TERMINAL_RUN_STATUSES:
+            raise RunError(f"the run has already {locked.status}")
+        now = timezone.now()
+        locked.status, locked.finished_at, locked.wake_at = RunStatus.CANCELLED, now, None
+        locked.error = {"message": f"cancelled by {actor}"}
+        locked.save(update_fields=["status", "finished_at", "wake_at", "error", "updated_at"])
+        StepRun.objects.filter(
+            run=locked,
+            status__in=(StepStatus.WAITING, StepStatus.RETRY_SCHEDULED, StepStatus.RESUMING),
+        ).update(status=StepStatus.CANCELLED)
+        audit_record(
+            workspace_id=locked.workspace_id,
+            action="run.cancelled",
+            actor=actor,
+            object_type="run",
+            object_id=locked.id,
+            summary=f"cancelled a run of {locked.flow.name}",
+        )
+    publish_workspace_event_on_commit(
+        locked.workspace_id,
+        {
+            "type": "run.status",
+            "run": str(locked.id),
+            "flow": str(locked.flow_id),
+            "status": locked.status,
+        },
+    )
+    return locked
+
+
+def run_retry_from_failed(*, run: Run, actor: Any) -> Run:
+    """Retry a failed run in place: the failed (or in-doubt) step gets a new attempt;
+    completed steps keep their outcomes and are not executed again."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.FAILED:
+            raise RunError("only failed runs can be retried from the failed step")
+        failed = _failed_steps(locked)
+        if not failed:
+            raise RunError("the run has no failed step to retry")
+        for step in failed:
+            StepRun.objects.create(
+                run=locked,
+                node_id=step.node_id,
+                block_type=step.block_type,
+                block_version=step.block_version,
+                attempt=step.attempt + 1,
+                status=StepStatus.RETRY_SCHEDULED,
+                next_attempt_at=timezone.now(),
+            )
+        locked.status, locked.error, locked.finished_at, locked.deliveries = (
+            RunStatus.QUEUED,
+            None,
+            None,
+            0,
+        )
+        locked.save(update_fields=["status", "error", "finished_at", "deliveries", "updated_at"])
+        audit_record(
+            workspace_id=locked.workspace_id,
+            action="run.retried",
+            actor=actor,
+            object_type="run",
+            object_id=locked.id,
+            summary=f"retried {', '.join(s.node_id for s in failed)} of {locked.flow.name}",
+        )
+        _enqueue(locked.pk)
+    return locked
+
+
+def _failed_steps(run: Run) -> list[StepRun]:
+    latest: dict[str, StepRun] = {}
+    for step in StepRun.objects.filter(run=run).order_by("node_id", "attempt"):
+        latest[step.node_id] = step
+    return [s for s in latest.values() if s.status in (StepStatus.FAILED, StepStatus.IN_DOUBT)]
+
+
+def run_rerun(*, run: Run, actor: Any) -> Run:
+    """Start the same input again on the flow's latest published version; the new run
+    links to the old one."""
+    started = run_start(
+        flow=run.flow,
+        trigger=Trigger.RETRY,
+        payload=run.input,
+        actor=actor,
+        correlation_id=uuid.uuid4().hex,
+        rerun_of=run,
+    )
+    return started.run

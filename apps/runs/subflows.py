@@ -1,0 +1,55 @@
+"""The ``subflows`` service: lets flow.subflow and logic.foreach start child runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.flows.models import Flow
+
+from .blocks import envelope
+from .models import TERMINAL_RUN_STATUSES, Run, Trigger
+
+
+class SubflowService:
+    def __init__(self, workspace_id: str):
+        self.workspace_id = workspace_id
+
+    def start(
+        self, *, flow_slug: str, body: Any, parent_run_id: str, node_id: str, index: int = 0
+    ) -> str:
+        from apps.blocks.base import BlockError
+
+        from .services import RunError, run_start
+
+        flow = Flow.objects.filter(workspace_id=self.workspace_id, slug=flow_slug).first()
+        if flow is None:
+            raise BlockError(f"there is no flow {flow_slug!r} in this workspace")
+        parent = Run.objects.get(pk=parent_run_id)
+        try:
+            started = run_start(
+                flow=flow,
+                trigger=Trigger.SUBFLOW,
+                payload=envelope(body),
+                idempotency_key=f"{parent_run_id}:{node_id}:{index}",
+                correlation_id=parent.correlation_id,
+                parent=(parent, node_id),
+                dry_run=parent.dry_run,
+                actor=parent.requested_by,
+            )
+        except RunError as error:
+            raise BlockError(str(error)) from None
+        return str(started.run.id)
+
+    def outcomes(self, run_ids: list[str]) -> list[dict[str, Any] | None]:
+        runs = {str(run.id): run for run in Run.objects.filter(pk__in=run_ids)}
+        return [
+            {
+                "run": run_id,
+                "status": runs[run_id].status,
+                "output": runs[run_id].output,
+                "error": runs[run_id].error,
+            }
+            if run_id in runs and runs[run_id].status in TERMINAL_RUN_STATUSES
+            else None
+            for run_id in run_ids
+        ]

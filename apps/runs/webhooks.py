@@ -1,0 +1,46 @@
+"""The public webhook endpoint: ``POST /hooks/<token>``. Thin: limits, then triggers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from .triggers import WebhookRejected, webhook_deliver
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, token: str) -> JsonResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if int(request.headers.get("Content-Length") or 0) > limit:
+        return JsonResponse(
+            {"error": {"code": "too_large", "message": f"the body is over {limit} bytes"}},
+            status=413,
+        )
+    body = request.body
+    if len(body) > limit:
+        return JsonResponse(
+            {"error": {"code": "too_large", "message": f"the body is over {limit} bytes"}},
+            status=413,
+        )
+    try:
+        outcome = webhook_deliver(
+            token=token,
+            body=body,
+            content_type=request.content_type or "",
+            headers={key.lower(): value for key, value in request.headers.items()},
+            query=request.GET.dict(),
+        )
+    except WebhookRejected as rejected:
+        return JsonResponse(
+            {"error": {"code": "rejected", "message": rejected.message}}, status=rejected.status
+        )
+    response = JsonResponse(outcome.body, status=outcome.status, safe=False)
+    for name, value in outcome.headers.items():
+        response[name] = value
+    response["X-Flowgate-Run"] = str(outcome.run.id)
+    if not outcome.created:
+        response["X-Flowgate-Duplicate"] = "true"
+    return response

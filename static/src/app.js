@@ -1,0 +1,29 @@
+// The app shell's behaviour: htmx, its WebSocket extension, and the small bits of glue that
+// the server-rendered pages need. No inline scripts anywhere (the CSP forbids them).
+import htmx from "htmx.org";
+import "./styles/app.css";
+
+htmx.config.allowEval = false; // the CSP forbids eval; say so to htmx too
+window.htmx = htmx;
+await import("htmx-ext-ws");
+
+import { connectWorkspaceEvents } from "./events.js";
+
+function bindWorkspaceSwitch() {
+  const form = document.querySelector("[data-workspace-switch]");
+  if (!form) return;
+  form.addEventListener("change", () => form.requestSubmit());
+}
+
+function start() {
+  bindWorkspaceSwitch();
+  const slug = document.body.dataset.workspace;
+  if (slug) connectWorkspaceEvents(slug);
+}
+
+// The top-level await above can finish after DOMContentLoaded has already fired.
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
+}

@@ -1,0 +1,16 @@
+"""The REST API: ``/api/blocks/`` and everything under ``/api/w/<workspace_slug>/``."""
+
+from django.urls import include, path
+
+from apps.blocks.api import BlockListApi, BlockPortsApi
+
+workspace_patterns = [
+    path("", include("apps.flows.api_urls")),
+    path("", include("apps.runs.api_urls")),
+]
+
+urlpatterns = [
+    path("blocks/", BlockListApi.as_view(), name="api-blocks"),
+    path("blocks/ports/", BlockPortsApi.as_view(), name="api-block-ports"),
+    path("w/<slug:workspace_slug>/", include(workspace_patterns)),
+]

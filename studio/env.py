@@ -1,0 +1,126 @@
+"""Typed readers for settings that come from the environment.
+
+Every setting has a safe local default. A secret may also be given as ``<NAME>_FILE``
+(a path whose contents are the value), the convention of Docker and Kubernetes secrets.
+An invalid value raises ``ConfigurationError`` naming the variable, which ``manage.py``
+and the ASGI entry point turn into a one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class ConfigurationError(Exception):
+    """An environment variable is missing or has a value we cannot use."""
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(
+                f"{name}_FILE: cannot read {file_path}: {error.strerror}"
+            ) from None
+    value = os.environ.get(name)
+    if value is not None and value != "":
+        return value
+    if default is None:
+        raise ConfigurationError(f"{name} is required but not set")
+    return default
+
+
+def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def local_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (created on first use): the local default for
+    keys that production must set explicitly."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+    value = env_str(name, default)
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not (parsed.hostname or parsed.path):
+        expected = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigurationError(f"{name} must be a {expected} URL, got {value!r}")
+    return value
+
+
+def database_from_url(name: str, default: str) -> dict[str, object]:
+    """Turn a ``postgres://user:password@host:port/db`` URL into Django's DATABASES entry."""
+    url = urlparse(env_url(name, default, schemes=("postgres", "postgresql")))
+    database = url.path.lstrip("/")
+    if not database:
+        raise ConfigurationError(f"{name} must name a database, got {url.geturl()!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": database,
+        "USER": url.username or "postgres",
+        "PASSWORD": url.password or "",
+        "HOST": url.hostname or "127.0.0.1",
+        "PORT": str(url.port or 5432),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5},
+    }

@@ -1,0 +1,5 @@
+"""WebSocket routes. Each app contributes its own list in ``<app>/routing.py``."""
+
+from apps.core.routing import websocket_urlpatterns as core_patterns
+
+websocket_urlpatterns = [*core_patterns]

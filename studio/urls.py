@@ -1,0 +1,27 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.runs.webhooks import webhook
+
+# Each section keeps its own namespace ("flows:list", "runs:list", ...): they are included
+# here, not inside the "core" namespace, so their names stay short and stable.
+workspace_sections = [
+    path("flows/", include("apps.flows.urls")),
+    path("runs/", include("apps.runs.urls")),
+    path("inbox/", include("apps.inbox.urls")),
+    path("models/", include("apps.mlmodels.urls")),
+    path("policies/", include("apps.policies.urls")),
+    path("audit/", include("apps.audit.urls")),
+    path("dashboard/", include("apps.dashboard.urls")),
+    path("settings/", include("apps.accounts.settings_urls")),
+]
+
+urlpatterns = [
+    path("", include("apps.core.urls")),
+    path("w/<slug:workspace_slug>/", include(workspace_sections)),
+    path("accounts/", include("apps.accounts.urls")),
+    path("api/", include("studio.api_urls")),
+    path("hooks/<str:token>", webhook, name="webhook"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,134 @@
+"""connector.http: SSRF guard, retries with backoff, idempotency and correlation headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.core.http import SSRFError, check_url
+from apps.runs.blocks import envelope
+from apps.runs.engine import advance
+from apps.runs.models import Run, StepRun
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+from tests.support.http_server import CountingServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://localhost:8000/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://100.64.0.1/",
+        "http://192.168.1.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "file:///etc/passwd",
+        "gopher://example.com/",
+    ],
+)
+def test_the_ssrf_guard_refuses_internal_destinations(url):
+    with pytest.raises(SSRFError):
+        check_url(url)
+
+
+def test_an_admin_allow_list_lets_a_private_host_through(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.0/8"]}
+    check_url("http://127.0.0.1:9/")
+
+
+def http_flow(url: str, **extra) -> dict:
+    return definition(
+        [
+            node("start", "trigger.manual"),
+            {
+                **node(
+                    "call", "connector.http", method="POST", url=url, body={"n": "trigger.body.n"}
+                ),
+                **extra,
+            },
+        ],
+        [("start", "call")],
+    )
+
+
+def test_a_redirect_to_an_internal_address_is_refused(workspace, admin_user, settings):
+    with CountingServer() as server:
+        # Only the first hop is allow-listed; the redirect target (metadata) is not.
+        settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+        flow = published_flow(
+            workspace,
+            admin_user,
+            http_flow(f"{server.url}/redirect?to=http://169.254.169.254/"),
+        )
+        run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False).run
+        advance(run.id)
+        run.refresh_from_db()
+    assert run.status == "failed"
+    assert "169.254.169.254" in run.error["message"]
+
+
+def test_transient_errors_are_retried_with_backoff_then_succeed(workspace, admin_user, settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+    with CountingServer(statuses=[503, 200]) as server:
+        flow = published_flow(
+            workspace,
+            admin_user,
+            http_flow(f"{server.url}/charge", retry={"max_attempts": 3, "backoff_seconds": 0.01}),
+        )
+        run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 7}), enqueue=False).run
+        advance(run.id)
+        first = StepRun.objects.get(run=run, node_id="call", attempt=1)
+        retry = StepRun.objects.get(run=run, node_id="call", attempt=2)
+        assert first.error["class"] == "transient"
+        assert retry.status == "retry_scheduled" and retry.next_attempt_at is not None
+        run.refresh_from_db()
+        assert run.wake_at is not None and run.status == "running"
+        import time
+
+        time.sleep(0.05)
+        advance(run.id)
+        run.refresh_from_db()
+        assert run.status == "succeeded"
+        keys = {request["headers"]["Idempotency-Key"] for request in server.requests}
+        correlation = {request["headers"]["X-Correlation-ID"] for request in server.requests}
+    assert len(server.requests) == 2 and len(keys) == 1  # the same key on every attempt
+    assert correlation == {run.correlation_id}
+
+
+def test_a_client_error_is_permanent(workspace, admin_user, settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+    with CountingServer(statuses=[422]) as server:
+        flow = published_flow(
+            workspace,
+            admin_user,
+            http_flow(f"{server.url}/x", retry={"max_attempts": 3}),
+        )
+        run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False).run
+        advance(run.id)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert len(server.requests) == 1
+    assert "422" in run.error["message"]
+
+
+def test_a_dry_run_shows_the_request_without_sending_it(workspace, admin_user, settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+    with CountingServer() as server:
+        flow = published_flow(workspace, admin_user, http_flow(f"{server.url}/x"))
+        run = run_start(
+            flow=flow,
+            trigger="test",
+            payload=envelope({"n": 3}),
+            enqueue=False,
+            dry_run=True,
+            draft_definition=flow.draft_definition,
+        ).run
+        advance(run.id)
+    call = StepRun.objects.get(run=run, node_id="call")
+    assert server.requests == []
+    assert call.output["request"]["json"] == {"n": 3}
+    assert Run.objects.get(pk=run.pk).status == "succeeded"

@@ -1,0 +1,83 @@
+"""The workspace event stream through the real ASGI stack (session auth, origin check) and
+the real Redis channel layer."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from apps.core.events import publish_workspace_event
+from studio.asgi import application
+
+
+def socket_for(client: Client | None, slug: str) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if client is not None:
+        cookie = (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, f"/ws/w/{slug}/events/", headers=headers)
+
+
+def test_member_receives_events_published_for_their_workspace(
+    transactional_db, builder_client, workspace
+):
+    async def scenario() -> dict:
+        socket = socket_for(builder_client, "acme")
+        connected, _ = await socket.connect()
+        assert connected
+        await sync_to_async(publish_workspace_event)(
+            workspace.id, {"type": "run.updated", "toast": "Run finished"}
+        )
+        received = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return received
+
+    assert async_to_sync(scenario)() == {"type": "run.updated", "toast": "Run finished"}
+
+
+def test_member_answers_pings(transactional_db, builder_client, workspace):
+    async def scenario() -> dict:
+        socket = socket_for(builder_client, "acme")
+        await socket.connect()
+        await socket.send_json_to({"type": "ping"})
+        answer = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return answer
+
+    assert async_to_sync(scenario)() == {"type": "pong"}
+
+
+def test_non_member_is_refused(transactional_db, outsider_client, workspace):
+    async def scenario() -> tuple[bool, object]:
+        return await socket_for(outsider_client, "acme").connect()
+
+    assert async_to_sync(scenario)() == (False, 4404)
+
+
+def test_anonymous_visitor_is_refused(transactional_db, workspace):
+    async def scenario() -> tuple[bool, object]:
+        return await socket_for(None, "acme").connect()
+
+    assert async_to_sync(scenario)() == (False, 4401)
+
+
+def test_events_of_one_workspace_never_reach_another(
+    transactional_db, builder_client, outsider_client, workspace, other_workspace
+):
+    async def scenario() -> tuple[bool, dict]:
+        outsider_socket = socket_for(outsider_client, "globex")
+        member_socket = socket_for(builder_client, "acme")
+        await outsider_socket.connect()
+        await member_socket.connect()
+        await sync_to_async(publish_workspace_event)(workspace.id, {"type": "secret"})
+        member_got = await member_socket.receive_json_from(timeout=5)
+        outsider_got_nothing = await outsider_socket.receive_nothing(timeout=0.5)
+        await outsider_socket.disconnect()
+        await member_socket.disconnect()
+        return outsider_got_nothing, member_got
+
+    assert async_to_sync(scenario)() == (True, {"type": "secret"})

@@ -1,0 +1,131 @@
+"""Browser tests: Playwright (sync API) driving Debian's Chromium against a real studio.
+
+``studio_url`` (session) runs ``uvicorn studio.asgi:application`` (so WebSockets work) and a
+real Celery worker against the pytest-django test database, on a port of the test range.
+Every test here gets ``transactional_db`` automatically, so rows made by fixtures are
+committed and the server sees them. ``page`` is a fresh browser context per test whose
+relative URLs go to the studio; on failure a full-page screenshot is written to
+``tests/e2e/artifacts/<test name>.png`` (and the browser console beside it). ``log_in(page, username)`` logs a persona in.
+
+Chromium comes from Debian (``apt-get install chromium``); nothing downloads a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.factories import PERSONA_PASSWORD
+from tests.support.processes import (
+    REPOSITORY_ROOT,
+    child_environment,
+    free_port,
+    stop_process_group,
+    wait_for_http,
+)
+from tests.support.workers import WorkerProcess
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+# Playwright's sync API keeps an asyncio loop in this thread; the ORM calls made by
+# fixtures between browser steps are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.path)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _committed_data(transactional_db: None) -> None:
+    """The server and worker read the database through their own connections."""
+
+
+@pytest.fixture(scope="session")
+def studio_url(test_database_url: str) -> Iterator[str]:
+    if not (REPOSITORY_ROOT / "static" / "dist" / "app.js").exists():
+        pytest.fail("the front end is not built: run scripts/bootstrap.sh")
+    worker = WorkerProcess(database_url=test_database_url).start()
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "studio.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+            ],
+            cwd=REPOSITORY_ROOT,
+            env=child_environment(DATABASE_URL=test_database_url),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(server)
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, browser: Browser, studio_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=studio_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"page error: {error}"))
+    yield page
+    call = getattr(request.node, "report_call", None)
+    if call is not None and call.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(console))
+    context.close()
+
+
+def log_in(page: Page, username: str, password: str = PERSONA_PASSWORD) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()

@@ -1,0 +1,105 @@
+"""No lost runs, no duplicate effects: a worker SIGKILLed mid-run, a broker that forgot.
+
+These run real Celery workers against the test database and real Redis. The lease is
+shortened to 5 s so a crashed worker's run is re-driven quickly by the reconciler.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from apps.runs.blocks import envelope
+from apps.runs.models import Run, StepRun
+from apps.runs.reconciler import reconcile
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+from tests.support.http_server import CountingServer
+from tests.support.workers import WorkerProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+WORKER_ENVIRONMENT = {"RUN_LEASE_SECONDS": "5", "SSRF_ALLOWLIST": "127.0.0.1"}
+
+
+@pytest.fixture
+def fast_leases(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "RUN_LEASE_SECONDS": 5, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+
+
+def wait_for(run: Run, predicate, *, timeout: float, redrive: bool = False) -> Run:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if predicate(run):
+            return run
+        if redrive:
+            reconcile()
+        time.sleep(0.5)
+    raise AssertionError(f"run stayed {run.status}; steps: "
+                         f"{list(StepRun.objects.filter(run=run).values_list('node_id', 'attempt', 'status'))}")
+
+
+def test_a_killed_worker_loses_no_run_and_repeats_no_completed_effect(
+    admin_user, workspace, test_database_url, fast_leases
+):
+    with CountingServer() as server:
+        flow = published_flow(workspace, admin_user, definition(
+            [node("start", "trigger.manual"),
+             node("charge", "connector.http", method="POST", url=f"{server.url}/charge", body={"n": "trigger.body.n"}),
+             node("slow", "connector.http", url=f"{server.url}/slow?seconds=4", timeout_seconds=30),
+             node("done", "transform.set", values={"ok": "steps.charge.output.status == 200"})],
+            [("start", "charge"), ("charge", "slow"), ("slow", "done")],
+        ))
+        first = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
+        second = None
+        try:
+            run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1})).run
+            # Kill the worker while it waits for /slow: "charge" has completed by then.
+            wait_for(run, lambda r: StepRun.objects.filter(run=r, node_id="slow", status="running").exists(),
+                     timeout=60)
+            first.kill()
+            second = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
+            run = wait_for(run, lambda r: r.status == "succeeded", timeout=90, redrive=True)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+        charges = [request for request in server.requests if request["path"] == "/charge"]
+        slow_calls = [request for request in server.requests if request["path"].startswith("/slow")]
+    assert run.output == {"ok": True}
+    assert len(charges) == 1, "a completed side effect ran again"
+    assert len(slow_calls) == 2, "the interrupted idempotent call is retried"
+    assert len({call["headers"]["Idempotency-Key"] for call in slow_calls}) == 1
+    attempts = StepRun.objects.filter(run=run, node_id="slow").order_by("attempt")
+    assert [step.status for step in attempts] == ["failed", "succeeded"]
+    assert attempts[0].error["type"] == "Interrupted"
+
+
+def test_a_broker_that_lost_every_message_loses_no_run(admin_user, workspace, test_database_url, fast_leases):
+    flow = published_flow(workspace, admin_user, definition(
+        [node("start", "trigger.manual"), node("calc", "transform.set", values={"x": "trigger.body.n + 1"})],
+        [("start", "calc")],
+    ))
+    runs = [run_start(flow=flow, trigger="manual", payload=envelope({"n": n})).run for n in range(3)]
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # Redis restarted empty
+    Run.objects.filter(pk__in=[r.pk for r in runs]).update(updated_at=time_ago(10))
+    worker = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
+    try:
+        assert reconcile()["redriven"] == 3
+        for run in runs:
+            wait_for(run, lambda r: r.status == "succeeded", timeout=60)
+    finally:
+        worker.stop()
+    assert sorted(Run.objects.get(pk=r.pk).output["x"] for r in runs) == [1, 2, 3]
+
+
+def time_ago(seconds: float):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() - timedelta(seconds=seconds)

@@ -1,0 +1,33 @@
+"""Small builders for flow definitions used across engine tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.flows.services import flow_create, flow_publish
+
+
+def definition(
+    nodes: list[dict[str, Any]], edges: list[tuple] | None = None, name: str = "Test flow"
+) -> dict:
+    return {
+        "schema": "flowgate/flow@1",
+        "name": name,
+        "nodes": nodes,
+        "edges": [
+            {"from": edge[0], "to": edge[1], **({"port": edge[2]} if len(edge) > 2 else {})}
+            for edge in (edges or [])
+        ],
+    }
+
+
+def node(node_id: str, block_type: str, **config: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": block_type, "config": config}
+
+
+def published_flow(
+    workspace: Any, actor: Any, flow_definition: dict[str, Any], name: str = "Test flow"
+):
+    flow = flow_create(workspace=workspace, actor=actor, name=name, definition=flow_definition)
+    flow_publish(flow=flow, actor=actor, note="test")
+    return flow

@@ -1,0 +1,106 @@
+"""Webhook triggers as an integrator sees them: URLs, signatures, sync answers, dedup."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from apps.runs.models import Run
+from apps.runs.triggers import sign
+from tests.runs.helpers import definition, node, published_flow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def decision_flow(mode: str = "sync", auth: str = "token") -> dict:
+    return definition(
+        [
+            node("hook", "trigger.webhook", mode=mode, auth=auth),
+            node(
+                "score", "transform.set", values={"risk": "trigger.body.amount > 1000 ? 0.9 : 0.1"}
+            ),
+            node("route", "logic.branch", condition="steps.score.output.risk > 0.5"),
+            node("reject", "flow.respond", body={"decision": "'reject'"}),
+            node(
+                "approve",
+                "flow.respond",
+                body={"decision": "'approve'", "risk": "steps.score.output.risk"},
+            ),
+        ],
+        [
+            ("hook", "score"),
+            ("score", "route"),
+            ("route", "reject", "true"),
+            ("route", "approve", "false"),
+        ],
+    )
+
+
+def post(client, flow, body, **headers):
+    return client.post(
+        f"/hooks/{flow.webhook_token}",
+        data=json.dumps(body) if not isinstance(body, (bytes, str)) else body,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def test_a_sync_webhook_answers_with_the_flows_response(client, workspace, builder_user):
+    flow = published_flow(workspace, builder_user, decision_flow())
+    response = post(client, flow, {"amount": 50})
+    assert response.status_code == 200
+    assert response.json() == {"decision": "approve", "risk": 0.1}
+    assert Run.objects.get(pk=response["X-Flowgate-Run"]).status == "succeeded"
+
+
+def test_an_async_webhook_answers_202_with_the_run_id(client, workspace, builder_user):
+    flow = published_flow(workspace, builder_user, decision_flow(mode="async"))
+    response = post(client, flow, {"amount": 50})
+    assert response.status_code == 202
+    run = Run.objects.get(pk=response.json()["run"])
+    assert run.status == "queued" and run.input["body"] == {"amount": 50}
+
+
+def test_a_wrong_token_is_401_and_creates_no_run(client, workspace, builder_user):
+    published_flow(workspace, builder_user, decision_flow())
+    response = client.post("/hooks/not-the-token", data="{}", content_type="application/json")
+    assert response.status_code == 401
+    assert Run.objects.count() == 0
+
+
+def test_hmac_signatures_are_required_and_checked(client, workspace, builder_user):
+    flow = published_flow(workspace, builder_user, decision_flow(auth="hmac"))
+    body = json.dumps({"amount": 5000}).encode()
+    assert post(client, flow, body).status_code == 401
+    forged = sign("wrong-secret", int(time.time()), body)
+    assert post(client, flow, body, **{"X-Flowgate-Signature": forged}).status_code == 403
+    stale = sign(flow.webhook_token, int(time.time()) - 600, body)
+    assert post(client, flow, body, **{"X-Flowgate-Signature": stale}).status_code == 403
+    assert Run.objects.count() == 0
+    good = sign(flow.webhook_token, int(time.time()), body)
+    response = post(client, flow, body, **{"X-Flowgate-Signature": good})
+    assert response.status_code == 200
+    assert response.json() == {"decision": "reject"}
+
+
+def test_a_duplicate_delivery_creates_one_run(client, workspace, builder_user):
+    flow = published_flow(workspace, builder_user, decision_flow())
+    first = post(client, flow, {"amount": 1}, **{"X-Event-Id": "evt-42"})
+    second = post(client, flow, {"amount": 1}, **{"X-Event-Id": "evt-42"})
+    assert first["X-Flowgate-Run"] == second["X-Flowgate-Run"]
+    assert second["X-Flowgate-Duplicate"] == "true"
+    assert Run.objects.filter(flow=flow).count() == 1
+
+
+def test_malformed_json_is_400_and_oversized_is_413(
+    client, workspace, builder_user, settings
+):
+    flow = published_flow(workspace, builder_user, decision_flow())
+    malformed = post(client, flow, b"{not json")
+    assert malformed.status_code == 400
+    assert "not valid JSON" in malformed.json()["error"]["message"]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    assert post(client, flow, {"pad": "x" * 500}).status_code == 413
+    assert Run.objects.count() == 0

@@ -1,0 +1,26 @@
+// One build for every script and stylesheet the app serves. Output names are fixed so
+// Django templates can refer to them; whitenoise adds content hashes in production.
+import { resolve } from "node:path";
+import { defineConfig } from "vite";
+
+export default defineConfig({
+  // Django serves the build under STATIC_URL: lazily loaded chunks must be fetched from there.
+  base: "/static/",
+  publicDir: false,
+  build: {
+    outDir: "static/dist",
+    emptyOutDir: true,
+    sourcemap: true,
+    rollupOptions: {
+      input: {
+        app: resolve(import.meta.dirname, "static/src/app.js"),
+        policy_editor: resolve(import.meta.dirname, "static/src/policies/editor.js"),
+      },
+      output: {
+        entryFileNames: "[name].js",
+        chunkFileNames: "chunks/[name].js",
+        assetFileNames: "[name][extname]",
+      },
+    },
+  },
+});
