@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings.base")
 
 app = Celery("flowgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,1 +1,4 @@
-from .base import *  # noqa: F403
+"""Settings modules: ``base`` (every environment; values from the environment) and ``test``.
+
+This package imports nothing itself, so ``studio.settings.test`` can adjust the environment
+before ``base`` reads it."""

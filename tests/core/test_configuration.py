@@ -18,7 +18,7 @@ def manage(*arguments: str, **environment: str) -> subprocess.CompletedProcess[s
     (plus PATH and the database/Redis addresses of this test run)."""
     base = {
         "PATH": os.environ["PATH"],
-        "DJANGO_SETTINGS_MODULE": "studio.settings",
+        "DJANGO_SETTINGS_MODULE": "studio.settings.base",
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1/flowgate"),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
     }
