@@ -34,3 +34,11 @@ def duration(milliseconds: float | None) -> str:
 @register.filter
 def short_id(value: Any) -> str:
     return str(value)[:8]
+
+
+@register.filter
+def percent(fraction: float | None) -> str:
+    if fraction is None:
+        return "—"
+    value = fraction * 100
+    return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.1f}%"
