@@ -8,6 +8,7 @@ window.htmx = htmx;
 await import("htmx-ext-ws");
 
 import { connectWorkspaceEvents } from "./events.js";
+import { startLivePages } from "./live.js";
 
 function bindWorkspaceSwitch() {
   const form = document.querySelector("[data-workspace-switch]");
@@ -17,6 +18,7 @@ function bindWorkspaceSwitch() {
 
 function start() {
   bindWorkspaceSwitch();
+  startLivePages();
   const slug = document.body.dataset.workspace;
   if (slug) connectWorkspaceEvents(slug);
 }

@@ -252,6 +252,12 @@ FLOWGATE = {
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
     "MAX_DELIVERIES": env_int("MAX_DELIVERIES", 5, minimum=1),
     "RUN_LEASE_SECONDS": env_int("RUN_LEASE_SECONDS", 120, minimum=5),
+    # /metrics: a bearer token when set; otherwise only these networks may scrape it.
+    "METRICS_TOKEN": env_str("METRICS_TOKEN", ""),
+    "METRICS_ALLOWED_NETWORKS": env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]),
+    # OpenTelemetry spans around run steps: "none" (default), "console", or "otlp"
+    # (needs opentelemetry-exporter-otlp; endpoint from OTEL_EXPORTER_OTLP_ENDPOINT).
+    "TRACING_EXPORTER": env_str("TRACING_EXPORTER", "none"),
 }
 
 LOGGING = {
