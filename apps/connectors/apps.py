@@ -7,8 +7,15 @@ class ConnectorsConfig(AppConfig):
     verbose_name = "Connectors"
 
     def ready(self) -> None:
-        from apps.blocks.registry import register_block
+        # Each connector folder brings its connection type and blocks; adding one is one
+        # more line here.
+        from apps.blocks.registry import register_block, register_service
 
         from .http.block import HttpBlock
+        from .http.connection import HttpApiConnection
+        from .services import WorkspaceConnections
+        from .types import register_connection_type
 
+        register_service("connections", WorkspaceConnections)
+        register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
