@@ -14,8 +14,13 @@ class ConnectorsConfig(AppConfig):
         from .http.block import HttpBlock
         from .http.connection import HttpApiConnection
         from .services import WorkspaceConnections
+        from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
+        from .sql.connection import PostgresConnection
         from .types import register_connection_type
 
         register_service("connections", WorkspaceConnections)
         register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
+        register_connection_type(PostgresConnection)
+        register_block(SqlQueryBlock)
+        register_block(SqlExecuteBlock)
