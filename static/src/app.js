@@ -8,6 +8,7 @@ window.htmx = htmx;
 await import("htmx-ext-ws");
 
 import { connectWorkspaceEvents } from "./events.js";
+import { bindInboxCount } from "./inbox/count.js";
 
 function bindWorkspaceSwitch() {
   const form = document.querySelector("[data-workspace-switch]");
@@ -19,6 +20,7 @@ function start() {
   bindWorkspaceSwitch();
   const slug = document.body.dataset.workspace;
   if (slug) connectWorkspaceEvents(slug);
+  bindInboxCount(slug);
 }
 
 // The top-level await above can finish after DOMContentLoaded has already fired.

@@ -82,3 +82,10 @@ def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):
 
 def task_of(run: Run) -> ReviewTask:
     return ReviewTask.objects.get(run=run)
+
+
+def finish_inline(run: Run) -> Run:
+    """Advance a resumed run in this process (tests without a worker)."""
+    advance(run.id)
+    run.refresh_from_db()
+    return run
