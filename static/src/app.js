@@ -8,6 +8,7 @@ window.htmx = htmx;
 await import("htmx-ext-ws");
 
 import { connectWorkspaceEvents } from "./events.js";
+import { startLivePages } from "./live.js";
 import { bindInboxCount } from "./inbox/count.js";
 
 function bindWorkspaceSwitch() {
@@ -18,6 +19,7 @@ function bindWorkspaceSwitch() {
 
 function start() {
   bindWorkspaceSwitch();
+  startLivePages();
   const slug = document.body.dataset.workspace;
   if (slug) connectWorkspaceEvents(slug);
   bindInboxCount(slug);
