@@ -141,7 +141,7 @@ def _validated_form(task: ReviewTask, data: dict[str, Any] | None) -> dict[str, 
     errors: dict[str, str] = {}
     for field in task.form:
         name, kind = field["name"], field.get("type", "text")
-        value = data.get(name)
+        value: Any = data.get(name)
         if value in (None, "") and kind != "boolean":
             if field.get("required"):
                 errors[name] = "This field is required."
@@ -221,7 +221,9 @@ def _finish(
     task.decided_at, task.comment, task.decision_data = timezone.now(), comment, data
     _touch(task, "status", "decision", "decided_by", "decided_at", "comment", "decision_data")
     if not step_resume(run_id=task.run_id, node_id=task.node_id, signal=decision_signal(task)):
-        raise TaskError("The run is no longer waiting for this task (it was cancelled).")
+        raise TaskError(
+            "The run is no longer waiting for this task: its due time passed or the run was cancelled."
+        )
     _audit_decision(task, actor, "task.decided", comment)
     _task_event(task, "decided")
 
