@@ -139,3 +139,11 @@ def test_bulk_approval_decides_each_selected_task(workspace, builder_user, revie
     )
     assert response.status_code == 302
     assert {task_of(run).status for run in runs} == {"approved"}
+
+
+def test_the_run_page_links_a_waiting_approval_to_its_task(workspace, builder_user, builder_client):
+    run = start_waiting_run(workspace, builder_user)
+    page = builder_client.get(
+        reverse("runs:detail", kwargs={"workspace_slug": "acme", "run_id": run.id})
+    )
+    assert task_url(task_of(run)) in page.content.decode()
