@@ -18,6 +18,7 @@ from apps.accounts.models import Membership, Role
 from apps.accounts.permissions import Capability, can
 from apps.audit.services import audit_record
 from apps.core.events import publish_workspace_event_on_commit
+from apps.runs.models import TERMINAL_RUN_STATUSES
 
 from .models import (
     DECISION_OUTCOMES,
@@ -65,6 +66,8 @@ def decision_refusal(task: ReviewTask, user: Any, membership: Membership) -> Tas
         return TaskError(f"Your role ({membership.role}) cannot decide tasks.", code="forbidden")
     if not task.is_open:
         return TaskError(f"This task was already {task.get_status_display().lower()}.")
+    if task.run.status in TERMINAL_RUN_STATUSES:
+        return TaskError(f"The run is {task.run.status}: there is nothing left to decide.")
     if not is_assignee(task, user, membership):
         return TaskError("This task is not assigned to you or your role.", code="forbidden")
     if task.requested_by_id == user.pk:

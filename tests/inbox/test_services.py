@@ -292,3 +292,19 @@ def test_the_reconciler_expires_a_task_and_a_real_worker_finishes_the_run(
     run = wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").first())
     assert run.output == {"late": True}
     assert task_of(run).status == "expired"
+
+
+def test_a_task_of_a_cancelled_run_cannot_be_decided_and_leaves_the_queue(
+    workspace, builder_user, reviewer_user
+):
+    from apps.inbox.selectors import TaskFilters, task_list
+    from apps.runs.services import run_cancel
+
+    run = start_waiting_run(workspace, builder_user)
+    run_cancel(run=run, actor=builder_user)
+    with pytest.raises(TaskError, match="The run is cancelled"):
+        decide(task_of(run), reviewer_user, workspace)
+    queue = task_list(
+        user=reviewer_user, membership=membership(reviewer_user, workspace), filters=TaskFilters()
+    )
+    assert not queue.exists()
