@@ -147,3 +147,12 @@ def test_the_run_page_links_a_waiting_approval_to_its_task(workspace, builder_us
         reverse("runs:detail", kwargs={"workspace_slug": "acme", "run_id": run.id})
     )
     assert task_url(task_of(run)) in page.content.decode()
+
+
+def test_metrics_show_the_inbox_backlog(workspace, builder_user, client):
+    run = start_waiting_run(workspace, builder_user, due_in_hours=1)
+    ReviewTask.objects.filter(run=run).update(due_at=run.created_at)
+    start_waiting_run(workspace, builder_user, {"claim": "C-2", "customer": "x", "amount": 1})
+    text = client.get("/metrics").content.decode()
+    assert "flowgate_inbox_open_tasks 2.0" in text
+    assert "flowgate_inbox_overdue_tasks 1.0" in text
