@@ -41,6 +41,22 @@ class FlowgateCollector:
         for kind, count in selectors.waiting_steps().items():
             waiting.add_metric([kind or "unknown"], count)
         yield waiting
+        yield from self._inbox()
+
+    def _inbox(self) -> Iterator[Metric]:
+        from apps.inbox.selectors import inbox_backlog
+
+        backlog = inbox_backlog()
+        yield GaugeMetricFamily(
+            "flowgate_inbox_open_tasks",
+            "Review tasks waiting for a decision.",
+            value=backlog["open"],
+        )
+        yield GaugeMetricFamily(
+            "flowgate_inbox_overdue_tasks",
+            "Open review tasks past their due time.",
+            value=backlog["overdue"],
+        )
 
     def _runs(self) -> Iterator[Metric]:
         started = CounterMetricFamily(
