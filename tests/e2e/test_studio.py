@@ -1,0 +1,103 @@
+"""The visual studio as a builder uses it: create a flow on the canvas, connect two blocks,
+configure one (seeing its validation error first), save, test-run it and see the nodes
+succeed, open a step's output, publish."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from playwright.sync_api import Page, expect
+
+from apps.flows.models import Flow
+from tests.e2e.conftest import ARTIFACTS, log_in
+
+
+def _centre(page: Page, selector: str) -> tuple[float, float]:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _screenshot(page: Page, name: str) -> None:
+    # Opt-in, for looking at the product: FLOWGATE_E2E_SCREENSHOTS=1.
+    if os.environ.get("FLOWGATE_E2E_SCREENSHOTS"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, builder_user):
+    log_in(page, "bea")
+    expect(page.get_by_role("heading", name="Flows")).to_be_visible()
+
+    page.get_by_label("Name of the new flow").fill("Order doubler")
+    page.get_by_role("button", name="New blank flow").click()
+    expect(page).to_have_url(re.compile(r"/w/acme/flows/[0-9a-f-]{36}/$"))
+    start = page.locator('.block-node[data-node-id="start"]')
+    expect(start).to_be_visible()
+
+    # Drag "Set fields" from the palette onto the canvas, below and right of the trigger.
+    start_box = start.bounding_box()
+    pane = page.locator(".react-flow__pane")
+    pane_box = pane.bounding_box()
+    page.locator('.palette-item[data-block="transform.set"]').drag_to(
+        pane,
+        target_position={
+            "x": start_box["x"] - pane_box["x"] + start_box["width"] / 2 + 60,
+            "y": start_box["y"] - pane_box["y"] + start_box["height"] + 110,
+        },
+    )
+    added = page.locator('.block-node[data-node-id="set"]')
+    expect(added).to_be_visible()
+    # Not configured yet: the node and the form say what is wrong.
+    expect(added.locator(".block-problem")).to_contain_text("required")
+    expect(page.locator('.inspector [data-field="values"] .error')).to_be_visible()
+
+    # Connect start's output to the new block's input by dragging between the handles.
+    source = _centre(page, '.react-flow__node[data-id="start"] .react-flow__handle.source')
+    target = _centre(page, '.react-flow__node[data-id="set"] .react-flow__handle.target')
+    page.mouse.move(*source)
+    page.mouse.down()
+    page.mouse.move(target[0] - 20, target[1], steps=8)
+    page.mouse.move(*target, steps=4)
+    page.mouse.up()
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+
+    # Configure the block in the inspector.
+    added.click()
+    page.get_by_role("button", name="+ Add entry").click()
+    page.get_by_label("Values: name of entry 1").fill("double")
+    page.get_by_label("Values: value of double").fill("trigger.body.x * 2")
+    expect(added.locator(".block-problem")).to_have_count(0)
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+    expect(page.get_by_role("tab", name=re.compile("^Problems"))).to_have_text("Problems")
+
+    flow = Flow.objects.get(name="Order doubler")
+    assert flow.draft_definition["edges"] == [{"from": "start", "to": "set", "port": "out"}]
+    assert flow.draft_definition["nodes"][1]["config"] == {
+        "values": {"double": "trigger.body.x * 2"}
+    }
+
+    # Test-run it with sample input: every node turns green.
+    page.get_by_role("tab", name="Test run").click()
+    page.get_by_label("Sample input").fill('{"x": 21}')
+    page.get_by_role("button", name="Run test").click()
+    expect(start).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(added).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(page.locator("[data-run-status]")).to_have_text("succeeded")
+    _screenshot(page, "studio-canvas")
+
+    # Open the step's output.
+    added.click()
+    page.get_by_role("tab", name=re.compile("^Run data")).click()
+    expect(page.get_by_label("Step output")).to_contain_text('"double": 42')
+
+    # Publish with a note.
+    page.get_by_role("button", name="Publish", exact=True).click()
+    page.get_by_label("Change note").fill("first version")
+    page.get_by_role("dialog").get_by_role("button", name="Publish", exact=True).click()
+    expect(page.locator(".flow-name .status-published")).to_have_text("v1 live")
+    flow.refresh_from_db()
+    assert flow.latest_version is not None and flow.latest_version.note == "first version"
