@@ -16,6 +16,7 @@ export default defineConfig({
         app: resolve(import.meta.dirname, "static/src/app.js"),
         policy_editor: resolve(import.meta.dirname, "static/src/policies/editor.js"),
         flow_editor: resolve(import.meta.dirname, "static/src/studio/editor.jsx"),
+        inbox: resolve(import.meta.dirname, "static/src/inbox/inbox.js"),
       },
       output: {
         entryFileNames: "[name].js",

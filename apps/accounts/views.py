@@ -8,7 +8,7 @@ from django.shortcuts import render
 
 from .decorators import workspace_view
 from .forms import LoginForm
-from .permissions import Capability
+from .permissions import Capability, can
 from .selectors import workspace_member_list
 
 
@@ -25,4 +25,9 @@ class LogoutView(auth_views.LogoutView):
 @workspace_view(Capability.VIEW_FLOWS)
 def workspace_settings(request: HttpRequest) -> HttpResponse:
     members = workspace_member_list(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render(request, "accounts/settings.html", {"members": members})
+    can_manage_settings = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "accounts/settings.html",
+        {"members": members, "can_manage_settings": can_manage_settings},
+    )
