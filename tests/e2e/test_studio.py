@@ -9,6 +9,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from apps.flows import services
 from apps.flows.models import Flow
 from tests.e2e.conftest import ARTIFACTS, log_in
 
@@ -101,3 +102,75 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     expect(page.locator(".flow-name .status-published")).to_have_text("v1 live")
     flow.refresh_from_db()
     assert flow.latest_version is not None and flow.latest_version.note == "first version"
+
+    # Change the expression, publish again and open the diff of the two versions.
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("Values: value of double").fill("trigger.body.x + trigger.body.x")
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+    page.get_by_role("button", name="Publish", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish", exact=True).click()
+    expect(page.locator(".flow-name .status-published")).to_have_text("v2 live")
+    page.get_by_role("tab", name="Versions").click()
+    page.get_by_label("Compare").select_option("1")
+    page.get_by_label("with").select_option("2")
+    page.get_by_role("button", name="Show changes").click()
+    changed = page.locator(".diff-changed")
+    expect(changed).to_contain_text("config.values.double")
+    expect(changed.locator("del")).to_have_text('"trigger.body.x * 2"')
+    expect(changed.locator("ins")).to_have_text('"trigger.body.x + trigger.body.x"')
+
+    # Back on the list: published, and the last run succeeded.
+    page.get_by_role("link", name="Back to all flows").click()
+    row = page.get_by_role("row", name=re.compile("Order doubler"))
+    expect(row.locator(".status-published")).to_have_text("Published · v2")
+    expect(row.locator(".status-succeeded")).to_have_text("Succeeded")
+    _screenshot(page, "flows-list")
+
+
+def test_keyboard_editing_undo_and_a_save_conflict(page: Page, builder_user, workspace):
+    flow = services.flow_create(workspace=workspace, actor=builder_user, name="Keyboard flow")
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    start = page.locator('.block-node[data-node-id="start"]')
+    expect(start).to_be_visible()
+
+    # Select the trigger with the keyboard, find a block in the palette, press Enter:
+    # it is added after the selected block and connected to it.
+    page.locator('.react-flow__node[data-id="start"]').focus()
+    page.keyboard.press("Enter")
+    expect(start).to_have_class(re.compile("is-selected"))
+    page.get_by_label("Search blocks").fill("set fields")
+    page.keyboard.press("Tab")
+    expect(page.locator('.palette-item[data-block="transform.set"]')).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator('.block-node[data-node-id="set"]')).to_be_visible()
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+
+    # Undo and redo.
+    page.keyboard.press("Control+z")
+    expect(page.locator('.block-node[data-node-id="set"]')).to_have_count(0)
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+    page.keyboard.press("Control+Shift+z")
+    expect(page.locator('.block-node[data-node-id="set"]')).to_be_visible()
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+
+    # Someone saves the flow in another tab; this tab's next save is refused, not forced.
+    flow.refresh_from_db()
+    theirs = {**flow.draft_definition, "name": "Their version"}
+    services.flow_draft_save(
+        flow=flow, actor=builder_user, definition=theirs, revision=flow.draft_revision
+    )
+    page.locator('.block-node[data-node-id="set"]').click()
+    page.get_by_label("Label", exact=True).fill("My label")
+    expect(page.get_by_role("alert").filter(has_text="someone else saved")).to_be_visible(
+        timeout=15_000
+    )
+    expect(page.locator("[data-save-state]")).to_have_attribute("data-save-state", "conflict")
+    flow.refresh_from_db()
+    assert flow.draft_definition["name"] == "Their version"
+    assert "label" not in flow.draft_definition["nodes"][-1]
