@@ -95,6 +95,10 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     page.get_by_role("tab", name=re.compile("^Run data")).click()
     expect(page.get_by_label("Step output")).to_contain_text('"double": 42')
 
+    # Expressions show what they evaluate to on the last test run's data.
+    page.get_by_role("tab", name="Settings").click()
+    expect(page.locator(".map-preview")).to_contain_text("= 42")
+
     # Publish with a note.
     page.get_by_role("button", name="Publish", exact=True).click()
     page.get_by_label("Change note").fill("first version")
@@ -104,7 +108,6 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     assert flow.latest_version is not None and flow.latest_version.note == "first version"
 
     # Change the expression, publish again and open the diff of the two versions.
-    page.get_by_role("tab", name="Settings").click()
     page.get_by_label("Values: value of double").fill("trigger.body.x + trigger.body.x")
     expect(page.locator("[data-save-state]")).to_have_attribute(
         "data-save-state", "saved", timeout=15_000

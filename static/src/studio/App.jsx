@@ -14,6 +14,7 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import BlockNode from "./BlockNode.jsx";
 import { EditorView } from "./context.js";
+import { ancestors, completions, runScope } from "./expressions.jsx";
 import { autoLayout, makeEdge, newNodeId, snapshot, toCanvas, toDefinition } from "./graph.js";
 import { useHistory } from "./history.js";
 import Inspector from "./Inspector.jsx";
@@ -402,9 +403,31 @@ export default function App({ api, loaded, settings }) {
 
   const selected = nodes.filter((node) => node.selected);
   const inspected = selected.length === 1 ? selected[0] : null;
+  const sampleBody = useMemo(() => {
+    try {
+      return sample.trim() ? JSON.parse(sample) : {};
+    } catch {
+      return {};
+    }
+  }, [sample]);
+  const triggerId = useMemo(() => {
+    const trigger = nodes.find((node) => blocks[node.data.type] && blocks[node.data.type].category === "trigger");
+    return trigger ? trigger.id : null;
+  }, [nodes, blocks]);
+  const scope = useMemo(() => runScope(testRun.run, sampleBody, triggerId), [testRun.run, sampleBody, triggerId]);
+  const inspectedId = inspected ? inspected.id : null;
+  const upstreamKey = inspectedId ? ancestors(inspectedId, edges).join(",") : "";
+  const expressions = useMemo(
+    () => ({
+      scope,
+      suggestions: completions(scope, upstreamKey ? upstreamKey.split(",") : []),
+      preview: api.preview,
+    }),
+    [scope, upstreamKey, api],
+  );
   const view = useMemo(
-    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly }),
-    [blocks, problemsByNode, testRun.steps, readOnly],
+    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly, expressions }),
+    [blocks, problemsByNode, testRun.steps, readOnly, expressions],
   );
 
   return (
@@ -459,7 +482,7 @@ export default function App({ api, loaded, settings }) {
                 multiSelectionKeyCode={["Meta", "Control"]}
                 selectionKeyCode="Shift"
                 fitView
-                fitViewOptions={{ padding: 0.3, maxZoom: 1.1 }}
+                fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
                 minZoom={0.2}
                 maxZoom={2}
                 snapToGrid

@@ -4,11 +4,11 @@
 import { useState } from "react";
 import { useEditorView } from "./context.js";
 import { glyph } from "./icons.js";
-import SchemaForm from "./SchemaForm.jsx";
+import SchemaForm, { SUGGESTIONS_ID } from "./SchemaForm.jsx";
 import { localProblems } from "./schema.js";
 
 export default function Inspector({ node, nodes, edges, onConfig, onLabel, onConnect, onDisconnect, onDelete, tab, setTab }) {
-  const { blocks, problems, steps, readOnly } = useEditorView();
+  const { blocks, problems, steps, readOnly, expressions } = useEditorView();
   if (!node) {
     return (
       <aside className="inspector inspector-empty" aria-label="Inspector">
@@ -43,6 +43,11 @@ export default function Inspector({ node, nodes, edges, onConfig, onLabel, onCon
           Run data{step ? <span className={`dot dot-${step.status}`} aria-hidden="true" /> : null}
         </TabButton>
       </div>
+      <datalist id={SUGGESTIONS_ID}>
+        {(expressions ? expressions.suggestions : []).map((path) => (
+          <option key={path} value={path} />
+        ))}
+      </datalist>
       <div className="inspector-body" role="tabpanel" aria-label={tab}>
         {tab === "settings" && (
           <>

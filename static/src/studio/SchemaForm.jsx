@@ -1,7 +1,10 @@
 // A form generated from a block's config JSON Schema (the same schema the server validates
 // with). Each field shows its problems, local or from the server, beside it.
 import { useId, useState } from "react";
+import { ExpressionPreview } from "./expressions.jsx";
 import { emptyValue, kindOf, matchesType, normalisePath, options, resolve } from "./schema.js";
+
+export const SUGGESTIONS_ID = "expression-suggestions";
 
 export default function SchemaForm({ schema, value, onChange, problems, readOnly }) {
   const byField = {};
@@ -50,7 +53,7 @@ function ObjectFields({ schema, root, value, onChange, path, errors, readOnly })
 function Field({ name, schema, root, required, value, onChange, path, errors, readOnly }) {
   const id = useId();
   const resolved = resolve(schema, root);
-  const label = resolved.title || schema.title || name;
+  const label = resolved.title || schema.title || humanize(name);
   const messages = errors[path] || [];
   const nested = Object.entries(errors).filter(([key]) => key.startsWith(`${path}.`));
   const describedBy = [];
@@ -118,15 +121,20 @@ function Control({ id, schema, root, value, onChange, path, errors, invalid, des
     case "expression":
     case "string":
       return (
-        <input
-          {...common}
-          type="text"
-          className={isExpression(schema) ? "expr-input" : undefined}
-          spellCheck={isExpression(schema) ? false : undefined}
-          value={value ?? ""}
-          placeholder={schema.default !== undefined ? String(schema.default) : isExpression(schema) ? "e.g. trigger.body.amount" : ""}
-          onChange={(event) => onChange(event.target.value)}
-        />
+        <>
+          <input
+            {...common}
+            type="text"
+            className={isExpression(schema) ? "expr-input" : undefined}
+            spellCheck={isExpression(schema) ? false : undefined}
+            list={schema.format === "cel" ? SUGGESTIONS_ID : undefined}
+            autoComplete="off"
+            value={value ?? ""}
+            placeholder={schema.default !== undefined ? String(schema.default) : isExpression(schema) ? "e.g. trigger.body.amount" : ""}
+            onChange={(event) => onChange(event.target.value)}
+          />
+          {schema.format === "cel" && <ExpressionPreview source={value} />}
+        </>
       );
     case "number":
       return <NumberInput common={common} schema={schema} value={value} onChange={onChange} />;
@@ -234,6 +242,8 @@ function MapControl({ id, schema, root, value, onChange, path, errors, readOnly,
                 aria-label={`${label}: value of ${key || `entry ${index + 1}`}`}
                 aria-invalid={itemErrors.length > 0 || undefined}
                 spellCheck={false}
+                list={itemSchema.format === "cel" ? SUGGESTIONS_ID : undefined}
+                autoComplete="off"
                 value={item ?? ""}
                 disabled={readOnly}
                 placeholder={isExpression(itemSchema) ? "expression" : "value"}
@@ -246,6 +256,11 @@ function MapControl({ id, schema, root, value, onChange, path, errors, readOnly,
               <button type="button" className="icon-button" aria-label={`Remove ${key || `entry ${index + 1}`}`} onClick={() => remove(key)}>
                 ×
               </button>
+            )}
+            {itemSchema.format === "cel" && item && (
+              <span className="map-preview">
+                <ExpressionPreview source={item} />
+              </span>
             )}
             {itemErrors.length > 0 && <span className="error map-error" role="alert">{itemErrors.join("; ")}</span>}
           </div>
@@ -324,4 +339,9 @@ function JsonControl({ common, value, onChange }) {
       {error && <span className="error" role="alert">{error}</span>}
     </>
   );
+}
+
+function humanize(name) {
+  const words = name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }

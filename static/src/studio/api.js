@@ -51,6 +51,7 @@ export function createApi({ workspace, flowId, csrfToken }) {
     rollback: (number) => call("POST", `${flow}/rollback/`, { number }),
     testRun: (input, dryRun) => call("POST", `${flow}/test-runs/`, { input, dry_run: dryRun }),
     run: (runId) => call("GET", `${base}/runs/${runId}/`),
+    preview: (expression, scope) => call("POST", `${base}/expressions/preview/`, { expression, scope }),
     exportUrl: `${flow}/export/`,
   };
 }
