@@ -187,16 +187,17 @@ function StepData({ step }) {
         {step.duration_ms !== null && step.duration_ms !== undefined && <span className="muted"> · {Math.round(step.duration_ms)} ms</span>}
         {step.attempt > 1 && <span className="muted"> · attempt {step.attempt}</span>}
       </p>
-      {step.error && (
-        <>
-          <h3 className="panel-heading">Error</h3>
-          <pre className="json json-error">{typeof step.error === "string" ? step.error : JSON.stringify(step.error, null, 2)}</pre>
-        </>
-      )}
+      {step.error && <ErrorBox error={step.error} />}
       <h3 className="panel-heading">Output</h3>
       <pre className="json" aria-label="Step output">{step.output === undefined || step.output === null ? "—" : JSON.stringify(step.output, null, 2)}</pre>
       <h3 className="panel-heading">Input</h3>
       <pre className="json" aria-label="Step input">{step.input === undefined || step.input === null ? "—" : JSON.stringify(step.input, null, 2)}</pre>
+      {step.meta && Object.keys(step.meta).length > 0 && (
+        <>
+          <h3 className="panel-heading">Details</h3>
+          <pre className="json" aria-label="Step details">{JSON.stringify(step.meta, null, 2)}</pre>
+        </>
+      )}
     </div>
   );
 }
@@ -223,5 +224,20 @@ export function ShortcutList() {
         </div>
       ))}
     </dl>
+  );
+}
+
+export function ErrorBox({ error }) {
+  const message = typeof error === "string" ? error : error.message || error.type || "The step failed.";
+  return (
+    <div className="error-box" role="alert">
+      <p className="error-message">{message}</p>
+      {typeof error === "object" && (
+        <details>
+          <summary>Error details</summary>
+          <pre className="json json-error">{JSON.stringify(error, null, 2)}</pre>
+        </details>
+      )}
+    </div>
   );
 }

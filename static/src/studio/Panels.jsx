@@ -1,5 +1,6 @@
 // The bottom dock: validation problems, the test-run console and version history.
 import { useEffect, useState } from "react";
+import { ErrorBox } from "./Inspector.jsx";
 import { TERMINAL } from "./runs.js";
 
 export function ProblemsList({ problems, onFocusNode }) {
@@ -74,7 +75,7 @@ export function TestRunPanel({ sample, setSample, testRun, onStart, busy, readOn
               {run.duration_ms !== null && run.duration_ms !== undefined && <span className="muted"> · {Math.round(run.duration_ms)} ms</span>}
               {!TERMINAL.has(run.status) && <span className="spinner" aria-hidden="true" />}
             </p>
-            {run.error && <pre className="json json-error">{JSON.stringify(run.error, null, 2)}</pre>}
+            {run.error && <ErrorBox error={run.error} />}
             {ordered.length > 0 && (
               <ol className="step-timeline">
                 {ordered.map((step) => (

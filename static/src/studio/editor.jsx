@@ -29,6 +29,7 @@ async function mount(root) {
     flowId: root.dataset.flowId,
     workspace: root.dataset.workspace,
     listUrl: root.dataset.listUrl,
+    runsUrl: root.dataset.runsUrl,
     canEdit: root.dataset.canEdit === "true",
     canPublish: root.dataset.canPublish === "true",
   };

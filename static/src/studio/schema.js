@@ -61,7 +61,7 @@ export function localProblems(schema, value, root = schema, path = "") {
     else {
       if (schema.minLength && value.length < schema.minLength) add(path, "is required");
       if (schema.maxLength && value.length > schema.maxLength) add(path, `must be at most ${schema.maxLength} characters`);
-      if (schema.pattern && value && !new RegExp(schema.pattern).test(value))
+      if (schema.pattern && value && !patternMatches(schema.pattern, value))
         add(path, "has characters that are not allowed here");
     }
   } else if (kind === "object") {
@@ -128,5 +128,15 @@ export function emptyValue(schema, root) {
       return undefined;
     default:
       return "";
+  }
+}
+
+// Server patterns are Python regular expressions; one JavaScript cannot compile is left to
+// the server's validation rather than breaking the form.
+function patternMatches(pattern, value) {
+  try {
+    return new RegExp(pattern).test(value);
+  } catch {
+    return true;
   }
 }
