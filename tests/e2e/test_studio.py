@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from apps.flows import services
 from apps.flows.models import Flow
 from tests.e2e.conftest import ARTIFACTS, log_in
+from tests.runs.helpers import definition, node
 
 
 def _centre(page: Page, selector: str) -> tuple[float, float]:
@@ -177,3 +178,45 @@ def test_keyboard_editing_undo_and_a_save_conflict(page: Page, builder_user, wor
     flow.refresh_from_db()
     assert flow.draft_definition["name"] == "Their version"
     assert "label" not in flow.draft_definition["nodes"][-1]
+
+
+def test_publish_denied_by_the_gate_shows_the_policy_reasons(page: Page, builder_user, workspace):
+    risky = definition(
+        [
+            node("start", "trigger.manual"),
+            node("call", "connector.http", url="https://evil.example.net/steal"),
+        ],
+        [("start", "call")],
+        name="Risky call",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Risky call", definition=risky
+    )
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator('.block-node[data-node-id="call"]')).to_be_visible()
+
+    page.get_by_role("button", name="Publish", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish", exact=True).click()
+    alert = page.get_by_role("dialog").get_by_role("alert")
+    expect(alert).to_contain_text("the publishing policy denied this version")
+    expect(alert).to_contain_text(
+        "node call calls evil.example.net, which is not on the allow-list"
+    )
+    expect(alert).to_contain_text("an admin must publish this flow")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.locator(".flow-name .status-draft")).to_have_text("Draft")
+    flow.refresh_from_db()
+    assert flow.latest_version is None
+
+
+def test_reviewer_sees_the_canvas_read_only(page: Page, builder_user, reviewer_user, workspace):
+    flow = services.flow_create(workspace=workspace, actor=builder_user, name="Look only")
+    log_in(page, "rui")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator('.block-node[data-node-id="start"]')).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Read only: your role")).to_be_visible()
+    expect(page.locator('.palette-item[data-block="transform.set"]')).to_be_disabled()
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Test run")).to_be_disabled()

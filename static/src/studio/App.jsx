@@ -381,6 +381,8 @@ export default function App({ api, loaded, settings }) {
     [api, autosave, notify],
   );
 
+  const closePublish = useCallback(() => setPublishing(null), []);
+
   useShortcuts({
     root: settings.root,
     readOnly,
@@ -548,7 +550,7 @@ export default function App({ api, loaded, settings }) {
         </div>
         <div className="visually-hidden" role="status" aria-live="polite">{notice}</div>
         {notice && <div className="editor-toast" aria-hidden="true">{notice}</div>}
-        {publishing && <PublishDialog result={publishing} onPublish={publish} onClose={() => setPublishing(null)} />}
+        {publishing && <PublishDialog result={publishing} onPublish={publish} onClose={closePublish} />}
       </div>
     </EditorView.Provider>
   );

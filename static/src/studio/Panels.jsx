@@ -206,8 +206,19 @@ function DiffView({ diff }) {
 export function PublishDialog({ onPublish, onClose, result }) {
   const [note, setNote] = useState("");
   const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    const opener = document.activeElement;
+    const onKey = (event) => {
+      if (event.key === "Escape") onClose();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => {
+      document.removeEventListener("keydown", onKey);
+      if (opener && opener.focus) opener.focus(); // focus goes back where it came from
+    };
+  }, [onClose]);
   return (
-    <div className="dialog-backdrop" role="presentation" onKeyDown={(event) => event.key === "Escape" && onClose()}>
+    <div className="dialog-backdrop" role="presentation">
       <div className="dialog" role="dialog" aria-modal="true" aria-labelledby="publish-title">
         <h2 id="publish-title">Publish this flow</h2>
         <p className="muted">The saved draft becomes a new immutable version; new runs use it. The workspace publishing policy decides.</p>
