@@ -8,6 +8,7 @@ workspace_patterns = [
     path("", include("apps.flows.api_urls")),
     path("", include("apps.runs.api_urls")),
     path("", include("apps.connectors.api_urls")),
+    path("", include("apps.inbox.api_urls")),
 ]
 
 urlpatterns = [

@@ -219,6 +219,8 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Several deployments (or test runs) can share one Redis by giving each its own queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -256,6 +258,12 @@ FLOWGATE = {
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
     "MAX_DELIVERIES": env_int("MAX_DELIVERIES", 5, minimum=1),
     "RUN_LEASE_SECONDS": env_int("RUN_LEASE_SECONDS", 120, minimum=5),
+    # /metrics: a bearer token when set; otherwise only these networks may scrape it.
+    "METRICS_TOKEN": env_str("METRICS_TOKEN", ""),
+    "METRICS_ALLOWED_NETWORKS": env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]),
+    # OpenTelemetry spans around run steps: "none" (default), "console", or "otlp"
+    # (needs opentelemetry-exporter-otlp; endpoint from OTEL_EXPORTER_OTLP_ENDPOINT).
+    "TRACING_EXPORTER": env_str("TRACING_EXPORTER", "none"),
 }
 
 LOGGING = {
