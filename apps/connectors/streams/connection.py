@@ -14,9 +14,9 @@ from . import client
 class RedisConfig(ConnectionConfig):
     host: str = Field(min_length=1)
     port: int = Field(default=6379, ge=1, le=65535)
-    db: int = Field(default=0, ge=0, le=15, description="Database number.")
+    db: int = Field(default=0, ge=0, le=15, title="Database", description="Database number.")
     username: str = Field(default="", description="ACL user; blank for the default user.")
-    tls: bool = Field(default=False, description="Connect with TLS (rediss://).")
+    tls: bool = Field(default=False, title="Use TLS", description="Connect with TLS (rediss://).")
     timeout_seconds: int = Field(default=10, ge=1, le=120)
 
 
