@@ -21,6 +21,8 @@ class ConnectorsConfig(AppConfig):
         from .streams.blocks import StreamPublishBlock, StreamTrigger
         from .streams.connection import RedisConnection
         from .types import register_connection_type
+        from .webhook.block import WebhookOutBlock
+        from .webhook.connection import WebhookConnection
 
         register_service("connections", WorkspaceConnections)
         register_connection_type(HttpApiConnection)
@@ -33,3 +35,5 @@ class ConnectorsConfig(AppConfig):
         register_connection_type(RedisConnection)
         register_block(StreamPublishBlock)
         register_block(StreamTrigger)
+        register_connection_type(WebhookConnection)
+        register_block(WebhookOutBlock)
