@@ -290,3 +290,18 @@ def _group_exists(client, stream, group) -> bool:
         return any(info["name"] == group for info in client.xinfo_groups(stream))
     except redis.ResponseError:
         return False
+
+
+def test_the_connection_page_shows_each_stream_triggers_lag(
+    workspace, admin_user, admin_client, events, redis_client, stream_name
+):
+    flow, worker = _flow_and_consumer(workspace, admin_user, stream_name)
+    redis_client.xadd(stream_name, {"data": "not json"})
+    worker.poll_once()
+    for n in range(3):
+        redis_client.xadd(stream_name, {"data": json.dumps({"n": n})})
+    [row] = stream_status(workspace_id=workspace.id, connection="events")
+    assert (row["lag"], row["pending"], row["dead"]) == (3, 0, 1)
+    page = admin_client.get(f"/w/acme/settings/connections/{events.pk}/")
+    assert page.status_code == 200
+    assert f"flowgate.{flow.id}".encode() in page.content and b"<td>3</td>" in page.content

@@ -262,10 +262,17 @@ class StreamConsumer:
         return Outcome(message_id, "dead")
 
 
-def stream_status() -> list[dict[str, Any]]:
-    """Each subscription with its group's lag and pending count (``streams status``)."""
+def stream_status(
+    *, workspace_id: Any = None, connection: str | None = None
+) -> list[dict[str, Any]]:
+    """Each subscription (optionally of one workspace's connection) with its consumer
+    group's lag, pending count and dead-lettered messages."""
     rows = []
     for subscription in subscriptions():
+        if workspace_id is not None and subscription.workspace_id != str(workspace_id):
+            continue
+        if connection is not None and subscription.connection != connection:
+            continue
         row: dict[str, Any] = {
             "flow": subscription.flow_id,
             "stream": subscription.stream,
@@ -277,6 +284,7 @@ def stream_status() -> list[dict[str, Any]]:
             )
             with client.connect(handle.config, handle.secrets) as redis_client:
                 row.update(client.group_lag(redis_client, subscription.stream, subscription.group))
+                row["dead"] = redis_client.xlen(f"{subscription.stream}:dead")
         except (redis.RedisError, BlockError) as error:
             row["error"] = str(error)
         rows.append(row)
