@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+MANAGE_PY = str(Path(__file__).resolve().parent.parent / "manage.py")
 
 
 @dataclass(frozen=True)
@@ -55,4 +58,6 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
             "beat",
             [python, "-m", "celery", "-A", "studio", "beat", "--loglevel=INFO"],
         ),
+        # Starts runs of trigger.stream flows from Redis Streams (consumer groups).
+        ProcessSpec("streams", [python, MANAGE_PY, "streams", "consume"]),
     ]
