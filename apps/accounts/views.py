@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from . import services
 from .decorators import workspace_view
 from .forms import ApiTokenCreateForm, LoginForm
-from .permissions import Capability
+from .permissions import Capability, can
 from .selectors import api_token_get, api_token_list, workspace_member_list
 
 
@@ -28,7 +28,12 @@ class LogoutView(auth_views.LogoutView):
 @workspace_view(Capability.VIEW_FLOWS)
 def workspace_settings(request: HttpRequest) -> HttpResponse:
     members = workspace_member_list(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render(request, "accounts/settings.html", {"members": members})
+    can_manage_settings = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "accounts/settings.html",
+        {"members": members, "can_manage_settings": can_manage_settings},
+    )
 
 
 def _tokens_page(request: HttpRequest, form: ApiTokenCreateForm, **extra: object) -> HttpResponse:

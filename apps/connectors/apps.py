@@ -7,8 +7,20 @@ class ConnectorsConfig(AppConfig):
     verbose_name = "Connectors"
 
     def ready(self) -> None:
-        from apps.blocks.registry import register_block
+        # Each connector folder brings its connection type and blocks; adding one is one
+        # more line here.
+        from apps.blocks.registry import register_block, register_service
 
         from .http.block import HttpBlock
+        from .http.connection import HttpApiConnection
+        from .services import WorkspaceConnections
+        from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
+        from .sql.connection import PostgresConnection
+        from .types import register_connection_type
 
+        register_service("connections", WorkspaceConnections)
+        register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
+        register_connection_type(PostgresConnection)
+        register_block(SqlQueryBlock)
+        register_block(SqlExecuteBlock)

@@ -29,6 +29,11 @@ def workspace_group(workspace_id: UUID | str) -> str:
     return f"workspace.{workspace_id}"
 
 
+def run_group(run_id: UUID | str) -> str:
+    """One group per run: a run's page follows its steps without the workspace's traffic."""
+    return f"run.{run_id}"
+
+
 class _Publisher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -74,11 +79,24 @@ def publish_workspace_event(
 ) -> None:
     """Send ``event`` to every open page of the workspace. ``wait`` blocks until sent
     (tests, management commands about to exit)."""
-    future = _publisher.send(
-        workspace_group(workspace_id), {"type": "workspace.event", "event": event}
-    )
-    if wait and future is not None:
-        future.result(timeout=5)
+    _publish([workspace_group(workspace_id)], event, wait=wait)
+
+
+def publish_run_event(
+    workspace_id: UUID | str, run_id: UUID | str, event: dict[str, Any], *, wait: bool = False
+) -> None:
+    """Send a run's ``event`` to the workspace's pages and to the pages following that run."""
+    _publish([workspace_group(workspace_id), run_group(run_id)], event, wait=wait)
+
+
+def _publish(groups: list[str], event: dict[str, Any], *, wait: bool) -> None:
+    futures = [
+        _publisher.send(group, {"type": "workspace.event", "event": event}) for group in groups
+    ]
+    if wait:
+        for future in futures:
+            if future is not None:
+                future.result(timeout=5)
 
 
 def publish_workspace_event_on_commit(workspace_id: UUID | str, event: dict[str, Any]) -> None:

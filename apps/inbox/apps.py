@@ -5,3 +5,8 @@ class InboxConfig(AppConfig):
     name = "apps.inbox"
     label = "inbox"
     verbose_name = "Inbox"
+
+    def ready(self) -> None:
+        from . import blocks
+
+        blocks.register()

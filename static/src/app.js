@@ -9,6 +9,7 @@ await import("htmx-ext-ws");
 
 import { connectWorkspaceEvents } from "./events.js";
 import { startLivePages } from "./live.js";
+import { bindInboxCount } from "./inbox/count.js";
 
 function bindWorkspaceSwitch() {
   const form = document.querySelector("[data-workspace-switch]");
@@ -21,6 +22,7 @@ function start() {
   startLivePages();
   const slug = document.body.dataset.workspace;
   if (slug) connectWorkspaceEvents(slug);
+  bindInboxCount(slug);
 }
 
 // The top-level await above can finish after DOMContentLoaded has already fired.
