@@ -41,21 +41,17 @@ class FlowgateCollector:
         for kind, count in selectors.waiting_steps().items():
             waiting.add_metric([kind or "unknown"], count)
         yield waiting
-        yield from self._inbox()
-
-    def _inbox(self) -> Iterator[Metric]:
-        from apps.inbox.selectors import inbox_backlog
-
-        backlog = inbox_backlog()
+        backlog = selectors.review_backlog()
         yield GaugeMetricFamily(
-            "flowgate_inbox_open_tasks",
-            "Review tasks waiting for a decision.",
-            value=backlog["open"],
+            "flowgate_review_tasks_open", "Open human-review tasks.", value=backlog.open
         )
         yield GaugeMetricFamily(
-            "flowgate_inbox_overdue_tasks",
-            "Open review tasks past their due time.",
-            value=backlog["overdue"],
+            "flowgate_review_tasks_overdue", "Open review tasks past due.", value=backlog.overdue
+        )
+        yield GaugeMetricFamily(
+            "flowgate_review_backlog_age_seconds",
+            "Age of the oldest open review task.",
+            value=backlog.oldest_seconds,
         )
 
     def _runs(self) -> Iterator[Metric]:

@@ -106,13 +106,6 @@ def task_counts(*, user: Any, membership: Membership) -> dict[str, int]:
     return counts
 
 
-def inbox_backlog() -> dict[str, int]:
-    """Open tasks across workspaces, and how many are past their due time (metrics)."""
-    return ReviewTask.objects.filter(_open()).aggregate(
-        open=Count("id"), overdue=Count("id", filter=Q(due_at__lt=timezone.now()))
-    )
-
-
 def task_get(*, workspace: Any, task_id: Any) -> ReviewTask:
     """The task, or 404 when it is not in ``workspace``."""
     task = (

@@ -154,5 +154,5 @@ def test_metrics_show_the_inbox_backlog(workspace, builder_user, client):
     ReviewTask.objects.filter(run=run).update(due_at=run.created_at)
     start_waiting_run(workspace, builder_user, {"claim": "C-2", "customer": "x", "amount": 1})
     text = client.get("/metrics").content.decode()
-    assert "flowgate_inbox_open_tasks 2.0" in text
-    assert "flowgate_inbox_overdue_tasks 1.0" in text
+    assert "flowgate_review_tasks_open 2.0" in text
+    assert "flowgate_review_tasks_overdue 1.0" in text
