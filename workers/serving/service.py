@@ -101,6 +101,27 @@ class ModelService:
         self._models: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
+        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+
+    def _warm_up(self, seconds: float = 120.0) -> None:
+        """Load every alias's version in the background once the registry answers, so the
+        first request for a live model does not pay for loading it (a few seconds)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                models = self.client.search_registered_models(max_results=100)
+            except Exception:
+                time.sleep(2.0)
+                continue
+            for registered in models:
+                for version in sorted(set((registered.aliases or {}).values())):
+                    try:
+                        self._load(registered.name, str(version))
+                    except Exception as error:
+                        logger.warning(
+                            "could not preload %s v%s: %s", registered.name, version, error
+                        )
+            return
 
     def __is_ready__(self) -> bool:
         try:
@@ -177,5 +198,5 @@ class ModelService:
         return {
             "registry": self.tracking_uri,
             "device": self.device,
-            "loaded": [{"model": name, "version": version} for name, version in self._models],
+            "loaded": [{"model": name, "version": version} for name, version in list(self._models)],
         }
