@@ -69,6 +69,17 @@ class ModelServiceClient:
             f"the model service answered {response.status_code}: {message}", retryable=retryable
         )
 
+    def refresh(self, *, timeout: float = 5.0) -> bool:
+        """Ask the service to re-resolve aliases now (after a promotion). Best effort: a
+        service that is down re-resolves on its own within seconds of coming back."""
+        from apps.core.http import internal_client
+
+        try:
+            with internal_client(timeout=timeout) as client:
+                return client.post(f"{self.base_url}/refresh", json={}).status_code == 200
+        except httpx.HTTPError:
+            return False
+
 
 def _error_message(response: httpx.Response) -> str:
     try:

@@ -3,8 +3,8 @@
 The gate (a Rego policy, deny by default) sees the version's metrics against the model's
 thresholds, whether it has a signature, the artifact checksum recomputed from the registry
 against the one recorded at training, and who asks. Allowed or denied, the outcome is
-audited; when allowed the alias moves in MLflow and the model service serves the new version
-from its next request.
+audited; when allowed the alias moves in MLflow and the model service is told to re-resolve
+its aliases, so it serves the new version from its next request.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from apps.policies.decision import Decision
 from apps.policies.gates import MODEL_PROMOTION, evaluate_gate
 
 from . import registry
+from .blocks import ModelServiceClient
 
 # Used when a model does not state its own thresholds (registered model tag
 # ``flowgate.thresholds``): no version is promoted without an accuracy to judge it by.
@@ -96,6 +97,10 @@ def model_promote(
                 "artifact_sha256": payload["artifact_sha256"],
             },
         )
+    if decision.allow:
+        # The alias has moved in MLflow already (not part of any transaction): tell the
+        # service now.
+        ModelServiceClient(str(workspace.id)).refresh()
     return PromotionOutcome(
         allowed=decision.allow,
         model=name,

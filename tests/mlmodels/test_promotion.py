@@ -32,11 +32,16 @@ def client(model_stack):
     return MlflowClient(tracking_uri=model_stack.mlflow.url, registry_uri=model_stack.mlflow.url)
 
 
+def reset_production(model_stack) -> None:
+    client(model_stack).set_registered_model_alias(CLAIM_FRAUD, "production", "1")
+    httpx.post(f"{model_stack.service.url}/refresh", json={}, timeout=10).raise_for_status()
+
+
 @pytest.fixture
 def production_on_v1(model_stack, registry_settings):
-    client(model_stack).set_registered_model_alias(CLAIM_FRAUD, "production", "1")
+    reset_production(model_stack)
     yield
-    client(model_stack).set_registered_model_alias(CLAIM_FRAUD, "production", "1")
+    reset_production(model_stack)
 
 
 def test_a_version_below_the_thresholds_is_denied_with_reasons(

@@ -4,9 +4,10 @@
 (or ``"version": "2"`` instead of an alias) answers ``{"model", "version", "predictions":
 [{"label", "score", "scores"}]}``: the exact version that answered is in every response.
 
-Aliases are resolved against the registry on every call, so moving ``production`` to another
-version switches the next request to it with no restart (each version is loaded once and
-kept). Inputs are checked against the version's MLflow signature first, so a missing or
+Aliases are resolved against the registry and cached for a few seconds; ``POST /refresh``
+(which Flowgate calls after every promotion) drops that cache, so moving ``production`` to
+another version switches the next request to it with no restart (each version is loaded once
+and kept). Inputs are checked against the version's MLflow signature first, so a missing or
 mistyped field is a 400 that names it, never a 500 from inside the model.
 
 Run it with ``bentoml serve workers.serving.service:ModelService --port 3001``; it finds the
@@ -32,6 +33,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 MAX_ROWS = 256
+ALIAS_TTL = float(os.environ.get("FLOWGATE_MODEL_ALIAS_TTL", "5"))
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
 
@@ -100,6 +102,7 @@ class ModelService:
         self.device = _device()
         self._models: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
         logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
 
@@ -131,20 +134,29 @@ class ModelService:
         return True
 
     def _resolve(self, model: str, version: str, alias: str) -> str:
+        """The version to serve. Exact versions are checked once; aliases are cached for
+        ``ALIAS_TTL`` seconds (``POST /refresh`` drops the cache: Flowgate calls it right
+        after a promotion, so the next request is served by the new version)."""
         from mlflow.exceptions import MlflowException, RestException
 
+        key = (model, version or f"@{alias or 'production'}")
+        cached = self._resolved.get(key)
+        if cached and (version or time.monotonic() - cached[1] < ALIAS_TTL):
+            return cached[0]
         try:
             if version:
-                return str(self.client.get_model_version(model, version).version)
-            return str(self.client.get_model_version_by_alias(model, alias or "production").version)
+                found = self.client.get_model_version(model, version)
+            else:
+                found = self.client.get_model_version_by_alias(model, alias or "production")
         except RestException as error:
-            raise NotFound(
-                f"model {model!r} {'version ' + version if version else 'alias ' + (alias or 'production')!r} not found: {error.message}"
-            ) from None
+            wanted = f"version {version}" if version else f"alias {alias or 'production'}"
+            raise NotFound(f"model {model!r} {wanted} not found: {error.message}") from None
         except MlflowException as error:
             raise ServiceUnavailable(
                 f"the model registry is unavailable: {error.message}"
             ) from None
+        self._resolved[key] = (str(found.version), time.monotonic())
+        return str(found.version)
 
     def _load(self, model: str, version: str) -> Any:
         key = (model, version)
@@ -192,6 +204,12 @@ class ModelService:
             "device": self.device,
             "latency_ms": round((time.monotonic() - started) * 1000, 3),
         }
+
+    @bentoml.api(route="/refresh")
+    def refresh(self) -> dict[str, Any]:
+        """Forget resolved aliases: the next request asks the registry again."""
+        self._resolved.clear()
+        return {"refreshed": True}
 
     @bentoml.api(route="/info")
     def info(self) -> dict[str, Any]:
