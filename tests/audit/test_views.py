@@ -62,8 +62,9 @@ def trail(workspace, admin_user):
     )
 
 
-def test_admin_sees_the_trail_and_filters_it(admin_client, trail):
-    body = admin_client.get(url("list")).content.decode()
+def test_admin_sees_the_trail_and_filters_it(admin_client, trail, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        body = admin_client.get(url("list")).content.decode()
     assert "published Claims v1" in body and "cancelled a run" in body
     assert "decisions/3f2b7c1e-0000-4000-8000-000000000001/route/" in body  # "explain" link
     by_actor = admin_client.get(url("list"), {"actor": "ada"}).content.decode()
