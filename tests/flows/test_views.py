@@ -3,6 +3,8 @@ and the editor page, with their permissions and workspace isolation."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from apps.flows import gallery
@@ -147,3 +149,36 @@ def test_other_workspace_flows_are_not_found(builder_client, outsider, other_wor
 def test_anonymous_is_sent_to_log_in(client, workspace):
     response = client.get(page(workspace))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def _upload(name: str, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="application/json")
+
+
+def test_import_a_flow_file(builder_client, workspace):
+    content = json.dumps(TEMPLATE).encode()
+    response = builder_client.post(
+        page(workspace, "import/"), {"file": _upload("doubler.flow.json", content)}
+    )
+    flow = Flow.objects.get(workspace=workspace)
+    assert response.status_code == 302 and response["Location"] == page(workspace, f"{flow.id}/")
+    assert flow.name == "Doubler template"
+
+
+def test_import_of_a_broken_file_lists_problems_and_creates_nothing(builder_client, workspace):
+    foreign = {"schema": "other/thing@1", "name": "<b>x</b>", "nodes": [{"id": "Bad id"}]}
+    response = builder_client.post(
+        page(workspace, "import/"),
+        {"file": _upload("x.flow.json", json.dumps(foreign).encode())},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Nothing was imported" in body
+    assert "&#x27;schema&#x27; must be" in body
+    not_json = builder_client.post(
+        page(workspace, "import/"), {"file": _upload("x.flow.json", b"{nope")}
+    )
+    assert not_json.status_code == 400 and "not JSON" in not_json.content.decode()
+    assert not Flow.objects.exists()
