@@ -258,7 +258,12 @@ def test_a_stream_message_runs_the_flow_end_to_end(
         consumer = subprocess.Popen(
             [sys.executable, "manage.py", "streams", "consume", "--consumer", "e2e"],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, STREAM_BLOCK_MILLISECONDS="200"),
+            env=child_environment(
+                DATABASE_URL=test_database_url,
+                STREAM_BLOCK_MILLISECONDS="200",
+                # Runs it starts go to the queue the test's worker reads.
+                CELERY_QUEUE=celery_worker.environment["CELERY_QUEUE"],
+            ),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
