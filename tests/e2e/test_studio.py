@@ -159,6 +159,14 @@ def test_keyboard_editing_undo_and_a_save_conflict(page: Page, builder_user, wor
     page.keyboard.press("Control+Shift+z")
     expect(page.locator('.block-node[data-node-id="set"]')).to_be_visible()
     expect(page.locator(".react-flow__edge")).to_have_count(1)
+
+    # Copy and paste the selected block: the copy gets a fresh id.
+    page.locator('.react-flow__node[data-id="set"]').click()
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(page.locator('.block-node[data-node-id="set_2"]')).to_be_visible()
+    page.keyboard.press("Delete")
+    expect(page.locator('.block-node[data-node-id="set_2"]')).to_have_count(0)
     expect(page.locator("[data-save-state]")).to_have_attribute(
         "data-save-state", "saved", timeout=15_000
     )

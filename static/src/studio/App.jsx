@@ -203,6 +203,10 @@ export default function App({ api, loaded, settings }) {
       }
       setTab("settings");
       notify(`Added ${block.title} (${id}).`);
+      if (!position) {
+        // Added from the palette without dragging: bring it into view.
+        requestAnimationFrame(() => flowApi.fitView({ padding: 0.2, duration: 250, maxZoom: 1.1 }));
+      }
     },
     [readOnly, blocks, flowApi, record, setNodes, setEdges, notify],
   );
