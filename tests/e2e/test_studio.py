@@ -228,3 +228,40 @@ def test_reviewer_sees_the_canvas_read_only(page: Page, builder_user, reviewer_u
     expect(page.locator('.palette-item[data-block="transform.set"]')).to_be_disabled()
     expect(page.get_by_role("button", name="Publish", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Test run")).to_be_disabled()
+
+
+def test_node_settings_and_the_draft_diff_drawn_on_the_canvas(page: Page, builder_user, workspace):
+    published = definition(
+        [node("start", "trigger.manual"), node("calc", "transform.set", values={"y": "1"})],
+        [("start", "calc")],
+        name="Diffy",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Diffy", definition=published
+    )
+    services.flow_publish(flow=flow, actor=builder_user, note="one")
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator(".flow-name .status-published")).to_have_text("v1 live")
+
+    # Add a branch after calc from the palette, and give calc retries and a new value.
+    page.locator('.react-flow__node[data-id="calc"]').click()
+    page.locator('.palette-item[data-block="logic.branch"]').click()
+    page.locator('.react-flow__node[data-id="calc"]').click()
+    page.get_by_text("Retries, timeout and notes").click()
+    page.get_by_label("Max attempts").fill("3")
+    page.get_by_label("Values: value of y").fill("2")
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+    flow.refresh_from_db()
+    calc = next(n for n in flow.draft_definition["nodes"] if n["id"] == "calc")
+    assert calc["retry"] == {"max_attempts": 3}
+    assert {"from": "calc", "to": "branch", "port": "out"} in flow.draft_definition["edges"]
+
+    # Version 1 against the draft: the canvas marks what is new and what changed.
+    page.get_by_role("tab", name="Versions").click()
+    page.get_by_role("button", name="Show changes").click()
+    expect(page.locator('[data-node-id="branch"] .diff-pill')).to_have_text("New")
+    expect(page.locator('[data-node-id="calc"] .diff-pill')).to_have_text("Changed")
+    expect(page.locator(".diff-changed")).to_contain_text("retry.max_attempts")

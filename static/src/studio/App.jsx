@@ -52,6 +52,7 @@ export default function App({ api, loaded, settings }) {
   const [notice, setNotice] = useState("");
   const [sample, setSample] = useState(() => sampleFor(flow.draft.definition));
   const [starting, setStarting] = useState(false);
+  const [diff, setDiff] = useState(null);
   const flowApi = useReactFlow();
   const testRun = useTestRun(api);
   const wrapper = useRef(null);
@@ -212,9 +213,17 @@ export default function App({ api, loaded, settings }) {
     }),
     [scope, upstreamKey, api],
   );
+  // A diff against the draft, while the versions panel is open, is drawn on the canvas.
+  const diffMarks = useMemo(() => {
+    if (!diff || diff.to !== "draft" || dock !== "versions" || !dockOpen) return {};
+    const marks = {};
+    for (const id of diff.nodes.added) marks[id] = "added";
+    for (const change of diff.nodes.changed) marks[change.id] = "changed";
+    return marks;
+  }, [diff, dock, dockOpen]);
   const view = useMemo(
-    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly, expressions }),
-    [blocks, problemsByNode, testRun.steps, readOnly, expressions],
+    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly, expressions, diff: diffMarks }),
+    [blocks, problemsByNode, testRun.steps, readOnly, expressions, diffMarks],
   );
 
   return (
@@ -312,6 +321,7 @@ export default function App({ api, loaded, settings }) {
                   canPublish={settings.canPublish}
                   reloadKey={versionsKey}
                   notify={notify}
+                  onDiff={setDiff}
                   onRolledBack={() => {
                     setVersionsKey((value) => value + 1);
                     api.flow().then((fresh) => setPublished(fresh.published_version));
@@ -327,7 +337,7 @@ export default function App({ api, loaded, settings }) {
             tab={tab}
             setTab={setTab}
             onConfig={editing.setConfig}
-            onLabel={editing.setLabel}
+            onNodeData={editing.setNodeData}
             onConnect={connect}
             onDisconnect={editing.disconnect}
             onDelete={editing.deleteNodes}

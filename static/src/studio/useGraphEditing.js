@@ -141,12 +141,23 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     },
     [record, setNodes],
   );
-  const setLabel = useCallback(
-    (id, label) => {
+  // Node-level fields outside the block config: label, notes, retry, timeout_seconds.
+  const setNodeData = useCallback(
+    (id, patch) => {
       const now = Date.now();
       if (configEdit.current.node !== id || now - configEdit.current.at > 1500) record();
       configEdit.current = { node: id, at: now };
-      setNodes((all) => all.map((node) => (node.id === id ? { ...node, data: { ...node.data, label } } : node)));
+      setNodes((all) =>
+        all.map((node) => {
+          if (node.id !== id) return node;
+          const data = { ...node.data, ...patch };
+          for (const [key, value] of Object.entries(patch)) {
+            const empty = value === undefined || value === "" || (typeof value === "object" && value && !Object.keys(value).length);
+            if (empty) delete data[key];
+          }
+          return { ...node, data };
+        }),
+      );
     },
     [record, setNodes],
   );
@@ -249,7 +260,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     onDrop,
     onDragOver,
     setConfig,
-    setLabel,
+    setNodeData,
     deleteNodes,
     disconnect,
     copy,
