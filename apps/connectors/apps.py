@@ -11,12 +11,18 @@ class ConnectorsConfig(AppConfig):
         # more line here.
         from apps.blocks.registry import register_block, register_service
 
+        from .email.block import EmailSendBlock
+        from .email.connection import SmtpConnection
         from .http.block import HttpBlock
         from .http.connection import HttpApiConnection
         from .services import WorkspaceConnections
         from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
         from .sql.connection import PostgresConnection
+        from .streams.blocks import StreamPublishBlock, StreamTrigger
+        from .streams.connection import RedisConnection
         from .types import register_connection_type
+        from .webhook.block import WebhookOutBlock
+        from .webhook.connection import WebhookConnection
 
         register_service("connections", WorkspaceConnections)
         register_connection_type(HttpApiConnection)
@@ -24,3 +30,10 @@ class ConnectorsConfig(AppConfig):
         register_connection_type(PostgresConnection)
         register_block(SqlQueryBlock)
         register_block(SqlExecuteBlock)
+        register_connection_type(SmtpConnection)
+        register_block(EmailSendBlock)
+        register_connection_type(RedisConnection)
+        register_block(StreamPublishBlock)
+        register_block(StreamTrigger)
+        register_connection_type(WebhookConnection)
+        register_block(WebhookOutBlock)

@@ -100,9 +100,18 @@ def connection_detail_view(request: HttpRequest, connection_id: str) -> HttpResp
             "form": form,
             "secrets_set": services.connection_secret_names(connection),
             "usage": selectors.connection_usage(connection=connection),
+            "streams": _stream_status(connection),
         },
         status=400 if form.errors else 200,
     )
+
+
+def _stream_status(connection: object) -> list[dict[str, object]]:
+    if connection.type != "redis":  # type: ignore[attr-defined]
+        return []
+    from .streams.consumer import stream_status
+
+    return stream_status(workspace_id=connection.workspace_id, connection=connection.name)  # type: ignore[attr-defined]
 
 
 @require_POST

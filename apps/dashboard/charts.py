@@ -76,9 +76,10 @@ def runs_per_hour_chart(rows: list[dict[str, Any]], *, since: datetime) -> dict[
 
 def latency_chart(latency: list[dict[str, Any]]) -> dict[str, Any]:
     """Horizontal bars per block type: p50 (solid), p95 (light), p99 (tick)."""
-    label_width, row_height, width = 170, 26, WIDTH
+    # Drawn in a half-width card: a narrower canvas keeps its text at reading size.
+    label_width, row_height, width = 130, 26, 480
     scale_max = max((row["p99"] or 0 for row in latency), default=0) or 1
-    plot = width - label_width - 70
+    plot = width - label_width - 90
     rows = []
     for index, row in enumerate(latency):
         y = index * row_height + 4

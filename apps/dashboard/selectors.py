@@ -15,7 +15,7 @@ from django.db.models import Aggregate, Count, F, FloatField, Min, Q, QuerySet, 
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from apps.runs.models import Run, RunStatus, StepRun, StepStatus
+from apps.runs.models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus
 
 # Step duration histogram buckets, in seconds (Prometheus convention).
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -85,6 +85,30 @@ def step_outcomes(*, workspace: Any | None = None) -> dict[tuple[str, str], int]
         .order_by()
     )
     return {(block, status): count for block, status, count in rows}
+
+
+@dataclass(frozen=True)
+class ReviewBacklog:
+    open: int
+    overdue: int
+    oldest_seconds: float  # age of the oldest open task (0 when none)
+
+
+def review_backlog(*, workspace: Any | None = None, now: datetime | None = None) -> ReviewBacklog:
+    """Open review tasks (of runs still waiting for them), overdue ones, oldest age."""
+    from apps.inbox.models import OPEN_TASK_STATUSES, ReviewTask
+
+    now = now or timezone.now()
+    tasks = ReviewTask.objects.filter(status__in=OPEN_TASK_STATUSES).exclude(
+        run__status__in=TERMINAL_RUN_STATUSES
+    )
+    if workspace is not None:
+        tasks = tasks.filter(workspace=workspace)
+    figures = tasks.aggregate(
+        open=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("created_at")
+    )
+    oldest = (now - figures["oldest"]).total_seconds() if figures["oldest"] else 0.0
+    return ReviewBacklog(figures["open"], figures["overdue"], max(oldest, 0.0))
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "p95_overall": max((row["p95"] for row in latency), default=None),
         "waiting": selectors.waiting_steps(workspace=workspace),
         "queue_lag": selectors.queue_lag_seconds(workspace=workspace),
+        "backlog": selectors.review_backlog(workspace=workspace),
         "recent_failures": selectors.recent_failures(workspace=workspace),
         "runs_chart": charts.runs_per_hour_chart(
             selectors.runs_per_hour(workspace=workspace, since=since), since=since

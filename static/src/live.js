@@ -68,6 +68,9 @@ function bindSelectAll(root) {
 
 export function startLivePages() {
   document.addEventListener("flowgate:event", onEvent);
+  for (const input of document.querySelectorAll("[data-select-on-focus]")) {
+    input.addEventListener("focus", () => input.select());
+  }
   setInterval(poll, POLL_MS);
   bindSelectAll(document);
 }

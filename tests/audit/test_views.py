@@ -181,3 +181,28 @@ def test_decision_page_explains_a_policy_step(
     assert reviewer_client.get(decision_url).status_code == 200
     assert outsider_client.get(decision_url).status_code == 404
     assert builder_client.get(url("decision", run_id=run.id, node_id="start")).status_code == 404
+
+
+def test_decision_page_names_the_reviewer_of_a_human_decision(
+    workspace, builder_user, reviewer_user, admin_client
+):
+    from apps.accounts.models import Membership
+    from apps.inbox.services import task_decide
+    from tests.inbox.helpers import finish_inline, start_waiting_run, task_of
+
+    run = start_waiting_run(workspace, builder_user)
+    task_decide(
+        task=task_of(run),
+        actor=reviewer_user,
+        membership=Membership.objects.get(user=reviewer_user, workspace=workspace),
+        decision="approve",
+        comment="Receipts check out",
+    )
+    run = finish_inline(run)
+    assert run.status == "succeeded"
+    body = admin_client.get(url("decision", run_id=run.id, node_id="review")).content.decode()
+    assert "A human decision" in body and "took “approved”" in body
+    assert "Receipts check out" in body
+    reviewer = body.split("<h2>Reviewer</h2>")[1].split("</section>")[0]
+    assert "rui" in reviewer.lower()
+    assert "Decided automatically" not in body

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from apps.blocks.base import BlockError, Result, Wait
 from apps.blocks.expressions import ExpressionError
+from apps.dashboard.tracing import step_span
 from apps.flows.definition import FlowGraph, Node
 
 from ..models import COMPLETED_STEP_STATUSES, Run, RunStatus, StepRun, StepStatus
@@ -256,9 +257,11 @@ class _RunExecutor:
         clock = time.perf_counter()
         try:
             ctx = self._context(node, attempt)
-            result = call_with_timeout(
-                lambda: block.execute(ctx, node.config, node_input), node_settings.timeout_seconds
-            )
+            with step_span(run=self.run, node_id=node.id, block_type=node.type, attempt=attempt):
+                result = call_with_timeout(
+                    lambda: block.execute(ctx, node.config, node_input),
+                    node_settings.timeout_seconds,
+                )
             if not isinstance(result, Result):
                 raise BlockError(f"{node.type} returned {type(result).__name__}, not a Result")
         except (BlockError, ExpressionError, StepTimeout) as error:
