@@ -5,7 +5,7 @@ import { useCallback, useMemo, useRef, useState } from "react";
 import BlockNode from "./BlockNode.jsx";
 import { EditorView } from "./context.js";
 import { ancestors, completions, runScope } from "./expressions.jsx";
-import { toCanvas, toDefinition } from "./graph.js";
+import { autoLayout, toCanvas, toDefinition } from "./graph.js";
 import Inspector from "./Inspector.jsx";
 import Palette from "./Palette.jsx";
 import { ProblemsList, PublishDialog, TestRunPanel, VersionsPanel } from "./Panels.jsx";
@@ -34,6 +34,9 @@ export default function App({ api, loaded, settings }) {
   const initial = useMemo(() => {
     const canvas = toCanvas(flow.draft.definition, blocks);
     for (const node of canvas.nodes) if (ports[node.id]) node.data.ports = ports[node.id];
+    // Files written by hand (templates, imports) may have no layout: lay them out once.
+    const layout = flow.draft.definition.layout || {};
+    if (canvas.nodes.some((node) => !layout[node.id])) canvas.nodes = autoLayout(canvas.nodes, canvas.edges);
     return canvas;
   }, [flow, blocks, ports]);
   const [meta, setMeta] = useState(() => {
@@ -45,7 +48,7 @@ export default function App({ api, loaded, settings }) {
   const [serverProblems, setServerProblems] = useState(loaded.problems);
   const [tab, setTab] = useState("settings");
   const [dock, setDock] = useState(loaded.problems.length ? "problems" : "test");
-  const [dockOpen, setDockOpen] = useState(true);
+  const [dockOpen, setDockOpen] = useState(loaded.problems.length > 0);
   const [publishing, setPublishing] = useState(null); // null | {error}
   const [published, setPublished] = useState(flow.published_version);
   const [versionsKey, setVersionsKey] = useState(0);
