@@ -82,7 +82,8 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
         "values": {"double": "trigger.body.x * 2"}
     }
 
-    # Test-run it with sample input: every node turns green.
+    # Test-run it with sample input: every node turns green, live over the workspace socket.
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
     page.get_by_role("tab", name="Test run").click()
     page.get_by_label("Sample input").fill('{"x": 21}')
     page.get_by_role("button", name="Run test").click()
