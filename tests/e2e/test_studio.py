@@ -266,3 +266,31 @@ def test_node_settings_and_the_draft_diff_drawn_on_the_canvas(page: Page, builde
     expect(page.locator('[data-node-id="branch"] .diff-pill')).to_have_text("New")
     expect(page.locator('[data-node-id="calc"] .diff-pill')).to_have_text("Changed")
     expect(page.locator(".diff-changed")).to_contain_text("retry.max_attempts")
+
+
+def test_test_run_is_followed_by_polling_when_the_socket_is_down(
+    page: Page, builder_user, workspace
+):
+    simple = definition(
+        [node("start", "trigger.manual"), node("calc", "transform.set", values={"ok": "true"})],
+        [("start", "calc")],
+        name="No socket",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="No socket", definition=simple
+    )
+    # The workspace WebSocket is refused: the editor must follow the run by polling.
+    page.route_web_socket(re.compile(r"/ws/"), lambda socket: socket.close(code=4403))
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator('.block-node[data-node-id="calc"]')).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-live", "off")
+
+    page.get_by_role("button", name="Test run").click()
+    expect(page.locator('.block-node[data-node-id="start"]')).to_have_attribute(
+        "data-status", "succeeded", timeout=30_000
+    )
+    expect(page.locator('.block-node[data-node-id="calc"]')).to_have_attribute(
+        "data-status", "succeeded", timeout=30_000
+    )
+    expect(page.locator("[data-run-status]")).to_have_text("succeeded")
