@@ -82,7 +82,8 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
         "values": {"double": "trigger.body.x * 2"}
     }
 
-    # Test-run it with sample input: every node turns green.
+    # Test-run it with sample input: every node turns green, live over the workspace socket.
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
     page.get_by_role("tab", name="Test run").click()
     page.get_by_label("Sample input").fill('{"x": 21}')
     page.get_by_role("button", name="Run test").click()
@@ -159,6 +160,14 @@ def test_keyboard_editing_undo_and_a_save_conflict(page: Page, builder_user, wor
     page.keyboard.press("Control+Shift+z")
     expect(page.locator('.block-node[data-node-id="set"]')).to_be_visible()
     expect(page.locator(".react-flow__edge")).to_have_count(1)
+
+    # Copy and paste the selected block: the copy gets a fresh id.
+    page.locator('.react-flow__node[data-id="set"]').click()
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(page.locator('.block-node[data-node-id="set_2"]')).to_be_visible()
+    page.keyboard.press("Delete")
+    expect(page.locator('.block-node[data-node-id="set_2"]')).to_have_count(0)
     expect(page.locator("[data-save-state]")).to_have_attribute(
         "data-save-state", "saved", timeout=15_000
     )
@@ -220,3 +229,68 @@ def test_reviewer_sees_the_canvas_read_only(page: Page, builder_user, reviewer_u
     expect(page.locator('.palette-item[data-block="transform.set"]')).to_be_disabled()
     expect(page.get_by_role("button", name="Publish", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Test run")).to_be_disabled()
+
+
+def test_node_settings_and_the_draft_diff_drawn_on_the_canvas(page: Page, builder_user, workspace):
+    published = definition(
+        [node("start", "trigger.manual"), node("calc", "transform.set", values={"y": "1"})],
+        [("start", "calc")],
+        name="Diffy",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Diffy", definition=published
+    )
+    services.flow_publish(flow=flow, actor=builder_user, note="one")
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator(".flow-name .status-published")).to_have_text("v1 live")
+
+    # Add a branch after calc from the palette, and give calc retries and a new value.
+    page.locator('.react-flow__node[data-id="calc"]').click()
+    page.locator('.palette-item[data-block="logic.branch"]').click()
+    page.locator('.react-flow__node[data-id="calc"]').click()
+    page.get_by_text("Retries, timeout and notes").click()
+    page.get_by_label("Max attempts").fill("3")
+    page.get_by_label("Values: value of y").fill("2")
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+    flow.refresh_from_db()
+    calc = next(n for n in flow.draft_definition["nodes"] if n["id"] == "calc")
+    assert calc["retry"] == {"max_attempts": 3}
+    assert {"from": "calc", "to": "branch", "port": "out"} in flow.draft_definition["edges"]
+
+    # Version 1 against the draft: the canvas marks what is new and what changed.
+    page.get_by_role("tab", name="Versions").click()
+    page.get_by_role("button", name="Show changes").click()
+    expect(page.locator('[data-node-id="branch"] .diff-pill')).to_have_text("New")
+    expect(page.locator('[data-node-id="calc"] .diff-pill')).to_have_text("Changed")
+    expect(page.locator(".diff-changed")).to_contain_text("retry.max_attempts")
+
+
+def test_test_run_is_followed_by_polling_when_the_socket_is_down(
+    page: Page, builder_user, workspace
+):
+    simple = definition(
+        [node("start", "trigger.manual"), node("calc", "transform.set", values={"ok": "true"})],
+        [("start", "calc")],
+        name="No socket",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="No socket", definition=simple
+    )
+    # The workspace WebSocket is refused: the editor must follow the run by polling.
+    page.route_web_socket(re.compile(r"/ws/"), lambda socket: socket.close(code=4403))
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator('.block-node[data-node-id="calc"]')).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-live", "off")
+
+    page.get_by_role("button", name="Test run").click()
+    expect(page.locator('.block-node[data-node-id="start"]')).to_have_attribute(
+        "data-status", "succeeded", timeout=30_000
+    )
+    expect(page.locator('.block-node[data-node-id="calc"]')).to_have_attribute(
+        "data-status", "succeeded", timeout=30_000
+    )
+    expect(page.locator("[data-run-status]")).to_have_text("succeeded")

@@ -1,30 +1,20 @@
 // The flow editor: canvas, palette, inspector and dock, wired to the REST API.
 // State lives here; the pieces it renders are presentational.
-import {
-  Background,
-  Controls,
-  MiniMap,
-  ReactFlow,
-  addEdge,
-  useEdgesState,
-  useNodesState,
-  useReactFlow,
-  useUpdateNodeInternals,
-} from "@xyflow/react";
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Background, Controls, MiniMap, ReactFlow, useEdgesState, useNodesState, useReactFlow } from "@xyflow/react";
+import { useCallback, useMemo, useRef, useState } from "react";
 import BlockNode from "./BlockNode.jsx";
 import { EditorView } from "./context.js";
 import { ancestors, completions, runScope } from "./expressions.jsx";
-import { autoLayout, makeEdge, newNodeId, snapshot, toCanvas, toDefinition } from "./graph.js";
-import { useHistory } from "./history.js";
+import { autoLayout, toCanvas, toDefinition } from "./graph.js";
 import Inspector from "./Inspector.jsx";
-import Palette, { DRAG_TYPE } from "./Palette.jsx";
+import Palette from "./Palette.jsx";
 import { ProblemsList, PublishDialog, TestRunPanel, VersionsPanel } from "./Panels.jsx";
 import { useTestRun } from "./runs.js";
 import { localProblems } from "./schema.js";
 import Toolbar from "./Toolbar.jsx";
-import { useAutosave } from "./useAutosave.js";
 import { useShortcuts } from "./shortcuts.js";
+import { useAutosave } from "./useAutosave.js";
+import { useGraphEditing } from "./useGraphEditing.js";
 
 const NODE_TYPES = { block: BlockNode };
 const CATEGORY_COLOURS = {
@@ -44,6 +34,9 @@ export default function App({ api, loaded, settings }) {
   const initial = useMemo(() => {
     const canvas = toCanvas(flow.draft.definition, blocks);
     for (const node of canvas.nodes) if (ports[node.id]) node.data.ports = ports[node.id];
+    // Files written by hand (templates, imports) may have no layout: lay them out once.
+    const layout = flow.draft.definition.layout || {};
+    if (canvas.nodes.some((node) => !layout[node.id])) canvas.nodes = autoLayout(canvas.nodes, canvas.edges);
     return canvas;
   }, [flow, blocks, ports]);
   const [meta, setMeta] = useState(() => {
@@ -55,18 +48,16 @@ export default function App({ api, loaded, settings }) {
   const [serverProblems, setServerProblems] = useState(loaded.problems);
   const [tab, setTab] = useState("settings");
   const [dock, setDock] = useState(loaded.problems.length ? "problems" : "test");
-  const [dockOpen, setDockOpen] = useState(true);
+  const [dockOpen, setDockOpen] = useState(loaded.problems.length > 0);
   const [publishing, setPublishing] = useState(null); // null | {error}
   const [published, setPublished] = useState(flow.published_version);
   const [versionsKey, setVersionsKey] = useState(0);
   const [notice, setNotice] = useState("");
   const [sample, setSample] = useState(() => sampleFor(flow.draft.definition));
   const [starting, setStarting] = useState(false);
+  const [diff, setDiff] = useState(null);
   const flowApi = useReactFlow();
-  const updateNodeInternals = useUpdateNodeInternals();
-  const history = useHistory();
   const testRun = useTestRun(api);
-  const clipboard = useRef(null);
   const wrapper = useRef(null);
 
   const definition = useMemo(() => toDefinition(meta, nodes, edges), [meta, nodes, edges]);
@@ -110,222 +101,20 @@ export default function App({ api, loaded, settings }) {
     return map;
   }, [problems]);
 
-  // --- history ------------------------------------------------------------------------
-  const recordedThisTick = useRef(false);
-  const record = useCallback(() => {
-    if (recordedThisTick.current) return;
-    recordedThisTick.current = true;
-    setTimeout(() => {
-      recordedThisTick.current = false;
-    }, 0);
-    history.record(snapshot(flowApi.getNodes(), flowApi.getEdges()));
-  }, [history, flowApi]);
-  const restore = useCallback(
-    (state) => {
-      if (!state) return;
-      setNodes(state.nodes);
-      setEdges(state.edges);
-    },
-    [setNodes, setEdges],
-  );
-  const undo = useCallback(() => restore(history.undo(snapshot(flowApi.getNodes(), flowApi.getEdges()))), [history, flowApi, restore]);
-  const redo = useCallback(() => restore(history.redo(snapshot(flowApi.getNodes(), flowApi.getEdges()))), [history, flowApi, restore]);
-
-  // --- graph edits ----------------------------------------------------------------------
-  const handleNodesChange = useCallback(
-    (changes) => {
-      if (changes.some((change) => change.type === "remove")) record();
-      onNodesChange(changes);
-    },
-    [onNodesChange, record],
-  );
-  const handleEdgesChange = useCallback(
-    (changes) => {
-      if (changes.some((change) => change.type === "remove")) record();
-      onEdgesChange(changes);
-    },
-    [onEdgesChange, record],
-  );
-  const connect = useCallback(
-    (connection) => {
-      if (readOnly || connection.source === connection.target) return;
-      record();
-      const edge = makeEdge(connection.source, connection.sourceHandle || "out", connection.target);
-      setEdges((current) => (current.some((old) => old.id === edge.id) ? current : addEdge(edge, current)));
-    },
-    [readOnly, record, setEdges],
-  );
-  const isValidConnection = useCallback(
-    (connection) => {
-      if (connection.source === connection.target) return false;
-      const target = flowApi.getNode(connection.target);
-      return !(target && blocks[target.data.type] && blocks[target.data.type].category === "trigger");
-    },
-    [flowApi, blocks],
-  );
-
-  const selectOnly = useCallback(
-    (ids) => {
-      const wanted = new Set(ids);
-      setNodes((current) => current.map((node) => ({ ...node, selected: wanted.has(node.id) })));
-      setEdges((current) => current.map((edge) => (edge.selected ? { ...edge, selected: false } : edge)));
-    },
-    [setNodes, setEdges],
-  );
-
-  const addBlock = useCallback(
-    (key, position) => {
-      if (readOnly || !blocks[key]) return;
-      const block = blocks[key];
-      const current = flowApi.getNodes();
-      const selected = current.filter((node) => node.selected);
-      const anchor = selected.length === 1 ? selected[0] : null;
-      let at = position;
-      if (!at && anchor) at = { x: anchor.position.x + 280, y: anchor.position.y };
-      if (!at) {
-        const box = wrapper.current.getBoundingClientRect();
-        at = flowApi.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 });
-        at = { x: at.x - 110, y: at.y - 35 };
-      }
-      record();
-      const id = newNodeId(key, new Set(current.map((node) => node.id)));
-      const node = {
-        id,
-        type: "block",
-        position: at,
-        selected: true,
-        data: { type: key, config: {}, ports: [...block.ports] },
-      };
-      setNodes((all) => [...all.map((old) => ({ ...old, selected: false })), node]);
-      // Added with the keyboard or a click after a selected block: wire it in, as users expect.
-      if (!position && anchor && block.category !== "trigger") {
-        setEdges((all) => addEdge(makeEdge(anchor.id, (anchor.data.ports || ["out"])[0], id), all));
-      }
-      setTab("settings");
-      notify(`Added ${block.title} (${id}).`);
-    },
-    [readOnly, blocks, flowApi, record, setNodes, setEdges, notify],
-  );
-
-  const onDrop = useCallback(
-    (event) => {
-      event.preventDefault();
-      const key = event.dataTransfer.getData(DRAG_TYPE);
-      if (!key) return;
-      const position = flowApi.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-      addBlock(key, { x: position.x - 110, y: position.y - 30 });
-    },
-    [flowApi, addBlock],
-  );
-  const onDragOver = useCallback((event) => {
-    if (event.dataTransfer.types.includes(DRAG_TYPE)) {
-      event.preventDefault();
-      event.dataTransfer.dropEffect = "move";
-    }
-  }, []);
-
-  const configEdit = useRef({ node: null, at: 0 });
-  const setConfig = useCallback(
-    (id, config) => {
-      const now = Date.now();
-      if (configEdit.current.node !== id || now - configEdit.current.at > 1500) record();
-      configEdit.current = { node: id, at: now };
-      setNodes((all) => all.map((node) => (node.id === id ? { ...node, data: { ...node.data, config } } : node)));
-    },
-    [record, setNodes],
-  );
-  const setLabel = useCallback(
-    (id, label) => {
-      const now = Date.now();
-      if (configEdit.current.node !== id || now - configEdit.current.at > 1500) record();
-      configEdit.current = { node: id, at: now };
-      setNodes((all) => all.map((node) => (node.id === id ? { ...node, data: { ...node.data, label } } : node)));
-    },
-    [record, setNodes],
-  );
-
-  // Blocks whose ports depend on their config (switch cases, policy routes) ask the server.
-  useEffect(() => {
-    const dynamic = nodes.filter((node) => blocks[node.data.type] && blocks[node.data.type].dynamic_ports);
-    if (!dynamic.length) return undefined;
-    const timer = setTimeout(async () => {
-      for (const node of dynamic) {
-        try {
-          const answer = await api.ports(node.data.type, node.data.config || {});
-          if (answer.config_valid && answer.ports.join() !== (node.data.ports || []).join()) {
-            setNodes((all) => all.map((old) => (old.id === node.id ? { ...old, data: { ...old.data, ports: answer.ports } } : old)));
-            requestAnimationFrame(() => updateNodeInternals(node.id));
-          }
-        } catch {
-          /* ports stay as they were; validation reports the config */
-        }
-      }
-    }, 500);
-    return () => clearTimeout(timer);
-    // Only config changes matter, not positions.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [JSON.stringify(nodes.map((node) => [node.id, node.data.config])), api, blocks]);
-
-  const deleteNodes = useCallback(
-    (ids) => {
-      record();
-      const gone = new Set(ids);
-      setNodes((all) => all.filter((node) => !gone.has(node.id)));
-      setEdges((all) => all.filter((edge) => !gone.has(edge.source) && !gone.has(edge.target)));
-    },
-    [record, setNodes, setEdges],
-  );
-  const disconnect = useCallback(
-    (edgeId) => {
-      record();
-      setEdges((all) => all.filter((edge) => edge.id !== edgeId));
-    },
-    [record, setEdges],
-  );
-
-  const copy = useCallback(() => {
-    const chosen = flowApi.getNodes().filter((node) => node.selected);
-    if (!chosen.length) return;
-    const ids = new Set(chosen.map((node) => node.id));
-    clipboard.current = {
-      nodes: structuredClone(snapshot(chosen, []).nodes),
-      edges: flowApi.getEdges().filter((edge) => ids.has(edge.source) && ids.has(edge.target)),
-    };
-    notify(`Copied ${chosen.length} block(s).`);
-  }, [flowApi, notify]);
-  const paste = useCallback(() => {
-    if (readOnly || !clipboard.current) return;
-    record();
-    const taken = new Set(flowApi.getNodes().map((node) => node.id));
-    const renamed = {};
-    const pasted = clipboard.current.nodes.map((node) => {
-      const id = newNodeId(node.data.type, taken);
-      taken.add(id);
-      renamed[node.id] = id;
-      return { ...structuredClone(node), id, selected: true, position: { x: node.position.x + 40, y: node.position.y + 60 } };
-    });
-    const pastedEdges = clipboard.current.edges.map((edge) => makeEdge(renamed[edge.source], edge.sourceHandle, renamed[edge.target]));
-    setNodes((all) => [...all.map((node) => ({ ...node, selected: false })), ...pasted]);
-    setEdges((all) => [...all, ...pastedEdges]);
-    clipboard.current = { ...clipboard.current, nodes: pasted.map((node) => ({ ...node, selected: false })), edges: pastedEdges };
-  }, [readOnly, record, flowApi, setNodes, setEdges]);
-
-  const tidy = useCallback(() => {
-    if (readOnly) return;
-    record();
-    setNodes((all) => autoLayout(all, flowApi.getEdges()));
-    requestAnimationFrame(() => flowApi.fitView({ padding: 0.2, duration: 300 }));
-  }, [readOnly, record, setNodes, flowApi]);
-
-  const focusNode = useCallback(
-    (id, panel = "settings") => {
-      selectOnly([id]);
-      setTab(panel);
-      const node = flowApi.getNode(id);
-      if (node) flowApi.fitView({ nodes: [{ id }], duration: 300, maxZoom: 1.2, padding: 0.6 });
-    },
-    [selectOnly, flowApi],
-  );
+  const editing = useGraphEditing({
+    api,
+    blocks,
+    readOnly,
+    nodes,
+    setNodes,
+    setEdges,
+    onNodesChange,
+    onEdgesChange,
+    wrapper,
+    notify,
+    setTab,
+  });
+  const { record, undo, redo, connect, selectOnly, addBlock, copy, paste, tidy, focusNode } = editing;
 
   // --- test runs and publishing ----------------------------------------------------------
   const startTest = useCallback(
@@ -427,9 +216,17 @@ export default function App({ api, loaded, settings }) {
     }),
     [scope, upstreamKey, api],
   );
+  // A diff against the draft, while the versions panel is open, is drawn on the canvas.
+  const diffMarks = useMemo(() => {
+    if (!diff || diff.to !== "draft" || dock !== "versions" || !dockOpen) return {};
+    const marks = {};
+    for (const id of diff.nodes.added) marks[id] = "added";
+    for (const change of diff.nodes.changed) marks[change.id] = "changed";
+    return marks;
+  }, [diff, dock, dockOpen]);
   const view = useMemo(
-    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly, expressions }),
-    [blocks, problemsByNode, testRun.steps, readOnly, expressions],
+    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly, expressions, diff: diffMarks }),
+    [blocks, problemsByNode, testRun.steps, readOnly, expressions, diffMarks],
   );
 
   return (
@@ -442,8 +239,8 @@ export default function App({ api, loaded, settings }) {
           saveState={autosave.state}
           saveMessage={autosave.message}
           published={published}
-          canUndo={history.canUndo}
-          canRedo={history.canRedo}
+          canUndo={editing.canUndo}
+          canRedo={editing.canRedo}
           onUndo={undo}
           onRedo={redo}
           onTidy={tidy}
@@ -465,15 +262,15 @@ export default function App({ api, loaded, settings }) {
         <div className="editor-body">
           <Palette catalog={catalog} onAdd={addBlock} readOnly={readOnly} />
           <div className="editor-center">
-            <div className="canvas" ref={wrapper} onDrop={onDrop} onDragOver={onDragOver} aria-label="Flow canvas" role="region">
+            <div className="canvas" ref={wrapper} onDrop={editing.onDrop} onDragOver={editing.onDragOver} aria-label="Flow canvas" role="region">
               <ReactFlow
                 nodes={nodes}
                 edges={edges}
                 nodeTypes={NODE_TYPES}
-                onNodesChange={handleNodesChange}
-                onEdgesChange={handleEdgesChange}
+                onNodesChange={editing.handleNodesChange}
+                onEdgesChange={editing.handleEdgesChange}
                 onConnect={connect}
-                isValidConnection={isValidConnection}
+                isValidConnection={editing.isValidConnection}
                 onNodeDragStart={record}
                 onSelectionDragStart={record}
                 onNodeDoubleClick={() => setTab("settings")}
@@ -527,6 +324,7 @@ export default function App({ api, loaded, settings }) {
                   canPublish={settings.canPublish}
                   reloadKey={versionsKey}
                   notify={notify}
+                  onDiff={setDiff}
                   onRolledBack={() => {
                     setVersionsKey((value) => value + 1);
                     api.flow().then((fresh) => setPublished(fresh.published_version));
@@ -541,11 +339,11 @@ export default function App({ api, loaded, settings }) {
             edges={edges}
             tab={tab}
             setTab={setTab}
-            onConfig={setConfig}
-            onLabel={setLabel}
+            onConfig={editing.setConfig}
+            onNodeData={editing.setNodeData}
             onConnect={connect}
-            onDisconnect={disconnect}
-            onDelete={deleteNodes}
+            onDisconnect={editing.disconnect}
+            onDelete={editing.deleteNodes}
           />
         </div>
         <div className="visually-hidden" role="status" aria-live="polite">{notice}</div>

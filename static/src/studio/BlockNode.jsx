@@ -17,7 +17,8 @@ const STATUS_LABELS = {
 };
 
 function BlockNode({ id, data, selected }) {
-  const { blocks, problems, steps } = useEditorView();
+  const { blocks, problems, steps, diff } = useEditorView();
+  const change = diff && diff[id];
   const block = blocks[data.type];
   const category = block ? block.category : "unknown";
   const nodeProblems = problems[id] || [];
@@ -29,15 +30,18 @@ function BlockNode({ id, data, selected }) {
   if (selected) classes.push("is-selected");
   if (nodeProblems.length) classes.push("has-problems");
   if (status) classes.push(`run-${status}`);
-  const summary = [title, `(${id})`];
-  if (status) summary.push(`, ${STATUS_LABELS[status] || status}`);
-  if (nodeProblems.length) summary.push(`, ${nodeProblems.length} problem(s)`);
+  if (change) classes.push(`diff-mark-${change}`);
+  let summary = `${title} (${id})`;
+  if (status) summary += `, ${STATUS_LABELS[status] || status}`;
+  if (nodeProblems.length) summary += `, ${nodeProblems.length} problem(s)`;
+  if (change) summary += `, ${change} since the compared version`;
 
   return (
-    <div className={classes.join(" ")} data-node-id={id} data-status={status || ""} aria-label={summary.join(" ")}>
+    <div className={classes.join(" ")} data-node-id={id} data-status={status || ""} aria-label={summary}>
       {category !== "trigger" && (
         <Handle type="target" position={Position.Left} id="in" className="handle handle-in" aria-label={`Input of ${id}`} />
       )}
+      {change && <span className={`diff-pill diff-pill-${change}`}>{change === "added" ? "New" : "Changed"}</span>}
       <div className="block-node-header">
         <span className="block-icon" aria-hidden="true">{glyph(block && block.icon)}</span>
         <div className="block-titles">

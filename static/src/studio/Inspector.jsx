@@ -7,7 +7,24 @@ import { glyph } from "./icons.js";
 import SchemaForm, { SUGGESTIONS_ID } from "./SchemaForm.jsx";
 import { localProblems } from "./schema.js";
 
-export default function Inspector({ node, nodes, edges, onConfig, onLabel, onConnect, onDisconnect, onDelete, tab, setTab }) {
+// Settings every node has, whatever its block (the engine's NodeSettings).
+const NODE_SETTINGS_SCHEMA = {
+  type: "object",
+  properties: {
+    retry: {
+      type: "object",
+      title: "Retries",
+      properties: {
+        max_attempts: { type: "integer", minimum: 1, maximum: 20, title: "Max attempts", description: "Including the first; the block's default when empty." },
+        backoff_seconds: { type: "number", minimum: 0, maximum: 3600, title: "Backoff (seconds)", description: "Wait before the first retry; it doubles each time." },
+      },
+    },
+    timeout_seconds: { type: "number", exclusiveMinimum: 0, maximum: 3600, title: "Timeout (seconds)", description: "How long one attempt may take." },
+    notes: { type: "string", title: "Notes", description: "For the people who maintain this flow." },
+  },
+};
+
+export default function Inspector({ node, nodes, edges, onConfig, onNodeData, onConnect, onDisconnect, onDelete, tab, setTab }) {
   const { blocks, problems, steps, readOnly, expressions } = useEditorView();
   if (!node) {
     return (
@@ -68,7 +85,7 @@ export default function Inspector({ node, nodes, edges, onConfig, onLabel, onCon
                 value={node.data.label || ""}
                 placeholder={block ? block.title : ""}
                 disabled={readOnly}
-                onChange={(event) => onLabel(node.id, event.target.value)}
+                onChange={(event) => onNodeData(node.id, { label: event.target.value })}
               />
             </div>
             <form className="config-form" onSubmit={(event) => event.preventDefault()} aria-label="Block settings">
@@ -81,6 +98,17 @@ export default function Inspector({ node, nodes, edges, onConfig, onLabel, onCon
                 onChange={(config) => onConfig(node.id, config)}
               />
             </form>
+            <details className="advanced">
+              <summary>Retries, timeout and notes</summary>
+              <SchemaForm
+                key={`${node.id}-advanced`}
+                schema={NODE_SETTINGS_SCHEMA}
+                value={{ retry: node.data.retry, timeout_seconds: node.data.timeout_seconds, notes: node.data.notes }}
+                problems={[]}
+                readOnly={readOnly}
+                onChange={(settings) => onNodeData(node.id, settings)}
+              />
+            </details>
             {!readOnly && (
               <button type="button" className="button button-danger-quiet" onClick={() => onDelete([node.id])}>
                 Delete block

@@ -100,7 +100,7 @@ export function TestRunPanel({ sample, setSample, testRun, onStart, busy, readOn
   );
 }
 
-export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify }) {
+export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify, onDiff }) {
   const [versions, setVersions] = useState(null);
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("draft");
@@ -118,7 +118,9 @@ export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify
     event.preventDefault();
     setError("");
     try {
-      setDiff({ from, to, ...(await api.diff(from, to)) });
+      const shown = { from, to, ...(await api.diff(from, to)) };
+      setDiff(shown);
+      onDiff(shown);
     } catch (problem) {
       setError(problem.message);
     }
@@ -170,6 +172,7 @@ export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify
           <button type="submit" className="button button-small">Show changes</button>
         </form>
       )}
+      {diff && diff.to === "draft" && <p className="muted small">Blocks added or changed in the draft are marked on the canvas.</p>}
       {diff && <DiffView diff={diff} />}
     </div>
   );

@@ -306,7 +306,7 @@ function ArrayControl({ id, schema, root, value, onChange, path, errors, readOnl
       ))}
       {!readOnly && (
         <button type="button" className="button button-small" onClick={() => onChange([...items, emptyValue(itemSchema, root)])}>
-          + Add {itemSchema.title ? itemSchema.title.toLowerCase() : "item"}
+          + Add {singular(label)}
         </button>
       )}
     </div>
@@ -344,4 +344,9 @@ function JsonControl({ common, value, onChange }) {
 function humanize(name) {
   const words = name.replace(/_/g, " ");
   return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function singular(label) {
+  const word = String(label || "item").toLowerCase();
+  return word.endsWith("s") && word.length > 3 ? word.slice(0, -1) : word;
 }

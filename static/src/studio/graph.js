@@ -87,7 +87,7 @@ export function autoLayout(nodes, edges) {
   const positions = new Map();
   for (const [column, ids] of columns) {
     ids.forEach((id, row) => {
-      positions.set(id, { x: column * 300, y: (row - (ids.length - 1) / 2) * 150 });
+      positions.set(id, { x: column * 280, y: (row - (ids.length - 1) / 2) * 160 });
     });
   }
   return nodes.map((node) => ({ ...node, position: positions.get(node.id) || node.position }));

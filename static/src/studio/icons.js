@@ -17,6 +17,8 @@ const GLYPHS = {
   brain: "✦",
   user: "☺",
   "user-check": "☑",
+  cube: "⬢",
+  send: "➤",
   users: "☺",
   sparkles: "✦",
   cpu: "▣",

@@ -15,8 +15,13 @@ export function useTestRun(api) {
   const done = run ? TERMINAL.has(run.status) : true;
   const refreshing = useRef(false);
 
+  const again = useRef(false);
   const refresh = useCallback(async () => {
-    if (!runId || refreshing.current) return;
+    if (!runId) return;
+    if (refreshing.current) {
+      again.current = true; // an event arrived mid-request: fetch once more afterwards
+      return;
+    }
     refreshing.current = true;
     try {
       const detail = await api.run(runId);
@@ -33,6 +38,10 @@ export function useTestRun(api) {
       setError(problem.message);
     } finally {
       refreshing.current = false;
+      if (again.current) {
+        again.current = false;
+        refresh();
+      }
     }
   }, [api, runId]);
 

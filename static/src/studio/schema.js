@@ -5,7 +5,12 @@ export function resolve(schema, root) {
   if (!schema) return {};
   if (schema.$ref) {
     const name = schema.$ref.split("/").pop();
-    return { ...((root.$defs || {})[name] || {}), title: schema.title, description: schema.description };
+    const target = (root.$defs || {})[name] || {};
+    return {
+      ...target,
+      title: schema.title || target.title,
+      description: schema.description || target.description,
+    };
   }
   return schema;
 }
