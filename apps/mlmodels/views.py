@@ -34,11 +34,10 @@ def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
 
 
 def _unavailable(request: HttpRequest, error: Exception, title: str) -> HttpResponse:
+    # A page that says what is wrong, in the app shell, not an error page: the rest of
+    # the studio keeps working while MLflow is away.
     return render(
-        request,
-        "mlmodels/unavailable.html",
-        _context(request, title=title, error=str(error)),
-        status=503,
+        request, "mlmodels/unavailable.html", _context(request, title=title, error=str(error))
     )
 
 
