@@ -23,6 +23,20 @@ FALLBACK = "fallback"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
+_http_client: httpx.Client | None = None
+
+
+def _http() -> httpx.Client:
+    """One keep-alive client per process (made on first use, so after a worker forks):
+    building an httpx client costs tens of milliseconds, more than a prediction."""
+    global _http_client
+    if _http_client is None:
+        from apps.core.http import internal_client
+
+        _http_client = internal_client()
+    return _http_client
+
+
 class ModelServiceError(Exception):
     """``retryable``: the service is down, slow or erring (5xx) or the circuit is open;
     otherwise the request itself was wrong (4xx: bad input, unknown model)."""
@@ -75,12 +89,9 @@ class ModelServiceClient:
         alias: str = "",
         timeout: float = 10.0,
     ) -> dict[str, Any]:
-        from apps.core.http import internal_client
-
         body = {"model": model, "inputs": inputs, "version": version, "alias": alias}
         try:
-            with internal_client(timeout=timeout) as client:
-                response = client.post(f"{self.base_url}/predict", json=body)
+            response = _http().post(f"{self.base_url}/predict", json=body, timeout=timeout)
         except httpx.TimeoutException:
             raise ModelServiceError(
                 f"the model service at {self.base_url} did not answer within {timeout:g}s",
@@ -102,11 +113,9 @@ class ModelServiceClient:
     def refresh(self, *, timeout: float = 5.0) -> bool:
         """Ask the service to re-resolve aliases now (after a promotion). Best effort: a
         service that is down re-resolves on its own within seconds of coming back."""
-        from apps.core.http import internal_client
-
         try:
-            with internal_client(timeout=timeout) as client:
-                return client.post(f"{self.base_url}/refresh", json={}).status_code == 200
+            response = _http().post(f"{self.base_url}/refresh", json={}, timeout=timeout)
+            return response.status_code == 200
         except httpx.HTTPError:
             return False
 
