@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+MANAGE_PY = str(REPOSITORY_ROOT / "manage.py")
 
 
 @dataclass(frozen=True)
@@ -114,4 +115,6 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
             "beat",
             [python, "-m", "celery", "-A", "studio", "beat", "--loglevel=INFO"],
         ),
+        # Starts runs of trigger.stream flows from Redis Streams (consumer groups).
+        ProcessSpec("streams", [python, MANAGE_PY, "streams", "consume"]),
     ]

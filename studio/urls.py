@@ -1,6 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.dashboard.views import metrics_view
 from apps.runs.webhooks import webhook
 
 # Each section keeps its own namespace ("flows:list", "runs:list", ...): they are included
@@ -13,6 +14,7 @@ workspace_sections = [
     path("policies/", include("apps.policies.urls")),
     path("audit/", include("apps.audit.urls")),
     path("dashboard/", include("apps.dashboard.urls")),
+    path("settings/connections/", include("apps.connectors.urls")),
     path("settings/", include("apps.accounts.settings_urls")),
 ]
 
@@ -22,6 +24,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("api/", include("studio.api_urls")),
     path("hooks/<str:token>", webhook, name="webhook"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

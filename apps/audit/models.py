@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.core.models import PublicModel
 
@@ -18,6 +19,9 @@ class AuditEvent(PublicModel):
     """
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.PROTECT, related_name="+")
+    # Not auto_now_add (which overwrites the value on insert): the digest covers the exact
+    # timestamp that audit_record sets before hashing.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     sequence = models.BigIntegerField()
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

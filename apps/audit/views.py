@@ -1,17 +1,120 @@
-from django.http import HttpRequest, HttpResponse
+"""Audit pages: the trail with filters, chain verification, exports, and the explanation
+of one decision. Thin adapters over ``selectors`` and ``services``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability
+from apps.runs.selectors import run_get, run_steps
+
+from . import export, selectors, services
+from .forms import AuditFilterForm
+
+PAGE_SIZE = 50
+
+
+def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, Any]:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    form = AuditFilterForm(
+        request.GET or None, actions=selectors.audit_action_list(workspace=workspace)
+    )
+    filters = form.selector_filters() if form.is_valid() else {}
+    return form, selectors.audit_event_list(workspace=workspace, **filters)
 
 
 @workspace_view(Capability.VIEW_AUDIT)
-def section_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "core/empty_section.html",
-        {
-            "title": "Audit trail",
-            "description": "Every action and decision (who, what, when, with which model and policy version) will be recorded here in a tamper-evident trail.",
-        },
-    )
+def audit_list_view(request: HttpRequest) -> HttpResponse:
+    form, events = _filtered(request)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": Paginator(events, PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+    }
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    return render(request, "audit/list.html", context, status=status)
+
+
+@workspace_view(Capability.VIEW_AUDIT)
+@require_POST
+def audit_verify_view(request: HttpRequest) -> HttpResponse:
+    report = services.audit_verify(workspace_id=request.workspace.id)  # type: ignore[attr-defined]
+    context = {"report": report, "checked_at": timezone.now()}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "audit/partials/verify_result.html", context)
+    return render(request, "audit/verify.html", context)
+
+
+@workspace_view(Capability.VIEW_AUDIT)
+def audit_export_view(request: HttpRequest, format: str) -> HttpResponse:
+    form, events = _filtered(request)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    slug = request.workspace.slug  # type: ignore[attr-defined]
+    if format == "csv":
+        lines, content_type, extension = export.csv_lines(events), "text/csv", "csv"
+    else:
+        lines, content_type, extension = export.jsonl_lines(events), "application/jsonl", "jsonl"
+    response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{slug}-{stamp}.{extension}"'
+    return response
+
+
+@workspace_view(Capability.VIEW_RUNS)
+def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    run = run_get(workspace=workspace, run_id=run_id)
+    event = selectors.decision_get(workspace=workspace, run_id=run.id, node_id=node_id)
+    step = next((s for s in run_steps(run=run)["latest"] if s.node_id == node_id), None)
+    meta = event.data.get("meta") or {}
+    context = {
+        "run": run,
+        "event": event,
+        "step": step,
+        "data": event.data,
+        "category": event.action.removeprefix("decision."),
+        "model": _model_facts(meta),
+        "policy": _policy_facts(meta),
+        "reviewer": meta.get("reviewer") or (event.actor_label if event.actor_id else ""),
+        "reasons": meta.get("reasons") or (event.data.get("result") or {}).get("reasons", []),
+    }
+    return render(request, "audit/decision.html", context)
+
+
+MODEL_FACTS = {
+    "model": "Model",
+    "model_version": "Version",
+    "alias": "Alias",
+    "model_alias": "Alias",
+    "confidence": "Confidence",
+    "shadow": "Shadow",
+    "canary": "Canary",
+}
+POLICY_FACTS = {
+    "policy": "Policy",
+    "policy_version": "Version",
+    "duration_ms": "Evaluation (ms)",
+    "error": "Error",
+}
+
+
+def _model_facts(meta: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (label, meta[key]) for key, label in MODEL_FACTS.items() if meta.get(key) not in (None, "")
+    ]
+
+
+def _policy_facts(meta: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (label, meta[key]) for key, label in POLICY_FACTS.items() if meta.get(key) not in (None, "")
+    ]

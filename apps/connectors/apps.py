@@ -7,8 +7,33 @@ class ConnectorsConfig(AppConfig):
     verbose_name = "Connectors"
 
     def ready(self) -> None:
-        from apps.blocks.registry import register_block
+        # Each connector folder brings its connection type and blocks; adding one is one
+        # more line here.
+        from apps.blocks.registry import register_block, register_service
 
+        from .email.block import EmailSendBlock
+        from .email.connection import SmtpConnection
         from .http.block import HttpBlock
+        from .http.connection import HttpApiConnection
+        from .services import WorkspaceConnections
+        from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
+        from .sql.connection import PostgresConnection
+        from .streams.blocks import StreamPublishBlock, StreamTrigger
+        from .streams.connection import RedisConnection
+        from .types import register_connection_type
+        from .webhook.block import WebhookOutBlock
+        from .webhook.connection import WebhookConnection
 
+        register_service("connections", WorkspaceConnections)
+        register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
+        register_connection_type(PostgresConnection)
+        register_block(SqlQueryBlock)
+        register_block(SqlExecuteBlock)
+        register_connection_type(SmtpConnection)
+        register_block(EmailSendBlock)
+        register_connection_type(RedisConnection)
+        register_block(StreamPublishBlock)
+        register_block(StreamTrigger)
+        register_connection_type(WebhookConnection)
+        register_block(WebhookOutBlock)

@@ -1,8 +1,9 @@
-"""The workspace event stream: one WebSocket per open page, fed by a Channels group.
+"""Live event streams: one WebSocket per open page, fed by a Channels group.
 
-Services publish with ``apps.core.events.publish_workspace_event`` after commit; the
-consumer forwards each event as JSON to every member's open page (run status, inbox counts,
-toasts). Membership is checked on connect; a non-member is refused.
+``ws/w/<slug>/events/`` carries the workspace's events (run status, inbox counts, toasts);
+apps narrow it to one object by subclassing (``apps.runs.consumers.RunEventsConsumer``).
+Services publish with ``apps.core.events`` after commit. Membership is checked on connect;
+a non-member is refused with 4404.
 """
 
 from __future__ import annotations
@@ -13,26 +14,35 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
+from apps.accounts.models import Membership
 from apps.accounts.selectors import membership_get
 
 from .events import workspace_group
 
 
 class WorkspaceEventsConsumer(AsyncJsonWebsocketConsumer):
+    """Follows the workspace's group; subclasses narrow it with ``group_for``."""
+
+    def group_for(self, membership: Membership, kwargs: dict[str, Any]) -> str:
+        """The group this socket follows. Raise Http404 when the member may not see it."""
+        return workspace_group(membership.workspace_id)
+
+    def _authorised_group(self, user: Any, kwargs: dict[str, Any]) -> str:
+        membership = membership_get(user=user, workspace_slug=kwargs["workspace_slug"])
+        return self.group_for(membership, kwargs)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
-        slug = self.scope["url_route"]["kwargs"]["workspace_slug"]
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
         try:
-            membership = await database_sync_to_async(membership_get)(
-                user=user, workspace_slug=slug
+            self.group_name = await database_sync_to_async(self._authorised_group)(
+                user, self.scope["url_route"]["kwargs"]
             )
         except Http404:
             await self.close(code=4404)
             return
-        self.group_name = workspace_group(membership.workspace_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
 

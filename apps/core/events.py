@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
@@ -24,46 +25,67 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+# (channel layer, groups, message, resolved once sent)
+_Outgoing = tuple[Any, list[str], dict[str, Any], Future[None]]
+
 
 def workspace_group(workspace_id: UUID | str) -> str:
     return f"workspace.{workspace_id}"
 
 
+def run_group(run_id: UUID | str) -> str:
+    """One group per run: a run's page follows its steps without the workspace's traffic."""
+    return f"run.{run_id}"
+
+
 class _Publisher:
+    """One background loop per process, sending events one after another in the order they
+    were published: a page must not see "run succeeded" before that run's last step."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[_Outgoing] | None = None
         self._pid = 0
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def _ensure_loop(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[_Outgoing]]:
         # A forked worker inherits the parent's object but not its thread: start anew.
         if self._loop is None or self._pid != os.getpid():
             with self._lock:
                 if self._loop is None or self._pid != os.getpid():
                     loop = asyncio.new_event_loop()
+                    queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
                     threading.Thread(
                         target=loop.run_forever, name="event-publisher", daemon=True
                     ).start()
-                    self._loop, self._pid = loop, os.getpid()
-        return self._loop
+                    asyncio.run_coroutine_threadsafe(self._drain(queue), loop)
+                    self._loop, self._queue, self._pid = loop, queue, os.getpid()
+        assert self._queue is not None
+        return self._loop, self._queue
 
-    def send(self, group: str, message: dict[str, Any]) -> asyncio.Future[Any] | None:
+    def send(self, groups: list[str], message: dict[str, Any]) -> Future[None] | None:
         layer = get_channel_layer()
         if layer is None:
             return None
-        future = asyncio.run_coroutine_threadsafe(
-            self._send(layer, group, message), self._ensure_loop()
-        )
-        return future
+        sent: Future[None] = Future()
+        loop, queue = self._ensure_loop()
+        loop.call_soon_threadsafe(queue.put_nowait, (layer, groups, message, sent))
+        return sent
 
     @staticmethod
-    async def _send(layer: Any, group: str, message: dict[str, Any]) -> None:
-        try:
-            await layer.group_send(group, message)
-        except Exception:
-            logger.warning(
-                "could not publish %s event", message.get("event", {}).get("type"), exc_info=True
-            )
+    async def _drain(queue: asyncio.Queue[_Outgoing]) -> None:
+        while True:
+            layer, groups, message, sent = await queue.get()
+            for group in groups:
+                try:
+                    await layer.group_send(group, message)
+                except Exception:
+                    logger.warning(
+                        "could not publish %s event",
+                        message.get("event", {}).get("type"),
+                        exc_info=True,
+                    )
+            sent.set_result(None)
 
 
 _publisher = _Publisher()
@@ -74,11 +96,20 @@ def publish_workspace_event(
 ) -> None:
     """Send ``event`` to every open page of the workspace. ``wait`` blocks until sent
     (tests, management commands about to exit)."""
-    future = _publisher.send(
-        workspace_group(workspace_id), {"type": "workspace.event", "event": event}
-    )
-    if wait and future is not None:
-        future.result(timeout=5)
+    _publish([workspace_group(workspace_id)], event, wait=wait)
+
+
+def publish_run_event(
+    workspace_id: UUID | str, run_id: UUID | str, event: dict[str, Any], *, wait: bool = False
+) -> None:
+    """Send a run's ``event`` to the workspace's pages and to the pages following that run."""
+    _publish([workspace_group(workspace_id), run_group(run_id)], event, wait=wait)
+
+
+def _publish(groups: list[str], event: dict[str, Any], *, wait: bool) -> None:
+    sent = _publisher.send(groups, {"type": "workspace.event", "event": event})
+    if wait and sent is not None:
+        sent.result(timeout=5)
 
 
 def publish_workspace_event_on_commit(workspace_id: UUID | str, event: dict[str, Any]) -> None:

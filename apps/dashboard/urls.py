@@ -5,5 +5,5 @@ from . import views
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.section_list, name="list"),
+    path("", views.dashboard_view, name="list"),
 ]

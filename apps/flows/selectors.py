@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import Flow, FlowStatus, FlowVersion
@@ -30,6 +30,22 @@ def flow_list(
     if search:
         flows = flows.filter(name__icontains=search)
     return flows.order_by("-updated_at")
+
+
+def flows_using(*, workspace: Any, block_type: str, config: dict[str, Any]) -> QuerySet[Flow]:
+    """Flows whose draft or published version has a ``block_type`` node whose config
+    includes ``config`` (e.g. the policy.evaluate nodes naming one policy)."""
+    wanted = [{"type": block_type, "config": config}]
+    return (
+        Flow.objects.filter(workspace=workspace)
+        .exclude(status=FlowStatus.ARCHIVED)
+        .filter(
+            Q(draft_definition__nodes__contains=wanted)
+            | Q(latest_version__definition__nodes__contains=wanted)
+        )
+        .select_related("latest_version")
+        .order_by("name")
+    )
 
 
 def flow_get(*, workspace: Any, flow_id: Any) -> Flow:

@@ -1,17 +1,152 @@
+"""Flow pages: thin adapters that authorize (``workspace_view``), call one selector or
+service and render. The canvas editor is a JavaScript island that talks to the REST API
+(``apps/flows/api.py``, ``apps/runs/api.py``); this module only serves its page."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
-from apps.accounts.permissions import Capability
+from apps.accounts.permissions import Capability, can
+
+from . import selectors, services
+from .gallery import template_definition, template_list
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+def _list_url(request: HttpRequest) -> str:
+    return reverse("flows:list", kwargs={"workspace_slug": request.workspace.slug})  # type: ignore[attr-defined]
+
+
+def _editor_url(request: HttpRequest, flow: object) -> str:
+    return reverse(
+        "flows:editor",
+        kwargs={"workspace_slug": request.workspace.slug, "flow_id": flow.id},  # type: ignore[attr-defined]
+    )
+
+
+def _list_context(request: HttpRequest) -> dict[str, object]:
+    search = request.GET.get("q", "").strip()[:200]
+    archived = request.GET.get("archived") == "1"
+    flows = selectors.flow_list(
+        workspace=request.workspace,  # type: ignore[attr-defined]
+        search=search,
+        include_archived=archived,
+    )
+    return {
+        "flows": flows,
+        "search": search,
+        "archived": archived,
+        "templates": template_list(),
+        "can_edit": can(request.membership, Capability.EDIT_FLOWS),  # type: ignore[attr-defined]
+    }
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def section_list(request: HttpRequest) -> HttpResponse:
+def flow_list_view(request: HttpRequest) -> HttpResponse:
+    context = _list_context(request)
+    if request.htmx and request.htmx.target == "flow-results":  # type: ignore[attr-defined]
+        return render(request, "flows/partials/flow_table.html", context)
+    return render(request, "flows/list.html", context)
+
+
+@require_POST
+@workspace_view(Capability.EDIT_FLOWS)
+def flow_create_view(request: HttpRequest) -> HttpResponse:
+    name = request.POST.get("name", "").strip()[:200]
+    key = request.POST.get("template", "").strip()
+    definition = None
+    if key:
+        known = {template["key"]: template for template in template_list()}
+        if key not in known:
+            messages.error(request, "That template does not exist.")
+            return redirect(_list_url(request))
+        definition = template_definition(key)
+        name = name or known[key]["name"]
+    try:
+        flow = services.flow_create(
+            workspace=request.workspace,  # type: ignore[attr-defined]
+            actor=request.user,
+            name=name or "Untitled flow",
+            definition=definition,
+        )
+    except services.FlowError as error:
+        messages.error(request, f"The flow was not created: {error.message}.")
+        return redirect(_list_url(request))
+    return redirect(_editor_url(request, flow))
+
+
+@require_POST
+@workspace_view(Capability.EDIT_FLOWS)
+def flow_import_view(request: HttpRequest) -> HttpResponse:
+    """Create a flow from an uploaded ``*.flow.json``; a broken or foreign file creates
+    nothing and lists its problems."""
+    upload = request.FILES.get("file")
+    problems: list[str] = []
+    if upload is None:
+        error = "Choose a .flow.json file to import."
+    elif upload.size > MAX_IMPORT_BYTES:
+        error = "That file is too large for a flow."
+    else:
+        try:
+            document = json.loads(upload.read())
+        except (ValueError, UnicodeDecodeError) as problem:
+            error = f"That file is not JSON: {problem}."
+        else:
+            try:
+                flow = services.flow_import(
+                    workspace=request.workspace,  # type: ignore[attr-defined]
+                    actor=request.user,
+                    document=document,
+                )
+            except services.FlowError as problem:
+                error = f"Nothing was imported: {problem.message}."
+                problems = [
+                    f"{item.node}: {item.message}" if item.node else item.message
+                    for item in problem.problems
+                ]
+            else:
+                messages.success(request, f"Imported “{flow.name}”.")
+                return redirect(_editor_url(request, flow))
+    context = {**_list_context(request), "import_error": error, "import_problems": problems}
+    return render(request, "flows/list.html", context, status=400)
+
+
+@require_POST
+@workspace_view(Capability.EDIT_FLOWS)
+def flow_duplicate_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    copy = services.flow_duplicate(flow=flow, actor=request.user)
+    messages.success(request, f"Created “{copy.name}”.")
+    return redirect(_list_url(request))
+
+
+@require_POST
+@workspace_view(Capability.EDIT_FLOWS)
+def flow_archive_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    services.flow_archive(flow=flow, actor=request.user)
+    messages.success(request, f"Archived “{flow.name}”.")
+    return redirect(_list_url(request))
+
+
+@workspace_view(Capability.VIEW_FLOWS)
+def flow_editor_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    membership = request.membership  # type: ignore[attr-defined]
     return render(
         request,
-        "core/empty_section.html",
+        "flows/editor.html",
         {
-            "title": "Flows",
-            "description": "Your automation flows will be listed here: build one on the canvas from connector, model, policy and review blocks, or start from a template.",
+            "flow": flow,
+            "can_edit": can(membership, Capability.EDIT_FLOWS),
+            "can_publish": can(membership, Capability.PUBLISH_FLOWS),
         },
     )

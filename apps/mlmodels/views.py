@@ -33,11 +33,14 @@ def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
     }
 
 
-def _unavailable(request: HttpRequest, error: Exception, title: str) -> HttpResponse:
-    # A page that says what is wrong, in the app shell, not an error page: the rest of
-    # the studio keeps working while MLflow is away.
+def _unavailable(
+    request: HttpRequest, error: Exception, title: str, *, status: int = 503
+) -> HttpResponse:
     return render(
-        request, "mlmodels/unavailable.html", _context(request, title=title, error=str(error))
+        request,
+        "mlmodels/unavailable.html",
+        _context(request, title=title, error=str(error)),
+        status=status,
     )
 
 
@@ -46,7 +49,8 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
     try:
         models = registry.list_models()
     except registry.RegistryUnavailable as error:
-        return _unavailable(request, error, "Models")
+        # The section itself opens and says what is wrong; the pages below it are a 503.
+        return _unavailable(request, error, "Models", status=200)
     using = selectors.flows_using_models(workspace=request.workspace)  # type: ignore[attr-defined]
     rows = [(model, using.get(model.name, [])) for model in models]
     return render(request, "mlmodels/list.html", _context(request, rows=rows))

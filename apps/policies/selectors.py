@@ -92,6 +92,11 @@ def policy_evaluation_list(
 
 
 def policy_usage(*, policy: Policy) -> dict[str, Any]:
-    """Where the policy is used: the gate it decides. Flow definitions referencing it are
-    listed by the flows app once published flow versions exist."""
-    return {"gate": policy.gate, "flows": []}
+    """Where the policy is used: the gate it decides and the flows (draft or published)
+    with a policy.evaluate block naming it."""
+    from apps.flows.selectors import flows_using
+
+    flows = flows_using(
+        workspace=policy.workspace, block_type="policy.evaluate", config={"policy": policy.slug}
+    )
+    return {"gate": policy.gate, "flows": list(flows)}

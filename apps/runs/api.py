@@ -228,25 +228,18 @@ class BulkRunActionApi(WorkspaceAPIView):
     def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        operation = (
-            services.run_retry_from_failed
-            if data.validated_data["action"] == "retry"
-            else services.run_rerun
-        )
-        results = []
-        for run in selectors.run_list(workspace=request.workspace).filter(
+        runs = selectors.run_list(workspace=request.workspace).filter(
             pk__in=data.validated_data["runs"]
-        ):
-            try:
-                results.append(
-                    {
-                        "run": str(run.id),
-                        "ok": True,
-                        "result": str(operation(run=run, actor=request.user).id),
-                    }
-                )
-            except services.RunError as error:
-                results.append({"run": str(run.id), "ok": False, "message": str(error)})
+        )
+        outcomes = services.run_bulk_action(
+            runs=runs, action=data.validated_data["action"], actor=request.user
+        )
+        results = [
+            {"run": o.run_id, "ok": True, "result": o.result_id}
+            if o.ok
+            else {"run": o.run_id, "ok": False, "message": o.message}
+            for o in outcomes
+        ]
         return Response({"results": results})
 
 

@@ -55,3 +55,14 @@ def run_steps(*, run: Run) -> dict[str, list[StepRun]]:
         if step.node_id not in latest or step.attempt >= latest[step.node_id].attempt:
             latest[step.node_id] = step
     return {"all": attempts, "latest": list(latest.values())}
+
+
+def run_related(*, run: Run) -> dict[str, Any]:
+    """The runs linked to ``run``: what it re-ran, its re-runs, its parent and sub-flows."""
+    linked = Run.objects.filter(workspace_id=run.workspace_id).select_related("flow", "version")
+    return {
+        "rerun_of": linked.filter(pk=run.rerun_of_id).first() if run.rerun_of_id else None,
+        "reruns": list(linked.filter(rerun_of=run).order_by("created_at")),
+        "parent": linked.filter(pk=run.parent_run_id).first() if run.parent_run_id else None,
+        "children": list(linked.filter(parent_run=run).order_by("created_at")),
+    }

@@ -214,3 +214,27 @@ def run_rerun(*, run: Run, actor: Any) -> Run:
         rerun_of=run,
     )
     return started.run
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    run_id: str
+    ok: bool
+    result_id: str | None = None  # the retried run (same id) or the new re-run
+    message: str = ""
+
+
+def run_bulk_action(*, runs: Any, action: str, actor: Any) -> list[BulkOutcome]:
+    """Retry (from the failed step) or re-run (latest version) each of ``runs``, a
+    queryset the caller already scoped to its workspace. One run's refusal does not
+    stop the others; each outcome says what happened."""
+    operation = {"retry": run_retry_from_failed, "rerun": run_rerun}[action]
+    outcomes = []
+    for run in runs:
+        try:
+            result = operation(run=run, actor=actor)
+        except RunError as error:
+            outcomes.append(BulkOutcome(str(run.id), False, message=str(error)))
+        else:
+            outcomes.append(BulkOutcome(str(run.id), True, result_id=str(result.id)))
+    return outcomes

@@ -1,17 +1,174 @@
+"""Run pages: the run list, the dead-letter list with bulk actions, and run detail.
+
+Thin adapters over ``selectors`` and ``services``: parse, authorize (``workspace_view``),
+call, render. An htmx request for the list or the detail gets the partial only, which is
+how live updates (WebSocket events, or polling when the socket is down) refresh them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
-from apps.accounts.permissions import Capability
+from apps.accounts.permissions import Capability, can
+from apps.blocks.registry import registry
+from apps.flows.selectors import flow_list
+
+from . import selectors, services
+from .engine.effects import DECISION_CATEGORIES
+from .forms import BulkRunActionForm, RunFilterForm
+from .models import TERMINAL_RUN_STATUSES, RunStatus
+
+PAGE_SIZE = 25
+
+
+def _page(request: HttpRequest, runs: Any) -> Any:
+    return Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def section_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "core/empty_section.html",
-        {
-            "title": "Runs",
-            "description": "Every run of every flow will appear here with its status, steps and timings, and failed runs in a dead-letter list you can retry.",
-        },
+def run_list_view(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    form = RunFilterForm(request.GET or None, flows=flow_list(workspace=workspace))
+    filters = form.selector_filters() if form.is_valid() else {}
+    context = {
+        "form": form,
+        "page": _page(request, selectors.run_list(workspace=workspace, **filters)),
+        "query": _query_without_page(request),
+        "dead_letter_count": selectors.dead_letter_list(workspace=workspace).count(),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "runs/partials/run_table.html", context)
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    return render(request, "runs/list.html", context, status=status)
+
+
+@workspace_view(Capability.VIEW_RUNS)
+def dead_letter_view(request: HttpRequest) -> HttpResponse:
+    runs = selectors.dead_letter_list(workspace=request.workspace)  # type: ignore[attr-defined]
+    page = _page(request, runs)
+    context = {
+        "page": page,
+        "query": "",
+        "can_manage": can(request.membership, Capability.MANAGE_RUNS),  # type: ignore[attr-defined]
+    }
+    return render(request, "runs/dead_letter.html", context)
+
+
+@workspace_view(Capability.MANAGE_RUNS)
+@require_POST
+def bulk_action_view(request: HttpRequest) -> HttpResponse:
+    form = BulkRunActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Select at least one run and an action.")
+        return redirect(_url(request, "dead_letter"))
+    runs = selectors.run_list(workspace=request.workspace).filter(  # type: ignore[attr-defined]
+        pk__in=form.cleaned_data["runs"]
     )
+    outcomes = services.run_bulk_action(
+        runs=runs, action=form.cleaned_data["action"], actor=request.user
+    )
+    done = sum(outcome.ok for outcome in outcomes)
+    verb = "Retried" if form.cleaned_data["action"] == "retry" else "Re-ran"
+    if done:
+        messages.success(request, f"{verb} {done} run{'s' if done != 1 else ''}.")
+    for outcome in outcomes:
+        if not outcome.ok:
+            messages.error(request, f"Run {outcome.run_id[:8]}: {outcome.message}")
+    return redirect(_url(request, "dead_letter"))
+
+
+def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
+    return reverse(f"runs:{name}", kwargs={"workspace_slug": request.workspace.slug, **kwargs})  # type: ignore[attr-defined]
+
+
+def _step_category(block_type: str) -> str:
+    block = registry.get(block_type)
+    return block.category if block else ""
+
+
+def _detail_context(request: HttpRequest, run: Any) -> dict[str, Any]:
+    steps = selectors.run_steps(run=run)
+    attempts_by_node: dict[str, list[Any]] = {}
+    for attempt in steps["all"]:
+        attempts_by_node.setdefault(attempt.node_id, []).append(attempt)
+    rows = []
+    for step in steps["latest"]:
+        category = _step_category(step.block_type)
+        rows.append(
+            {
+                "step": step,
+                "category": category,
+                "attempts": attempts_by_node[step.node_id],
+                "is_decision": category in DECISION_CATEGORIES and step.status == "succeeded",
+            }
+        )
+    return {
+        "run": run,
+        "steps": rows,
+        "related": selectors.run_related(run=run),
+        "active": run.status not in TERMINAL_RUN_STATUSES,
+        "can_manage": can(request.membership, Capability.MANAGE_RUNS),  # type: ignore[attr-defined]
+        "is_failed": run.status == RunStatus.FAILED,
+    }
+
+
+@workspace_view(Capability.VIEW_RUNS)
+def run_detail_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = selectors.run_get(workspace=request.workspace, run_id=run_id)  # type: ignore[attr-defined]
+    context = _detail_context(request, run)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "runs/partials/run_detail.html", context)
+    return render(request, "runs/detail.html", context)
+
+
+def _run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
+    run = selectors.run_get(workspace=request.workspace, run_id=run_id)  # type: ignore[attr-defined]
+    operation = {
+        "cancel": services.run_cancel,
+        "retry": services.run_retry_from_failed,
+        "rerun": services.run_rerun,
+    }[action]
+    try:
+        result = operation(run=run, actor=request.user)
+    except services.RunError as error:
+        messages.error(request, f"Could not {action} the run: {error}.")
+        return redirect(_url(request, "detail", run_id=run.id))
+    text = {
+        "cancel": "Run cancelled.",
+        "retry": "Retrying from the failed step.",
+        "rerun": "Started a new run on the latest version.",
+    }[action]
+    messages.success(request, text)
+    return redirect(_url(request, "detail", run_id=result.id))
+
+
+@workspace_view(Capability.MANAGE_RUNS)
+@require_POST
+def run_cancel_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _run_action(request, run_id, "cancel")
+
+
+@workspace_view(Capability.MANAGE_RUNS)
+@require_POST
+def run_retry_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _run_action(request, run_id, "retry")
+
+
+@workspace_view(Capability.MANAGE_RUNS)
+@require_POST
+def run_rerun_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _run_action(request, run_id, "rerun")

@@ -8,6 +8,8 @@ window.htmx = htmx;
 await import("htmx-ext-ws");
 
 import { connectWorkspaceEvents } from "./events.js";
+import { startLivePages } from "./live.js";
+import { bindInboxCount } from "./inbox/count.js";
 
 function bindWorkspaceSwitch() {
   const form = document.querySelector("[data-workspace-switch]");
@@ -17,8 +19,10 @@ function bindWorkspaceSwitch() {
 
 function start() {
   bindWorkspaceSwitch();
+  startLivePages();
   const slug = document.body.dataset.workspace;
   if (slug) connectWorkspaceEvents(slug);
+  bindInboxCount(slug);
 }
 
 // The top-level await above can finish after DOMContentLoaded has already fired.

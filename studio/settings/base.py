@@ -219,6 +219,8 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Several deployments (or test runs) can share one Redis by giving each its own queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -238,6 +240,12 @@ FLOWGATE = {
         "FLOWGATE_ENCRYPTION_KEY",
         None if PRODUCTION else local_secret(VAR_DIR / "encryption_key"),
     ),
+    # Earlier keys, still accepted for reading until `manage.py connections rotate-keys`.
+    "RETIRED_ENCRYPTION_KEYS": env_list("FLOWGATE_RETIRED_ENCRYPTION_KEYS", []),
+    # Redis Streams consumer (`manage.py streams consume`): how long a message may stay
+    # pending with a dead consumer before another claims it, and the read block time.
+    "STREAM_CLAIM_IDLE_SECONDS": env_int("STREAM_CLAIM_IDLE_SECONDS", 60, minimum=1),
+    "STREAM_BLOCK_MILLISECONDS": env_int("STREAM_BLOCK_MILLISECONDS", 1000, minimum=10),
     "MLFLOW_TRACKING_URI": env_str("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001"),
     "MODEL_SERVICE_URL": env_str("MODEL_SERVICE_URL", "http://127.0.0.1:3001"),
     # The model block's circuit breaker: open after this many consecutive failures...
@@ -254,6 +262,12 @@ FLOWGATE = {
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
     "MAX_DELIVERIES": env_int("MAX_DELIVERIES", 5, minimum=1),
     "RUN_LEASE_SECONDS": env_int("RUN_LEASE_SECONDS", 120, minimum=5),
+    # /metrics: a bearer token when set; otherwise only these networks may scrape it.
+    "METRICS_TOKEN": env_str("METRICS_TOKEN", ""),
+    "METRICS_ALLOWED_NETWORKS": env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]),
+    # OpenTelemetry spans around run steps: "none" (default), "console", or "otlp"
+    # (needs opentelemetry-exporter-otlp; endpoint from OTEL_EXPORTER_OTLP_ENDPOINT).
+    "TRACING_EXPORTER": env_str("TRACING_EXPORTER", "none"),
 }
 
 LOGGING = {

@@ -12,14 +12,15 @@ from apps.core.events import publish_workspace_event
 from studio.asgi import application
 
 
-def socket_for(client: Client | None, slug: str) -> WebsocketCommunicator:
+def socket_for(client: Client | None, slug: str, path: str = "") -> WebsocketCommunicator:
+    """A WebSocket to the workspace's event stream (or ``path``) with the client's session."""
     headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
     if client is not None:
         cookie = (
             f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
         )
         headers.append((b"cookie", cookie.encode()))
-    return WebsocketCommunicator(application, f"/ws/w/{slug}/events/", headers=headers)
+    return WebsocketCommunicator(application, path or f"/ws/w/{slug}/events/", headers=headers)
 
 
 def test_member_receives_events_published_for_their_workspace(

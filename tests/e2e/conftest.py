@@ -59,11 +59,13 @@ def _committed_data(transactional_db: None) -> None:
     """The server and worker read the database through their own connections."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def studio_url(test_database_url: str) -> Iterator[str]:
     if not (REPOSITORY_ROOT / "static" / "dist" / "app.js").exists():
         pytest.fail("the front end is not built: run scripts/bootstrap.sh")
-    worker = WorkerProcess(database_url=test_database_url).start()
+    # The server and its worker share a queue of their own (see tests/conftest.py).
+    queue = {"CELERY_QUEUE": f"test-e2e-{os.getpid()}"}
+    worker = WorkerProcess(database_url=test_database_url, environment=queue).start()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
@@ -82,7 +84,7 @@ def studio_url(test_database_url: str) -> Iterator[str]:
                 "--no-access-log",
             ],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url),
+            env=child_environment(DATABASE_URL=test_database_url, **queue),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -96,7 +98,9 @@ def studio_url(test_database_url: str) -> Iterator[str]:
         worker.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop in this thread while it is
+# started, which would break async_to_sync in the tests collected after this package.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")

@@ -40,9 +40,12 @@ def test_other_workspaces_and_anonymous_users_cannot_see_models(outsider_client,
 
 def test_a_registry_that_is_down_is_reported_not_a_crash(reviewer_client, registry_down):
     response = reviewer_client.get(url("list"))
-    assert response.status_code == 200
+    assert response.status_code == 200  # the section opens and says what is wrong
     assert b"The model registry is unavailable" in response.content
     assert registry_down.encode() in response.content
+    detail = reviewer_client.get(url("detail", model_name="claim-fraud"))
+    assert detail.status_code == 503
+    assert b"The model registry is unavailable" in detail.content
 
 
 @pytest.mark.slow

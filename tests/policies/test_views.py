@@ -138,3 +138,21 @@ def test_decision_log_is_searchable(client, owner, policy, workspace):
     response = client.get(url("evaluations"), {"source": "R1", "verdict": "allow"})
     assert b"flow run R1 node n" in response.content
     assert b"flow run R1" not in client.get(url("evaluations"), {"source": "R2"}).content
+
+
+def test_detail_lists_the_flows_that_use_the_policy(client, member, owner, workspace, policy):
+    from tests.runs.helpers import definition, node, published_flow
+
+    using = definition(
+        [
+            node("start", "trigger.manual"),
+            node("limit", "policy.evaluate", policy="limits", rule="route", input={"amount": "1"}),
+        ],
+        [("start", "limit")],
+    )
+    published_flow(workspace, owner, using, name="Expense check")
+    published_flow(workspace, owner, definition([node("start", "trigger.manual")]), name="Other")
+    client.force_login(member)
+    response = client.get(url("detail", policy_slug="limits"))
+    assert b"Expense check" in response.content
+    assert b"Other" not in response.content

@@ -1,12 +1,14 @@
 """No lost runs, no duplicate effects: a worker SIGKILLed mid-run, a broker that forgot.
 
-These run real Celery workers against the test database and real Redis. The lease is
-shortened to 5 s so a crashed worker's run is re-driven quickly by the reconciler.
+These run real Celery workers against the test database and real Redis, on a queue of their
+own so the session's shared worker cannot take their work. The lease is shortened to 5 s so
+a crashed worker's run is re-driven quickly by the reconciler.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 import redis
@@ -16,18 +18,29 @@ from apps.runs.blocks import envelope
 from apps.runs.models import Run, StepRun
 from apps.runs.reconciler import reconcile
 from apps.runs.services import run_start
+from studio.celery import app as celery_app
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.http_server import CountingServer
 from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-WORKER_ENVIRONMENT = {"RUN_LEASE_SECONDS": "5", "SSRF_ALLOWLIST": "127.0.0.1"}
+QUEUE = f"reliability-{uuid.uuid4().hex[:8]}"
+WORKER_ENVIRONMENT = {
+    "RUN_LEASE_SECONDS": "5",
+    "SSRF_ALLOWLIST": "127.0.0.1",
+    "CELERY_QUEUE": QUEUE,
+}
 
 
-@pytest.fixture
-def fast_leases(settings):
-    settings.FLOWGATE = {**settings.FLOWGATE, "RUN_LEASE_SECONDS": 5, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+@pytest.fixture(autouse=True)
+def fast_leases(settings, monkeypatch):
+    settings.FLOWGATE = {
+        **settings.FLOWGATE,
+        "RUN_LEASE_SECONDS": 5,
+        "SSRF_ALLOWLIST": ["127.0.0.1"],
+    }
+    monkeypatch.setitem(celery_app.conf, "task_default_queue", QUEUE)
 
 
 def wait_for(run: Run, predicate, *, timeout: float, redrive: bool = False) -> Run:
@@ -39,30 +52,58 @@ def wait_for(run: Run, predicate, *, timeout: float, redrive: bool = False) -> R
         if redrive:
             reconcile()
         time.sleep(0.5)
-    raise AssertionError(f"run stayed {run.status}; steps: "
-                         f"{list(StepRun.objects.filter(run=run).values_list('node_id', 'attempt', 'status'))}")
+    raise AssertionError(
+        f"run stayed {run.status}; steps: "
+        f"{list(StepRun.objects.filter(run=run).values_list('node_id', 'attempt', 'status', 'error'))}"
+    )
 
 
 def test_a_killed_worker_loses_no_run_and_repeats_no_completed_effect(
-    admin_user, workspace, test_database_url, fast_leases
+    admin_user, workspace, test_database_url
 ):
     with CountingServer() as server:
-        flow = published_flow(workspace, admin_user, definition(
-            [node("start", "trigger.manual"),
-             node("charge", "connector.http", method="POST", url=f"{server.url}/charge", body={"n": "trigger.body.n"}),
-             node("slow", "connector.http", url=f"{server.url}/slow?seconds=4", timeout_seconds=30),
-             node("done", "transform.set", values={"ok": "steps.charge.output.status == 200"})],
-            [("start", "charge"), ("charge", "slow"), ("slow", "done")],
-        ))
-        first = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
+        flow = published_flow(
+            workspace,
+            admin_user,
+            definition(
+                [
+                    node("start", "trigger.manual"),
+                    node(
+                        "charge",
+                        "connector.http",
+                        method="POST",
+                        url=f"{server.url}/charge",
+                        body={"n": "trigger.body.n"},
+                    ),
+                    node(
+                        "slow",
+                        "connector.http",
+                        url=f"{server.url}/slow?seconds=4",
+                        timeout_seconds=30,
+                    ),
+                    node(
+                        "done", "transform.set", values={"ok": "steps.charge.output.status == 200"}
+                    ),
+                ],
+                [("start", "charge"), ("charge", "slow"), ("slow", "done")],
+            ),
+        )
+        first = WorkerProcess(
+            database_url=test_database_url, environment=WORKER_ENVIRONMENT
+        ).start()
         second = None
         try:
             run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1})).run
-            # Kill the worker while it waits for /slow: "charge" has completed by then.
-            wait_for(run, lambda r: StepRun.objects.filter(run=r, node_id="slow", status="running").exists(),
-                     timeout=60)
+            # Kill the worker while /slow holds its request: "charge" has completed by then.
+            wait_for(
+                run,
+                lambda r: any(call["path"].startswith("/slow") for call in server.requests),
+                timeout=60,
+            )
             first.kill()
-            second = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
+            second = WorkerProcess(
+                database_url=test_database_url, environment=WORKER_ENVIRONMENT
+            ).start()
             run = wait_for(run, lambda r: r.status == "succeeded", timeout=90, redrive=True)
         finally:
             first.stop()
@@ -79,13 +120,22 @@ def test_a_killed_worker_loses_no_run_and_repeats_no_completed_effect(
     assert attempts[0].error["type"] == "Interrupted"
 
 
-def test_a_broker_that_lost_every_message_loses_no_run(admin_user, workspace, test_database_url, fast_leases):
-    flow = published_flow(workspace, admin_user, definition(
-        [node("start", "trigger.manual"), node("calc", "transform.set", values={"x": "trigger.body.n + 1"})],
-        [("start", "calc")],
-    ))
-    runs = [run_start(flow=flow, trigger="manual", payload=envelope({"n": n})).run for n in range(3)]
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # Redis restarted empty
+def test_a_broker_that_lost_every_message_loses_no_run(admin_user, workspace, test_database_url):
+    flow = published_flow(
+        workspace,
+        admin_user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node("calc", "transform.set", values={"x": "trigger.body.n + 1"}),
+            ],
+            [("start", "calc")],
+        ),
+    )
+    runs = [
+        run_start(flow=flow, trigger="manual", payload=envelope({"n": n})).run for n in range(3)
+    ]
+    redis.Redis.from_url(settings.REDIS_URL).delete(QUEUE)  # Redis restarted empty
     Run.objects.filter(pk__in=[r.pk for r in runs]).update(updated_at=time_ago(10))
     worker = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
     try:

@@ -116,9 +116,7 @@ def test_foreach_maps_each_item_within_the_bound(workspace, builder_user):
         ],
         [("start", "lines")],
     )
-    run = run_flow(
-        workspace, builder_user, flow, {"lines": [{"amount": 1}, {"amount": 5}]}
-    )
+    run = run_flow(workspace, builder_user, flow, {"lines": [{"amount": 1}, {"amount": 5}]})
     assert run.output == {"items": [{"net": 2, "i": 0}, {"net": 10, "i": 1}], "count": 2}
     too_many = run_flow(
         workspace,
@@ -142,9 +140,7 @@ def test_foreach_maps_each_item_within_the_bound(workspace, builder_user):
     assert "more than the limit of 2" in too_many.error["message"]
 
 
-def test_an_expression_error_fails_the_step_with_the_expression_and_reason(
-    workspace, builder_user
-):
+def test_an_expression_error_fails_the_step_with_the_expression_and_reason(workspace, builder_user):
     flow = definition(
         [
             node("start", "trigger.manual"),

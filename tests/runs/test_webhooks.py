@@ -94,9 +94,7 @@ def test_a_duplicate_delivery_creates_one_run(client, workspace, builder_user):
     assert Run.objects.filter(flow=flow).count() == 1
 
 
-def test_malformed_json_is_400_and_oversized_is_413(
-    client, workspace, builder_user, settings
-):
+def test_malformed_json_is_400_and_oversized_is_413(client, workspace, builder_user, settings):
     flow = published_flow(workspace, builder_user, decision_flow())
     malformed = post(client, flow, b"{not json")
     assert malformed.status_code == 400

@@ -36,7 +36,9 @@ class CountingServer:
                 if self.path.startswith("/slow"):
                     import time
 
-                    time.sleep(float(self.path.split("seconds=")[-1]) if "seconds=" in self.path else 3)
+                    time.sleep(
+                        float(self.path.split("seconds=")[-1]) if "seconds=" in self.path else 3
+                    )
                 if self.path.startswith("/redirect?to="):
                     self.send_response(302)
                     self.send_header("Location", self.path.split("=", 1)[1])

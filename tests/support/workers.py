@@ -3,7 +3,8 @@
 ``WorkerProcess(database_url=...)`` runs ``celery -A studio worker --pool=prefork`` with the
 test settings against the given database and the tests' Redis. ``start()`` returns once the
 worker has answered a ``core.ping`` task; ``kill()`` SIGKILLs it (and its pool children) as a
-crash would; ``stop()`` shuts it down warmly. Several may run at once (each has its own name).
+crash would; ``stop()`` shuts it down warmly. Several may run at once (each has its own name). It consumes
+the default queue, or ``CELERY_QUEUE`` when ``environment`` sets one.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class WorkerProcess:
             "--without-mingle",
             "--without-heartbeat",
         ]
-        queues = [*(self.queues or ("celery",)), self.private_queue]
+        default_queue = self.environment.get("CELERY_QUEUE", celery_app.conf.task_default_queue)
+        queues = [*(self.queues or (default_queue,)), self.private_queue]
         return [*command, f"--queues={','.join(queues)}"]
 
     @property

@@ -12,13 +12,18 @@ from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Resul
 from apps.blocks.expressions import Expression, Template
 from apps.core.http import SSRFError, safe_client
 
+from .connection import auth_headers, resolve_url
+
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 class HttpConfig(BlockConfig):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
-    url: Template = Field(description="The URL; {{ expressions }} are filled in.")
+    url: Template = Field(
+        description="The URL; {{ expressions }} are filled in. Relative to the connection's "
+        "base URL when it does not start with http(s)://."
+    )
     headers: dict[str, Template] = Field(default_factory=dict)
     query: dict[str, Expression] = Field(default_factory=dict, description="Query parameters.")
     body: dict[str, Expression] | Expression | None = Field(
@@ -47,10 +52,11 @@ class HttpBlock(Block):
     def execute(self, ctx: BlockContext, config: HttpConfig, input: Any) -> Result:
         request = self._request(ctx, config)
         if ctx.dry_run:
+            shown = _visible(request, request.pop("connection_headers", ()))
             return Result(
-                output={"dry_run": True, "request": _visible(request)},
-                meta={"dry_run": True, "request": _visible(request)},
+                output={"dry_run": True, "request": shown}, meta={"dry_run": True, "request": shown}
             )
+        request.pop("connection_headers", None)
         try:
             with safe_client(timeout=config.timeout_seconds) as client:
                 response = client.request(**request)
@@ -69,12 +75,15 @@ class HttpBlock(Block):
         headers = {name: ctx.render(value) for name, value in config.headers.items()}
         headers["Idempotency-Key"] = ctx.idempotency_key
         headers["X-Correlation-ID"] = ctx.correlation_id
+        connection = None
         if config.connection:
-            headers.update(ctx.service("connections").get(config.connection).http_auth_headers())
+            connection = ctx.service("connections").get(config.connection, type="http_api")
+            headers.update(auth_headers(connection))
         request: dict[str, Any] = {
             "method": config.method,
-            "url": ctx.render(config.url),
+            "url": resolve_url(connection, ctx.render(config.url)),
             "headers": headers,
+            "connection_headers": tuple(auth_headers(connection)) if connection else (),
         }
         if config.query:  # an empty params= would drop the URL's own query string
             values = ctx.evaluate_tree(dict(config.query))
@@ -117,8 +126,13 @@ def _decode(response: httpx.Response) -> Any:
     return content.decode(response.encoding or "utf-8", errors="replace")
 
 
-def _visible(request: dict[str, Any]) -> dict[str, Any]:
-    """The request as a person may see it: auth headers masked."""
-    from apps.audit.redaction import redact
+def _visible(request: dict[str, Any], connection_headers: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The request as a person may see it: auth headers masked, including headers a
+    connection supplied under any name."""
+    from apps.audit.redaction import MASK, redact
 
-    return redact(request)
+    visible = redact(request)
+    for name in connection_headers:
+        if name in visible.get("headers", {}):
+            visible["headers"][name] = MASK
+    return visible

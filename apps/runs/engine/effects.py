@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.core.events import publish_workspace_event
+from apps.core.events import publish_run_event
 from apps.flows.definition import Node
 
 from ..models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun
@@ -25,8 +25,9 @@ DECISION_CATEGORIES = {"model", "policy", "human"}
 
 
 def step_event(run: Run, step: StepRun) -> None:
-    publish_workspace_event(
+    publish_run_event(
         run.workspace_id,
+        run.id,
         {
             "type": "run.step",
             "run": str(run.id),
@@ -121,8 +122,9 @@ def run_finished(run: Run, status: str, *, output: Any = None, error: dict | Non
 
 
 def _status_event(run: Run) -> None:
-    publish_workspace_event(
+    publish_run_event(
         run.workspace_id,
+        run.id,
         {
             "type": "run.status",
             "run": str(run.id),

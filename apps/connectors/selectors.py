@@ -1,0 +1,49 @@
+"""Reads about connections. Every selector takes the workspace and sees only its objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from apps.flows.models import Flow
+
+from .models import Connection
+
+
+def connection_list(*, workspace: Any) -> QuerySet[Connection]:
+    return Connection.objects.filter(workspace=workspace).order_by("name")
+
+
+def connection_get(*, workspace: Any, connection_id: Any) -> Connection:
+    """The workspace's connection ``connection_id``; Http404 for any other workspace's."""
+    connection = Connection.objects.filter(workspace=workspace, pk=connection_id).first()
+    if connection is None:
+        raise Http404("No such connection.")
+    return connection
+
+
+def connection_usage(*, connection: Connection) -> list[Flow]:
+    """Flows of the connection's workspace whose draft or published version names it."""
+    flows = Flow.objects.filter(workspace_id=connection.workspace_id).select_related(
+        "latest_version"
+    )
+    # A cheap pre-filter in SQL; the exact match is on node configs below.
+    flows = flows.filter(
+        Q(draft_definition__icontains=connection.name)
+        | Q(latest_version__definition__icontains=connection.name)
+    )
+    return [flow for flow in flows if _uses(flow, connection.name)]
+
+
+def _uses(flow: Flow, name: str) -> bool:
+    definitions = [flow.draft_definition]
+    if flow.latest_version is not None:
+        definitions.append(flow.latest_version.definition)
+    return any(
+        (node.get("config") or {}).get("connection") == name
+        for definition in definitions
+        for node in (definition or {}).get("nodes", [])
+        if isinstance(node, dict)
+    )

@@ -1,0 +1,147 @@
+"""The one PostgreSQL client for connector blocks (psycopg 3): connect with a connection's
+settings, run one parameterised statement with a timeout, read at most N rows.
+
+Statements are never built from data: values travel as bound parameters, and the
+statement is sent with the extended protocol (``prepare=True``), so a second statement
+smuggled after a ``;`` is refused by the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from django.core.serializers.json import DjangoJSONEncoder
+from psycopg.rows import dict_row
+
+# SQLSTATE classes worth retrying: connection exceptions, transaction rollback
+# (serialization failure, deadlock), insufficient resources, operator intervention.
+RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+class SqlConnectError(Exception):
+    """Could not connect; ``stage`` says why (dns, refused, timeout, tls, auth, config)."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage, self.message = stage, message
+
+
+class SqlStatementError(Exception):
+    """The database refused the statement; carries its message and SQLSTATE."""
+
+    def __init__(self, message: str, sqlstate: str | None):
+        super().__init__(message)
+        self.message, self.sqlstate = message, sqlstate
+
+    @property
+    def retryable(self) -> bool:
+        return bool(self.sqlstate) and self.sqlstate[:2] in RETRYABLE_SQLSTATE_CLASSES  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    row_count: int
+    truncated: bool
+
+
+def _connect_stage(text: str) -> str:
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return "auth"
+    if "role" in lowered and "does not exist" in lowered:
+        return "auth"
+    if "translate host name" in lowered or "name or service not known" in lowered:
+        return "dns"
+    if "connection refused" in lowered:
+        return "refused"
+    if "timeout" in lowered:
+        return "timeout"
+    if "ssl" in lowered or "certificate" in lowered:
+        return "tls"
+    return "config"
+
+
+STAGE_TEXT = {
+    "auth": "authentication failed",
+    "dns": "DNS: cannot resolve the host",
+    "refused": "connection refused",
+    "timeout": "the server did not answer in time",
+    "tls": "TLS failed",
+    "config": "cannot connect",
+}
+
+
+def connect(
+    config: Any, secrets: Mapping[str, str], *, statement_timeout_ms: int | None = None
+) -> psycopg.Connection:
+    options = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else None
+    try:
+        return psycopg.connect(
+            host=config.host,
+            port=config.port,
+            dbname=config.database,
+            user=config.user,
+            password=secrets.get("password") or None,
+            sslmode=config.sslmode,
+            connect_timeout=config.connect_timeout,
+            application_name="flowgate-connector",
+            options=options,
+        )
+    except psycopg.OperationalError as error:
+        text = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+        stage = _connect_stage(str(error))
+        raise SqlConnectError(
+            stage, f"{STAGE_TEXT[stage]} ({config.host}:{config.port}/{config.database}): {text}"
+        ) from None
+
+
+def _json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Decimal, dates, UUIDs and the like become JSON the run can store.
+    return json.loads(json.dumps(rows, cls=DjangoJSONEncoder, default=str))
+
+
+def run_statement(
+    config: Any,
+    secrets: Mapping[str, str],
+    *,
+    statement: str,
+    params: Mapping[str, Any],
+    max_rows: int,
+    timeout_seconds: float,
+    read_only: bool,
+) -> StatementResult:
+    """Run ``statement`` in one transaction (read-only when asked) and commit it; return at
+    most ``max_rows`` rows (``truncated`` says when there were more)."""
+    connection = connect(config, secrets, statement_timeout_ms=int(timeout_seconds * 1000))
+    try:
+        with connection:
+            connection.autocommit = True  # transaction() below is the only transaction
+            connection.read_only = read_only
+            with connection.transaction():
+                if read_only:
+                    # A server-side cursor: only max_rows + 1 rows ever leave the server.
+                    cursor: Any = connection.cursor(name="flowgate_query", row_factory=dict_row)
+                    cursor.execute(statement, dict(params))
+                else:
+                    cursor = connection.cursor(row_factory=dict_row)
+                    cursor.execute(statement, dict(params), prepare=True)
+                with cursor:
+                    columns = [column.name for column in cursor.description or []]
+                    rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
+                    row_count = len(rows) if read_only else cursor.rowcount
+    except psycopg.Error as error:
+        diagnostic = getattr(error, "diag", None)
+        message = (diagnostic.message_primary if diagnostic else None) or str(error)
+        raise SqlStatementError(message, getattr(error, "sqlstate", None)) from None
+    return StatementResult(
+        columns=columns,
+        rows=_json_safe(rows[:max_rows]),
+        row_count=row_count,
+        truncated=len(rows) > max_rows,
+    )

@@ -1,0 +1,39 @@
+"""The ``postgres`` connection type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field
+
+from ..types import ConnectionConfig, ConnectionType, SecretField, TestOutcome
+from . import client
+
+
+class PostgresConfig(ConnectionConfig):
+    host: str = Field(min_length=1, description="Host name or address of the server.")
+    port: int = Field(default=5432, ge=1, le=65535)
+    database: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = Field(
+        default="prefer", description="TLS: require or verify-full in production."
+    )
+    connect_timeout: int = Field(default=10, ge=1, le=120, description="Seconds.")
+
+
+class PostgresConnection(ConnectionType):
+    key = "postgres"
+    title = "PostgreSQL"
+    description = "A PostgreSQL database for the SQL query and execute blocks."
+    Config = PostgresConfig
+    secret_fields = (SecretField("password", "Password"),)
+
+    @classmethod
+    def test(cls, config: PostgresConfig, secrets: Mapping[str, str]) -> TestOutcome:
+        try:
+            with client.connect(config, secrets) as connection:
+                version = connection.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        except client.SqlConnectError as error:
+            return TestOutcome(False, error.stage, error.message)
+        return TestOutcome(True, "ok", f"connected to PostgreSQL {version} as {config.user}")

@@ -1,0 +1,291 @@
+"""The stream consumer behind ``trigger.stream`` (``manage.py streams consume``).
+
+Each published flow whose trigger is ``trigger.stream`` gets its own consumer group
+(``flowgate.<flow id>``), so every flow sees every message. For each message the consumer
+creates the run (idempotency key = stream + message id, or the publisher's
+``idempotency_key`` field), commits, and only then acknowledges it. So:
+
+- a consumer that dies after reading and before acking loses nothing: on restart it
+  re-reads its own pending messages, and messages left pending by a consumer that never
+  came back are claimed after ``STREAM_CLAIM_IDLE_SECONDS``;
+- a message delivered twice finds the run already created and is just acknowledged;
+- a message that is not JSON (or lacks the payload field) is copied to ``<stream>:dead``
+  with the reason and acknowledged, and the consumer keeps going.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, transaction
+
+from apps.blocks.base import BlockError
+from apps.flows.definition import FlowGraph
+from apps.flows.models import Flow, FlowStatus
+from apps.runs.blocks import envelope
+from apps.runs.models import Trigger
+from apps.runs.services import run_start
+
+from ..services import WorkspaceConnections
+from . import client
+
+logger = logging.getLogger("flowgate.streams")
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class Subscription:
+    flow_id: str
+    workspace_id: str
+    connection: str
+    stream: str
+    start: str
+    field: str
+
+    @property
+    def group(self) -> str:
+        return f"flowgate.{self.flow_id}"
+
+
+def subscriptions() -> list[Subscription]:
+    """Every published, active flow started by ``trigger.stream``."""
+    found = []
+    flows = (
+        Flow.objects.exclude(status=FlowStatus.ARCHIVED)
+        .filter(latest_version__isnull=False)
+        .select_related("latest_version")
+    )
+    for flow in flows:
+        definition = flow.latest_version.definition  # type: ignore[union-attr]
+        if '"trigger.stream"' not in json.dumps(definition):
+            continue
+        graph = FlowGraph.parse(definition)
+        trigger = graph.nodes[graph.trigger]
+        if trigger.type != "trigger.stream":
+            continue
+        config = trigger.config
+        found.append(
+            Subscription(
+                flow_id=str(flow.id),
+                workspace_id=str(flow.workspace_id),
+                connection=config.connection,
+                stream=config.stream,
+                start=config.start,
+                field=config.field,
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str
+    action: str  # "started", "duplicate", "dead"
+    run_id: str | None = None
+
+
+class StreamConsumer:
+    """One consumer process. ``poll_once()`` does one round over every subscription and
+    returns what it did; ``run()`` loops until ``stop()``."""
+
+    def __init__(self, *, name: str | None = None, block_ms: int | None = None) -> None:
+        self.name = name or socket.gethostname()
+        self.block_ms = block_ms or settings.FLOWGATE["STREAM_BLOCK_MILLISECONDS"]
+        self.claim_idle_ms = settings.FLOWGATE["STREAM_CLAIM_IDLE_SECONDS"] * 1000
+        self._clients: dict[tuple[str, str], redis.Redis] = {}
+        self._groups: set[tuple[str, str]] = set()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        logger.info("stream consumer %s started", self.name)
+        while not self._stopping:
+            if not self.poll_once(block=True):
+                continue
+        for redis_client in self._clients.values():
+            redis_client.close()
+
+    def poll_once(self, *, block: bool = False) -> list[Outcome]:
+        current = subscriptions()
+        outcomes: list[Outcome] = []
+        for subscription in current:
+            try:
+                outcomes.extend(self._poll(subscription))
+            except (redis.RedisError, BlockError) as error:
+                logger.warning(
+                    "stream %s (flow %s): %s", subscription.stream, subscription.flow_id, error
+                )
+                self._clients.pop((subscription.workspace_id, subscription.connection), None)
+            except DatabaseError as error:
+                # Nothing was acknowledged: the message stays pending and is retried.
+                logger.warning("stream %s: database unavailable: %s", subscription.stream, error)
+        if block and not outcomes:
+            if not current:
+                time.sleep(self.block_ms / 1000)
+            elif len(current) == 1:
+                self._wait_for_new(current[0])
+            else:
+                time.sleep(min(self.block_ms, 100) / 1000)
+        return outcomes
+
+    def _client(self, subscription: Subscription) -> redis.Redis:
+        key = (subscription.workspace_id, subscription.connection)
+        if key not in self._clients:
+            handle = WorkspaceConnections(subscription.workspace_id).get(
+                subscription.connection, type="redis"
+            )
+            self._clients[key] = client.connect(handle.config, handle.secrets)
+        redis_client = self._clients[key]
+        group_key = (subscription.stream, subscription.group)
+        if group_key not in self._groups:
+            client.ensure_group(
+                redis_client, subscription.stream, subscription.group, start=subscription.start
+            )
+            self._groups.add(group_key)
+        return redis_client
+
+    def _poll(self, subscription: Subscription) -> list[Outcome]:
+        redis_client = self._client(subscription)
+        messages = list(self._pending(redis_client, subscription))
+        if not messages:
+            messages = self._read(redis_client, subscription, ">", block=None)
+        return [self._handle(redis_client, subscription, *message) for message in messages]
+
+    def _pending(self, redis_client: redis.Redis, subscription: Subscription) -> Iterable[Any]:
+        # Our own unacknowledged messages first (we crashed before acking), then messages
+        # another consumer left pending for too long.
+        yield from self._read(redis_client, subscription, "0", block=None)
+        _, claimed, *_ = redis_client.xautoclaim(
+            subscription.stream,
+            subscription.group,
+            self.name,
+            min_idle_time=self.claim_idle_ms,
+            start_id="0-0",
+            count=BATCH,
+        )
+        yield from ((message_id, fields) for message_id, fields in claimed if fields is not None)
+
+    def _read(
+        self,
+        redis_client: redis.Redis,
+        subscription: Subscription,
+        cursor: str,
+        *,
+        block: int | None,
+    ) -> list[tuple[str, dict[str, str]]]:
+        answer = redis_client.xreadgroup(
+            subscription.group, self.name, {subscription.stream: cursor}, count=BATCH, block=block
+        )
+        return [
+            (message_id, fields)
+            for _, entries in answer or []
+            for message_id, fields in entries
+            if fields
+        ]
+
+    def _wait_for_new(self, subscription: Subscription) -> None:
+        # One subscription: block on the server instead of polling.
+        try:
+            redis_client = self._client(subscription)
+            for message in self._read(redis_client, subscription, ">", block=self.block_ms):
+                self._handle(redis_client, subscription, *message)
+        except (redis.RedisError, BlockError, DatabaseError) as error:
+            logger.warning("stream %s: %s", subscription.stream, error)
+            time.sleep(self.block_ms / 1000)
+
+    def _handle(
+        self,
+        redis_client: redis.Redis,
+        subscription: Subscription,
+        message_id: str,
+        fields: dict[str, str],
+    ) -> Outcome:
+        try:
+            body = json.loads(fields[subscription.field])
+        except KeyError:
+            return self._dead(
+                redis_client, subscription, message_id, fields, f"no {subscription.field!r} field"
+            )
+        except ValueError as error:
+            return self._dead(
+                redis_client,
+                subscription,
+                message_id,
+                fields,
+                f"{subscription.field!r} is not JSON: {error}",
+            )
+        flow = Flow.objects.select_related("latest_version").get(pk=subscription.flow_id)
+        key = fields.get("idempotency_key") or message_id
+        with transaction.atomic():
+            started = run_start(
+                flow=flow,
+                trigger=Trigger.STREAM,
+                payload=envelope(body, stream=subscription.stream, message_id=message_id),
+                idempotency_key=f"stream:{subscription.stream}:{key}"[:200],
+                correlation_id=fields.get("correlation_id"),
+            )
+        # Committed: the run exists durably, so the message may go.
+        redis_client.xack(subscription.stream, subscription.group, message_id)
+        return Outcome(
+            message_id, "started" if started.created else "duplicate", str(started.run.id)
+        )
+
+    def _dead(
+        self,
+        redis_client: redis.Redis,
+        subscription: Subscription,
+        message_id: str,
+        fields: dict[str, str],
+        reason: str,
+    ) -> Outcome:
+        client.dead_letter(
+            redis_client,
+            stream=subscription.stream,
+            message_id=message_id,
+            fields=fields,
+            reason=reason,
+        )
+        redis_client.xack(subscription.stream, subscription.group, message_id)
+        logger.warning(
+            "stream %s message %s dead-lettered: %s", subscription.stream, message_id, reason
+        )
+        return Outcome(message_id, "dead")
+
+
+def stream_status(
+    *, workspace_id: Any = None, connection: str | None = None
+) -> list[dict[str, Any]]:
+    """Each subscription (optionally of one workspace's connection) with its consumer
+    group's lag, pending count and dead-lettered messages."""
+    rows = []
+    for subscription in subscriptions():
+        if workspace_id is not None and subscription.workspace_id != str(workspace_id):
+            continue
+        if connection is not None and subscription.connection != connection:
+            continue
+        row: dict[str, Any] = {
+            "flow": subscription.flow_id,
+            "stream": subscription.stream,
+            "group": subscription.group,
+        }
+        try:
+            handle = WorkspaceConnections(subscription.workspace_id).get(
+                subscription.connection, type="redis"
+            )
+            with client.connect(handle.config, handle.secrets) as redis_client:
+                row.update(client.group_lag(redis_client, subscription.stream, subscription.group))
+                row["dead"] = redis_client.xlen(f"{subscription.stream}:dead")
+        except (redis.RedisError, BlockError) as error:
+            row["error"] = str(error)
+        rows.append(row)
+    return rows

@@ -1,0 +1,76 @@
+// Live pages without page-specific scripts. Elements opt in with data attributes and an
+// hx-trigger="flowgate:refresh" request that re-renders them:
+//   data-live-run="<run id>"  refreshed on that run's events; while data-live-active is
+//                             "true" and the WebSocket is down, polled every few seconds.
+//   data-live-runs            refreshed (debounced) on any run's status change; polled
+//                             while the WebSocket is down.
+//   data-live-poll            polled while the WebSocket is down (dashboards).
+const POLL_MS = 4000;
+const DEBOUNCE_MS = 800;
+
+function refresh(element) {
+  window.htmx.trigger(element, "flowgate:refresh");
+}
+
+const pending = new WeakMap();
+function refreshSoon(element) {
+  if (pending.has(element)) return;
+  pending.set(element, setTimeout(() => {
+    pending.delete(element);
+    if (element.isConnected) refresh(element);
+  }, DEBOUNCE_MS));
+}
+
+function onEvent(event) {
+  const detail = event.detail || {};
+  if (!String(detail.type || "").startsWith("run.")) return;
+  for (const element of document.querySelectorAll("[data-live-run]")) {
+    if (element.dataset.liveRun === detail.run) refreshSoon(element);
+  }
+  if (detail.type === "run.status") {
+    document.querySelectorAll("[data-live-runs], [data-live-poll]").forEach(refreshSoon);
+  }
+}
+
+function poll() {
+  if (document.body.dataset.live === "on" || document.hidden) return;
+  for (const element of document.querySelectorAll("[data-live-run]")) {
+    if (element.dataset.liveActive === "true") refresh(element);
+  }
+  document.querySelectorAll("[data-live-runs], [data-live-poll]").forEach(refresh);
+}
+
+// "Select all" checkboxes select every checkbox of the same name in their form.
+function bindSelectAll(root) {
+  for (const form of root.querySelectorAll("form[data-bulk-form]")) {
+    const all = form.querySelector("[data-select-all]");
+    const boxes = () => [...form.querySelectorAll("input[type=checkbox][name=runs]")];
+    const counter = form.querySelector("[data-selected-count]");
+    const update = () => {
+      const chosen = boxes().filter((box) => box.checked).length;
+      if (counter) counter.textContent = `${chosen} selected`;
+      if (all) {
+        all.checked = chosen > 0 && chosen === boxes().length;
+        all.indeterminate = chosen > 0 && chosen < boxes().length;
+      }
+      form.querySelectorAll("button[type=submit]").forEach((button) => {
+        button.disabled = chosen === 0;
+      });
+    };
+    if (all) all.addEventListener("change", () => {
+      boxes().forEach((box) => { box.checked = all.checked; });
+      update();
+    });
+    boxes().forEach((box) => box.addEventListener("change", update));
+    update();
+  }
+}
+
+export function startLivePages() {
+  document.addEventListener("flowgate:event", onEvent);
+  for (const input of document.querySelectorAll("[data-select-on-focus]")) {
+    input.addEventListener("focus", () => input.select());
+  }
+  setInterval(poll, POLL_MS);
+  bindSelectAll(document);
+}

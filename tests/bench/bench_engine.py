@@ -1,0 +1,256 @@
+"""Engine speed against its floor: the same work as a bare Celery task and a bare Django view.
+
+Run: ``python tests/bench/bench_engine.py [--runs N]`` (or ``make bench``). It migrates a
+database of its own (``flowgate_bench``, Redis database 13), starts two real Celery workers
+(prefork, concurrency 1 each) and the ASGI web server (uvicorn), then measures:
+
+- bare Celery round trip: ``core.ping.delay().get()`` — the floor under any engine step;
+- engine latency: a manual run of a 1-step and a 10-step ``transform.set`` chain, from
+  ``run_start`` to the run's ``succeeded`` row, so per-step overhead = (10-step - 1-step) / 9;
+- engine throughput: N runs of a 3-step flow started at once, drained by the 2 workers;
+- sync webhook: ``POST /hooks/<token>`` of a 5-step flow answered with the flow's response
+  (inline fast path), against ``GET /healthz`` (a bare view through the same server and
+  middleware).
+
+Results go to tests/bench/results/engine.json and are printed; figures, not asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flowgate_bench"
+)
+os.environ["DATABASE_URL"] = DATABASE_URL
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings.test")
+
+import django  # noqa: E402
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+
+RESULTS = ROOT / "tests" / "bench" / "results"
+
+
+def create_database() -> None:
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            admin.execute(f'CREATE DATABASE "{name}"')
+
+
+create_database()
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from apps.accounts.models import Role  # noqa: E402
+from apps.core.tasks import ping  # noqa: E402
+from apps.runs.blocks import envelope  # noqa: E402
+from apps.runs.models import Run  # noqa: E402
+from apps.runs.services import run_start  # noqa: E402
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
+from tests.runs.helpers import definition, node, published_flow  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    child_environment,
+    free_port,
+    stop_process_group,
+    wait_for_http,
+)
+from tests.support.workers import WorkerProcess  # noqa: E402
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "n": len(samples),
+        "p50_ms": round(percentile(samples, 0.50), 2),
+        "p99_ms": round(percentile(samples, 0.99), 2),
+        "mean_ms": round(statistics.fmean(samples), 2),
+    }
+
+
+def timed(action: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        action()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def chain(steps: int) -> dict:
+    nodes = [node("start", "trigger.manual")]
+    nodes += [
+        node(f"s{index}", "transform.set", values={"n": f"trigger.body.n + {index}"})
+        for index in range(steps)
+    ]
+    ids = [item["id"] for item in nodes]
+    return definition(nodes, list(itertools.pairwise(ids)), name=f"Chain of {steps}")
+
+
+def webhook_flow() -> dict:
+    """Five steps: the trigger, three transforms, the response."""
+    return definition(
+        [
+            node("hook", "trigger.webhook", mode="sync"),
+            node("amount", "transform.set", values={"value": "double(trigger.body.amount)"}),
+            node(
+                "score",
+                "transform.set",
+                values={"risk": "steps.amount.output.value > 100.0 ? 0.9 : 0.1"},
+            ),
+            node("decide", "transform.set", values={"approve": "steps.score.output.risk < 0.5"}),
+            node("reply", "flow.respond", body={"approve": "steps.decide.output.approve"}),
+        ],
+        [("hook", "amount"), ("amount", "score"), ("score", "decide"), ("decide", "reply")],
+        name="Sync webhook",
+    )
+
+
+def wait_until_finished(run_ids: list, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(run_ids)
+    while pending and time.monotonic() < deadline:
+        finished = Run.objects.filter(pk__in=pending, status__in=["succeeded", "failed"])
+        for run_id, status in finished.values_list("pk", "status"):
+            if status != "succeeded":
+                raise RuntimeError(f"run {run_id} {status}")
+            pending.discard(run_id)
+        if pending:
+            time.sleep(0.002)
+    if pending:
+        raise RuntimeError(f"{len(pending)} runs did not finish in {timeout}s")
+
+
+def run_latency(flow, repeat: int) -> list[float]:
+    def one() -> None:
+        run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1})).run
+        wait_until_finished([run.pk])
+
+    return timed(one, repeat)
+
+
+@contextmanager
+def web_server() -> Iterator[str]:
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="flowgate-bench-web-", suffix=".log")[1])
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--lifespan", "off", "--no-access-log"],
+            cwd=ROOT, env=child_environment(DATABASE_URL=DATABASE_URL),
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(server)
+
+
+def main() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200, help="runs for the throughput test")
+    parser.add_argument("--repeat", type=int, default=50, help="samples per latency figure")
+    arguments = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    suffix = uuid.uuid4().hex[:8]  # the bench database keeps earlier runs' rows
+    workspace = WorkspaceFactory(slug=f"bench-{suffix}")
+    user = MembershipFactory(
+        user=UserFactory(username=f"bench-{suffix}"), workspace=workspace, role=Role.ADMIN
+    ).user
+    one_step = published_flow(workspace, user, chain(1), name="Bench chain 1")
+    ten_steps = published_flow(workspace, user, chain(10), name="Bench chain 10")
+    three_steps = published_flow(workspace, user, chain(2), name="Bench chain 3")
+    hook = published_flow(workspace, user, webhook_flow(), name="Bench webhook")
+    results: dict[str, object] = {"cpus": os.cpu_count(), "workers": 2}
+    workers = [WorkerProcess(database_url=DATABASE_URL).start() for _ in range(2)]
+    try:
+        results["celery_round_trip"] = summary(
+            timed(lambda: ping.delay("x").get(timeout=30), arguments.repeat * 4)
+        )
+        results["run_1_step"] = summary(run_latency(one_step, arguments.repeat))
+        results["run_10_steps"] = summary(run_latency(ten_steps, arguments.repeat))
+        per_step = (results["run_10_steps"]["p50_ms"] - results["run_1_step"]["p50_ms"]) / 9
+        results["engine_overhead_per_step_p50_ms"] = round(per_step, 2)
+        started = time.perf_counter()
+        runs = [
+            run_start(flow=three_steps, trigger="manual", payload=envelope({"n": i})).run.pk
+            for i in range(arguments.runs)
+        ]
+        wait_until_finished(runs)
+        elapsed = time.perf_counter() - started
+        results["throughput"] = {
+            "runs": arguments.runs,
+            "steps_per_run": 3,
+            "seconds": round(elapsed, 2),
+            "runs_per_second": round(arguments.runs / elapsed, 1),
+            "steps_per_second": round(arguments.runs * 3 / elapsed, 1),
+        }
+        with web_server() as url, httpx.Client(base_url=url, timeout=30) as client:
+            results["bare_view_healthz"] = summary(
+                timed(lambda: client.get("/healthz").raise_for_status(), arguments.repeat * 4)
+            )
+            results["sync_webhook"] = summary(
+                timed(
+                    lambda: client.post(
+                        f"/hooks/{hook.webhook_token}", json={"amount": 50}
+                    ).raise_for_status(),
+                    arguments.repeat * 4,
+                )
+            )
+    finally:
+        for worker in workers:
+            worker.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    rows = [
+        ("bare Celery task round trip", results["celery_round_trip"]),
+        ("manual run, 1 step", results["run_1_step"]),
+        ("manual run, 10 steps", results["run_10_steps"]),
+        ("bare Django view (GET /healthz)", results["bare_view_healthz"]),
+        ("sync webhook, 5 steps", results["sync_webhook"]),
+    ]
+    print(f"{'measure':<34}{'p50 ms':>10}{'p99 ms':>10}{'n':>6}")
+    for label, figures in rows:
+        print(f"{label:<34}{figures['p50_ms']:>10}{figures['p99_ms']:>10}{figures['n']:>6}")
+    print(f"engine overhead per step (p50): {results['engine_overhead_per_step_p50_ms']} ms")
+    throughput = results["throughput"]
+    print(
+        f"throughput, 3-step flow, {results['workers']} workers: "
+        f"{throughput['runs_per_second']} runs/s ({throughput['runs']} runs in {throughput['seconds']} s)"
+    )
+    print(f"written to {RESULTS / 'engine.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The dashboard page and the Prometheus endpoint show what the runs did."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.dashboard import selectors
+from apps.runs.blocks import envelope
+from apps.runs.engine import advance
+from apps.runs.models import Run, StepRun
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GOOD = definition(
+    [node("start", "trigger.manual"), node("calc", "transform.set", values={"x": "1"})],
+    [("start", "calc")],
+)
+BROKEN = definition(
+    [node("start", "trigger.manual"), node("calc", "transform.set", values={"x": "nope.deep"})],
+    [("start", "calc")],
+)
+WAITS = definition(
+    [node("start", "trigger.manual"), node("wait", "util.delay", seconds=3600)],
+    [("start", "wait")],
+)
+
+
+def execute(flow, body=None) -> Run:
+    run = run_start(flow=flow, trigger="manual", payload=envelope(body or {}), enqueue=False).run
+    advance(run.id)
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def history(workspace, builder_user):
+    good = published_flow(workspace, builder_user, GOOD, name="Good flow")
+    broken = published_flow(workspace, builder_user, BROKEN, name="Broken flow")
+    waits = published_flow(workspace, builder_user, WAITS, name="Waiting flow")
+    runs = [execute(good) for _ in range(3)] + [execute(broken), execute(waits)]
+    return {"runs": runs, "failed": runs[3]}
+
+
+def dashboard_url(slug="acme"):
+    return reverse("dashboard:list", kwargs={"workspace_slug": slug})
+
+
+def test_dashboard_shows_runs_failure_rate_latency_waiting_and_failures(
+    builder_client, history, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(14):
+        response = builder_client.get(dashboard_url())
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'data-stat="total">5<' in body
+    assert 'data-stat="failure-rate">25%<' in body  # 1 failed of 4 finished
+    assert 'data-stat="waiting">1<' in body and "1 delay" in body
+    assert "<code>transform.set</code>" in body  # latency table per block
+    assert str(history["failed"].id)[:8] in body and "Broken flow" in body
+    assert 'class="bar bar-succeeded"' in body and 'class="bar bar-failed"' in body
+    assert "data-live-poll" in body
+
+
+def test_dashboard_time_range_and_htmx_partial(builder_client, history):
+    Run.objects.update(created_at="2020-01-01T00:00:00Z")
+    StepRun.objects.update(started_at="2020-01-01T00:00:00Z")
+    body = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
+    assert 'data-stat="total">0<' in body and "No runs in this range yet." in body
+    partial = builder_client.get(dashboard_url(), {"range": "1h"}, HTTP_HX_REQUEST="true")
+    assert b'id="dashboard-panels"' in partial.content and b"<html" not in partial.content
+
+
+def test_dashboard_counts_only_the_own_workspace(outsider_client, reviewer_client, history):
+    assert outsider_client.get(dashboard_url()).status_code == 404
+    theirs = outsider_client.get(dashboard_url("globex")).content.decode()
+    assert 'data-stat="total">0<' in theirs and "Broken flow" not in theirs
+    assert reviewer_client.get(dashboard_url()).status_code == 200
+
+
+def test_step_percentiles_and_histograms_come_from_the_database(workspace, history):
+    StepRun.objects.filter(block_type="transform.set", status="succeeded").update(duration_ms=20)
+    rows = selectors.step_latency_by_block(workspace=workspace, since=selectors.range_start("24h"))
+    row = next(r for r in rows if r["block_type"] == "transform.set")
+    assert row["count"] == 4 and row["failed"] == 1
+    histogram = next(h for h in selectors.step_duration_histograms() if h.block == "transform.set")
+    assert histogram.count == 4
+    assert dict(histogram.buckets)[0.025] >= 3  # the three 20 ms attempts
+
+
+def test_metrics_expose_run_and_step_figures_after_runs(client, history):
+    response = client.get("/metrics")  # the test client calls from 127.0.0.1
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'flowgate_runs_started_total{trigger="manual"} 5.0' in text
+    assert 'flowgate_runs_finished_total{status="succeeded"} 3.0' in text
+    assert 'flowgate_runs_finished_total{status="failed"} 1.0' in text
+    assert 'flowgate_runs_active{status="waiting"} 1.0' in text
+    assert 'flowgate_step_duration_seconds_count{block="transform.set"} 4.0' in text
+    assert 'flowgate_step_duration_seconds_bucket{block="transform.set",le="+Inf"} 4.0' in text
+    assert 'flowgate_step_attempts_total{block="transform.set",status="failed"} 1.0' in text
+    assert 'flowgate_waiting_steps{kind="delay"} 1.0' in text
+    assert "flowgate_queue_lag_seconds 0.0" in text
+
+
+def test_metrics_are_hidden_from_other_networks_and_need_the_token_when_set(
+    client, settings, history
+):
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
+    settings.FLOWGATE = {**settings.FLOWGATE, "METRICS_TOKEN": "scrape-me"}
+    assert client.get("/metrics").status_code == 404  # loopback is not enough any more
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
+    assert wrong.status_code == 404
+    right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me", REMOTE_ADDR="203.0.113.9")
+    assert right.status_code == 200 and b"flowgate_runs_started_total" in right.content
+
+
+def test_review_backlog_on_the_dashboard_and_in_metrics(
+    builder_client, client, workspace, builder_user
+):
+    from tests.inbox.helpers import start_waiting_run
+
+    run = start_waiting_run(workspace, builder_user)
+    assert run.status == "waiting"
+    body = builder_client.get(dashboard_url()).content.decode()
+    assert 'data-stat="backlog">1<' in body and "0 overdue" in body
+    assert "flowgate_review_tasks_open 1.0" in client.get("/metrics").content.decode()

@@ -1,0 +1,77 @@
+"""Every shipped template is a valid flow, and the ones whose blocks exist run as promised."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.accounts.models import Membership
+from apps.flows.definition import validate_definition
+from apps.flows.gallery import template_definition, template_list
+from apps.inbox.models import ReviewTask
+from apps.inbox.services import task_decide
+from apps.policies.services import policy_defaults_ensure
+from apps.runs.blocks import envelope
+from apps.runs.engine import advance
+from apps.runs.models import Run
+from apps.runs.services import run_start
+from tests.runs.helpers import published_flow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_every_template_validates_or_names_the_blocks_it_misses():
+    templates = template_list()
+    assert {"expense-approval"} <= {template["key"] for template in templates}
+    for template in templates:
+        if template["available"]:
+            assert validate_definition(template_definition(template["key"])) == []
+
+
+def expense_run(workspace, admin_user, body) -> Run:
+    policy_defaults_ensure(workspace=workspace)
+    flow = published_flow(workspace, admin_user, template_definition("expense-approval"))
+    run = run_start(flow=flow, trigger="webhook", payload=envelope(body), enqueue=False).run
+    advance(run.id)
+    run.refresh_from_db()
+    return run
+
+
+def test_expense_within_the_limit_is_approved_without_a_person(workspace, admin_user):
+    run = expense_run(workspace, admin_user, {"employee": "kim", "amount": 40, "category": "meals"})
+    assert run.status == "succeeded"
+    assert run.output["status"] == "approved"
+    assert not ReviewTask.objects.exists()
+
+
+def test_a_blocked_category_is_rejected_with_the_policys_reasons(workspace, admin_user):
+    run = expense_run(
+        workspace, admin_user, {"employee": "kim", "amount": 20, "category": "gambling"}
+    )
+    assert run.output == {
+        "status": "rejected",
+        "employee": "kim",
+        "reasons": ["category gambling is never reimbursed"],
+    }
+
+
+def test_an_expense_over_the_limit_waits_for_a_reviewer_who_approves_it(
+    workspace, admin_user, reviewer_user
+):
+    body = {"employee": "kim", "amount": 2500, "category": "travel"}
+    run = expense_run(workspace, admin_user, body)
+    assert run.status == "waiting", run.error
+    task = ReviewTask.objects.get(run=run)
+    assert task.title == "Expense of 2500 for travel"
+    assert task.description.startswith("kim claims 2500 for travel")
+    assert task.data["Policy reasons"] == ["amount 2500 is over the travel limit of 2000"]
+
+    task_decide(
+        task=task,
+        actor=reviewer_user,
+        membership=Membership.objects.get(user=reviewer_user, workspace=workspace),
+        decision="approve",
+    )
+    advance(run.id)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.output == {"status": "approved", "employee": "kim", "amount": 2500}
