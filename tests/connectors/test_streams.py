@@ -264,8 +264,6 @@ def test_a_stream_message_runs_the_flow_end_to_end(
             env=child_environment(
                 DATABASE_URL=test_database_url,
                 STREAM_BLOCK_MILLISECONDS="200",
-                # Runs it starts go to the queue the test's worker reads.
-                CELERY_QUEUE=celery_worker.environment["CELERY_QUEUE"],
             ),
             stdout=output,
             stderr=subprocess.STDOUT,

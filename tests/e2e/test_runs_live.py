@@ -3,11 +3,9 @@ fallback when the socket is down, and bulk retry from the dead-letter list."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
-import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from apps.runs.blocks import envelope
@@ -15,7 +13,6 @@ from apps.runs.engine import advance
 from apps.runs.models import StepRun
 from apps.runs.services import run_cancel, run_start
 from apps.runs.tasks import advance_run
-from studio.celery import app as celery_app
 from tests.e2e.conftest import log_in
 from tests.runs.helpers import definition, node, published_flow
 
@@ -35,21 +32,12 @@ BROKEN = definition(
 )
 
 
-@pytest.fixture
-def enqueue_for_studio(monkeypatch):
-    """Tasks sent from this process go to the queue of the studio's worker (named by
-    ``studio_url`` in conftest.py)."""
-    monkeypatch.setitem(celery_app.conf, "task_default_queue", f"test-e2e-{os.getpid()}")
-
-
 def queued_run(workspace, user):
     flow = published_flow(workspace, user, WAITS, name="Holding flow")
     return run_start(flow=flow, trigger="manual", payload=envelope({}), enqueue=False).run
 
 
-def test_run_detail_follows_the_worker_over_the_websocket(
-    page: Page, workspace, builder_user, enqueue_for_studio
-):
+def test_run_detail_follows_the_worker_over_the_websocket(page: Page, workspace, builder_user):
     run = queued_run(workspace, builder_user)
     log_in(page, "bea")
     page.goto(f"/w/acme/runs/{run.id}/")
@@ -70,9 +58,7 @@ def test_run_detail_follows_the_worker_over_the_websocket(
     expect(page.locator("details[data-step=prepare]")).to_have_attribute("open", "")
 
 
-def test_run_detail_polls_when_the_websocket_is_down(
-    page: Page, workspace, builder_user, enqueue_for_studio
-):
+def test_run_detail_polls_when_the_websocket_is_down(page: Page, workspace, builder_user):
     def refuse(socket: WebSocketRoute) -> None:
         socket.close(code=4403, reason="refused for this test")
 
