@@ -97,6 +97,8 @@ MODEL_FACTS = {
     "alias": "Alias",
     "model_alias": "Alias",
     "confidence": "Confidence",
+    "latency_ms": "Latency (ms)",
+    "device": "Device",
     "shadow": "Shadow",
     "canary": "Canary",
 }

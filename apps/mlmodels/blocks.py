@@ -19,24 +19,68 @@ from apps.blocks.base import DEFAULT_PORT, Block, BlockConfig, BlockContext, Blo
 from apps.blocks.expressions import Expression, ExpressionError
 
 LOW_CONFIDENCE = "low_confidence"
+FALLBACK = "fallback"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
+_http_client: httpx.Client | None = None
+
+
+def _http() -> httpx.Client:
+    """One keep-alive client per process (made on first use, so after a worker forks):
+    building an httpx client costs tens of milliseconds, more than a prediction."""
+    global _http_client
+    if _http_client is None:
+        from apps.core.http import internal_client
+
+        _http_client = internal_client()
+    return _http_client
+
+
 class ModelServiceError(Exception):
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    """``retryable``: the service is down, slow or erring (5xx) or the circuit is open;
+    otherwise the request itself was wrong (4xx: bad input, unknown model)."""
+
+    def __init__(self, message: str, *, retryable: bool, circuit_open: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.circuit_open = circuit_open
 
 
 class ModelServiceClient:
-    """What ``ctx.service("models")`` returns: the model service over HTTP."""
+    """What ``ctx.service("models")`` returns: the model service over HTTP, behind a circuit
+    breaker shared by every worker (see ``breaker.py``)."""
 
-    def __init__(self, workspace_id: str, *, base_url: str | None = None) -> None:
+    def __init__(
+        self, workspace_id: str, *, base_url: str | None = None, breaker: Any = None
+    ) -> None:
+        from .breaker import CircuitBreaker
+
         self.workspace_id = workspace_id
         self.base_url = (base_url or settings.FLOWGATE["MODEL_SERVICE_URL"]).rstrip("/")
+        self.breaker = breaker or CircuitBreaker(f"models:{self.base_url}")
 
-    def predict(
+    def predict(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.breaker.allow():
+            raise ModelServiceError(
+                f"the model service at {self.base_url} is failing: circuit open, next probe "
+                f"in {self.breaker.retry_in():.0f}s",
+                retryable=True,
+                circuit_open=True,
+            )
+        try:
+            answer = self._predict(**kwargs)
+        except ModelServiceError as error:
+            if error.retryable:
+                self.breaker.failure()
+            else:
+                self.breaker.success()  # it answered: the service is up
+            raise
+        self.breaker.success()
+        return answer
+
+    def _predict(
         self,
         *,
         model: str,
@@ -45,12 +89,9 @@ class ModelServiceClient:
         alias: str = "",
         timeout: float = 10.0,
     ) -> dict[str, Any]:
-        from apps.core.http import internal_client
-
         body = {"model": model, "inputs": inputs, "version": version, "alias": alias}
         try:
-            with internal_client(timeout=timeout) as client:
-                response = client.post(f"{self.base_url}/predict", json=body)
+            response = _http().post(f"{self.base_url}/predict", json=body, timeout=timeout)
         except httpx.TimeoutException:
             raise ModelServiceError(
                 f"the model service at {self.base_url} did not answer within {timeout:g}s",
@@ -72,11 +113,9 @@ class ModelServiceClient:
     def refresh(self, *, timeout: float = 5.0) -> bool:
         """Ask the service to re-resolve aliases now (after a promotion). Best effort: a
         service that is down re-resolves on its own within seconds of coming back."""
-        from apps.core.http import internal_client
-
         try:
-            with internal_client(timeout=timeout) as client:
-                return client.post(f"{self.base_url}/refresh", json={}).status_code == 200
+            response = _http().post(f"{self.base_url}/refresh", json={}, timeout=timeout)
+            return response.status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -115,6 +154,17 @@ class ModelPredictConfig(BlockConfig):
         le=1.0,
         description="Scores below this take the low_confidence port",
     )
+    fallback: bool = Field(
+        default=False,
+        description="Take the fallback port (instead of failing and retrying) when the "
+        "service is down or its circuit breaker is open",
+    )
+    shadow_alias: str = Field(
+        default="",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_\-]*$",
+        description="Also call this alias (e.g. canary); its answer is logged, never used",
+    )
 
     @model_validator(mode="after")
     def _alias_or_version(self) -> ModelPredictConfig:
@@ -138,15 +188,18 @@ class ModelPredictBlock(Block):
     category = "model"
     icon = "cube"
     Config = ModelPredictConfig
-    ports = (DEFAULT_PORT, LOW_CONFIDENCE)
+    ports = (DEFAULT_PORT, LOW_CONFIDENCE, FALLBACK)
     max_attempts = 3
     timeout_seconds = 15.0
 
     @classmethod
     def output_ports(cls, config: BlockConfig) -> tuple[str, ...]:
-        if getattr(config, "threshold", None) is None:
-            return (DEFAULT_PORT,)
-        return cls.ports
+        ports = [DEFAULT_PORT]
+        if getattr(config, "threshold", None) is not None:
+            ports.append(LOW_CONFIDENCE)
+        if getattr(config, "fallback", False):
+            ports.append(FALLBACK)
+        return tuple(ports)
 
     def execute(self, ctx: BlockContext, config: Any, input: Any) -> Result:
         try:
@@ -163,11 +216,14 @@ class ModelPredictBlock(Block):
                 timeout=self.timeout_seconds - 1,
             )
         except ModelServiceError as error:
-            raise BlockError(
-                error.message,
-                retryable=error.retryable,
-                details={"model": config.model, "alias": config.alias, "version": config.version},
-            ) from None
+            wanted = {"model": config.model, "alias": config.alias, "version": config.version}
+            if config.fallback and error.retryable:
+                return Result(
+                    output={**wanted, "error": error.message},
+                    port=FALLBACK,
+                    meta={**wanted, "error": error.message, "circuit_open": error.circuit_open},
+                )
+            raise BlockError(error.message, retryable=error.retryable, details=wanted) from None
         latency_ms = round((time.monotonic() - started) * 1000, 3)
         prediction = answer["predictions"][0]
         output = {
@@ -188,7 +244,25 @@ class ModelPredictBlock(Block):
             "device": answer.get("device", ""),
             "cost": 0.0,
         }
+        if config.shadow_alias:
+            meta["shadow"] = self._shadow(ctx, config, features)
         return Result(output=output, port=LOW_CONFIDENCE if low else DEFAULT_PORT, meta=meta)
+
+    def _shadow(self, ctx: BlockContext, config: Any, features: dict[str, Any]) -> dict:
+        """Call the shadow alias with the same input; record its answer, never fail."""
+        try:
+            answer = ctx.service("models").predict(
+                model=config.model, inputs=[features], alias=config.shadow_alias, timeout=5.0
+            )
+        except ModelServiceError as error:
+            return {"alias": config.shadow_alias, "error": error.message}
+        prediction = answer["predictions"][0]
+        return {
+            "alias": config.shadow_alias,
+            "version": str(answer["version"]),
+            "label": prediction["label"],
+            "score": prediction["score"],
+        }
 
 
 def register() -> None:

@@ -145,12 +145,16 @@ def _versions(name: str, *, with_runs: bool) -> list[VersionInfo]:
 
 
 def _model(rm: Any, *, with_runs: bool) -> ModelInfo:
+    aliases = {alias: str(version) for alias, version in (rm.aliases or {}).items()}
+    versions = _versions(rm.name, with_runs=with_runs)
+    for version in versions:  # a version search does not return aliases: the model does
+        version.aliases = sorted(a for a, number in aliases.items() if number == version.version)
     return ModelInfo(
         name=rm.name,
         description=rm.description or "",
-        aliases={alias: str(version) for alias, version in (rm.aliases or {}).items()},
+        aliases=aliases,
         tags=dict(rm.tags or {}),
-        versions=_versions(rm.name, with_runs=with_runs),
+        versions=versions,
     )
 
 

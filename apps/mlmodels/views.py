@@ -72,7 +72,11 @@ def model_detail_view(request: HttpRequest, model_name: str) -> HttpResponse:
             request,
             model=model,
             flows=using,
-            previous={alias: registry.previous_version(model, alias) for alias in model.aliases},
+            previous={
+                alias: previous
+                for alias in model.aliases
+                if (previous := registry.previous_version(model, alias))
+            },
         ),
     )
 
@@ -103,8 +107,8 @@ def _report(request: HttpRequest, outcome: services.PromotionOutcome, verb: str)
     else:
         messages.error(
             request,
-            f"{verb.capitalize()} denied by the model_promotion policy: "
-            + "; ".join(outcome.reasons),
+            f"{'Rollback' if verb == 'rolled back' else 'Promotion'} denied by the "
+            "model_promotion policy: " + "; ".join(outcome.reasons),
         )
 
 

@@ -250,15 +250,21 @@ def test_a_message_that_is_not_json_is_dead_lettered_and_the_consumer_goes_on(
 
 @pytest.mark.slow
 def test_a_stream_message_runs_the_flow_end_to_end(
-    workspace, admin_user, events, redis_client, stream_name, celery_worker, test_database_url
+    workspace, admin_user, events, redis_client, stream_name, start_worker, test_database_url
 ):
+    # A real worker of this test's own (stopped at its end, unlike the session-wide
+    # celery_worker), so later tests that drive the engine by hand do not race it.
+    start_worker()
     flow = published_flow(workspace, admin_user, stream_flow(stream_name))
     log = Path(tempfile.mkstemp(prefix="flowgate-streams-", suffix=".log")[1])
     with log.open("ab") as output:
         consumer = subprocess.Popen(
             [sys.executable, "manage.py", "streams", "consume", "--consumer", "e2e"],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, STREAM_BLOCK_MILLISECONDS="200"),
+            env=child_environment(
+                DATABASE_URL=test_database_url,
+                STREAM_BLOCK_MILLISECONDS="200",
+            ),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

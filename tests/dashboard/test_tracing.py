@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from apps.dashboard import tracing
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.services import run_start
@@ -15,19 +16,17 @@ from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-_exporter = InMemorySpanExporter()
-
 
 @pytest.fixture
-def spans():
-    # A tracer provider can be installed once per process; later tests reuse it.
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_exporter))
-        trace.set_tracer_provider(provider)
-    _exporter.clear()
-    yield _exporter
-    _exporter.clear()
+def spans(monkeypatch):
+    """Record the engine's spans with a provider of this test's own (the global provider
+    stays untouched for the rest of the session)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("flowgate.engine"))
+    yield exporter
+    provider.shutdown()
 
 
 def test_each_step_gets_a_span_with_the_correlation_id(workspace, builder_user, spans):

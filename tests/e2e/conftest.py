@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from studio.celery import app as celery_app
 from tests.factories import PERSONA_PASSWORD
 from tests.support.processes import (
     REPOSITORY_ROOT,
@@ -33,6 +34,7 @@ from tests.support.processes import (
 )
 from tests.support.workers import WorkerProcess
 
+E2E_QUEUE = f"test-e2e-{os.getpid()}"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -59,12 +61,18 @@ def _committed_data(transactional_db: None) -> None:
     """The server and worker read the database through their own connections."""
 
 
+@pytest.fixture(autouse=True)
+def _e2e_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test starts itself go to the studio's worker, like the server's do."""
+    monkeypatch.setitem(celery_app.conf, "task_default_queue", E2E_QUEUE)
+
+
 @pytest.fixture(scope="package")
 def studio_url(test_database_url: str) -> Iterator[str]:
     if not (REPOSITORY_ROOT / "static" / "dist" / "app.js").exists():
         pytest.fail("the front end is not built: run scripts/bootstrap.sh")
     # The server and its worker share a queue of their own (see tests/conftest.py).
-    queue = {"CELERY_QUEUE": f"test-e2e-{os.getpid()}"}
+    queue = {"CELERY_QUEUE": E2E_QUEUE}
     worker = WorkerProcess(database_url=test_database_url, environment=queue).start()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])

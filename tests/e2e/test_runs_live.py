@@ -11,7 +11,7 @@ from playwright.sync_api import Page, WebSocketRoute, expect
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.models import StepRun
-from apps.runs.services import run_start
+from apps.runs.services import run_cancel, run_start
 from apps.runs.tasks import advance_run
 from tests.e2e.conftest import log_in
 from tests.runs.helpers import definition, node, published_flow
@@ -49,6 +49,13 @@ def test_run_detail_follows_the_worker_over_the_websocket(page: Page, workspace,
     expect(page.locator("[data-run-status]")).to_have_text("Waiting")
     expect(page.locator(".step-waiting")).to_contain_text("hold")
     expect(page.locator(".step-succeeded", has_text="prepare")).to_be_visible()
+
+    prepare = page.locator("details[data-step=prepare]")
+    prepare.locator("summary").click()  # the user opens a step; a refresh must keep it open
+    expect(prepare).to_have_attribute("open", "")
+    run_cancel(run=run, actor=builder_user)
+    expect(page.locator("[data-run-status]")).to_have_text("Cancelled")
+    expect(page.locator("details[data-step=prepare]")).to_have_attribute("open", "")
 
 
 def test_run_detail_polls_when_the_websocket_is_down(page: Page, workspace, builder_user):

@@ -1,18 +1,25 @@
-"""model.predict without servers: config validation, ports, and a service that is down."""
+"""model.predict without model servers: config, ports, a service that is down, the circuit
+breaker (in the tests' Redis), fallback and shadow calls."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+import redis
+from django.conf import settings
 from pydantic import ValidationError
 
 from apps.blocks.base import BlockError
 from apps.blocks.registry import registry
 from apps.mlmodels.blocks import (
+    FALLBACK,
     LOW_CONFIDENCE,
     ModelPredictBlock,
     ModelPredictConfig,
     ModelServiceClient,
 )
+from apps.mlmodels.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from tests.blocks.fakes import FakeContext
 from tests.support.processes import free_port
 
@@ -76,6 +83,8 @@ def test_ports_and_config_validation():
     assert ModelPredictBlock.output_ports(ModelPredictConfig(model="m", inputs=INPUTS)) == ("out",)
     with_threshold = ModelPredictConfig(model="m", inputs=INPUTS, threshold=0.5)
     assert ModelPredictBlock.output_ports(with_threshold) == ("out", LOW_CONFIDENCE)
+    with_fallback = ModelPredictConfig(model="m", inputs=INPUTS, fallback=True)
+    assert ModelPredictBlock.output_ports(with_fallback) == ("out", FALLBACK)
     with pytest.raises(ValidationError):
         ModelPredictConfig(model="m", inputs={})
     with pytest.raises(ValidationError):
@@ -84,12 +93,88 @@ def test_ports_and_config_validation():
         ModelPredictConfig(model="m", inputs=INPUTS, threshold=1.5)
 
 
-def test_a_service_that_is_down_is_a_retryable_error_naming_it():
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker(threshold: int = 2, clock=None) -> CircuitBreaker:
+    return CircuitBreaker(
+        f"test-{uuid.uuid4().hex}",
+        threshold=threshold,
+        cooldown=10,
+        client=redis.Redis.from_url(settings.REDIS_URL),
+        clock=clock or Clock(),
+    )
+
+
+def dead_service(**kwargs) -> ModelServiceClient:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    return ModelServiceClient("workspace-1", base_url=url, breaker=breaker(**kwargs))
+
+
+def test_a_service_that_is_down_is_a_retryable_error_naming_it():
+    service = dead_service()
     with pytest.raises(BlockError) as raised:
-        run(ModelServiceClient("workspace-1", base_url=url))
+        run(service)
     assert raised.value.retryable is True
-    assert f"the model service at {url} is unavailable" in raised.value.message
+    assert f"the model service at {service.base_url} is unavailable" in raised.value.message
+
+
+def test_with_fallback_a_service_that_is_down_takes_the_fallback_port():
+    result = run(dead_service(), fallback=True)
+    assert result.port == FALLBACK
+    assert "is unavailable" in result.output["error"]
+    assert result.meta["circuit_open"] is False
+
+
+def test_the_circuit_opens_after_consecutive_failures_and_then_fails_fast():
+    service = dead_service(threshold=2)
+    for _ in range(2):
+        with pytest.raises(BlockError):
+            run(service)
+    assert service.breaker.state() == OPEN
+    with pytest.raises(BlockError) as raised:
+        run(service)
+    assert "circuit open, next probe in 10s" in raised.value.message
+    result = run(service, fallback=True)
+    assert result.port == FALLBACK and result.meta["circuit_open"] is True
+
+
+def test_half_open_lets_one_probe_through_and_its_outcome_decides():
+    clock = Clock()
+    circuit = breaker(threshold=2, clock=clock)
+    assert circuit.state() == CLOSED and circuit.allow()
+    circuit.failure()
+    assert circuit.state() == CLOSED
+    circuit.failure()
+    assert circuit.state() == OPEN and not circuit.allow()
+    clock.now += 11
+    assert circuit.state() == HALF_OPEN
+    assert circuit.allow() is True  # the probe
+    assert circuit.allow() is False  # everyone else waits for it
+    circuit.failure()  # the probe failed: open again for a full cooldown
+    assert circuit.state() == OPEN
+    clock.now += 11
+    assert circuit.allow() is True
+    circuit.success()
+    assert circuit.state() == CLOSED and circuit.allow()
+
+
+def test_a_shadow_alias_is_called_and_logged_but_not_used():
+    models = RecordingModels(answer(0.9))
+    result = run(models, shadow_alias="canary")
+    assert [call["alias"] for call in models.calls] == ["production", "canary"]
+    assert result.meta["shadow"] == {
+        "alias": "canary",
+        "version": "7",
+        "label": "fraud",
+        "score": 0.9,
+    }
+    assert result.output["version"] == "7" and result.port == "out"
 
 
 def test_block_and_service_are_registered():

@@ -102,3 +102,23 @@ def test_the_block_through_the_real_service(model_stack, trained_models):
         run({**CLAIM, "prior_claims": "two"}, version="2")
     assert raised.value.retryable is False
     assert "field 'prior_claims' must be a number" in raised.value.message
+
+
+def test_batched_rows_are_answered_in_order_each_with_its_own_version_or_error(
+    model_stack, trained_models
+):
+    rows = [
+        {"model": CLAIM_FRAUD, "version": "2", "inputs": CLAIM},
+        {"model": CLAIM_FRAUD, "version": "1", "inputs": CLAIM},
+        {"model": CLAIM_FRAUD, "version": "2", "inputs": {**CLAIM, "channel": None}},
+        {"model": "no-such-model", "inputs": CLAIM},
+    ]
+    response = httpx.post(
+        f"{model_stack.service.url}/predict_rows", json={"rows": rows}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    first, second, missing, unknown = response.json()
+    assert first["version"] == "2" and first["label"] == "fraud"
+    assert second["version"] == "1" and set(second["scores"]) == {"fraud", "legit"}
+    assert missing == {"error": "inputs[0] is missing field 'channel'", "status": 400}
+    assert unknown["status"] == 404

@@ -50,11 +50,27 @@ def test_a_registry_that_is_down_is_reported_not_a_crash(reviewer_client, regist
 
 @pytest.mark.slow
 def test_reviewers_see_models_versions_and_metrics_without_promote_buttons(
-    reviewer_client, registry_settings, trained_models
+    reviewer_client, registry_settings, trained_models, workspace, builder_user
 ):
+    from apps.flows.services import flow_create
+    from tests.runs.helpers import definition, node
+
+    flow_create(
+        workspace=workspace,
+        actor=builder_user,
+        name="Claims scoring",
+        definition=definition(
+            [
+                node("start", "trigger.manual"),
+                node("score", "model.predict", model=CLAIM_FRAUD, inputs={"amount": "1"}),
+            ],
+            [("start", "score")],
+        ),
+    )
     listing = reviewer_client.get(url("list"))
     assert listing.status_code == 200
     assert CLAIM_FRAUD.encode() in listing.content and b"production" in listing.content
+    assert b"Claims scoring" in listing.content  # which flows use the model
     detail = reviewer_client.get(url("detail", model_name=CLAIM_FRAUD))
     assert detail.status_code == 200
     assert str(trained_models[1].metrics["accuracy"]).encode() in detail.content
@@ -87,6 +103,13 @@ def test_admin_promotion_shows_the_gate_reasons_and_is_audited(
     try:
         allowed = admin_client.post(url("promote", **PROMOTE_V2), {"alias": "canary"}, follow=True)
         assert b"claim-fraud version 2 promoted to canary" in allowed.content
+        assert mlflow.get_registered_model(CLAIM_FRAUD).aliases["canary"] == "2"
+        # Nothing earlier on canary: the rollback says so and changes nothing.
+        rollback = admin_client.post(
+            url("rollback", model_name=CLAIM_FRAUD), {"alias": "canary"}, follow=True
+        )
+        assert b"Rollback denied" in rollback.content
+        assert b"canary has no earlier version to roll back to" in rollback.content
         assert mlflow.get_registered_model(CLAIM_FRAUD).aliases["canary"] == "2"
     finally:
         mlflow.delete_registered_model_alias(CLAIM_FRAUD, "canary")

@@ -175,6 +175,18 @@ class ModelService:
                 )
         return loaded
 
+    def _score(self, loaded: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        import pandas as pd
+
+        probabilities = loaded.predict(pd.DataFrame(rows))
+        classes = [str(label) for label in loaded.get_raw_model().classes_]
+        predictions = []
+        for row in probabilities:
+            scores = {label: round(float(p), 6) for label, p in zip(classes, row, strict=True)}
+            label = max(scores, key=scores.__getitem__)
+            predictions.append({"label": label, "score": scores[label], "scores": scores})
+        return predictions
+
     @bentoml.api(route="/predict")
     def predict(
         self,
@@ -183,27 +195,51 @@ class ModelService:
         version: str = "",
         alias: str = "",
     ) -> dict[str, Any]:
-        import pandas as pd
-
         started = time.monotonic()
         resolved = self._resolve(model, version, alias)
         loaded = self._load(model, resolved)
         rows = coerce_inputs(inputs, loaded.metadata.get_input_schema())
-        probabilities = loaded.predict(pd.DataFrame(rows))
-        classes = [str(label) for label in loaded.get_raw_model().classes_]
-        predictions = []
-        for row in probabilities:
-            scores = {label: round(float(p), 6) for label, p in zip(classes, row, strict=True)}
-            label = max(scores, key=scores.__getitem__)
-            predictions.append({"label": label, "score": scores[label], "scores": scores})
         return {
             "model": model,
             "version": resolved,
             "alias": "" if version else (alias or "production"),
-            "predictions": predictions,
+            "predictions": self._score(loaded, rows),
             "device": self.device,
             "latency_ms": round((time.monotonic() - started) * 1000, 3),
         }
+
+    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=200)
+    def predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Adaptive batching: BentoML gathers the rows of concurrent requests into one call;
+        rows for the same model version are scored together. Each row is ``{"model",
+        "alias" | "version", "inputs": {...}}``; each answer ``{"model", "version", "label",
+        "score", "scores"}`` or ``{"error", "status"}`` for that row alone."""
+        answers: list[dict[str, Any]] = [{} for _ in rows]
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, row in enumerate(rows):
+            try:
+                model, version = str(row["model"]), str(row.get("version") or "")
+                resolved = self._resolve(model, version, str(row.get("alias") or ""))
+                groups.setdefault((model, resolved), []).append(index)
+            except (KeyError, TypeError):
+                answers[index] = {"error": "each row needs a model and inputs", "status": 400}
+            except (InvalidArgument, NotFound, ServiceUnavailable) as error:
+                answers[index] = {"error": str(error), "status": int(error.error_code)}
+        for (model, version), indexes in groups.items():
+            loaded = self._load(model, version)
+            schema = loaded.metadata.get_input_schema()
+            valid = []
+            for index in indexes:
+                try:
+                    valid.append((index, coerce_inputs([rows[index].get("inputs")], schema)[0]))
+                except InvalidArgument as error:
+                    answers[index] = {"error": str(error), "status": 400}
+            if not valid:
+                continue
+            scored = self._score(loaded, [features for _, features in valid])
+            for (index, _), prediction in zip(valid, scored, strict=True):
+                answers[index] = {"model": model, "version": version, **prediction}
+        return answers
 
     @bentoml.api(route="/refresh")
     def refresh(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Resul
 from apps.blocks.expressions import Expression, Template
 from apps.core.http import SSRFError, safe_client
 
-from .connection import auth_headers, resolve_url
+from .connection import AuthFailure, auth_headers, resolve_url
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -75,15 +75,22 @@ class HttpBlock(Block):
         headers = {name: ctx.render(value) for name, value in config.headers.items()}
         headers["Idempotency-Key"] = ctx.idempotency_key
         headers["X-Correlation-ID"] = ctx.correlation_id
-        connection = None
+        connection, supplied = None, {}
         if config.connection:
             connection = ctx.service("connections").get(config.connection, type="http_api")
-            headers.update(auth_headers(connection))
+            try:
+                supplied = auth_headers(connection)
+            except AuthFailure as failure:
+                raise BlockError(
+                    f"connection {config.connection!r}: {failure.message}",
+                    retryable=failure.retryable,
+                ) from None
+            headers.update(supplied)
         request: dict[str, Any] = {
             "method": config.method,
             "url": resolve_url(connection, ctx.render(config.url)),
             "headers": headers,
-            "connection_headers": tuple(auth_headers(connection)) if connection else (),
+            "connection_headers": tuple(supplied),
         }
         if config.query:  # an empty params= would drop the URL's own query string
             values = ctx.evaluate_tree(dict(config.query))

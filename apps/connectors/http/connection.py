@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from apps.core.http import SSRFError, safe_client
 
@@ -20,13 +23,26 @@ class HttpApiConfig(ConnectionConfig):
         description="Requests with a relative URL go here; Test connection GETs it.",
         pattern=r"^(https?://\S+)?$",
     )
-    auth: Literal["none", "bearer", "basic", "header"] = Field(
-        default="bearer", description="bearer: token; basic: username + password; header: API key."
+    auth: Literal["none", "bearer", "basic", "header", "oauth2_client_credentials"] = Field(
+        default="bearer",
+        description="bearer: token; basic: username + password; header: API key; "
+        "oauth2_client_credentials: a token from the token URL.",
     )
     username: str = Field(default="", description="Basic auth user name.")
     header_name: str = Field(
         default="X-API-Key", description="Header that carries the API key (header auth)."
     )
+    token_url: str = Field(
+        default="", pattern=r"^(https?://\S+)?$", description="OAuth2 token endpoint."
+    )
+    client_id: str = Field(default="", description="OAuth2 client id.")
+    scope: str = Field(default="", description="OAuth2 scopes, space-separated (optional).")
+
+    @model_validator(mode="after")
+    def oauth2_needs_its_endpoint(self) -> HttpApiConfig:
+        if self.auth == "oauth2_client_credentials" and not (self.token_url and self.client_id):
+            raise ValueError("OAuth2 client credentials need a token URL and a client id")
+        return self
 
 
 class HttpApiConnection(ConnectionType):
@@ -38,6 +54,7 @@ class HttpApiConnection(ConnectionType):
         SecretField("token", "Bearer token", "For bearer auth."),
         SecretField("password", "Password", "For basic auth."),
         SecretField("api_key", "API key", "For header auth."),
+        SecretField("client_secret", "Client secret", "For OAuth2 client credentials."),
     )
 
     @classmethod
@@ -45,8 +62,11 @@ class HttpApiConnection(ConnectionType):
         if not config.base_url:
             return TestOutcome(False, "config", "set a base URL to test this connection")
         try:
+            headers = auth_headers_for(config, secrets)
             with safe_client(timeout=10) as client:
-                response = client.get(config.base_url, headers=auth_headers_for(config, secrets))
+                response = client.get(config.base_url, headers=headers)
+        except AuthFailure as failure:
+            return TestOutcome(False, failure.stage, failure.message)
         except SSRFError as error:
             return TestOutcome(False, "refused", f"refused by the SSRF guard: {error}")
         except httpx.TimeoutException:
@@ -75,7 +95,70 @@ def _request_failure(url: str, error: httpx.RequestError) -> TestOutcome:
     return TestOutcome(False, "error", f"could not reach {url}: {text}")
 
 
+class AuthFailure(Exception):
+    """No credentials could be obtained (OAuth2 token endpoint refused or unreachable)."""
+
+    def __init__(self, stage: str, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.stage, self.message, self.retryable = stage, message, retryable
+
+
+# OAuth2 access tokens, per process, keyed by a hash of the credentials; reused until 30 s
+# before they expire.
+_tokens: dict[str, tuple[str, float]] = {}
+_tokens_lock = threading.Lock()
+
+
+def _oauth2_token(config: HttpApiConfig, secrets: Mapping[str, str]) -> str:
+    secret = secrets.get("client_secret", "")
+    key = hashlib.sha256(
+        "\0".join([config.token_url, config.client_id, secret, config.scope]).encode()
+    ).hexdigest()
+    with _tokens_lock:
+        cached = _tokens.get(key)
+    if cached and cached[1] > time.monotonic() + 30:
+        return cached[0]
+    form = {"grant_type": "client_credentials", **({"scope": config.scope} if config.scope else {})}
+    try:
+        with safe_client(timeout=10) as client:
+            response = client.post(config.token_url, data=form, auth=(config.client_id, secret))
+    except SSRFError as error:
+        raise AuthFailure("refused", f"token URL refused: {error}", retryable=False) from None
+    except httpx.RequestError as error:
+        failure = _request_failure(config.token_url, error)
+        raise AuthFailure(failure.stage, failure.message, retryable=True) from None
+    body = _json_or_empty(response)
+    if response.status_code in (400, 401, 403):
+        reason = body.get("error_description") or body.get("error") or response.status_code
+        raise AuthFailure(
+            "auth", f"authentication failed: the token endpoint said {reason}", retryable=False
+        )
+    if response.status_code >= 300 or not body.get("access_token"):
+        raise AuthFailure(
+            "error",
+            f"the token endpoint answered {response.status_code} without an access token",
+            retryable=response.status_code >= 500,
+        )
+    token = str(body["access_token"])
+    expires_in = float(body.get("expires_in") or 300)
+    with _tokens_lock:
+        _tokens[key] = (token, time.monotonic() + expires_in)
+    return token
+
+
+def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def auth_headers_for(config: HttpApiConfig, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Headers that authenticate a request. Raises AuthFailure when an OAuth2 token cannot
+    be obtained."""
+    if config.auth == "oauth2_client_credentials":
+        return {"Authorization": f"Bearer {_oauth2_token(config, secrets)}"}
     if config.auth == "bearer" and secrets.get("token"):
         return {"Authorization": f"Bearer {secrets['token']}"}
     if config.auth == "basic" and (config.username or secrets.get("password")):
