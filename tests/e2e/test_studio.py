@@ -126,10 +126,22 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     expect(changed.locator("del")).to_have_text('"trigger.body.x * 2"')
     expect(changed.locator("ins")).to_have_text('"trigger.body.x + trigger.body.x"')
 
+    # Roll back: version 1's definition is published again as version 3.
+    page.get_by_role("button", name="Roll back to v1").click()
+    expect(page.locator(".flow-name .status-published")).to_have_text("v3 live")
+    expect(page.locator(".version-table tbody tr").first).to_contain_text(
+        "rolled back to version 1"
+    )
+    flow.refresh_from_db()
+    assert flow.latest_version.number == 3
+    assert (
+        flow.latest_version.definition["nodes"] == flow.versions.get(number=1).definition["nodes"]
+    )
+
     # Back on the list: published, and the last run succeeded.
     page.get_by_role("link", name="Back to all flows").click()
     row = page.get_by_role("row", name=re.compile("Order doubler"))
-    expect(row.locator(".status-published")).to_have_text("Published · v2")
+    expect(row.locator(".status-published")).to_have_text("Published · v3")
     expect(row.locator(".status-succeeded")).to_have_text("Succeeded")
     _screenshot(page, "flows-list")
 
