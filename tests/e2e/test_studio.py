@@ -306,3 +306,37 @@ def test_test_run_is_followed_by_polling_when_the_socket_is_down(
         "data-status", "succeeded", timeout=30_000
     )
     expect(page.locator("[data-run-status]")).to_have_text("succeeded")
+
+
+def test_dry_run_shows_the_request_a_connector_would_send(page: Page, builder_user, workspace):
+    calling = definition(
+        [
+            node("start", "trigger.manual"),
+            node(
+                "call",
+                "connector.http",
+                method="POST",
+                url="https://api.example.com/orders/{{ trigger.body.id }}",
+            ),
+        ],
+        [("start", "call")],
+        name="Dry call",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Dry call", definition=calling
+    )
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator('.block-node[data-node-id="call"]')).to_be_visible()
+
+    page.get_by_role("tab", name="Test run").click()
+    page.get_by_label("Sample input").fill('{"id": 7}')
+    page.get_by_label("Dry run (stub side effects)").check()
+    page.get_by_role("button", name="Run test").click()
+    call = page.locator('.block-node[data-node-id="call"]')
+    expect(call).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    call.click()
+    page.get_by_role("tab", name=re.compile("^Run data")).click()
+    output = page.get_by_label("Step output")
+    expect(output).to_contain_text('"dry_run": true')
+    expect(output).to_contain_text("https://api.example.com/orders/7")
