@@ -340,3 +340,26 @@ def test_dry_run_shows_the_request_a_connector_would_send(page: Page, builder_us
     output = page.get_by_label("Step output")
     expect(output).to_contain_text('"dry_run": true')
     expect(output).to_contain_text("https://api.example.com/orders/7")
+
+
+def test_flows_list_search_duplicate_and_archive(page: Page, builder_user, workspace):
+    services.flow_create(workspace=workspace, actor=builder_user, name="Invoice intake")
+    services.flow_create(workspace=workspace, actor=builder_user, name="Helpdesk routing")
+    log_in(page, "bea")
+    rows = page.locator("#flow-results tbody tr")
+    expect(rows).to_have_count(2)
+
+    page.get_by_label("Search flows").fill("invoice")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Invoice intake")
+    expect(page).to_have_url(re.compile(r"q=invoice"))
+
+    page.get_by_role("button", name="Duplicate Invoice intake").click()
+    expect(
+        page.get_by_role("status").filter(has_text="Created “Invoice intake (copy)”")
+    ).to_be_visible()
+    page.get_by_role("button", name="Archive Invoice intake (copy)").click()
+    expect(page.get_by_role("status").filter(has_text="Archived")).to_be_visible()
+    expect(page.get_by_role("link", name="Invoice intake (copy)")).to_have_count(0)
+    page.get_by_label("Show archived").check()
+    expect(page.get_by_role("link", name="Invoice intake (copy)")).to_be_visible()
