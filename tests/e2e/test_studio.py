@@ -173,6 +173,16 @@ def test_keyboard_editing_undo_and_a_save_conflict(page: Page, builder_user, wor
     expect(page.locator('.block-node[data-node-id="set"]')).to_be_visible()
     expect(page.locator(".react-flow__edge")).to_have_count(1)
 
+    # Rewire from the inspector's Connections tab, no mouse dragging needed.
+    page.locator('.react-flow__node[data-id="start"]').click()
+    page.get_by_role("tab", name="Connections").click()
+    page.get_by_role("button", name="Remove connection out to set").click()
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+    page.get_by_label("Connect to").select_option("set")
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    page.get_by_role("tab", name="Settings").click()
+
     # Copy and paste the selected block: the copy gets a fresh id.
     page.locator('.react-flow__node[data-id="set"]').click()
     page.keyboard.press("Control+c")
