@@ -95,6 +95,12 @@ def network_failure(error: BaseException, target: str) -> TestOutcome:
     return TestOutcome(False, "error", f"could not reach {target}: {error}")
 
 
+def connection_reference(connection_type: str) -> dict[str, str]:
+    """JSON Schema extras for a block's ``connection`` field, so the canvas can offer the
+    workspace's connections of that type (``GET /api/w/<slug>/connections/``)."""
+    return {"format": "connection", "connection_type": connection_type}
+
+
 class ConnectionHandle:
     """A connection as a block sees it: its settings and its decrypted secrets.
 

@@ -71,7 +71,7 @@ def subscriptions() -> list[Subscription]:
         trigger = graph.nodes[graph.trigger]
         if trigger.type != "trigger.stream":
             continue
-        config = trigger.config
+        config: Any = trigger.config
         found.append(
             Subscription(
                 flow_id=str(flow.id),
@@ -98,8 +98,9 @@ class StreamConsumer:
 
     def __init__(self, *, name: str | None = None, block_ms: int | None = None) -> None:
         self.name = name or socket.gethostname()
-        self.block_ms = block_ms or settings.FLOWGATE["STREAM_BLOCK_MILLISECONDS"]
-        self.claim_idle_ms = settings.FLOWGATE["STREAM_CLAIM_IDLE_SECONDS"] * 1000
+        flowgate: dict[str, Any] = settings.FLOWGATE
+        self.block_ms = int(block_ms or flowgate["STREAM_BLOCK_MILLISECONDS"])
+        self.claim_idle_ms = int(flowgate["STREAM_CLAIM_IDLE_SECONDS"]) * 1000
         self._clients: dict[tuple[str, str], redis.Redis] = {}
         self._groups: set[tuple[str, str]] = set()
         self._stopping = False
@@ -183,7 +184,7 @@ class StreamConsumer:
         *,
         block: int | None,
     ) -> list[tuple[str, dict[str, str]]]:
-        answer = redis_client.xreadgroup(
+        answer: Any = redis_client.xreadgroup(
             subscription.group, self.name, {subscription.stream: cursor}, count=BATCH, block=block
         )
         return [
