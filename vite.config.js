@@ -15,6 +15,7 @@ export default defineConfig({
       input: {
         app: resolve(import.meta.dirname, "static/src/app.js"),
         policy_editor: resolve(import.meta.dirname, "static/src/policies/editor.js"),
+        flow_editor: resolve(import.meta.dirname, "static/src/studio/editor.jsx"),
         inbox: resolve(import.meta.dirname, "static/src/inbox/inbox.js"),
       },
       output: {

@@ -7,6 +7,7 @@ from apps.blocks.api import BlockListApi, BlockPortsApi
 workspace_patterns = [
     path("", include("apps.flows.api_urls")),
     path("", include("apps.runs.api_urls")),
+    path("", include("apps.audit.api_urls")),
     path("", include("apps.connectors.api_urls")),
     path("", include("apps.inbox.api_urls")),
 ]

@@ -8,16 +8,73 @@ environment.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-MANAGE_PY = str(Path(__file__).resolve().parent.parent / "manage.py")
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+MANAGE_PY = str(REPOSITORY_ROOT / "manage.py")
 
 
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str
     command: list[str]
+    # Extra environment for this process only.
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def mlflow_process(*, tracking_uri: str, var_dir: Path) -> ProcessSpec:
+    """The MLflow tracking server and model registry: sqlite backend and artifacts under
+    ``var/mlflow``, listening where ``MLFLOW_TRACKING_URI`` says."""
+    host, port = _host_port(tracking_uri, 5001)
+    root = var_dir / "mlflow"
+    return ProcessSpec(
+        "mlflow",
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        # MLflow 3's background job runner starts a dozen processes Flowgate does not use.
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+
+
+def model_service_process(*, service_url: str, tracking_uri: str) -> ProcessSpec:
+    """The BentoML model service (workers/serving/service.py) at ``MODEL_SERVICE_URL``."""
+    host, port = _host_port(service_url, 3001)
+    return ProcessSpec(
+        "models",
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "workers.serving.service:ModelService",
+            "--working-dir",
+            str(REPOSITORY_ROOT),
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        {"MLFLOW_TRACKING_URI": tracking_uri, "BENTOML_DO_NOT_TRACK": "True"},
+    )
 
 
 def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[ProcessSpec]:

@@ -10,10 +10,12 @@ Personas (function-scoped, each needs the database)
     password is ``tests.factories.PERSONA_PASSWORD``.
 
 Real Celery worker
-    ``celery_worker`` (session-scoped) is a ``tests.support.workers.WorkerProcess`` running
+    ``celery_worker`` is a ``tests.support.workers.WorkerProcess`` (one per session) running
     ``celery -A studio worker --pool=prefork --concurrency=1`` against the pytest-django test
-    database and the tests' Redis; it has answered ``core.ping`` before the test starts. A
-    task reads only committed rows, so tests that use it also request ``transactional_db``::
+    database and the tests' Redis; it has answered ``core.ping`` before the test starts. It
+    reads a queue of its own, which is the default queue only during tests that request it:
+    other tests' tasks stay queued, unrun. A task reads only committed rows, so tests that
+    use it also request ``transactional_db``::
 
         def test_ping_is_answered(transactional_db, celery_worker):
             assert ping.delay("x").get(timeout=30) == "pong:x"
@@ -28,6 +30,7 @@ Redis
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -37,6 +40,7 @@ from django.db import connection
 from django.test import Client
 
 from apps.accounts.models import Membership, Role, User, Workspace
+from studio.celery import app as celery_app
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.support.processes import database_url
 from tests.support.workers import WorkerProcess
@@ -119,10 +123,21 @@ def test_database_url(django_db_setup: None) -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(test_database_url: str) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(database_url=test_database_url).start()
-    yield worker
+def _shared_worker(test_database_url: str) -> Iterator[WorkerProcess]:
+    queue = f"test-shared-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(database_url=test_database_url, environment={"CELERY_QUEUE": queue})
+    yield worker.start()
     worker.stop()
+
+
+@pytest.fixture
+def celery_worker(_shared_worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch) -> WorkerProcess:
+    """The session's real worker. It reads a queue of its own, and only the tests that ask
+    for it send tasks there: other tests' tasks are never run behind their backs (a worker
+    writing while a test's database is being flushed deadlocks)."""
+    queue = _shared_worker.environment["CELERY_QUEUE"]
+    monkeypatch.setitem(celery_app.conf, "task_default_queue", queue)
+    return _shared_worker
 
 
 @pytest.fixture

@@ -38,3 +38,11 @@ def workspace_member_list(*, workspace: Workspace) -> QuerySet[Membership]:
         .select_related("user")
         .order_by("user__username")
     )
+
+
+def api_token_get(*, user: User, workspace_id: UUID | str, token_id: UUID | str) -> ApiToken:
+    """One of the user's own tokens for the workspace; anyone else's is a 404."""
+    token = api_token_list(user=user, workspace_id=workspace_id).filter(pk=token_id).first()
+    if token is None:
+        raise Http404("No such token.")
+    return token

@@ -42,7 +42,11 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@transaction.atomic
 def api_token_create(*, user: User, workspace: Workspace, name: str) -> IssuedToken:
+    """Issue a token; its secret is in the result only, never stored or logged."""
+    from apps.audit.services import audit_record
+
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -51,11 +55,29 @@ def api_token_create(*, user: User, workspace: Workspace, name: str) -> IssuedTo
         prefix=secret[:10],
         digest=token_digest(secret),
     )
+    audit_record(
+        workspace_id=workspace.id,
+        action="api_token.created",
+        actor=user,
+        object_type="api_token",
+        object_id=token.id,
+        summary=f"created API token {name!r} ({token.prefix}…)",
+    )
     return IssuedToken(token=token, secret=secret)
 
 
 @transaction.atomic
-def api_token_revoke(*, token: ApiToken) -> None:
+def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> None:
+    from apps.audit.services import audit_record
+
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit_record(
+            workspace_id=token.workspace_id,
+            action="api_token.revoked",
+            actor=actor or token.user,
+            object_type="api_token",
+            object_id=token.id,
+            summary=f"revoked API token {token.name!r} ({token.prefix}…)",
+        )

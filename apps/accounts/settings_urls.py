@@ -8,4 +8,6 @@ app_name = "settings"
 
 urlpatterns = [
     path("", views.workspace_settings, name="index"),
+    path("tokens/", views.api_tokens, name="tokens"),
+    path("tokens/<uuid:token_id>/revoke/", views.api_token_revoke, name="token_revoke"),
 ]

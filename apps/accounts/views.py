@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from . import services
 from .decorators import workspace_view
-from .forms import LoginForm
+from .forms import ApiTokenCreateForm, LoginForm
 from .permissions import Capability, can
-from .selectors import workspace_member_list
+from .selectors import api_token_get, api_token_list, workspace_member_list
 
 
 class LoginView(auth_views.LoginView):
@@ -31,3 +34,38 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
         "accounts/settings.html",
         {"members": members, "can_manage_settings": can_manage_settings},
     )
+
+
+def _tokens_page(request: HttpRequest, form: ApiTokenCreateForm, **extra: object) -> HttpResponse:
+    tokens = api_token_list(user=request.user, workspace_id=request.workspace.id)  # type: ignore[arg-type, attr-defined]
+    return render(request, "accounts/tokens.html", {"tokens": tokens, "form": form, **extra})
+
+
+@workspace_view(Capability.VIEW_FLOWS)
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The user's own API tokens for this workspace. Creating one shows its secret in this
+    response only; it is never stored and cannot be shown again."""
+    if request.method != "POST":
+        return _tokens_page(request, ApiTokenCreateForm())
+    form = ApiTokenCreateForm(request.POST)
+    if not form.is_valid():
+        response = _tokens_page(request, form)
+        response.status_code = 400
+        return response
+    issued = services.api_token_create(
+        user=request.user,  # type: ignore[arg-type]
+        workspace=request.workspace,  # type: ignore[attr-defined]
+        name=form.cleaned_data["name"],
+    )
+    response = _tokens_page(request, ApiTokenCreateForm(), issued=issued)
+    response["Cache-Control"] = "no-store"  # the page holds a secret
+    return response
+
+
+@workspace_view(Capability.VIEW_FLOWS)
+@require_POST
+def api_token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
+    token = api_token_get(user=request.user, workspace_id=request.workspace.id, token_id=token_id)  # type: ignore[arg-type, attr-defined]
+    services.api_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Revoked “{token.name}”. Requests with it now get 401.")
+    return redirect("settings:tokens", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]

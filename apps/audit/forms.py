@@ -10,10 +10,15 @@ from django.utils import timezone
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=150)
+    actor = forms.CharField(
+        required=False, max_length=150, widget=forms.TextInput({"placeholder": "name or username"})
+    )
     action = forms.ChoiceField(required=False)
     object = forms.CharField(
-        required=False, max_length=64, label="Object", help_text="A type (run, flow) or an id"
+        required=False,
+        max_length=64,
+        label="Object",
+        widget=forms.TextInput({"placeholder": "run, flow, or an id"}),
     )
     since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))

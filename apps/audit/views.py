@@ -91,11 +91,32 @@ def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpRespon
     return render(request, "audit/decision.html", context)
 
 
-def _model_facts(meta: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model", "model_version", "alias", "model_alias", "confidence", "shadow", "canary")
-    return {key: meta[key] for key in keys if meta.get(key) not in (None, "")}
+MODEL_FACTS = {
+    "model": "Model",
+    "model_version": "Version",
+    "alias": "Alias",
+    "model_alias": "Alias",
+    "confidence": "Confidence",
+    "latency_ms": "Latency (ms)",
+    "device": "Device",
+    "shadow": "Shadow",
+    "canary": "Canary",
+}
+POLICY_FACTS = {
+    "policy": "Policy",
+    "policy_version": "Version",
+    "duration_ms": "Evaluation (ms)",
+    "error": "Error",
+}
 
 
-def _policy_facts(meta: dict[str, Any]) -> dict[str, Any]:
-    keys = ("policy", "policy_version", "duration_ms", "error")
-    return {key: meta[key] for key in keys if meta.get(key) not in (None, "")}
+def _model_facts(meta: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (label, meta[key]) for key, label in MODEL_FACTS.items() if meta.get(key) not in (None, "")
+    ]
+
+
+def _policy_facts(meta: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (label, meta[key]) for key, label in POLICY_FACTS.items() if meta.get(key) not in (None, "")
+    ]

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,9 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+# (channel layer, groups, message, resolved once sent)
+_Outgoing = tuple[Any, list[str], dict[str, Any], Future[None]]
 
 
 def workspace_group(workspace_id: UUID | str) -> str:
@@ -35,40 +39,53 @@ def run_group(run_id: UUID | str) -> str:
 
 
 class _Publisher:
+    """One background loop per process, sending events one after another in the order they
+    were published: a page must not see "run succeeded" before that run's last step."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[_Outgoing] | None = None
         self._pid = 0
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def _ensure_loop(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[_Outgoing]]:
         # A forked worker inherits the parent's object but not its thread: start anew.
         if self._loop is None or self._pid != os.getpid():
             with self._lock:
                 if self._loop is None or self._pid != os.getpid():
                     loop = asyncio.new_event_loop()
+                    queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
                     threading.Thread(
                         target=loop.run_forever, name="event-publisher", daemon=True
                     ).start()
-                    self._loop, self._pid = loop, os.getpid()
-        return self._loop
+                    asyncio.run_coroutine_threadsafe(self._drain(queue), loop)
+                    self._loop, self._queue, self._pid = loop, queue, os.getpid()
+        assert self._queue is not None
+        return self._loop, self._queue
 
-    def send(self, group: str, message: dict[str, Any]) -> asyncio.Future[Any] | None:
+    def send(self, groups: list[str], message: dict[str, Any]) -> Future[None] | None:
         layer = get_channel_layer()
         if layer is None:
             return None
-        future = asyncio.run_coroutine_threadsafe(
-            self._send(layer, group, message), self._ensure_loop()
-        )
-        return future
+        sent: Future[None] = Future()
+        loop, queue = self._ensure_loop()
+        loop.call_soon_threadsafe(queue.put_nowait, (layer, groups, message, sent))
+        return sent
 
     @staticmethod
-    async def _send(layer: Any, group: str, message: dict[str, Any]) -> None:
-        try:
-            await layer.group_send(group, message)
-        except Exception:
-            logger.warning(
-                "could not publish %s event", message.get("event", {}).get("type"), exc_info=True
-            )
+    async def _drain(queue: asyncio.Queue[_Outgoing]) -> None:
+        while True:
+            layer, groups, message, sent = await queue.get()
+            for group in groups:
+                try:
+                    await layer.group_send(group, message)
+                except Exception:
+                    logger.warning(
+                        "could not publish %s event",
+                        message.get("event", {}).get("type"),
+                        exc_info=True,
+                    )
+            sent.set_result(None)
 
 
 _publisher = _Publisher()
@@ -90,13 +107,9 @@ def publish_run_event(
 
 
 def _publish(groups: list[str], event: dict[str, Any], *, wait: bool) -> None:
-    futures = [
-        _publisher.send(group, {"type": "workspace.event", "event": event}) for group in groups
-    ]
-    if wait:
-        for future in futures:
-            if future is not None:
-                future.result(timeout=5)
+    sent = _publisher.send(groups, {"type": "workspace.event", "event": event})
+    if wait and sent is not None:
+        sent.result(timeout=5)
 
 
 def publish_workspace_event_on_commit(workspace_id: UUID | str, event: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -21,43 +21,43 @@ def _nice_ceiling(value: float) -> float:
     return value
 
 
-def runs_per_hour_chart(rows: list[dict[str, Any]], *, since: datetime) -> dict[str, Any]:
-    """Stacked bars (succeeded, failed, other) for every hour from ``since`` to now."""
-    start = since.replace(minute=0, second=0, microsecond=0)
-    hours = max(int((timezone.now() - start).total_seconds() // 3600) + 1, 1)
-    by_hour = {row["hour"]: row for row in rows}
-    peak = _nice_ceiling(max((row["total"] for row in rows), default=0))
+def runs_over_time_chart(
+    buckets: dict[datetime, dict[str, int]], *, since: datetime, minutes: int
+) -> dict[str, Any]:
+    """Stacked bars (succeeded, failed, other) for every bucket from ``since`` to now."""
+    from .selectors import bucket_start
+
+    size = timedelta(minutes=minutes)
+    start = bucket_start(since.astimezone(UTC), minutes)
+    count = max(int((timezone.now() - start) / size) + 1, 1)
+    peak = _nice_ceiling(max((row["total"] for row in buckets.values()), default=0))
     plot_width, plot_height = WIDTH - LEFT, HEIGHT - BOTTOM - TOP
-    slot = plot_width / hours
+    slot = plot_width / count
     bars, labels = [], []
-    label_every = max(1, hours // 8)
-    for index in range(hours):
-        hour = start + timedelta(hours=index)
-        row = by_hour.get(hour, {"total": 0, "succeeded": 0, "failed": 0})
+    label_every = max(1, count // 8)
+    for index in range(count):
+        moment = start + index * size
+        row = buckets.get(moment, {"total": 0, "succeeded": 0, "failed": 0})
         other = row["total"] - row["succeeded"] - row["failed"]
         x, y = LEFT + index * slot + slot * 0.15, TOP + plot_height
         segments = []
-        for kind, count in (
+        for kind, value in (
             ("succeeded", row["succeeded"]),
             ("failed", row["failed"]),
             ("other", other),
         ):
-            height = plot_height * count / peak
+            height = plot_height * value / peak
             if height:
                 y -= height
                 segments.append({"kind": kind, "y": round(y, 1), "height": round(height, 1)})
-        local = timezone.localtime(hour)
-        title = f"{local:%b %d %H:00}: {row['total']} runs, {row['failed']} failed"
+        local = timezone.localtime(moment)
+        title = f"{local:%b %d %H:%M}: {row['total']} runs, {row['failed']} failed"
         bars.append(
             {"x": round(x, 1), "width": round(slot * 0.7, 1), "segments": segments, "title": title}
         )
         if index % label_every == 0:
-            labels.append(
-                {
-                    "x": round(x + slot * 0.35, 1),
-                    "text": f"{local:%H:00}" if hours <= 48 else f"{local:%d %b}",
-                }
-            )
+            text = f"{local:%H:%M}" if count * minutes <= 48 * 60 else f"{local:%d %b}"
+            labels.append({"x": round(x + slot * 0.35, 1), "text": text})
     ticks = [
         {"y": round(TOP + plot_height * (1 - fraction), 1), "value": round(peak * fraction)}
         for fraction in (0, 0.5, 1)
@@ -70,15 +70,19 @@ def runs_per_hour_chart(rows: list[dict[str, Any]], *, since: datetime) -> dict[
         "bars": bars,
         "labels": labels,
         "ticks": ticks,
-        "empty": not rows,
+        "empty": not buckets,
+        "title": f"Runs per {minutes} minutes"
+        if minutes < 60
+        else f"Runs per {minutes // 60} hour{'s' if minutes > 60 else ''}",
     }
 
 
 def latency_chart(latency: list[dict[str, Any]]) -> dict[str, Any]:
     """Horizontal bars per block type: p50 (solid), p95 (light), p99 (tick)."""
-    label_width, row_height, width = 170, 26, WIDTH
+    # Drawn in a half-width card: a narrower canvas keeps its text at reading size.
+    label_width, row_height, width = 130, 26, 480
     scale_max = max((row["p99"] or 0 for row in latency), default=0) or 1
-    plot = width - label_width - 70
+    plot = width - label_width - 90
     rows = []
     for index, row in enumerate(latency):
         y = index * row_height + 4

@@ -41,6 +41,18 @@ class FlowgateCollector:
         for kind, count in selectors.waiting_steps().items():
             waiting.add_metric([kind or "unknown"], count)
         yield waiting
+        backlog = selectors.review_backlog()
+        yield GaugeMetricFamily(
+            "flowgate_review_tasks_open", "Open human-review tasks.", value=backlog.open
+        )
+        yield GaugeMetricFamily(
+            "flowgate_review_tasks_overdue", "Open review tasks past due.", value=backlog.overdue
+        )
+        yield GaugeMetricFamily(
+            "flowgate_review_backlog_age_seconds",
+            "Age of the oldest open review task.",
+            value=backlog.oldest_seconds,
+        )
 
     def _runs(self) -> Iterator[Metric]:
         started = CounterMetricFamily(

@@ -8,14 +8,14 @@ many there are, is counted once, and a restarted process loses nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Aggregate, Count, F, FloatField, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models.functions import Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
-from apps.runs.models import Run, RunStatus, StepRun, StepStatus
+from apps.runs.models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus
 
 # Step duration histogram buckets, in seconds (Prometheus convention).
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -88,6 +88,30 @@ def step_outcomes(*, workspace: Any | None = None) -> dict[tuple[str, str], int]
 
 
 @dataclass(frozen=True)
+class ReviewBacklog:
+    open: int
+    overdue: int
+    oldest_seconds: float  # age of the oldest open task (0 when none)
+
+
+def review_backlog(*, workspace: Any | None = None, now: datetime | None = None) -> ReviewBacklog:
+    """Open review tasks (of runs still waiting for them), overdue ones, oldest age."""
+    from apps.inbox.models import OPEN_TASK_STATUSES, ReviewTask
+
+    now = now or timezone.now()
+    tasks = ReviewTask.objects.filter(status__in=OPEN_TASK_STATUSES).exclude(
+        run__status__in=TERMINAL_RUN_STATUSES
+    )
+    if workspace is not None:
+        tasks = tasks.filter(workspace=workspace)
+    figures = tasks.aggregate(
+        open=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("created_at")
+    )
+    oldest = (now - figures["oldest"]).total_seconds() if figures["oldest"] else 0.0
+    return ReviewBacklog(figures["open"], figures["overdue"], max(oldest, 0.0))
+
+
+@dataclass(frozen=True)
 class Histogram:
     block: str
     buckets: list[tuple[float, int]]  # (upper bound in seconds, cumulative count)
@@ -152,21 +176,40 @@ def step_latency_by_block(*, workspace: Any, since: datetime) -> list[dict[str, 
     return list(rows)
 
 
-def runs_per_hour(*, workspace: Any, since: datetime) -> list[dict[str, Any]]:
-    """Runs created per hour since ``since``, split into succeeded, failed and other."""
+BUCKET_MINUTES = {"1h": 5, "today": 60, "24h": 60, "7d": 360}
+
+
+def bucket_start(moment: datetime, minutes: int) -> datetime:
+    """The start of the ``minutes``-long bucket (aligned to UTC midnight) holding ``moment``."""
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = (moment - midnight) // timedelta(minutes=minutes)
+    return midnight + offset * timedelta(minutes=minutes)
+
+
+def runs_over_time(*, workspace: Any, since: datetime, minutes: int) -> dict[datetime, dict]:
+    """Runs created since ``since`` per ``minutes``-long bucket: total, succeeded, failed.
+    Postgres counts per minute or hour; at most a few hundred rows are merged here."""
+    truncate = TruncMinute if minutes < 60 else TruncHour
     rows = (
         _runs(workspace)
         .filter(created_at__gte=since)
-        .annotate(hour=TruncHour("created_at"))
-        .values("hour")
+        .annotate(moment=truncate("created_at", tzinfo=UTC))
+        .values("moment")
         .annotate(
             total=Count("id"),
             succeeded=Count("id", filter=Q(status=RunStatus.SUCCEEDED)),
             failed=Count("id", filter=Q(status=RunStatus.FAILED)),
         )
-        .order_by("hour")
+        .order_by("moment")
     )
-    return list(rows)
+    buckets: dict[datetime, dict] = {}
+    for row in rows:
+        bucket = buckets.setdefault(
+            bucket_start(row["moment"], minutes), {"total": 0, "succeeded": 0, "failed": 0}
+        )
+        for key in ("total", "succeeded", "failed"):
+            bucket[key] += row[key]
+    return buckets
 
 
 def recent_failures(*, workspace: Any, limit: int = 8) -> list[Run]:

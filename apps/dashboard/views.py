@@ -25,6 +25,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     if range_name not in ("today", *selectors.RANGES):
         range_name = "today"
     since = selectors.range_start(range_name)
+    minutes = selectors.BUCKET_MINUTES[range_name]
     by_status = selectors.runs_by_status(workspace=workspace, since=since)
     finished = by_status["succeeded"] + by_status["failed"]
     latency = selectors.step_latency_by_block(workspace=workspace, since=since)
@@ -38,9 +39,12 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "p95_overall": max((row["p95"] for row in latency), default=None),
         "waiting": selectors.waiting_steps(workspace=workspace),
         "queue_lag": selectors.queue_lag_seconds(workspace=workspace),
+        "backlog": selectors.review_backlog(workspace=workspace),
         "recent_failures": selectors.recent_failures(workspace=workspace),
-        "runs_chart": charts.runs_per_hour_chart(
-            selectors.runs_per_hour(workspace=workspace, since=since), since=since
+        "runs_chart": charts.runs_over_time_chart(
+            selectors.runs_over_time(workspace=workspace, since=since, minutes=minutes),
+            since=since,
+            minutes=minutes,
         ),
         "latency_chart": charts.latency_chart(latency),
     }

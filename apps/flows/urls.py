@@ -7,6 +7,7 @@ app_name = "flows"
 urlpatterns = [
     path("", views.flow_list_view, name="list"),
     path("new/", views.flow_create_view, name="create"),
+    path("import/", views.flow_import_view, name="import"),
     path("<uuid:flow_id>/", views.flow_editor_view, name="editor"),
     path("<uuid:flow_id>/duplicate/", views.flow_duplicate_view, name="duplicate"),
     path("<uuid:flow_id>/archive/", views.flow_archive_view, name="archive"),

@@ -4,6 +4,8 @@ service and render. The canvas editor is a JavaScript island that talks to the R
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +17,8 @@ from apps.accounts.permissions import Capability, can
 
 from . import selectors, services
 from .gallery import template_definition, template_list
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 def _list_url(request: HttpRequest) -> str:
@@ -28,8 +32,7 @@ def _editor_url(request: HttpRequest, flow: object) -> str:
     )
 
 
-@workspace_view(Capability.VIEW_FLOWS)
-def flow_list_view(request: HttpRequest) -> HttpResponse:
+def _list_context(request: HttpRequest) -> dict[str, object]:
     search = request.GET.get("q", "").strip()[:200]
     archived = request.GET.get("archived") == "1"
     flows = selectors.flow_list(
@@ -37,13 +40,18 @@ def flow_list_view(request: HttpRequest) -> HttpResponse:
         search=search,
         include_archived=archived,
     )
-    context = {
+    return {
         "flows": flows,
         "search": search,
         "archived": archived,
         "templates": template_list(),
         "can_edit": can(request.membership, Capability.EDIT_FLOWS),  # type: ignore[attr-defined]
     }
+
+
+@workspace_view(Capability.VIEW_FLOWS)
+def flow_list_view(request: HttpRequest) -> HttpResponse:
+    context = _list_context(request)
     if request.htmx and request.htmx.target == "flow-results":  # type: ignore[attr-defined]
         return render(request, "flows/partials/flow_table.html", context)
     return render(request, "flows/list.html", context)
@@ -73,6 +81,42 @@ def flow_create_view(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"The flow was not created: {error.message}.")
         return redirect(_list_url(request))
     return redirect(_editor_url(request, flow))
+
+
+@require_POST
+@workspace_view(Capability.EDIT_FLOWS)
+def flow_import_view(request: HttpRequest) -> HttpResponse:
+    """Create a flow from an uploaded ``*.flow.json``; a broken or foreign file creates
+    nothing and lists its problems."""
+    upload = request.FILES.get("file")
+    problems: list[str] = []
+    if upload is None:
+        error = "Choose a .flow.json file to import."
+    elif upload.size > MAX_IMPORT_BYTES:
+        error = "That file is too large for a flow."
+    else:
+        try:
+            document = json.loads(upload.read())
+        except (ValueError, UnicodeDecodeError) as problem:
+            error = f"That file is not JSON: {problem}."
+        else:
+            try:
+                flow = services.flow_import(
+                    workspace=request.workspace,  # type: ignore[attr-defined]
+                    actor=request.user,
+                    document=document,
+                )
+            except services.FlowError as problem:
+                error = f"Nothing was imported: {problem.message}."
+                problems = [
+                    f"{item.node}: {item.message}" if item.node else item.message
+                    for item in problem.problems
+                ]
+            else:
+                messages.success(request, f"Imported “{flow.name}”.")
+                return redirect(_editor_url(request, flow))
+    context = {**_list_context(request), "import_error": error, "import_problems": problems}
+    return render(request, "flows/list.html", context, status=400)
 
 
 @require_POST

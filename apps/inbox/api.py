@@ -106,7 +106,7 @@ class TaskDetailApi(WorkspaceAPIView):
 class DecideSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=Decision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
-    data = serializers.DictField(required=False, default=dict)
+    data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     version = serializers.IntegerField(required=False, min_value=1)
 
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -10,3 +12,9 @@ class InboxConfig(AppConfig):
         from . import blocks
 
         blocks.register()
+
+    def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
+        """A published expense-approval flow with one task waiting for the demo reviewer."""
+        from .demo import seed_inbox
+
+        seed_inbox(workspace=workspace, users=users)

@@ -18,6 +18,7 @@ from apps.accounts.models import Membership, Role
 from apps.accounts.permissions import Capability, can
 from apps.audit.services import audit_record
 from apps.core.events import publish_workspace_event_on_commit
+from apps.runs.models import TERMINAL_RUN_STATUSES
 
 from .models import (
     DECISION_OUTCOMES,
@@ -65,6 +66,8 @@ def decision_refusal(task: ReviewTask, user: Any, membership: Membership) -> Tas
         return TaskError(f"Your role ({membership.role}) cannot decide tasks.", code="forbidden")
     if not task.is_open:
         return TaskError(f"This task was already {task.get_status_display().lower()}.")
+    if task.run.status in TERMINAL_RUN_STATUSES:
+        return TaskError(f"The run is {task.run.status}: there is nothing left to decide.")
     if not is_assignee(task, user, membership):
         return TaskError("This task is not assigned to you or your role.", code="forbidden")
     if task.requested_by_id == user.pk:
@@ -141,7 +144,7 @@ def _validated_form(task: ReviewTask, data: dict[str, Any] | None) -> dict[str, 
     errors: dict[str, str] = {}
     for field in task.form:
         name, kind = field["name"], field.get("type", "text")
-        value = data.get(name)
+        value: Any = data.get(name)
         if value in (None, "") and kind != "boolean":
             if field.get("required"):
                 errors[name] = "This field is required."
@@ -221,7 +224,9 @@ def _finish(
     task.decided_at, task.comment, task.decision_data = timezone.now(), comment, data
     _touch(task, "status", "decision", "decided_by", "decided_at", "comment", "decision_data")
     if not step_resume(run_id=task.run_id, node_id=task.node_id, signal=decision_signal(task)):
-        raise TaskError("The run is no longer waiting for this task (it was cancelled).")
+        raise TaskError(
+            "The run is no longer waiting for this task: its due time passed or the run was cancelled."
+        )
     _audit_decision(task, actor, "task.decided", comment)
     _task_event(task, "decided")
 

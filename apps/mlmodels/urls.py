@@ -4,6 +4,12 @@ from . import views
 
 app_name = "mlmodels"
 
+MODEL = "<str:model_name>"
+
 urlpatterns = [
-    path("", views.section_list, name="list"),
+    path("", views.model_list_view, name="list"),
+    path(f"{MODEL}/", views.model_detail_view, name="detail"),
+    path(f"{MODEL}/rollback/", views.rollback_view, name="rollback"),
+    path(f"{MODEL}/versions/<int:version>/", views.version_detail_view, name="version"),
+    path(f"{MODEL}/versions/<int:version>/promote/", views.promote_view, name="promote"),
 ]

@@ -66,8 +66,30 @@ function bindSelectAll(root) {
   }
 }
 
+// A refresh re-renders the steps: keep each <details> open or closed as the user left it.
+let stepState = null;
+function rememberSteps(event) {
+  const target = event.detail && event.detail.target;
+  if (!target || !target.querySelector) return;
+  const steps = target.querySelectorAll("details[data-step]");
+  if (!steps.length) return;
+  stepState = new Map([...steps].map((step) => [step.dataset.step, step.open]));
+}
+function restoreSteps() {
+  if (!stepState) return;
+  for (const step of document.querySelectorAll("details[data-step]")) {
+    if (stepState.has(step.dataset.step)) step.open = stepState.get(step.dataset.step);
+  }
+  stepState = null;
+}
+
 export function startLivePages() {
+  document.addEventListener("htmx:beforeSwap", rememberSteps);
+  document.addEventListener("htmx:afterSettle", restoreSteps);
   document.addEventListener("flowgate:event", onEvent);
+  for (const input of document.querySelectorAll("[data-select-on-focus]")) {
+    input.addEventListener("focus", () => input.select());
+  }
   setInterval(poll, POLL_MS);
   bindSelectAll(document);
 }

@@ -248,6 +248,10 @@ FLOWGATE = {
     "STREAM_BLOCK_MILLISECONDS": env_int("STREAM_BLOCK_MILLISECONDS", 1000, minimum=10),
     "MLFLOW_TRACKING_URI": env_str("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001"),
     "MODEL_SERVICE_URL": env_str("MODEL_SERVICE_URL", "http://127.0.0.1:3001"),
+    # The model block's circuit breaker: open after this many consecutive failures...
+    "MODEL_BREAKER_FAILURES": env_int("MODEL_BREAKER_FAILURES", 5, minimum=1),
+    # ...for this long, then let one probe call through.
+    "MODEL_BREAKER_COOLDOWN_SECONDS": env_float("MODEL_BREAKER_COOLDOWN_SECONDS", 30.0),
     "OPA_URL": env_str("OPA_URL", ""),
     # Bounds on every policy: source size, input size, evaluation time.
     "POLICY_MAX_SOURCE_BYTES": env_int("POLICY_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024),

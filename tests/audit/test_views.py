@@ -62,8 +62,9 @@ def trail(workspace, admin_user):
     )
 
 
-def test_admin_sees_the_trail_and_filters_it(admin_client, trail):
-    body = admin_client.get(url("list")).content.decode()
+def test_admin_sees_the_trail_and_filters_it(admin_client, trail, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        body = admin_client.get(url("list")).content.decode()
     assert "published Claims v1" in body and "cancelled a run" in body
     assert "decisions/3f2b7c1e-0000-4000-8000-000000000001/route/" in body  # "explain" link
     by_actor = admin_client.get(url("list"), {"actor": "ada"}).content.decode()
@@ -181,3 +182,57 @@ def test_decision_page_explains_a_policy_step(
     assert reviewer_client.get(decision_url).status_code == 200
     assert outsider_client.get(decision_url).status_code == 404
     assert builder_client.get(url("decision", run_id=run.id, node_id="start")).status_code == 404
+
+
+def test_decision_page_names_the_reviewer_of_a_human_decision(
+    workspace, builder_user, reviewer_user, admin_client
+):
+    from apps.accounts.models import Membership
+    from apps.inbox.services import task_decide
+    from tests.inbox.helpers import finish_inline, start_waiting_run, task_of
+
+    run = start_waiting_run(workspace, builder_user)
+    task_decide(
+        task=task_of(run),
+        actor=reviewer_user,
+        membership=Membership.objects.get(user=reviewer_user, workspace=workspace),
+        decision="approve",
+        comment="Receipts check out",
+    )
+    run = finish_inline(run)
+    assert run.status == "succeeded"
+    body = admin_client.get(url("decision", run_id=run.id, node_id="review")).content.decode()
+    assert "A human decision" in body and "took “approved”" in body
+    assert "Receipts check out" in body
+    reviewer = body.split("<h2>Reviewer</h2>")[1].split("</section>")[0]
+    assert "rui" in reviewer.lower()
+    assert "Decided automatically" not in body
+
+
+def test_decision_page_shows_the_model_and_its_version(workspace, builder_user, builder_client):
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition([node("start", "trigger.manual")], []),
+    )
+    run = run_start(flow=flow, trigger="manual", payload=envelope({}), enqueue=False).run
+    audit_record(  # what the engine records after a model.predict step
+        workspace_id=workspace.id,
+        action="decision.model",
+        object_type="run",
+        object_id=run.id,
+        summary="model.predict at score took 'out'",
+        data={
+            "node": "score",
+            "block": "model.predict",
+            "port": "out",
+            "input": {"amount": 9000},
+            "result": {"label": "fraud", "score": 0.91},
+            "meta": {"model": "claim-fraud", "model_version": "2", "model_alias": "production"},
+        },
+    )
+    body = builder_client.get(url("decision", run_id=run.id, node_id="score")).content.decode()
+    assert "A model decision" in body
+    model = body.split("<h2>Model</h2>")[1].split("</section>")[0]
+    assert "claim-fraud" in model and ">2<" in model and "production" in model
+    assert "No policy took part" in body

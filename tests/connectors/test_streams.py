@@ -261,7 +261,10 @@ def test_a_stream_message_runs_the_flow_end_to_end(
         consumer = subprocess.Popen(
             [sys.executable, "manage.py", "streams", "consume", "--consumer", "e2e"],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, STREAM_BLOCK_MILLISECONDS="200"),
+            env=child_environment(
+                DATABASE_URL=test_database_url,
+                STREAM_BLOCK_MILLISECONDS="200",
+            ),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

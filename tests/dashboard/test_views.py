@@ -115,3 +115,25 @@ def test_metrics_are_hidden_from_other_networks_and_need_the_token_when_set(
     assert wrong.status_code == 404
     right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me", REMOTE_ADDR="203.0.113.9")
     assert right.status_code == 200 and b"flowgate_runs_started_total" in right.content
+
+
+def test_review_backlog_on_the_dashboard_and_in_metrics(
+    builder_client, client, workspace, builder_user
+):
+    from tests.inbox.helpers import start_waiting_run
+
+    run = start_waiting_run(workspace, builder_user)
+    assert run.status == "waiting"
+    body = builder_client.get(dashboard_url()).content.decode()
+    assert 'data-stat="backlog">1<' in body and "0 overdue" in body
+    assert "flowgate_review_tasks_open 1.0" in client.get("/metrics").content.decode()
+
+
+def test_the_last_hour_is_drawn_in_five_minute_buckets(builder_client, history):
+    body = builder_client.get(dashboard_url(), {"range": "1h"}).content.decode()
+    assert "<h2>Runs per 5 minutes</h2>" in body
+    assert 'class="bar bar-succeeded"' in body and 'class="bar bar-failed"' in body
+    runs_chart = body.split('stacked by outcome">')[1].split("Step latency by block")[0]
+    assert runs_chart.count("<g><title>") in (12, 13)  # one bar per 5 minutes of the hour
+    week = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
+    assert "<h2>Runs per 6 hours</h2>" in week and 'class="bar bar-failed"' in week

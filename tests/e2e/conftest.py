@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from studio.celery import app as celery_app
 from tests.factories import PERSONA_PASSWORD
 from tests.support.processes import (
     REPOSITORY_ROOT,
@@ -33,6 +34,7 @@ from tests.support.processes import (
 )
 from tests.support.workers import WorkerProcess
 
+E2E_QUEUE = f"test-e2e-{os.getpid()}"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -59,11 +61,19 @@ def _committed_data(transactional_db: None) -> None:
     """The server and worker read the database through their own connections."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _e2e_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test starts itself go to the studio's worker, like the server's do."""
+    monkeypatch.setitem(celery_app.conf, "task_default_queue", E2E_QUEUE)
+
+
+@pytest.fixture(scope="package")
 def studio_url(test_database_url: str) -> Iterator[str]:
     if not (REPOSITORY_ROOT / "static" / "dist" / "app.js").exists():
         pytest.fail("the front end is not built: run scripts/bootstrap.sh")
-    worker = WorkerProcess(database_url=test_database_url).start()
+    # The server and its worker share a queue of their own (see tests/conftest.py).
+    queue = {"CELERY_QUEUE": E2E_QUEUE}
+    worker = WorkerProcess(database_url=test_database_url, environment=queue).start()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
@@ -82,7 +92,7 @@ def studio_url(test_database_url: str) -> Iterator[str]:
                 "--no-access-log",
             ],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url),
+            env=child_environment(DATABASE_URL=test_database_url, **queue),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -96,7 +106,9 @@ def studio_url(test_database_url: str) -> Iterator[str]:
         worker.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop in this thread while it is
+# started, which would break async_to_sync in the tests collected after this package.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")

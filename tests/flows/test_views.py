@@ -3,6 +3,8 @@ and the editor page, with their permissions and workspace isolation."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from apps.flows import gallery
@@ -24,8 +26,14 @@ def page(workspace, path: str = "") -> str:
     return f"/w/{workspace.slug}/flows/{path}"
 
 
+@pytest.fixture(autouse=True)
+def _no_templates(monkeypatch):
+    """The shipped gallery grows; these tests say which templates exist."""
+    monkeypatch.setattr(gallery, "_templates", dict)
+
+
 @pytest.fixture
-def one_template(monkeypatch):
+def one_template(_no_templates, monkeypatch):
     monkeypatch.setattr(
         gallery,
         "_templates",
@@ -36,8 +44,7 @@ def one_template(monkeypatch):
     )
 
 
-def test_empty_list_invites_to_create(builder_client, workspace, monkeypatch):
-    monkeypatch.setattr(gallery, "_templates", dict)
+def test_empty_list_invites_to_create(builder_client, workspace):
     response = builder_client.get(page(workspace))
     body = response.content.decode()
     assert response.status_code == 200
@@ -60,14 +67,14 @@ def test_list_shows_status_last_run_and_escapes_names(builder_client, builder_us
 
 def test_search_filters_and_htmx_gets_the_table_only(builder_client, builder_user, workspace):
     flow_create(workspace=workspace, actor=builder_user, name="Invoice intake")
-    flow_create(workspace=workspace, actor=builder_user, name="Support triage")
+    flow_create(workspace=workspace, actor=builder_user, name="Helpdesk routing")
     full = builder_client.get(page(workspace), {"q": "invoice"}).content.decode()
-    assert "Invoice intake" in full and "Support triage" not in full
+    assert "Invoice intake" in full and "Helpdesk routing" not in full
     partial = builder_client.get(
-        page(workspace), {"q": "triage"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="flow-results"
+        page(workspace), {"q": "helpdesk"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="flow-results"
     ).content.decode()
     assert partial.lstrip().startswith('<div id="flow-results">')
-    assert "Support triage" in partial and "Invoice intake" not in partial
+    assert "Helpdesk routing" in partial and "Invoice intake" not in partial
     assert "<html" not in partial
 
 
@@ -123,7 +130,7 @@ def test_get_is_refused_for_actions(builder_client, builder_user, workspace):
 def test_reviewer_sees_flows_read_only(reviewer_client, builder_user, workspace):
     flow = flow_create(workspace=workspace, actor=builder_user, name="Claims")
     listing = reviewer_client.get(page(workspace)).content.decode()
-    assert "Claims" in listing
+    assert ">Claims</a>" in listing
     assert "New blank flow" not in listing and "Duplicate" not in listing
     editor = reviewer_client.get(page(workspace, f"{flow.id}/")).content.decode()
     assert 'data-can-edit="false"' in editor and 'data-can-publish="false"' in editor
@@ -147,3 +154,36 @@ def test_other_workspace_flows_are_not_found(builder_client, outsider, other_wor
 def test_anonymous_is_sent_to_log_in(client, workspace):
     response = client.get(page(workspace))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def _upload(name: str, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="application/json")
+
+
+def test_import_a_flow_file(builder_client, workspace):
+    content = json.dumps(TEMPLATE).encode()
+    response = builder_client.post(
+        page(workspace, "import/"), {"file": _upload("doubler.flow.json", content)}
+    )
+    flow = Flow.objects.get(workspace=workspace)
+    assert response.status_code == 302 and response["Location"] == page(workspace, f"{flow.id}/")
+    assert flow.name == "Doubler template"
+
+
+def test_import_of_a_broken_file_lists_problems_and_creates_nothing(builder_client, workspace):
+    foreign = {"schema": "other/thing@1", "name": "<b>x</b>", "nodes": [{"id": "Bad id"}]}
+    response = builder_client.post(
+        page(workspace, "import/"),
+        {"file": _upload("x.flow.json", json.dumps(foreign).encode())},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Nothing was imported" in body
+    assert "&#x27;schema&#x27; must be" in body
+    not_json = builder_client.post(
+        page(workspace, "import/"), {"file": _upload("x.flow.json", b"{nope")}
+    )
+    assert not_json.status_code == 400 and "not JSON" in not_json.content.decode()
+    assert not Flow.objects.exists()

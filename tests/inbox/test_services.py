@@ -15,9 +15,9 @@ from apps.inbox.models import ReviewApproval, ReviewTask
 from apps.inbox.services import TaskError, task_claim, task_decide
 from apps.runs import reconciler
 from apps.runs.engine import advance
-from apps.runs.models import StepRun
+from apps.runs.models import Run, StepRun
 from tests.factories import MembershipFactory, UserFactory
-from tests.inbox.helpers import membership, start_waiting_run, task_of
+from tests.inbox.helpers import membership, start_waiting_run, task_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -280,3 +280,31 @@ def test_a_re_executed_step_reuses_its_task(workspace, builder_user):
     assert again == str(task.id)
     assert ReviewTask.objects.count() == 1
     assert ReviewApproval.objects.count() == 0
+
+
+def test_the_reconciler_expires_a_task_and_a_real_worker_finishes_the_run(
+    workspace, builder_user, celery_worker
+):
+    run = start_waiting_run(workspace, builder_user, due_in_hours=1)
+    past = timezone.now() - timedelta(seconds=1)
+    StepRun.objects.filter(run=run, node_id="review", status="waiting").update(wait_deadline=past)
+    assert reconciler.reconcile()["expired_waits"] == 1
+    run = wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").first())
+    assert run.output == {"late": True}
+    assert task_of(run).status == "expired"
+
+
+def test_a_task_of_a_cancelled_run_cannot_be_decided_and_leaves_the_queue(
+    workspace, builder_user, reviewer_user
+):
+    from apps.inbox.selectors import TaskFilters, task_list
+    from apps.runs.services import run_cancel
+
+    run = start_waiting_run(workspace, builder_user)
+    run_cancel(run=run, actor=builder_user)
+    with pytest.raises(TaskError, match="The run is cancelled"):
+        decide(task_of(run), reviewer_user, workspace)
+    queue = task_list(
+        user=reviewer_user, membership=membership(reviewer_user, workspace), filters=TaskFilters()
+    )
+    assert not queue.exists()

@@ -139,3 +139,20 @@ def test_bulk_approval_decides_each_selected_task(workspace, builder_user, revie
     )
     assert response.status_code == 302
     assert {task_of(run).status for run in runs} == {"approved"}
+
+
+def test_the_run_page_links_a_waiting_approval_to_its_task(workspace, builder_user, builder_client):
+    run = start_waiting_run(workspace, builder_user)
+    page = builder_client.get(
+        reverse("runs:detail", kwargs={"workspace_slug": "acme", "run_id": run.id})
+    )
+    assert task_url(task_of(run)) in page.content.decode()
+
+
+def test_metrics_show_the_inbox_backlog(workspace, builder_user, client):
+    run = start_waiting_run(workspace, builder_user, due_in_hours=1)
+    ReviewTask.objects.filter(run=run).update(due_at=run.created_at)
+    start_waiting_run(workspace, builder_user, {"claim": "C-2", "customer": "x", "amount": 1})
+    text = client.get("/metrics").content.decode()
+    assert "flowgate_review_tasks_open 2.0" in text
+    assert "flowgate_review_tasks_overdue 1.0" in text

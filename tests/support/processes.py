@@ -36,6 +36,29 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_PORT_RANGE}")
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports in the test range (held open together while
+    they are chosen, so two servers started side by side do not get the same one)."""
+    first, last = (int(part) for part in _PORT_RANGE.split("-"))
+    probes, ports = [], []
+    try:
+        for port in range(first, last + 1):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                probe.close()
+                continue
+            probes.append(probe)
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    finally:
+        for probe in probes:
+            probe.close()
+    raise RuntimeError(f"fewer than {count} free ports in {_PORT_RANGE}")
+
+
 def database_url(settings_dict: Mapping[str, object]) -> str:
     """The ``DATABASE_URL`` for a Django DATABASES entry (e.g. the pytest-django test
     database, so a subprocess sees what the tests committed)."""

@@ -42,3 +42,17 @@ def percent(fraction: float | None) -> str:
         return "—"
     value = fraction * 100
     return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.1f}%"
+
+
+@register.filter
+def age(seconds: float | None) -> str:
+    """A short age: 45 s, 12 min, 3 h, 2 d."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"

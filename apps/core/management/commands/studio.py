@@ -7,10 +7,15 @@ Ctrl-C (or SIGTERM) stops every process it started.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import signal
+import socket
+import subprocess
 import sys
+import threading
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -18,7 +23,12 @@ from django.core.management.base import BaseCommand, CommandError
 from honcho.manager import Manager
 
 from apps.core import localservices
-from studio.processes import studio_processes
+from studio.processes import (
+    ProcessSpec,
+    mlflow_process,
+    model_service_process,
+    studio_processes,
+)
 
 
 class Command(BaseCommand):
@@ -29,14 +39,32 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
         parser.add_argument("--concurrency", type=int, default=2)
         parser.add_argument("--no-seed", action="store_true", help="skip the demo data")
+        parser.add_argument(
+            "--no-models", action="store_true", help="start neither MLflow nor the model service"
+        )
 
-    def handle(self, *args, host: str, port: int, concurrency: int, no_seed: bool, **options):  # type: ignore[no-untyped-def]
+    def handle(  # type: ignore[no-untyped-def]
+        self,
+        *args,
+        host: str,
+        port: int,
+        concurrency: int,
+        no_seed: bool,
+        no_models: bool,
+        **options,
+    ):
         started = self._ensure_services()
+        self._trainer: subprocess.Popen | None = None
         try:
             self._prepare(seed=not no_seed)
             self._banner(host, port, seeded=not no_seed)
-            exit_code = self._supervise(host, port, concurrency)
+            extra = [] if no_models else self._model_processes()
+            if extra and not no_seed:
+                self._train_demo_models_when_up()
+            exit_code = self._supervise(host, port, concurrency, extra)
         finally:
+            if self._trainer is not None and self._trainer.poll() is None:
+                self._trainer.terminate()
             for service in reversed(started):
                 service.stop()
         if exit_code:
@@ -73,11 +101,62 @@ class Command(BaseCommand):
             self._say("seeding the demo workspace")
             call_command("seed_demo", verbosity=0)
 
-    def _supervise(self, host: str, port: int, concurrency: int) -> int:
+    def _model_processes(self) -> list[ProcessSpec]:
+        """MLflow and the model service, each unless its URL is another machine's (an
+        external service) or something already answers there (another studio's)."""
+        uri = settings.FLOWGATE["MLFLOW_TRACKING_URI"]
+        url = settings.FLOWGATE["MODEL_SERVICE_URL"]
+        specs = []
+        if self._should_start(uri, "MLflow registry"):
+            specs.append(mlflow_process(tracking_uri=uri, var_dir=settings.VAR_DIR))
+        if self._should_start(url, "model service"):
+            specs.append(model_service_process(service_url=url, tracking_uri=uri))
+        return specs
+
+    def _should_start(self, url: str, what: str) -> bool:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            self._say(f"using the external {what} at {url}")
+            return False
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1)
+            if (
+                probe.connect_ex((host if host != "localhost" else "127.0.0.1", parts.port or 80))
+                == 0
+            ):
+                self._say(f"using the {what} already listening at {url}")
+                return False
+        return True
+
+    def _train_demo_models_when_up(self) -> None:
+        """Once MLflow answers, train and register the demo models (kept if they exist)."""
+        manage = str(settings.BASE_DIR / "manage.py")
+        command = [sys.executable, manage, "models", "train_demo", "--wait", "180"]
+
+        def train() -> None:
+            self._trainer = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+            if self._trainer.wait() == 0:
+                self._say("demo models are registered")
+            else:
+                self._say("training the demo models failed (see above)")
+
+        threading.Thread(target=train, name="train-demo-models", daemon=True).start()
+
+    def _supervise(
+        self, host: str, port: int, concurrency: int, extra: list[ProcessSpec] = ()
+    ) -> int:
         manager = Manager()
         environment = {**os.environ, **self._child_environment()}
-        for spec in studio_processes(host=host, port=port, worker_concurrency=concurrency):
-            manager.add_process(spec.name, shlex.join(spec.command), env=environment)
+        specs = [*studio_processes(host=host, port=port, worker_concurrency=concurrency), *extra]
+        for spec in specs:
+            manager.add_process(
+                spec.name, shlex.join(spec.command), env={**environment, **spec.environment}
+            )
         # honcho stops every child on SIGINT/SIGTERM and when any one of them exits.
         signal.signal(signal.SIGTERM, lambda *_: manager.terminate())
         manager.loop()

@@ -1,0 +1,68 @@
+"""REST API for the audit trail: list with filters (paginated), and chain verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+
+from apps.accounts.api import WorkspaceAPIView
+from apps.accounts.permissions import Capability
+
+from . import selectors, services
+from .forms import AuditFilterForm
+from .models import AuditEvent
+
+
+def event_data(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "sequence": event.sequence,
+        "created_at": event.created_at,
+        "actor": event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "summary": event.summary,
+        "data": event.data,
+        "previous_digest": event.previous_digest,
+        "digest": event.digest,
+    }
+
+
+class AuditEventListApi(WorkspaceAPIView):
+    """Audit events, newest first. Filters: ``actor``, ``action`` (or its prefix),
+    ``object`` (a type or an id), ``since`` and ``until`` (dates, inclusive)."""
+
+    capability = Capability.VIEW_AUDIT
+
+    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        form = AuditFilterForm(
+            request.query_params,
+            actions=selectors.audit_action_list(workspace=request.workspace),
+        )
+        if not form.is_valid():
+            raise serializers.ValidationError(form.errors.get_json_data(escape_html=False))
+        events = selectors.audit_event_list(workspace=request.workspace, **form.selector_filters())
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response([event_data(event) for event in page])
+
+
+class AuditVerifyApi(WorkspaceAPIView):
+    """Check the workspace's hash chain; names the first tampered event."""
+
+    capability = Capability.VIEW_AUDIT
+
+    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        report = services.audit_verify(workspace_id=request.workspace.id)
+        return Response(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "first_bad_sequence": report.first_bad_sequence,
+                "problem": report.problem,
+            }
+        )

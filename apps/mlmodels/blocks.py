@@ -1,0 +1,272 @@
+"""The ``model.predict`` block and the ``models`` service it calls.
+
+The block maps the run's data to the model's input fields with CEL, asks the model service
+(BentoML, at ``FLOWGATE["MODEL_SERVICE_URL"]``) for a prediction from a registered model by
+alias or exact version, and returns the label, its score, every class score and the exact
+model name and version that answered: the decision audit of the step records them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from django.conf import settings
+from pydantic import Field, model_validator
+
+from apps.blocks.base import DEFAULT_PORT, Block, BlockConfig, BlockContext, BlockError, Result
+from apps.blocks.expressions import Expression, ExpressionError
+
+LOW_CONFIDENCE = "low_confidence"
+FALLBACK = "fallback"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+_http_client: httpx.Client | None = None
+
+
+def _http() -> httpx.Client:
+    """One keep-alive client per process (made on first use, so after a worker forks):
+    building an httpx client costs tens of milliseconds, more than a prediction."""
+    global _http_client
+    if _http_client is None:
+        from apps.core.http import internal_client
+
+        _http_client = internal_client()
+    return _http_client
+
+
+class ModelServiceError(Exception):
+    """``retryable``: the service is down, slow or erring (5xx) or the circuit is open;
+    otherwise the request itself was wrong (4xx: bad input, unknown model)."""
+
+    def __init__(self, message: str, *, retryable: bool, circuit_open: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.circuit_open = circuit_open
+
+
+class ModelServiceClient:
+    """What ``ctx.service("models")`` returns: the model service over HTTP, behind a circuit
+    breaker shared by every worker (see ``breaker.py``)."""
+
+    def __init__(
+        self, workspace_id: str, *, base_url: str | None = None, breaker: Any = None
+    ) -> None:
+        from .breaker import CircuitBreaker
+
+        self.workspace_id = workspace_id
+        self.base_url = (base_url or settings.FLOWGATE["MODEL_SERVICE_URL"]).rstrip("/")
+        self.breaker = breaker or CircuitBreaker(f"models:{self.base_url}")
+
+    def predict(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.breaker.allow():
+            raise ModelServiceError(
+                f"the model service at {self.base_url} is failing: circuit open, next probe "
+                f"in {self.breaker.retry_in():.0f}s",
+                retryable=True,
+                circuit_open=True,
+            )
+        try:
+            answer = self._predict(**kwargs)
+        except ModelServiceError as error:
+            if error.retryable:
+                self.breaker.failure()
+            else:
+                self.breaker.success()  # it answered: the service is up
+            raise
+        self.breaker.success()
+        return answer
+
+    def _predict(
+        self,
+        *,
+        model: str,
+        inputs: list[dict[str, Any]],
+        version: str = "",
+        alias: str = "",
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        body = {"model": model, "inputs": inputs, "version": version, "alias": alias}
+        try:
+            response = _http().post(f"{self.base_url}/predict", json=body, timeout=timeout)
+        except httpx.TimeoutException:
+            raise ModelServiceError(
+                f"the model service at {self.base_url} did not answer within {timeout:g}s",
+                retryable=True,
+            ) from None
+        except httpx.TransportError as error:
+            raise ModelServiceError(
+                f"the model service at {self.base_url} is unavailable ({error.__class__.__name__})",
+                retryable=True,
+            ) from None
+        if response.status_code == 200:
+            return response.json()
+        message = _error_message(response)
+        retryable = response.status_code >= 500 or response.status_code == 429
+        raise ModelServiceError(
+            f"the model service answered {response.status_code}: {message}", retryable=retryable
+        )
+
+    def refresh(self, *, timeout: float = 5.0) -> bool:
+        """Ask the service to re-resolve aliases now (after a promotion). Best effort: a
+        service that is down re-resolves on its own within seconds of coming back."""
+        try:
+            response = _http().post(f"{self.base_url}/refresh", json={}, timeout=timeout)
+            return response.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, list) and body:
+        body = body[0]
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("detail") or body)[:300]
+    return str(body)[:300]
+
+
+class ModelPredictConfig(BlockConfig):
+    model: str = Field(
+        min_length=1, max_length=200, pattern=NAME_PATTERN, description="Registered model name"
+    )
+    alias: str = Field(
+        default="production",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_\-]*$",
+        description="Registry alias to call (production, canary); ignored when version is set",
+    )
+    version: str = Field(
+        default="", max_length=20, pattern=r"^[0-9]*$", description="Exact model version"
+    )
+    inputs: dict[str, Expression] = Field(
+        min_length=1, max_length=100, description="Model input fields, each a CEL expression"
+    )
+    threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Scores below this take the low_confidence port",
+    )
+    fallback: bool = Field(
+        default=False,
+        description="Take the fallback port (instead of failing and retrying) when the "
+        "service is down or its circuit breaker is open",
+    )
+    shadow_alias: str = Field(
+        default="",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_\-]*$",
+        description="Also call this alias (e.g. canary); its answer is logged, never used",
+    )
+
+    @model_validator(mode="after")
+    def _alias_or_version(self) -> ModelPredictConfig:
+        if not self.alias and not self.version:
+            raise ValueError("set an alias or a version")
+        return self
+
+
+class ModelPredictBlock(Block):
+    """Predict with a registered model served by the model service.
+
+    Output: ``label``, ``score`` (the label's probability), ``scores`` (every class), and
+    ``model``/``version`` — the exact registry version that answered, also recorded in the
+    step's meta and the decision audit. A service that is down, times out or errs with a 5xx
+    is a retryable error; inputs that do not match the model's signature fail the step with
+    the field named.
+    """
+
+    key = "model.predict"
+    title = "Model prediction"
+    category = "model"
+    icon = "cube"
+    Config = ModelPredictConfig
+    ports = (DEFAULT_PORT, LOW_CONFIDENCE, FALLBACK)
+    max_attempts = 3
+    timeout_seconds = 15.0
+
+    @classmethod
+    def output_ports(cls, config: BlockConfig) -> tuple[str, ...]:
+        ports = [DEFAULT_PORT]
+        if getattr(config, "threshold", None) is not None:
+            ports.append(LOW_CONFIDENCE)
+        if getattr(config, "fallback", False):
+            ports.append(FALLBACK)
+        return tuple(ports)
+
+    def execute(self, ctx: BlockContext, config: Any, input: Any) -> Result:
+        try:
+            features = ctx.evaluate_tree(dict(config.inputs))
+        except ExpressionError as error:
+            raise BlockError(f"cannot build the model input: {error}") from None
+        started = time.monotonic()
+        try:
+            answer = ctx.service("models").predict(
+                model=config.model,
+                inputs=[features],
+                version=config.version,
+                alias="" if config.version else config.alias,
+                timeout=self.timeout_seconds - 1,
+            )
+        except ModelServiceError as error:
+            wanted = {"model": config.model, "alias": config.alias, "version": config.version}
+            if config.fallback and error.retryable:
+                return Result(
+                    output={**wanted, "error": error.message},
+                    port=FALLBACK,
+                    meta={**wanted, "error": error.message, "circuit_open": error.circuit_open},
+                )
+            raise BlockError(error.message, retryable=error.retryable, details=wanted) from None
+        latency_ms = round((time.monotonic() - started) * 1000, 3)
+        prediction = answer["predictions"][0]
+        output = {
+            "label": prediction["label"],
+            "score": prediction["score"],
+            "scores": prediction["scores"],
+            "model": answer["model"],
+            "version": str(answer["version"]),
+            "alias": answer.get("alias", ""),
+        }
+        low = config.threshold is not None and prediction["score"] < config.threshold
+        meta = {
+            "model": answer["model"],
+            "model_version": str(answer["version"]),
+            "model_alias": answer.get("alias", ""),
+            "latency_ms": latency_ms,
+            "service_latency_ms": answer.get("latency_ms"),
+            "device": answer.get("device", ""),
+            "cost": 0.0,
+        }
+        if config.shadow_alias:
+            meta["shadow"] = self._shadow(ctx, config, features)
+        return Result(output=output, port=LOW_CONFIDENCE if low else DEFAULT_PORT, meta=meta)
+
+    def _shadow(self, ctx: BlockContext, config: Any, features: dict[str, Any]) -> dict:
+        """Call the shadow alias with the same input; record its answer, never fail."""
+        try:
+            answer = ctx.service("models").predict(
+                model=config.model, inputs=[features], alias=config.shadow_alias, timeout=5.0
+            )
+        except ModelServiceError as error:
+            return {"alias": config.shadow_alias, "error": error.message}
+        prediction = answer["predictions"][0]
+        return {
+            "alias": config.shadow_alias,
+            "version": str(answer["version"]),
+            "label": prediction["label"],
+            "score": prediction["score"],
+        }
+
+
+def register() -> None:
+    from apps.blocks.registry import register_block, register_service
+
+    register_block(ModelPredictBlock)
+    register_service("models", ModelServiceClient)

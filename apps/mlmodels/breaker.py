@@ -1,0 +1,80 @@
+"""A circuit breaker for the model service, shared by every worker through Redis.
+
+Closed: calls go through. After ``threshold`` consecutive failures (refused, timed out,
+5xx) it opens for ``cooldown`` seconds: calls fail at once without touching the service.
+Then it is half-open: one caller at a time gets through as a probe; a success closes it, a
+failure opens it again for another cooldown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from django.conf import settings
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+_clients: dict[str, redis.Redis] = {}
+
+
+def _redis() -> redis.Redis:
+    client = _clients.get(settings.REDIS_URL)
+    if client is None:
+        client = _clients[settings.REDIS_URL] = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2
+        )
+    return client
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        name: str,
+        *,
+        threshold: int | None = None,
+        cooldown: float | None = None,
+        client: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.threshold = threshold or settings.FLOWGATE["MODEL_BREAKER_FAILURES"]
+        self.cooldown = cooldown or settings.FLOWGATE["MODEL_BREAKER_COOLDOWN_SECONDS"]
+        self.redis = client or _redis()
+        self.clock = clock
+        prefix = f"flowgate:breaker:{name}"
+        self._failures, self._open_until, self._probe = (
+            f"{prefix}:failures",
+            f"{prefix}:open_until",
+            f"{prefix}:probe",
+        )
+
+    def state(self) -> str:
+        open_until = self.redis.get(self._open_until)
+        if open_until is None:
+            return CLOSED
+        return OPEN if self.clock() < float(open_until) else HALF_OPEN
+
+    def retry_in(self) -> float:
+        open_until = self.redis.get(self._open_until)
+        return max(0.0, float(open_until) - self.clock()) if open_until else 0.0
+
+    def allow(self) -> bool:
+        """May a call go through now? In half-open state only one probe at a time may."""
+        state = self.state()
+        if state == CLOSED:
+            return True
+        if state == OPEN:
+            return False
+        ttl = max(1, int(self.cooldown))
+        return bool(self.redis.set(self._probe, "1", nx=True, ex=ttl))
+
+    def success(self) -> None:
+        self.redis.delete(self._failures, self._open_until, self._probe)
+
+    def failure(self) -> None:
+        failures = self.redis.incr(self._failures)
+        self.redis.expire(self._failures, max(60, int(self.cooldown * 10)))
+        if failures >= self.threshold or self.state() == HALF_OPEN:
+            self.redis.set(self._open_until, str(self.clock() + self.cooldown))
+            self.redis.delete(self._probe)

@@ -1,0 +1,43 @@
+"""The reviewer sees a task arrive live, approves it from the keyboard, the run completes."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from apps.runs.models import Run
+from tests.e2e.conftest import log_in
+from tests.inbox.helpers import start_waiting_run, wait_for
+
+
+def test_a_task_arrives_live_and_an_approval_completes_the_run(
+    page, workspace, builder_user, reviewer_user
+):
+    log_in(page, "rui")
+    page.goto("/w/acme/inbox/")
+    expect(page.get_by_text("Nothing waiting here")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+
+    run = start_waiting_run(workspace, builder_user, enqueue=True)
+
+    rows = page.locator("[data-task-row]")
+    expect(rows).to_have_count(1, timeout=20_000)
+    expect(rows.first).to_contain_text("Claim C-17")
+    expect(page.locator(".toast")).to_contain_text("New task: Claim C-17")
+    expect(page.locator("[data-inbox-count]")).to_have_text("1")
+
+    page.keyboard.press("j")
+    expect(rows.first).to_have_class(re.compile("is-selected"))
+    page.keyboard.press("o")
+    expect(page.get_by_role("heading", name="Claim C-17")).to_be_visible()
+    # Case data is shown as text, never as HTML.
+    expect(page.locator(".case-data")).to_contain_text("<b>Wile E.</b>")
+
+    page.get_by_label("Comment").fill("Receipt matches")
+    page.get_by_role("heading", name="The case").click()  # leave the text box
+    page.keyboard.press("a")
+    expect(page.get_by_text("Approved: Claim C-17")).to_be_visible()
+
+    finished = wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").first())
+    assert finished.output == {"paid": True, "by": "rui"}

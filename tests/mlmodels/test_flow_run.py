@@ -1,0 +1,85 @@
+"""model.predict in a real flow run on a real worker: the audit records the model version."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.mlmodels.training import CLAIM_FRAUD
+from apps.runs.blocks import envelope
+from apps.runs.models import TERMINAL_RUN_STATUSES, Run, StepRun
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+
+pytestmark = [pytest.mark.slow]
+
+CLAIM = {
+    "amount": 9000,
+    "claimant_age": 30,
+    "days_since_policy_start": 10,
+    "prior_claims": 2,
+    "channel": "web",
+}
+
+
+def wait_for_run(run: Run, seconds: float = 90) -> Run:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in TERMINAL_RUN_STATUSES:
+            return run
+        time.sleep(0.2)
+    pytest.fail(f"run still {run.status} after {seconds}s")
+
+
+def test_a_flow_run_predicts_through_the_service_and_audits_the_model_version(
+    transactional_db, workspace, builder_user, model_stack, trained_models, start_worker
+):
+    start_worker(environment={"MODEL_SERVICE_URL": model_stack.service.url})
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node(
+                    "score",
+                    "model.predict",
+                    model=CLAIM_FRAUD,
+                    version="2",
+                    inputs={name: f"trigger.body.{name}" for name in CLAIM},
+                    threshold=0.5,
+                ),
+                node(
+                    "strict",
+                    "model.predict",
+                    model=CLAIM_FRAUD,
+                    version="2",
+                    inputs={name: f"trigger.body.{name}" for name in CLAIM},
+                    threshold=1.0,
+                ),
+            ],
+            [("start", "score"), ("score", "strict", "out")],
+        ),
+        name="Claim scoring",
+    )
+    run = run_start(flow=flow, trigger="manual", payload=envelope(CLAIM)).run
+    run = wait_for_run(run)
+    assert run.status == "succeeded", run.error
+
+    score = StepRun.objects.get(run=run, node_id="score", status="succeeded")
+    assert score.port == "out"
+    assert score.output["label"] == "fraud"
+    assert score.output["model"] == CLAIM_FRAUD and score.output["version"] == "2"
+    assert StepRun.objects.get(run=run, node_id="strict", status="succeeded").port == (
+        "low_confidence"
+    )
+
+    decisions = AuditEvent.objects.filter(action="decision.model", object_id=str(run.id))
+    assert decisions.count() == 2
+    for decision in decisions:
+        assert decision.data["meta"]["model"] == CLAIM_FRAUD
+        assert decision.data["meta"]["model_version"] == "2"
+        assert decision.data["result"]["version"] == "2"

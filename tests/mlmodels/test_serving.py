@@ -1,0 +1,124 @@
+"""A real MLflow registry and a real BentoML service: listing, predicting, bad input."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from apps.blocks.base import BlockError
+from apps.mlmodels import registry
+from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelServiceClient
+from apps.mlmodels.training import CLAIM_FRAUD
+from tests.blocks.fakes import FakeContext
+
+pytestmark = pytest.mark.slow
+
+CLAIM = {
+    "amount": 9000,
+    "claimant_age": 30,
+    "days_since_policy_start": 10,
+    "prior_claims": 2,
+    "channel": "web",
+}
+INPUTS = {name: f"trigger.body.{name}" for name in CLAIM}
+
+
+def predict(url: str, **body) -> httpx.Response:
+    return httpx.post(f"{url}/predict", json=body, timeout=30)
+
+
+def test_the_registry_lists_versions_with_metrics_aliases_signature_and_checksum(
+    registry_settings, trained_models
+):
+    [model] = [m for m in registry.list_models() if m.name == CLAIM_FRAUD]
+    assert [v.version for v in model.versions] == ["2", "1"]
+    assert model.aliases["production"]  # set to version 1 on first registration
+    assert model.thresholds == {"accuracy": 0.8, "f1_macro": 0.7}
+    by_version = {v.version: v for v in model.versions}
+    for trained in trained_models:
+        assert by_version[trained.version].metrics["accuracy"] == trained.metrics["accuracy"]
+        assert by_version[trained.version].params["C"]
+    version = registry.get_version(CLAIM_FRAUD, "2")
+    assert [field["name"] for field in version.signature["inputs"]] == list(CLAIM)
+    assert version.sha256 == trained_models[1].sha256
+    assert registry.computed_sha256(CLAIM_FRAUD, "2") == version.sha256
+    with pytest.raises(registry.RegistryNotFound):
+        registry.get_model("no-such-model")
+
+
+def test_the_service_answers_with_the_exact_version_by_alias_or_number(model_stack, trained_models):
+    url = model_stack.service.url
+    by_version = predict(url, model=CLAIM_FRAUD, version="2", inputs=[CLAIM]).json()
+    assert by_version["version"] == "2" and by_version["alias"] == ""
+    [prediction] = by_version["predictions"]
+    assert prediction["label"] == "fraud"
+    assert set(prediction["scores"]) == {"fraud", "legit"}
+    assert prediction["score"] == max(prediction["scores"].values())
+
+    current = registry_version(model_stack, "production")
+    by_alias = predict(url, model=CLAIM_FRAUD, alias="production", inputs=[CLAIM]).json()
+    assert by_alias["version"] == current and by_alias["alias"] == "production"
+
+
+def registry_version(model_stack, alias: str) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=model_stack.mlflow.url, registry_uri=model_stack.mlflow.url)
+    return str(client.get_model_version_by_alias(CLAIM_FRAUD, alias).version)
+
+
+def test_inputs_that_do_not_match_the_signature_are_a_400_naming_the_field(
+    model_stack, trained_models
+):
+    url = model_stack.service.url
+    missing = {k: v for k, v in CLAIM.items() if k != "channel"}
+    response = predict(url, model=CLAIM_FRAUD, version="1", inputs=[missing])
+    assert response.status_code == 400 and "missing field 'channel'" in response.text
+    wrong = {**CLAIM, "amount": "lots"}
+    response = predict(url, model=CLAIM_FRAUD, version="1", inputs=[wrong])
+    assert response.status_code == 400 and "field 'amount' must be a number" in response.text
+    response = predict(url, model="no-such-model", inputs=[CLAIM])
+    assert response.status_code == 404
+    assert httpx.get(f"{url}/livez", timeout=5).status_code == 200
+
+
+def test_the_block_through_the_real_service(model_stack, trained_models):
+    def run(body, **config):
+        context = FakeContext(
+            scope={"trigger": {"body": body}},
+            services={"models": ModelServiceClient("w", base_url=model_stack.service.url)},
+        )
+        config = ModelPredictConfig(**{"model": CLAIM_FRAUD, "inputs": INPUTS, **config})
+        return ModelPredictBlock().execute(context, config, None)
+
+    result = run(CLAIM, version="2", threshold=0.5)
+    assert result.port == "out"
+    assert result.output["label"] == "fraud" and result.output["version"] == "2"
+    assert result.meta["model_version"] == "2" and result.meta["latency_ms"] > 0
+    # No score reaches 1.0 exactly: a threshold of 1.0 always routes to low_confidence.
+    assert run(CLAIM, version="2", threshold=1.0).port == "low_confidence"
+
+    with pytest.raises(BlockError) as raised:
+        run({**CLAIM, "prior_claims": "two"}, version="2")
+    assert raised.value.retryable is False
+    assert "field 'prior_claims' must be a number" in raised.value.message
+
+
+def test_batched_rows_are_answered_in_order_each_with_its_own_version_or_error(
+    model_stack, trained_models
+):
+    rows = [
+        {"model": CLAIM_FRAUD, "version": "2", "inputs": CLAIM},
+        {"model": CLAIM_FRAUD, "version": "1", "inputs": CLAIM},
+        {"model": CLAIM_FRAUD, "version": "2", "inputs": {**CLAIM, "channel": None}},
+        {"model": "no-such-model", "inputs": CLAIM},
+    ]
+    response = httpx.post(
+        f"{model_stack.service.url}/predict_rows", json={"rows": rows}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    first, second, missing, unknown = response.json()
+    assert first["version"] == "2" and first["label"] == "fraud"
+    assert second["version"] == "1" and set(second["scores"]) == {"fraud", "legit"}
+    assert missing == {"error": "inputs[0] is missing field 'channel'", "status": 400}
+    assert unknown["status"] == 404

@@ -1,0 +1,256 @@
+"""The model service: BentoML serving every model registered in MLflow.
+
+``POST /predict`` with ``{"model": "claim-fraud", "alias": "production", "inputs": [{...}]}``
+(or ``"version": "2"`` instead of an alias) answers ``{"model", "version", "predictions":
+[{"label", "score", "scores"}]}``: the exact version that answered is in every response.
+
+Aliases are resolved against the registry and cached for a few seconds; ``POST /refresh``
+(which Flowgate calls after every promotion) drops that cache, so moving ``production`` to
+another version switches the next request to it with no restart (each version is loaded once
+and kept). Inputs are checked against the version's MLflow signature first, so a missing or
+mistyped field is a 400 that names it, never a 500 from inside the model.
+
+Run it with ``bentoml serve workers.serving.service:ModelService --port 3001``; it finds the
+registry through ``MLFLOW_TRACKING_URI``. ``/livez`` and ``/readyz`` are BentoML's probes
+(ready once the registry answers); ``GET /info`` (POST) lists what is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
+
+logger = logging.getLogger("flowgate.serving")
+
+# A registry that is down must fail a request in seconds, not after MLflow's long backoff.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+MAX_ROWS = 256
+ALIAS_TTL = float(os.environ.get("FLOWGATE_MODEL_ALIAS_TTL", "5"))
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+
+
+def _device() -> str:
+    """CUDA when a GPU is visible and torch can use it; these scikit-learn models run on the
+    CPU either way, the device is reported so operators see what the service found."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    except ImportError:
+        pass
+    return "cpu"
+
+
+def coerce_inputs(rows: list[dict[str, Any]], schema: Any) -> list[dict[str, Any]]:
+    """Check ``rows`` against an MLflow input schema and convert JSON numbers to the column
+    types; raise InvalidArgument naming the first bad field."""
+    if not rows:
+        raise InvalidArgument("inputs is empty")
+    if len(rows) > MAX_ROWS:
+        raise InvalidArgument(f"at most {MAX_ROWS} input rows per request")
+    if schema is None:
+        return rows
+    columns = [(spec.name, str(spec.type)) for spec in schema.inputs]
+    coerced = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InvalidArgument(f"inputs[{index}] must be an object")
+        unknown = sorted(set(row) - {name for name, _ in columns})
+        if unknown:
+            raise InvalidArgument(f"inputs[{index}] has unknown field '{unknown[0]}'")
+        clean = {}
+        for name, kind in columns:
+            kind = kind.rsplit(".", 1)[-1].lower()
+            if name not in row or row[name] is None:
+                raise InvalidArgument(f"inputs[{index}] is missing field '{name}'")
+            value = row[name]
+            if kind in NUMERIC_TYPES:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise InvalidArgument(f"field '{name}' must be a number, not {value!r}")
+                value = float(value) if kind in ("double", "float") else int(value)
+            elif kind == "string":
+                if not isinstance(value, str):
+                    raise InvalidArgument(f"field '{name}' must be a string, not {value!r}")
+            elif kind == "boolean" and not isinstance(value, bool):
+                raise InvalidArgument(f"field '{name}' must be true or false")
+            clean[name] = value
+        coerced.append(clean)
+    return coerced
+
+
+@bentoml.service(name="flowgate_models", traffic={"timeout": 30}, workers=1)
+class ModelService:
+    def __init__(self) -> None:
+        # Imported here, at start-up, so the first prediction does not pay for them.
+        import mlflow.pyfunc
+        import mlflow.sklearn  # noqa: F401
+        import pandas  # noqa: F401
+        import sklearn.pipeline  # noqa: F401
+        from mlflow import MlflowClient
+
+        self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self.device = _device()
+        self._models: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
+        logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
+        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
+
+    def _warm_up(self, seconds: float = 120.0) -> None:
+        """Load every alias's version in the background once the registry answers, so the
+        first request for a live model does not pay for loading it (a few seconds)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                models = self.client.search_registered_models(max_results=100)
+            except Exception:
+                time.sleep(2.0)
+                continue
+            for registered in models:
+                for version in sorted(set((registered.aliases or {}).values())):
+                    try:
+                        self._load(registered.name, str(version))
+                    except Exception as error:
+                        logger.warning(
+                            "could not preload %s v%s: %s", registered.name, version, error
+                        )
+            return
+
+    def __is_ready__(self) -> bool:
+        try:
+            self.client.search_registered_models(max_results=1)
+        except Exception:
+            return False
+        return True
+
+    def _resolve(self, model: str, version: str, alias: str) -> str:
+        """The version to serve. Exact versions are checked once; aliases are cached for
+        ``ALIAS_TTL`` seconds (``POST /refresh`` drops the cache: Flowgate calls it right
+        after a promotion, so the next request is served by the new version)."""
+        from mlflow.exceptions import MlflowException, RestException
+
+        key = (model, version or f"@{alias or 'production'}")
+        cached = self._resolved.get(key)
+        if cached and (version or time.monotonic() - cached[1] < ALIAS_TTL):
+            return cached[0]
+        try:
+            if version:
+                found = self.client.get_model_version(model, version)
+            else:
+                found = self.client.get_model_version_by_alias(model, alias or "production")
+        except RestException as error:
+            wanted = f"version {version}" if version else f"alias {alias or 'production'}"
+            raise NotFound(f"model {model!r} {wanted} not found: {error.message}") from None
+        except MlflowException as error:
+            raise ServiceUnavailable(
+                f"the model registry is unavailable: {error.message}"
+            ) from None
+        self._resolved[key] = (str(found.version), time.monotonic())
+        return str(found.version)
+
+    def _load(self, model: str, version: str) -> Any:
+        key = (model, version)
+        with self._lock:
+            loaded = self._models.get(key)
+            if loaded is None:
+                import mlflow.pyfunc
+
+                started = time.monotonic()
+                mlflow.set_tracking_uri(self.tracking_uri)
+                mlflow.set_registry_uri(self.tracking_uri)
+                loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+                self._models[key] = loaded
+                logger.info(
+                    "loaded %s version %s in %.2fs", model, version, time.monotonic() - started
+                )
+        return loaded
+
+    def _score(self, loaded: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        import pandas as pd
+
+        probabilities = loaded.predict(pd.DataFrame(rows))
+        classes = [str(label) for label in loaded.get_raw_model().classes_]
+        predictions = []
+        for row in probabilities:
+            scores = {label: round(float(p), 6) for label, p in zip(classes, row, strict=True)}
+            label = max(scores, key=scores.__getitem__)
+            predictions.append({"label": label, "score": scores[label], "scores": scores})
+        return predictions
+
+    @bentoml.api(route="/predict")
+    def predict(
+        self,
+        model: str,
+        inputs: list[dict[str, Any]],
+        version: str = "",
+        alias: str = "",
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        resolved = self._resolve(model, version, alias)
+        loaded = self._load(model, resolved)
+        rows = coerce_inputs(inputs, loaded.metadata.get_input_schema())
+        return {
+            "model": model,
+            "version": resolved,
+            "alias": "" if version else (alias or "production"),
+            "predictions": self._score(loaded, rows),
+            "device": self.device,
+            "latency_ms": round((time.monotonic() - started) * 1000, 3),
+        }
+
+    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=200)
+    def predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Adaptive batching: BentoML gathers the rows of concurrent requests into one call;
+        rows for the same model version are scored together. Each row is ``{"model",
+        "alias" | "version", "inputs": {...}}``; each answer ``{"model", "version", "label",
+        "score", "scores"}`` or ``{"error", "status"}`` for that row alone."""
+        answers: list[dict[str, Any]] = [{} for _ in rows]
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, row in enumerate(rows):
+            try:
+                model, version = str(row["model"]), str(row.get("version") or "")
+                resolved = self._resolve(model, version, str(row.get("alias") or ""))
+                groups.setdefault((model, resolved), []).append(index)
+            except (KeyError, TypeError):
+                answers[index] = {"error": "each row needs a model and inputs", "status": 400}
+            except (InvalidArgument, NotFound, ServiceUnavailable) as error:
+                answers[index] = {"error": str(error), "status": int(error.error_code)}
+        for (model, version), indexes in groups.items():
+            loaded = self._load(model, version)
+            schema = loaded.metadata.get_input_schema()
+            valid = []
+            for index in indexes:
+                try:
+                    valid.append((index, coerce_inputs([rows[index].get("inputs")], schema)[0]))
+                except InvalidArgument as error:
+                    answers[index] = {"error": str(error), "status": 400}
+            if not valid:
+                continue
+            scored = self._score(loaded, [features for _, features in valid])
+            for (index, _), prediction in zip(valid, scored, strict=True):
+                answers[index] = {"model": model, "version": version, **prediction}
+        return answers
+
+    @bentoml.api(route="/refresh")
+    def refresh(self) -> dict[str, Any]:
+        """Forget resolved aliases: the next request asks the registry again."""
+        self._resolved.clear()
+        return {"refreshed": True}
+
+    @bentoml.api(route="/info")
+    def info(self) -> dict[str, Any]:
+        return {
+            "registry": self.tracking_uri,
+            "device": self.device,
+            "loaded": [{"model": name, "version": version} for name, version in list(self._models)],
+        }
