@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import JsonDict
 
 
 class ConnectionConfig(BaseModel):
@@ -95,7 +96,7 @@ def network_failure(error: BaseException, target: str) -> TestOutcome:
     return TestOutcome(False, "error", f"could not reach {target}: {error}")
 
 
-def connection_reference(connection_type: str) -> dict[str, str]:
+def connection_reference(connection_type: str) -> JsonDict:
     """JSON Schema extras for a block's ``connection`` field, so the canvas can offer the
     workspace's connections of that type (``GET /api/w/<slug>/connections/``)."""
     return {"format": "connection", "connection_type": connection_type}
