@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -37,3 +39,10 @@ class ConnectorsConfig(AppConfig):
         register_block(StreamTrigger)
         register_connection_type(WebhookConnection)
         register_block(WebhookOutBlock)
+
+    def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
+        """A ``demo-events`` Redis Streams connection on the studio's own Redis, so demo
+        flows can publish decisions and be triggered by stream messages (idempotent)."""
+        from .demo import demo_connections_ensure
+
+        demo_connections_ensure(workspace=workspace, actor=users.get("admin"))

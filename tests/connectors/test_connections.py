@@ -191,3 +191,15 @@ def test_an_unknown_connection_fails_the_step_with_a_clear_message(workspace, ad
     run.refresh_from_db()
     assert run.status == "failed"
     assert "no connection named 'missing'" in run.error["message"]
+
+
+@pytest.mark.django_db
+def test_the_demo_seed_adds_a_working_stream_connection_once(workspace, admin_user):
+    from apps.connectors.demo import demo_connections_ensure
+    from apps.connectors.services import connection_test
+
+    demo_connections_ensure(workspace=workspace, actor=admin_user)
+    demo_connections_ensure(workspace=workspace, actor=admin_user)
+    [connection] = Connection.objects.filter(workspace=workspace)
+    assert connection.name == "demo-events" and connection.type == "redis"
+    assert connection_test(connection=connection).ok
