@@ -15,6 +15,7 @@ class ConnectorsConfig(AppConfig):
 
         from .email.block import EmailSendBlock
         from .email.connection import SmtpConnection
+        from .email.trigger import EmailTrigger
         from .http.block import HttpBlock
         from .http.connection import HttpApiConnection
         from .services import WorkspaceConnections
@@ -34,6 +35,7 @@ class ConnectorsConfig(AppConfig):
         register_block(SqlExecuteBlock)
         register_connection_type(SmtpConnection)
         register_block(EmailSendBlock)
+        register_block(EmailTrigger)
         register_connection_type(RedisConnection)
         register_block(StreamPublishBlock)
         register_block(StreamTrigger)
