@@ -107,6 +107,14 @@ def _task_event(task: ReviewTask, change: str, toast: str = "") -> None:
     if toast:
         event["message"] = toast
     publish_workspace_event_on_commit(task.workspace_id, event)
+    if change in ("created", "escalated"):
+        _email_on_commit(task)
+
+
+def _email_on_commit(task: ReviewTask) -> None:
+    from .tasks import notify_task
+
+    transaction.on_commit(lambda: notify_task.delay(str(task.id)))
 
 
 # --- claiming ---------------------------------------------------------------------------
