@@ -339,3 +339,25 @@ def test_a_message_no_run_can_start_from_is_dead_lettered_after_max_deliveries(
     assert dead["message_id"] == poison and "boom is not a claim" in dead["reason"]
     assert redis_client.xpending(stream_name, f"flowgate.{flow.id}")["pending"] == 0
     assert Run.objects.filter(flow=flow).count() == 1
+
+
+def test_only_published_active_stream_flows_are_consumed(
+    workspace, admin_user, events, stream_name
+):
+    from apps.connectors.streams.consumer import subscriptions
+    from apps.flows.models import Flow, FlowStatus
+    from apps.flows.services import flow_create
+
+    live = published_flow(workspace, admin_user, stream_flow(stream_name), name="Live")
+    archived = published_flow(workspace, admin_user, stream_flow(stream_name), name="Old")
+    Flow.objects.filter(pk=archived.pk).update(status=FlowStatus.ARCHIVED)
+    flow_create(
+        workspace=workspace, actor=admin_user, name="Draft", definition=stream_flow(stream_name)
+    )
+    published_flow(
+        workspace,
+        admin_user,
+        definition([node("start", "trigger.manual")]),
+        name="Manual",
+    )
+    assert [item.flow_id for item in subscriptions()] == [str(live.id)]

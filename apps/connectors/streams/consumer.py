@@ -60,7 +60,8 @@ def subscriptions() -> list[Subscription]:
     found = []
     flows = (
         Flow.objects.exclude(status=FlowStatus.ARCHIVED)
-        .filter(latest_version__isnull=False)
+        # A cheap pre-filter in SQL; the trigger node is checked exactly below.
+        .filter(latest_version__definition__icontains="trigger.stream")
         .select_related("latest_version")
     )
     for flow in flows:
