@@ -29,8 +29,9 @@ from apps.policies.defaults import SHIPPED  # noqa: E402
 from apps.policies.engine import EmbeddedBackend, PolicySource, evaluate  # noqa: E402
 from apps.policies.opa import OpaServerBackend  # noqa: E402
 from tests.policies.conftest import start_opa_stub  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
-BENCH_PORT = 8232
+BENCH_PORT = free_port()
 
 
 def percentile(samples: list[float], fraction: float) -> float:

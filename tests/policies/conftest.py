@@ -14,9 +14,7 @@ import pytest
 from apps.accounts.models import Role
 from apps.accounts.services import membership_set, user_create, workspace_create
 from apps.policies.engine import EmbeddedBackend
-
-STUB_PORT = 8231
-STUB_URL = f"http://127.0.0.1:{STUB_PORT}"
+from tests.support.processes import free_port
 
 
 def start_opa_stub(port: int) -> subprocess.Popen:
@@ -38,8 +36,9 @@ def start_opa_stub(port: int) -> subprocess.Popen:
 
 @pytest.fixture(scope="session")
 def opa_server():
-    process = start_opa_stub(STUB_PORT)
-    yield STUB_URL
+    port = free_port()  # in this run's test range: parallel runs must not share a stub
+    process = start_opa_stub(port)
+    yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=5)
 
