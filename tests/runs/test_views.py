@@ -138,6 +138,7 @@ def test_detail_shows_input_result_steps_ports_and_errors(builder_client, good_f
     assert "→ true" in body  # the port the branch took
     assert "<code>small</code>" in body and "Skipped" in body
     assert f'data-live-run="{run.id}"' in body and 'data-live-active="false"' in body
+    assert body.count('class="step-bar"') >= 2  # executed steps on the run's timeline
     failed = execute(broken_flow, {})
     body = builder_client.get(url("detail", run_id=failed.id)).content.decode()
     assert "trigger.body.missing.deep" in body  # the failing expression
@@ -226,3 +227,21 @@ def test_bulk_retry_and_rerun_are_executed_by_a_real_worker(
             == 2
         )
     )
+
+
+def test_step_timeline_places_each_step_by_its_start_and_duration():
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from apps.runs.views import step_timeline
+
+    start = datetime(2026, 1, 1, 12, 0, 0)
+    steps = [
+        SimpleNamespace(pk=1, started_at=start, finished_at=start + timedelta(seconds=1)),
+        SimpleNamespace(pk=2, started_at=start + timedelta(seconds=1), finished_at=start + timedelta(seconds=4)),
+        SimpleNamespace(pk=3, started_at=None, finished_at=None),
+    ]  # fmt: skip
+
+    timeline = step_timeline(steps)
+
+    assert timeline == {1: {"offset": 0.0, "width": 25.0}, 2: {"offset": 25.0, "width": 75.0}}
