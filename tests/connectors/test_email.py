@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import email
-from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from apps.connectors.services import connection_create, connection_test
@@ -17,20 +14,11 @@ from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.processes import free_port
+from tests.support.smtp import smtp_server as real_smtp_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "smtp-pass-9d8e7f"
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 OK"
 
 
 def _authenticate(server, session, envelope, mechanism, auth_data):
@@ -42,17 +30,9 @@ def _authenticate(server, session, envelope, mechanism, auth_data):
 
 @pytest.fixture
 def smtp_server():
-    mailbox = Mailbox()
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=_authenticate,
-        auth_require_tls=False,  # loopback test server; production connections use TLS
-    )
-    controller.start()
-    yield controller, mailbox
-    controller.stop()
+    # Loopback test server; production connections use TLS.
+    with real_smtp_server(authenticator=_authenticate, auth_require_tls=False) as server:
+        yield server
 
 
 @pytest.fixture
