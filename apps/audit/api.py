@@ -14,9 +14,10 @@ from apps.accounts.permissions import Capability
 from . import selectors, services
 from .forms import AuditFilterForm
 from .models import AuditEvent
+from .redaction import redact, sensitive_keys_for_workspace
 
 
-def event_data(event: AuditEvent) -> dict[str, Any]:
+def event_data(event: AuditEvent, sensitive: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "id": str(event.id),
         "sequence": event.sequence,
@@ -26,7 +27,7 @@ def event_data(event: AuditEvent) -> dict[str, Any]:
         "object_type": event.object_type,
         "object_id": event.object_id,
         "summary": event.summary,
-        "data": event.data,
+        "data": redact(event.data, extra_keys=sensitive),
         "previous_digest": event.previous_digest,
         "digest": event.digest,
     }
@@ -48,7 +49,8 @@ class AuditEventListApi(WorkspaceAPIView):
         events = selectors.audit_event_list(workspace=request.workspace, **form.selector_filters())
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response([event_data(event) for event in page])
+        sensitive = sensitive_keys_for_workspace(request.workspace.id)
+        return paginator.get_paginated_response([event_data(event, sensitive) for event in page])
 
 
 class AuditVerifyApi(WorkspaceAPIView):
