@@ -60,7 +60,7 @@ class DataSettingsForm(forms.Form):
         widget=forms.Textarea({"rows": 6, "placeholder": "email\nssn\ndate_of_birth"}),
         help_text=(
             "One field name per line (or comma-separated). Any key with this name, at any "
-            "depth, is masked in run data, decision records, logs and audit exports. "
+            "depth, is masked in decision records, run pages and the API, and audit exports. "
             "Keys that look like credentials are always masked."
         ),
     )
