@@ -12,6 +12,7 @@ from apps.audit.models import AuditEvent, DataSettings
 from apps.audit.redaction import MASK, sensitive_keys_for_workspace
 from apps.audit.services import audit_record, data_settings_save
 from apps.policies import services as policies
+from apps.policies.models import PolicyEvaluation
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.services import run_start
@@ -82,7 +83,10 @@ def test_classified_fields_are_masked_in_decisions_run_data_and_exports(
     workspace, other_workspace, admin_user, admin_client
 ):
     data_settings_save(
-        workspace=workspace, actor=admin_user, sensitive_fields=["email"], retention_days=90
+        workspace=workspace,
+        actor=admin_user,
+        sensitive_fields=["email", "customer_ref"],
+        retention_days=90,
     )
     # An event recorded before the field was classified: masked on export all the same.
     audit_record(
@@ -105,14 +109,18 @@ def test_classified_fields_are_masked_in_decisions_run_data_and_exports(
                     "policy.evaluate",
                     policy="limits",
                     rule="route",
-                    input={"amount": "trigger.body.amount", "email": "trigger.body.email"},
+                    input={
+                        "amount": "trigger.body.amount",
+                        "email": "trigger.body.email",
+                        "customer_ref": "trigger.body.ref",
+                    },
                     routes=["approve", "review"],
                 ),
             ],
             [("start", "route")],
         ),
     )
-    payload = envelope({"amount": 5, "email": "ada@example.com"})
+    payload = envelope({"amount": 5, "email": "ada@example.com", "ref": "C-7731"})
     run = run_start(flow=flow, trigger="manual", payload=payload, enqueue=False).run
     advance(run.id)
     run.refresh_from_db()
@@ -122,14 +130,18 @@ def test_classified_fields_are_masked_in_decisions_run_data_and_exports(
 
     # The decision audit record.
     decision = AuditEvent.objects.get(workspace=workspace, action="decision.policy")
-    assert decision.data["input"]["body"] == {"email": MASK, "amount": 5}
+    assert decision.data["input"]["body"] == {"email": MASK, "amount": 5, "ref": "C-7731"}
     assert "ada@example.com" not in json.dumps(decision.data)
+
+    # The policy decision log.
+    evaluation = PolicyEvaluation.objects.get(workspace=workspace, policy_slug="limits")
+    assert evaluation.input["customer_ref"] == MASK and evaluation.input["amount"] == 5
 
     # Run data where it is shown: the REST API and the run page.
     api = admin_client.get(f"/api/w/acme/runs/{run.id}/").json()
     assert "ada@example.com" not in json.dumps(api)
     route = next(s for s in api["steps"] if s["node"] == "route")
-    assert route["input"]["body"] == {"email": MASK, "amount": 5}
+    assert route["input"]["body"] == {"email": MASK, "amount": 5, "ref": "C-7731"}
     assert api["input"]["body"]["email"] == MASK
     page = admin_client.get(
         reverse("runs:detail", kwargs={"workspace_slug": "acme", "run_id": run.id})
