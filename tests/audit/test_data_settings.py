@@ -166,3 +166,16 @@ def test_classified_fields_are_masked_in_decisions_run_data_and_exports(
 
     # Another workspace's classification does not apply here, nor this one's there.
     assert sensitive_keys_for_workspace(other_workspace.id) == frozenset()
+
+
+def test_demo_seed_classifies_personal_fields_once(workspace, admin_user):
+    from django.apps import apps
+
+    seed = apps.get_app_config("audit").seed_demo
+    seed(workspace=workspace, users={"admin": admin_user})
+    assert "email" in sensitive_keys_for_workspace(workspace.id)
+    data_settings_save(
+        workspace=workspace, actor=admin_user, sensitive_fields=["ssn"], retention_days=7
+    )
+    seed(workspace=workspace, users={"admin": admin_user})  # an admin's edits are kept
+    assert DataSettings.objects.get(workspace=workspace).sensitive_fields == ["ssn"]
