@@ -295,11 +295,13 @@ def runs_purge(
             steps = StepRun.objects.filter(run_id__in=ids).count()
             reports.append(PurgeReport(workspace.id, workspace.slug, days, cutoff, len(ids), steps))
             continue
-        runs = steps = 0
+        runs = steps = tasks = 0
         with transaction.atomic():
             while batch := list(expired.values_list("pk", flat=True).distinct()[:PURGE_BATCH]):
-                steps += StepRun.objects.filter(run_id__in=batch).count()
-                runs += Run.objects.filter(pk__in=batch).delete()[1].get(Run._meta.label, 0)
+                deleted = Run.objects.filter(pk__in=batch).delete()[1]
+                runs += deleted.get(Run._meta.label, 0)
+                steps += deleted.get(StepRun._meta.label, 0)
+                tasks += deleted.get("inbox.ReviewTask", 0)
             if runs:
                 audit_record(
                     workspace_id=workspace.id,
@@ -313,6 +315,7 @@ def runs_purge(
                         "cutoff": cutoff.isoformat(),
                         "runs": runs,
                         "steps": steps,
+                        "review_tasks": tasks,
                     },
                 )
         reports.append(PurgeReport(workspace.id, workspace.slug, days, cutoff, runs, steps))

@@ -87,7 +87,7 @@ def test_purge_deletes_only_expired_finished_runs_and_is_audited(workspace, runs
 
     purge = AuditEvent.objects.get(workspace=workspace, action="runs.purged")
     assert purge.data["runs"] == 2 and purge.data["steps"] == old_steps
-    assert purge.data["retention_days"] == 30
+    assert purge.data["retention_days"] == 30 and purge.data["review_tasks"] == 0
     # The audit trail is kept whole (the run events of the purged runs included).
     assert AuditEvent.objects.filter(workspace=workspace).count() == events_before + 1
     assert audit_verify(workspace_id=workspace.id).ok
@@ -123,3 +123,14 @@ def test_the_daily_task_is_scheduled_and_purges(workspace, runs):
     assert entry["task"] == purge_expired.name == "runs.purge_expired"
     purge_expired()
     assert not Run.objects.filter(pk__in=[run.id for run in runs["old"]]).exists()
+
+
+def test_a_finished_reviewed_run_goes_with_its_review_task(workspace, runs):
+    reviewed = runs["waiting"]
+    Run.objects.filter(pk=reviewed.pk).update(
+        status="succeeded", finished_at=timezone.now() - timedelta(days=60)
+    )
+    runs_purge()
+    assert not Run.objects.filter(pk=reviewed.pk).exists()
+    assert not ReviewTask.objects.filter(run_id=reviewed.pk).exists()
+    assert AuditEvent.objects.get(action="runs.purged").data["review_tasks"] == 1
