@@ -74,3 +74,12 @@ def data_settings_get(*, workspace_id: Any) -> DataSettings:
     admin saves them."""
     found = DataSettings.objects.filter(workspace_id=workspace_id).first()
     return found or DataSettings(workspace_id=workspace_id)
+
+
+def last_purge_get(*, workspace_id: Any) -> AuditEvent | None:
+    """The latest retention purge recorded in the workspace (``runs.purged``), if any."""
+    return (
+        AuditEvent.objects.filter(workspace_id=workspace_id, action="runs.purged")
+        .order_by("-sequence")
+        .first()
+    )

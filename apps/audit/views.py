@@ -153,6 +153,9 @@ def data_settings_view(request: HttpRequest) -> HttpResponse:
             }
         )
         status = 200
-    return render(
-        request, "audit/data_settings.html", {"form": form, "current": current}, status=status
-    )
+    context = {
+        "form": form,
+        "current": current,
+        "last_purge": selectors.last_purge_get(workspace_id=workspace.id),
+    }
+    return render(request, "audit/data_settings.html", context, status=status)

@@ -134,3 +134,10 @@ def test_a_finished_reviewed_run_goes_with_its_review_task(workspace, runs):
     assert not Run.objects.filter(pk=reviewed.pk).exists()
     assert not ReviewTask.objects.filter(run_id=reviewed.pk).exists()
     assert AuditEvent.objects.get(action="runs.purged").data["review_tasks"] == 1
+
+
+def test_the_data_settings_page_names_the_last_purge(workspace, runs, admin_client):
+    page = "/w/acme/settings/data/"
+    assert "No run data has been purged yet." in admin_client.get(page).content.decode()
+    runs_purge()
+    assert "2 runs, " in admin_client.get(page).content.decode()
