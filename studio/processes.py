@@ -95,6 +95,7 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
                 "--lifespan",
                 "off",
             ],
+            {"DATABASE_POOL": "true"},
         ),
         ProcessSpec(
             "worker",

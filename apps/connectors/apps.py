@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -13,6 +15,7 @@ class ConnectorsConfig(AppConfig):
 
         from .email.block import EmailSendBlock
         from .email.connection import SmtpConnection
+        from .email.trigger import EmailTrigger
         from .http.block import HttpBlock
         from .http.connection import HttpApiConnection
         from .services import WorkspaceConnections
@@ -32,8 +35,16 @@ class ConnectorsConfig(AppConfig):
         register_block(SqlExecuteBlock)
         register_connection_type(SmtpConnection)
         register_block(EmailSendBlock)
+        register_block(EmailTrigger)
         register_connection_type(RedisConnection)
         register_block(StreamPublishBlock)
         register_block(StreamTrigger)
         register_connection_type(WebhookConnection)
         register_block(WebhookOutBlock)
+
+    def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
+        """A ``demo-events`` Redis Streams connection on the studio's own Redis, so demo
+        flows can publish decisions and be triggered by stream messages (idempotent)."""
+        from .demo import demo_connections_ensure
+
+        demo_connections_ensure(workspace=workspace, actor=users.get("admin"))

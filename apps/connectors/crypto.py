@@ -33,10 +33,12 @@ def _fernet(key: str) -> Fernet:
 
 
 def _keys() -> list[str]:
-    current = settings.FLOWGATE["ENCRYPTION_KEY"]
+    flowgate: dict[str, Any] = settings.FLOWGATE
+    current: str = flowgate["ENCRYPTION_KEY"]
     if not current:
         raise SecretsUnreadable("FLOWGATE_ENCRYPTION_KEY is not set")
-    retired = [key for key in settings.FLOWGATE.get("RETIRED_ENCRYPTION_KEYS", []) if key]
+    retired_setting: list[str] = flowgate.get("RETIRED_ENCRYPTION_KEYS") or []
+    retired = [key for key in retired_setting if key]
     return [current, *retired]
 
 

@@ -15,7 +15,7 @@ CONFIG_PREFIX, SECRET_PREFIX = "config_", "secret_"
 
 def _config_field(name: str, info: Any) -> forms.Field:
     label = info.title or name.replace("_", " ").capitalize()
-    common = {"label": label, "help_text": info.description or ""}
+    common: dict[str, Any] = {"label": label, "help_text": info.description or ""}
     annotation = info.annotation
     if typing.get_origin(annotation) is Literal:
         choices = [(value, value) for value in typing.get_args(annotation)]

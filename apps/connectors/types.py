@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import JsonDict
 
 
 class ConnectionConfig(BaseModel):
@@ -93,6 +94,12 @@ def network_failure(error: BaseException, target: str) -> TestOutcome:
     if isinstance(error, TimeoutError | socket.timeout):
         return TestOutcome(False, "timeout", f"{target} did not answer in time")
     return TestOutcome(False, "error", f"could not reach {target}: {error}")
+
+
+def connection_reference(connection_type: str) -> JsonDict:
+    """JSON Schema extras for a block's ``connection`` field, so the canvas can offer the
+    workspace's connections of that type (``GET /api/w/<slug>/connections/``)."""
+    return {"format": "connection", "connection_type": connection_type}
 
 
 class ConnectionHandle:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,10 @@ class FlowsConfig(AppConfig):
     name = "apps.flows"
     label = "flows"
     verbose_name = "Flows"
+
+    def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
+        from .demo import seed_templates
+
+        flows = seed_templates(workspace=workspace, actor=users["admin"])
+        if flows:
+            print(f"published {len(flows)} template flows: {', '.join(f.name for f in flows)}")

@@ -162,7 +162,7 @@ def web_server() -> Iterator[str]:
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--lifespan", "off", "--no-access-log"],
-            cwd=ROOT, env=child_environment(DATABASE_URL=DATABASE_URL),
+            cwd=ROOT, env=child_environment(DATABASE_URL=DATABASE_URL, DATABASE_POOL="true"),
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

@@ -191,3 +191,35 @@ def test_an_unknown_connection_fails_the_step_with_a_clear_message(workspace, ad
     run.refresh_from_db()
     assert run.status == "failed"
     assert "no connection named 'missing'" in run.error["message"]
+
+
+@pytest.mark.django_db
+def test_the_demo_seed_adds_a_working_stream_connection_once(workspace, admin_user):
+    from apps.connectors.demo import demo_connections_ensure
+    from apps.connectors.services import connection_test
+
+    demo_connections_ensure(workspace=workspace, actor=admin_user)
+    demo_connections_ensure(workspace=workspace, actor=admin_user)
+    [connection] = Connection.objects.filter(workspace=workspace)
+    assert connection.name == "demo-events" and connection.type == "redis"
+    assert connection_test(connection=connection).ok
+
+
+@pytest.mark.django_db
+def test_the_rotate_keys_command_reencrypts_under_the_current_key(workspace, admin_user, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    created = api_connection(workspace, admin_user)
+    old_key = settings.FLOWGATE["ENCRYPTION_KEY"]
+    settings.FLOWGATE = {**settings.FLOWGATE, "ENCRYPTION_KEY": "next-key"}
+    with pytest.raises(CommandError, match="RETIRED_ENCRYPTION_KEYS"):
+        call_command("connections", "rotate-keys")  # the old key is not configured at all
+    settings.FLOWGATE = {**settings.FLOWGATE, "RETIRED_ENCRYPTION_KEYS": [old_key]}
+    output = StringIO()
+    call_command("connections", "rotate-keys", stdout=output)
+    assert "1 connection(s)" in output.getvalue()
+    settings.FLOWGATE = {**settings.FLOWGATE, "RETIRED_ENCRYPTION_KEYS": []}
+    rotated = Connection.objects.get(pk=created.pk).secrets_encrypted
+    assert decrypt_secrets(rotated) == {"token": SECRET}

@@ -311,3 +311,53 @@ def test_the_connection_page_shows_each_stream_triggers_lag(
     page = admin_client.get(f"/w/acme/settings/connections/{events.pk}/")
     assert page.status_code == 200
     assert f"flowgate.{flow.id}".encode() in page.content and b"<td>3</td>" in page.content
+
+
+def test_a_message_no_run_can_start_from_is_dead_lettered_after_max_deliveries(
+    workspace, admin_user, events, redis_client, stream_name, settings, monkeypatch
+):
+    settings.FLOWGATE = {**settings.FLOWGATE, "MAX_DELIVERIES": 2}
+    flow, worker = _flow_and_consumer(workspace, admin_user, stream_name)
+    poison = redis_client.xadd(stream_name, {"data": json.dumps({"boom": True})})
+    good = redis_client.xadd(stream_name, {"data": json.dumps({"claim": "C-5", "amount": 1})})
+    from apps.connectors.streams import consumer
+
+    real_run_start = consumer.run_start
+
+    def run_start_refusing_boom(**kwargs):
+        if kwargs["payload"]["body"].get("boom"):
+            raise ValueError("boom is not a claim")
+        return real_run_start(**kwargs)
+
+    monkeypatch.setattr(consumer, "run_start", run_start_refusing_boom)
+    worker = StreamConsumer(name="consumer-a")  # reads MAX_DELIVERIES from settings
+    first = {item.message_id: item.action for item in worker.poll_once()}
+    assert first == {poison: "failed", good: "started"}
+    second = {item.message_id: item.action for item in worker.poll_once()}
+    assert second == {poison: "dead"}
+    [(_, dead)] = redis_client.xrange(f"{stream_name}:dead")
+    assert dead["message_id"] == poison and "boom is not a claim" in dead["reason"]
+    assert redis_client.xpending(stream_name, f"flowgate.{flow.id}")["pending"] == 0
+    assert Run.objects.filter(flow=flow).count() == 1
+
+
+def test_only_published_active_stream_flows_are_consumed(
+    workspace, admin_user, events, stream_name
+):
+    from apps.connectors.streams.consumer import subscriptions
+    from apps.flows.models import Flow, FlowStatus
+    from apps.flows.services import flow_create
+
+    live = published_flow(workspace, admin_user, stream_flow(stream_name), name="Live")
+    archived = published_flow(workspace, admin_user, stream_flow(stream_name), name="Old")
+    Flow.objects.filter(pk=archived.pk).update(status=FlowStatus.ARCHIVED)
+    flow_create(
+        workspace=workspace, actor=admin_user, name="Draft", definition=stream_flow(stream_name)
+    )
+    published_flow(
+        workspace,
+        admin_user,
+        definition([node("start", "trigger.manual")]),
+        name="Manual",
+    )
+    assert [item.flow_id for item in subscriptions()] == [str(live.id)]

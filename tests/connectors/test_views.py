@@ -197,3 +197,21 @@ def test_the_api_hides_other_workspaces_connections(outsider_client, api_connect
     assert (
         outsider_client.delete(f"/api/w/globex/connections/{api_connection.pk}/").status_code == 404
     )
+
+
+def test_listing_connections_takes_a_constant_number_of_queries(
+    admin_client, workspace, admin_user, django_assert_max_num_queries
+):
+    for n in range(5):
+        connection_create(
+            workspace=workspace,
+            actor=admin_user,
+            name=f"api-{n}",
+            type="http_api",
+            config={"auth": "bearer"},
+            secrets={"token": f"t{n}"},
+        )
+    with django_assert_max_num_queries(6):
+        assert admin_client.get(url("list")).status_code == 200
+    with django_assert_max_num_queries(6):
+        assert len(admin_client.get(api()).json()) == 5

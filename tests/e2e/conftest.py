@@ -92,7 +92,7 @@ def studio_url(test_database_url: str) -> Iterator[str]:
                 "--no-access-log",
             ],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, **queue),
+            env=child_environment(DATABASE_URL=test_database_url, DATABASE_POOL="true", **queue),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -126,10 +126,22 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     expect(changed.locator("del")).to_have_text('"trigger.body.x * 2"')
     expect(changed.locator("ins")).to_have_text('"trigger.body.x + trigger.body.x"')
 
+    # Roll back: version 1's definition is published again as version 3.
+    page.get_by_role("button", name="Roll back to v1").click()
+    expect(page.locator(".flow-name .status-published")).to_have_text("v3 live")
+    expect(page.locator(".version-table tbody tr").first).to_contain_text(
+        "rolled back to version 1"
+    )
+    flow.refresh_from_db()
+    assert flow.latest_version.number == 3
+    assert (
+        flow.latest_version.definition["nodes"] == flow.versions.get(number=1).definition["nodes"]
+    )
+
     # Back on the list: published, and the last run succeeded.
     page.get_by_role("link", name="Back to all flows").click()
     row = page.get_by_role("row", name=re.compile("Order doubler"))
-    expect(row.locator(".status-published")).to_have_text("Published · v2")
+    expect(row.locator(".status-published")).to_have_text("Published · v3")
     expect(row.locator(".status-succeeded")).to_have_text("Succeeded")
     _screenshot(page, "flows-list")
 
@@ -160,6 +172,16 @@ def test_keyboard_editing_undo_and_a_save_conflict(page: Page, builder_user, wor
     page.keyboard.press("Control+Shift+z")
     expect(page.locator('.block-node[data-node-id="set"]')).to_be_visible()
     expect(page.locator(".react-flow__edge")).to_have_count(1)
+
+    # Rewire from the inspector's Connections tab, no mouse dragging needed.
+    page.locator('.react-flow__node[data-id="start"]').click()
+    page.get_by_role("tab", name="Connections").click()
+    page.get_by_role("button", name="Remove connection out to set").click()
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+    page.get_by_label("Connect to").select_option("set")
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    page.get_by_role("tab", name="Settings").click()
 
     # Copy and paste the selected block: the copy gets a fresh id.
     page.locator('.react-flow__node[data-id="set"]').click()
@@ -294,3 +316,60 @@ def test_test_run_is_followed_by_polling_when_the_socket_is_down(
         "data-status", "succeeded", timeout=30_000
     )
     expect(page.locator("[data-run-status]")).to_have_text("succeeded")
+
+
+def test_dry_run_shows_the_request_a_connector_would_send(page: Page, builder_user, workspace):
+    calling = definition(
+        [
+            node("start", "trigger.manual"),
+            node(
+                "call",
+                "connector.http",
+                method="POST",
+                url="https://api.example.com/orders/{{ trigger.body.id }}",
+            ),
+        ],
+        [("start", "call")],
+        name="Dry call",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Dry call", definition=calling
+    )
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    expect(page.locator('.block-node[data-node-id="call"]')).to_be_visible()
+
+    page.get_by_role("tab", name="Test run").click()
+    page.get_by_label("Sample input").fill('{"id": 7}')
+    page.get_by_label("Dry run (stub side effects)").check()
+    page.get_by_role("button", name="Run test").click()
+    call = page.locator('.block-node[data-node-id="call"]')
+    expect(call).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    call.click()
+    page.get_by_role("tab", name=re.compile("^Run data")).click()
+    output = page.get_by_label("Step output")
+    expect(output).to_contain_text('"dry_run": true')
+    expect(output).to_contain_text("https://api.example.com/orders/7")
+
+
+def test_flows_list_search_duplicate_and_archive(page: Page, builder_user, workspace):
+    services.flow_create(workspace=workspace, actor=builder_user, name="Invoice intake")
+    services.flow_create(workspace=workspace, actor=builder_user, name="Helpdesk routing")
+    log_in(page, "bea")
+    rows = page.locator("#flow-results tbody tr")
+    expect(rows).to_have_count(2)
+
+    page.get_by_label("Search flows").fill("invoice")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Invoice intake")
+    expect(page).to_have_url(re.compile(r"q=invoice"))
+
+    page.get_by_role("button", name="Duplicate Invoice intake").click()
+    expect(
+        page.get_by_role("status").filter(has_text="Created “Invoice intake (copy)”")
+    ).to_be_visible()
+    page.get_by_role("button", name="Archive Invoice intake (copy)").click()
+    expect(page.get_by_role("status").filter(has_text="Archived")).to_be_visible()
+    expect(page.get_by_role("link", name="Invoice intake (copy)")).to_have_count(0)
+    page.get_by_label("Show archived").check()
+    expect(page.get_by_role("link", name="Invoice intake (copy)")).to_be_visible()

@@ -75,3 +75,17 @@ def test_an_expense_over_the_limit_waits_for_a_reviewer_who_approves_it(
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.output == {"status": "approved", "employee": "kim", "amount": 2500}
+
+
+def test_the_demo_seed_publishes_every_available_template_once(workspace, admin_user):
+    from apps.flows.demo import seed_templates
+    from apps.flows.models import Flow
+
+    first = seed_templates(workspace=workspace, actor=admin_user)
+    again = seed_templates(workspace=workspace, actor=admin_user)
+
+    names = {t["name"] for t in template_list() if t["available"]}
+    assert {flow.name for flow in first} == names
+    assert again == []
+    published = Flow.objects.filter(workspace=workspace, latest_version__isnull=False)
+    assert set(published.values_list("name", flat=True)) == names

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
 
+from ..types import connection_reference
 from . import client
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -33,7 +34,9 @@ class Attachment(BaseModel):
 
 
 class EmailSendConfig(BlockConfig):
-    connection: str = Field(description="An SMTP connection.")
+    connection: str = Field(
+        description="An SMTP connection.", json_schema_extra=connection_reference("smtp")
+    )
     to: list[Template] = Field(
         min_length=1, description="Recipients; each may hold several, comma-separated."
     )

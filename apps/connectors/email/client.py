@@ -64,7 +64,7 @@ def open_session(config: Any, secrets: Mapping[str, str]) -> smtplib.SMTP:
             raise SmtpFailure(
                 "auth",
                 f"authentication failed for {config.username} at {target}: "
-                f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}",
+                f"{error.smtp_code} {_text(error.smtp_error)}",
                 retryable=False,
             ) from None
         except smtplib.SMTPNotSupportedError:
@@ -130,6 +130,10 @@ def send(config: Any, secrets: Mapping[str, str], message: EmailMessage) -> dict
         address: f"{code} {text.decode(errors='replace')}"
         for address, (code, text) in refused.items()
     }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _recipients(recipients: dict[str, tuple[int, bytes]]) -> str:

@@ -12,6 +12,7 @@ from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Resul
 from apps.blocks.expressions import Expression, Template
 from apps.core.http import SSRFError, safe_client
 
+from ..types import connection_reference
 from .connection import AuthFailure, auth_headers, resolve_url
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
@@ -30,7 +31,9 @@ class HttpConfig(BlockConfig):
         default=None, description="JSON body: an object of expressions, or one expression."
     )
     connection: str | None = Field(
-        default=None, description="An HTTP API connection that supplies auth."
+        default=None,
+        description="An HTTP API connection that supplies auth (and a base URL).",
+        json_schema_extra=connection_reference("http_api"),
     )
     timeout_seconds: float = Field(default=10, gt=0, le=120)
     success_codes: list[int] = Field(default_factory=lambda: list(range(200, 300)))

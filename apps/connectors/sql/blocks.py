@@ -12,13 +12,16 @@ from pydantic import Field, field_validator
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression
 
+from ..types import connection_reference
 from . import client
 
 CONNECTION_TYPES = ("postgres",)
 
 
 class SqlConfig(BlockConfig):
-    connection: str = Field(description="A PostgreSQL connection.")
+    connection: str = Field(
+        description="A PostgreSQL connection.", json_schema_extra=connection_reference("postgres")
+    )
     statement: str = Field(
         min_length=1,
         max_length=20_000,

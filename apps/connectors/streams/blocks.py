@@ -17,13 +17,16 @@ from pydantic import Field
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
 
+from ..types import connection_reference
 from . import client
 
 STREAM_NAME = r"^[\w.:{}-]{1,200}$"
 
 
 class PublishConfig(BlockConfig):
-    connection: str = Field(description="A Redis Streams connection.")
+    connection: str = Field(
+        description="A Redis Streams connection.", json_schema_extra=connection_reference("redis")
+    )
     stream: Template = Field(description="Stream name; {{ expressions }} are filled in.")
     payload: dict[str, Expression] | Expression = Field(
         description="The message: an object of expressions, or one expression; sent as JSON."
@@ -80,7 +83,9 @@ class StreamPublishBlock(Block):
 
 
 class StreamTriggerConfig(BlockConfig):
-    connection: str = Field(description="A Redis Streams connection.")
+    connection: str = Field(
+        description="A Redis Streams connection.", json_schema_extra=connection_reference("redis")
+    )
     stream: str = Field(pattern=STREAM_NAME, description="The stream to consume.")
     start: Literal["new", "beginning"] = Field(
         default="new", description="On first start: only new messages, or the whole stream."

@@ -95,16 +95,18 @@ def dead_letter(
     client: redis.Redis, *, stream: str, message_id: str, fields: Mapping[str, str], reason: str
 ) -> str:
     """Copy a message that cannot be turned into a run to ``<stream>:dead`` with why."""
-    return client.xadd(
-        f"{stream}:dead",
-        {
-            "stream": stream,
-            "message_id": message_id,
-            "reason": reason,
-            "fields": json.dumps(dict(fields)),
-        },
-        maxlen=100_000,
-        approximate=True,
+    return str(
+        client.xadd(
+            f"{stream}:dead",
+            {
+                "stream": stream,
+                "message_id": message_id,
+                "reason": reason,
+                "fields": json.dumps(dict(fields)),
+            },
+            maxlen=100_000,
+            approximate=True,
+        )
     )
 
 

@@ -32,7 +32,7 @@ from apps.flows.definition import FlowGraph
 from apps.flows.models import Flow, FlowStatus
 from apps.runs.blocks import envelope
 from apps.runs.models import Trigger
-from apps.runs.services import run_start
+from apps.runs.services import RunError, run_start
 
 from ..services import WorkspaceConnections
 from . import client
@@ -60,7 +60,8 @@ def subscriptions() -> list[Subscription]:
     found = []
     flows = (
         Flow.objects.exclude(status=FlowStatus.ARCHIVED)
-        .filter(latest_version__isnull=False)
+        # A cheap pre-filter in SQL; the trigger node is checked exactly below.
+        .filter(latest_version__definition__icontains="trigger.stream")
         .select_related("latest_version")
     )
     for flow in flows:
@@ -71,7 +72,7 @@ def subscriptions() -> list[Subscription]:
         trigger = graph.nodes[graph.trigger]
         if trigger.type != "trigger.stream":
             continue
-        config = trigger.config
+        config: Any = trigger.config
         found.append(
             Subscription(
                 flow_id=str(flow.id),
@@ -88,7 +89,7 @@ def subscriptions() -> list[Subscription]:
 @dataclass(frozen=True)
 class Outcome:
     message_id: str
-    action: str  # "started", "duplicate", "dead"
+    action: str  # "started", "duplicate", "dead", "failed" (left pending, tried again)
     run_id: str | None = None
 
 
@@ -98,11 +99,16 @@ class StreamConsumer:
 
     def __init__(self, *, name: str | None = None, block_ms: int | None = None) -> None:
         self.name = name or socket.gethostname()
-        self.block_ms = block_ms or settings.FLOWGATE["STREAM_BLOCK_MILLISECONDS"]
-        self.claim_idle_ms = settings.FLOWGATE["STREAM_CLAIM_IDLE_SECONDS"] * 1000
+        flowgate: dict[str, Any] = settings.FLOWGATE
+        self.block_ms = int(block_ms or flowgate["STREAM_BLOCK_MILLISECONDS"])
+        self.claim_idle_ms = int(flowgate["STREAM_CLAIM_IDLE_SECONDS"]) * 1000
         self._clients: dict[tuple[str, str], redis.Redis] = {}
         self._groups: set[tuple[str, str]] = set()
         self._stopping = False
+        # Failed attempts per (group, message id): a message no run can be started from is
+        # dead-lettered after MAX_DELIVERIES tries instead of blocking its flow forever.
+        self._failures: dict[tuple[str, str], int] = {}
+        self.max_failures = int(flowgate["MAX_DELIVERIES"])
 
     def stop(self) -> None:
         self._stopping = True
@@ -110,8 +116,11 @@ class StreamConsumer:
     def run(self) -> None:
         logger.info("stream consumer %s started", self.name)
         while not self._stopping:
-            if not self.poll_once(block=True):
-                continue
+            try:
+                self.poll_once(block=True)
+            except Exception:  # the consumer must outlive any one bad round
+                logger.exception("stream consumer round failed; retrying")
+                time.sleep(self.block_ms / 1000)
         for redis_client in self._clients.values():
             redis_client.close()
 
@@ -159,7 +168,7 @@ class StreamConsumer:
         messages = list(self._pending(redis_client, subscription))
         if not messages:
             messages = self._read(redis_client, subscription, ">", block=None)
-        return [self._handle(redis_client, subscription, *message) for message in messages]
+        return [self._handle_safely(redis_client, subscription, *message) for message in messages]
 
     def _pending(self, redis_client: redis.Redis, subscription: Subscription) -> Iterable[Any]:
         # Our own unacknowledged messages first (we crashed before acking), then messages
@@ -183,7 +192,7 @@ class StreamConsumer:
         *,
         block: int | None,
     ) -> list[tuple[str, dict[str, str]]]:
-        answer = redis_client.xreadgroup(
+        answer: Any = redis_client.xreadgroup(
             subscription.group, self.name, {subscription.stream: cursor}, count=BATCH, block=block
         )
         return [
@@ -198,10 +207,35 @@ class StreamConsumer:
         try:
             redis_client = self._client(subscription)
             for message in self._read(redis_client, subscription, ">", block=self.block_ms):
-                self._handle(redis_client, subscription, *message)
+                self._handle_safely(redis_client, subscription, *message)
         except (redis.RedisError, BlockError, DatabaseError) as error:
             logger.warning("stream %s: %s", subscription.stream, error)
             time.sleep(self.block_ms / 1000)
+
+    def _handle_safely(
+        self,
+        redis_client: redis.Redis,
+        subscription: Subscription,
+        message_id: str,
+        fields: dict[str, str],
+    ) -> Outcome:
+        try:
+            return self._handle(redis_client, subscription, message_id, fields)
+        except (redis.RedisError, DatabaseError):
+            raise  # the infrastructure, not the message: retried as it is
+        except RunError as error:
+            return self._dead(redis_client, subscription, message_id, fields, str(error))
+        except Exception as error:
+            key = (subscription.group, message_id)
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            logger.exception(
+                "stream %s message %s: attempt %d failed", subscription.stream, message_id, failures
+            )
+            if failures < self.max_failures:
+                return Outcome(message_id, "failed")
+            del self._failures[key]
+            reason = f"no run could be started after {failures} attempts: {error}"
+            return self._dead(redis_client, subscription, message_id, fields, reason)
 
     def _handle(
         self,

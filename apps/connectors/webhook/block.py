@@ -15,13 +15,17 @@ from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Resul
 from apps.blocks.expressions import Expression, Template
 from apps.core.http import SSRFError, safe_client
 
+from ..types import connection_reference
 from .signing import SIGNATURE_HEADER, signature
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 class WebhookOutConfig(BlockConfig):
-    connection: str = Field(description="An outgoing webhook connection (URL + signing secret).")
+    connection: str = Field(
+        description="An outgoing webhook connection (URL + signing secret).",
+        json_schema_extra=connection_reference("webhook"),
+    )
     url: Template | None = Field(default=None, description="Overrides the connection's URL.")
     event: Template = Field(default="flow.event", description="The event type sent as 'type'.")
     payload: dict[str, Expression] | Expression = Field(description="Sent as 'data'.")

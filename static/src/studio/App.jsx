@@ -216,6 +216,18 @@ export default function App({ api, loaded, settings }) {
     }),
     [scope, upstreamKey, api],
   );
+  // After a test run, the paths it took are drawn green; the edge into a running step moves.
+  const displayEdges = useMemo(() => {
+    const steps = testRun.steps;
+    if (!Object.keys(steps).length) return edges;
+    return edges.map((edge) => {
+      const source = steps[edge.source];
+      const target = steps[edge.target];
+      const taken = source && source.status === "succeeded" && source.port === edge.sourceHandle;
+      const running = taken && target && target.status === "running";
+      return taken ? { ...edge, className: "edge-taken", animated: Boolean(running) } : edge;
+    });
+  }, [edges, testRun.steps]);
   // A diff against the draft, while the versions panel is open, is drawn on the canvas.
   const diffMarks = useMemo(() => {
     if (!diff || diff.to !== "draft" || dock !== "versions" || !dockOpen) return {};
@@ -265,7 +277,7 @@ export default function App({ api, loaded, settings }) {
             <div className="canvas" ref={wrapper} onDrop={editing.onDrop} onDragOver={editing.onDragOver} aria-label="Flow canvas" role="region">
               <ReactFlow
                 nodes={nodes}
-                edges={edges}
+                edges={displayEdges}
                 nodeTypes={NODE_TYPES}
                 onNodesChange={editing.handleNodesChange}
                 onEdgesChange={editing.handleEdgesChange}

@@ -143,7 +143,8 @@ function TabButton({ id, tab, setTab, children }) {
 function Connections({ node, nodes, edges, onConnect, onDisconnect, readOnly }) {
   const ports = node.data.ports || ["out"];
   const [port, setPort] = useState(ports[0]);
-  const targets = nodes.filter((other) => other.id !== node.id);
+  const { blocks } = useEditorView();
+  const targets = nodes.filter((other) => other.id !== node.id && blocks[other.data.type]?.category !== "trigger");
   const [target, setTarget] = useState("");
   const outgoing = edges.filter((edge) => edge.source === node.id);
   const incoming = edges.filter((edge) => edge.target === node.id);

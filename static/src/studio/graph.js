@@ -93,20 +93,10 @@ export function autoLayout(nodes, edges) {
   return nodes.map((node) => ({ ...node, position: positions.get(node.id) || node.position }));
 }
 
-// Strip what is view state (selection, run status) so history and saves compare documents.
+// The document part of the canvas state (no selection, no measurements), for history.
 export function snapshot(nodes, edges) {
   return {
-    nodes: nodes.map(({ id, type, position, data }) => ({
-      id,
-      type,
-      position,
-      data: stripRun(data),
-    })),
+    nodes: nodes.map(({ id, type, position, data }) => ({ id, type, position, data })),
     edges: edges.map(({ id, source, target, sourceHandle, type }) => ({ id, source, target, sourceHandle, type })),
   };
-}
-
-function stripRun(data) {
-  const { run, problems, ...rest } = data;
-  return rest;
 }

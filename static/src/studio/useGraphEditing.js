@@ -49,15 +49,6 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     },
     [onEdgesChange, record],
   );
-  const connect = useCallback(
-    (connection) => {
-      if (readOnly || connection.source === connection.target) return;
-      record();
-      const edge = makeEdge(connection.source, connection.sourceHandle || "out", connection.target);
-      setEdges((current) => (current.some((old) => old.id === edge.id) ? current : addEdge(edge, current)));
-    },
-    [readOnly, record, setEdges],
-  );
   const isValidConnection = useCallback(
     (connection) => {
       if (connection.source === connection.target) return false;
@@ -67,6 +58,15 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     [flowApi, blocks],
   );
 
+  const connect = useCallback(
+    (connection) => {
+      if (readOnly || !isValidConnection(connection)) return;
+      record();
+      const edge = makeEdge(connection.source, connection.sourceHandle || "out", connection.target);
+      setEdges((current) => (current.some((old) => old.id === edge.id) ? current : addEdge(edge, current)));
+    },
+    [readOnly, isValidConnection, record, setEdges],
+  );
   const selectOnly = useCallback(
     (ids) => {
       const wanted = new Set(ids);

@@ -1,0 +1,39 @@
+"""trigger.email: start the flow when an inbound-mail service posts an email to the flow's
+webhook URL (see inbound.py for the shapes it reads)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
+
+from .inbound import InboundEmailError, parse_inbound
+
+
+class EmailTriggerConfig(BlockConfig):
+    auth: Literal["token", "hmac"] = Field(
+        default="token",
+        description="token: the secret URL is enough; hmac: also require a signature header.",
+    )
+
+
+class EmailTrigger(Block):
+    """Start the flow for each inbound email posted to its webhook URL (JSON or form)."""
+
+    key = "trigger.email"
+    title = "Inbound email"
+    category = "trigger"
+    icon = "mail"
+    Config = EmailTriggerConfig
+
+    def execute(self, ctx: BlockContext, config: EmailTriggerConfig, input: Any) -> Result:
+        try:
+            message = parse_inbound(input if isinstance(input, dict) else {"body": input})
+        except InboundEmailError as error:
+            raise BlockError(str(error), retryable=False) from None
+        delivery = {
+            key: value for key, value in (input or {}).items() if key not in ("body", "raw")
+        }
+        return Result(output={**delivery, "body": message})
