@@ -12,7 +12,7 @@ from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
 
 from . import selectors, services
-from .forms import AuditFilterForm
+from .forms import FIELD_NAME, MAX_SENSITIVE_FIELDS, AuditFilterForm
 from .models import AuditEvent
 from .redaction import redact, sensitive_keys_for_workspace
 
@@ -68,3 +68,43 @@ class AuditVerifyApi(WorkspaceAPIView):
                 "problem": report.problem,
             }
         )
+
+
+def data_settings_data(current: Any) -> dict[str, Any]:
+    return {
+        "sensitive_fields": list(current.sensitive_fields),
+        "retention_days": current.retention_days,
+        "updated_at": current.updated_at,
+    }
+
+
+class DataSettingsSerializer(serializers.Serializer):
+    sensitive_fields = serializers.ListField(
+        child=serializers.RegexField(FIELD_NAME.pattern, max_length=100),
+        max_length=MAX_SENSITIVE_FIELDS,
+    )
+    retention_days = serializers.IntegerField(min_value=1, max_value=3650)
+
+
+class DataSettingsApi(WorkspaceAPIView):
+    """The workspace's field classification (PII) and run data retention (Settings →
+    Data). ``PUT`` replaces both; admins only."""
+
+    capability = Capability.MANAGE_SETTINGS
+    request_serializer = {"PUT": DataSettingsSerializer}
+
+    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        return Response(
+            data_settings_data(selectors.data_settings_get(workspace_id=request.workspace.id))
+        )
+
+    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        data = DataSettingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.data_settings_save(
+            workspace=request.workspace,
+            actor=request.user,
+            sensitive_fields=data.validated_data["sensitive_fields"],
+            retention_days=data.validated_data["retention_days"],
+        )
+        return Response(data_settings_data(saved))

@@ -179,3 +179,25 @@ def test_demo_seed_classifies_personal_fields_once(workspace, admin_user):
     )
     seed(workspace=workspace, users={"admin": admin_user})  # an admin's edits are kept
     assert DataSettings.objects.get(workspace=workspace).sensitive_fields == ["ssn"]
+
+
+API = "/api/w/acme/settings/data/"
+
+
+def test_data_settings_api(admin_client, builder_client, outsider_client, workspace):
+    assert admin_client.get(API).json()["retention_days"] == 90
+    saved = admin_client.put(
+        API, {"sensitive_fields": ["IBAN", "email"], "retention_days": 14}, "application/json"
+    )
+    assert saved.status_code == 200
+    assert saved.json()["sensitive_fields"] == ["email", "iban"]
+    assert sensitive_keys_for_workspace(workspace.id) == frozenset({"email", "iban"})
+
+    bad = admin_client.put(
+        API, {"sensitive_fields": ["no spaces"], "retention_days": 0}, "application/json"
+    )
+    assert bad.status_code == 400
+    assert set(bad.json()["error"]["fields"]) == {"sensitive_fields", "retention_days"}
+    assert builder_client.get(API).status_code == 403
+    assert outsider_client.get(API).status_code == 404
+    assert DataSettings.objects.get(workspace=workspace).retention_days == 14
