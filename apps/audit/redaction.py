@@ -6,11 +6,14 @@ names as PII in Settings → Data (``sensitive_keys_for_workspace``).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
 
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 MASK = "••••••"
 SECRET_KEY_PATTERN = re.compile(
@@ -59,12 +62,19 @@ def sensitive_keys_for_workspace(workspace_id: Any) -> frozenset[str]:
     hit = _local.get(key)
     if hit and hit[0] > now:
         return hit[1]
-    cached = cache.get(key)
+    try:
+        cached = cache.get(key)
+    except Exception:  # Redis down: redaction still works, from Postgres
+        logger.warning("field classification cache unavailable", exc_info=True)
+        cached = None
     if cached is None:
         from .selectors import data_settings_get
 
         cached = sorted(data_settings_get(workspace_id=workspace_id).sensitive_fields)
-        cache.set(key, cached, CACHE_SECONDS)
+        try:
+            cache.set(key, cached, CACHE_SECONDS)
+        except Exception:
+            logger.warning("field classification cache unavailable", exc_info=True)
     keys = frozenset(str(name).lower() for name in cached)
     _local[key] = (now + LOCAL_SECONDS, keys)
     return keys
@@ -74,7 +84,10 @@ def forget_sensitive_keys(workspace_id: Any) -> None:
     """Drop the cached classification (called when it is saved)."""
     key = _cache_key(workspace_id)
     _local.pop(key, None)
-    cache.delete(key)
+    try:
+        cache.delete(key)
+    except Exception:  # a stale entry then lives CACHE_SECONDS at most
+        logger.warning("field classification cache unavailable", exc_info=True)
 
 
 def redact_for_workspace(workspace_id: Any, value: Any) -> Any:

@@ -201,3 +201,21 @@ def test_data_settings_api(admin_client, builder_client, outsider_client, worksp
     assert builder_client.get(API).status_code == 403
     assert outsider_client.get(API).status_code == 404
     assert DataSettings.objects.get(workspace=workspace).retention_days == 14
+
+
+def test_redaction_falls_back_to_postgres_when_the_cache_is_down(
+    workspace, admin_user, monkeypatch
+):
+    from apps.audit import redaction
+
+    data_settings_save(
+        workspace=workspace, actor=admin_user, sensitive_fields=["email"], retention_days=90
+    )
+    redaction._local.clear()
+
+    def unavailable(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(redaction.cache, "get", unavailable)
+    monkeypatch.setattr(redaction.cache, "set", unavailable)
+    assert redaction.redact_for_workspace(workspace.id, {"email": "a@b.c"}) == {"email": MASK}
