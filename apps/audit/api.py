@@ -12,11 +12,12 @@ from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
 
 from . import selectors, services
-from .forms import AuditFilterForm
+from .forms import FIELD_NAME, MAX_SENSITIVE_FIELDS, AuditFilterForm
 from .models import AuditEvent
+from .redaction import redact, sensitive_keys_for_workspace
 
 
-def event_data(event: AuditEvent) -> dict[str, Any]:
+def event_data(event: AuditEvent, sensitive: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "id": str(event.id),
         "sequence": event.sequence,
@@ -26,7 +27,7 @@ def event_data(event: AuditEvent) -> dict[str, Any]:
         "object_type": event.object_type,
         "object_id": event.object_id,
         "summary": event.summary,
-        "data": event.data,
+        "data": redact(event.data, extra_keys=sensitive),
         "previous_digest": event.previous_digest,
         "digest": event.digest,
     }
@@ -48,7 +49,8 @@ class AuditEventListApi(WorkspaceAPIView):
         events = selectors.audit_event_list(workspace=request.workspace, **form.selector_filters())
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response([event_data(event) for event in page])
+        sensitive = sensitive_keys_for_workspace(request.workspace.id)
+        return paginator.get_paginated_response([event_data(event, sensitive) for event in page])
 
 
 class AuditVerifyApi(WorkspaceAPIView):
@@ -66,3 +68,43 @@ class AuditVerifyApi(WorkspaceAPIView):
                 "problem": report.problem,
             }
         )
+
+
+def data_settings_data(current: Any) -> dict[str, Any]:
+    return {
+        "sensitive_fields": list(current.sensitive_fields),
+        "retention_days": current.retention_days,
+        "updated_at": current.updated_at,
+    }
+
+
+class DataSettingsSerializer(serializers.Serializer):
+    sensitive_fields = serializers.ListField(
+        child=serializers.RegexField(FIELD_NAME.pattern, max_length=100),
+        max_length=MAX_SENSITIVE_FIELDS,
+    )
+    retention_days = serializers.IntegerField(min_value=1, max_value=3650)
+
+
+class DataSettingsApi(WorkspaceAPIView):
+    """The workspace's field classification (PII) and run data retention (Settings →
+    Data). ``PUT`` replaces both; admins only."""
+
+    capability = Capability.MANAGE_SETTINGS
+    request_serializer = {"PUT": DataSettingsSerializer}
+
+    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        return Response(
+            data_settings_data(selectors.data_settings_get(workspace_id=request.workspace.id))
+        )
+
+    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        data = DataSettingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.data_settings_save(
+            workspace=request.workspace,
+            actor=request.user,
+            sensitive_fields=data.validated_data["sensitive_fields"],
+            retention_days=data.validated_data["retention_days"],
+        )
+        return Response(data_settings_data(saved))

@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from .models import AuditEvent
+from .redaction import redact
 
 COLUMNS = (
     "sequence",
@@ -31,7 +32,7 @@ COLUMNS = (
 CHUNK = 2000
 
 
-def _record(event: AuditEvent) -> dict[str, Any]:
+def _record(event: AuditEvent, sensitive: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "sequence": event.sequence,
         "created_at": event.created_at.isoformat(),
@@ -40,15 +41,18 @@ def _record(event: AuditEvent) -> dict[str, Any]:
         "object_type": event.object_type,
         "object_id": event.object_id,
         "summary": event.summary,
-        "data": event.data,
+        # Masked again on the way out, for fields classified after the event was recorded.
+        "data": redact(event.data, extra_keys=sensitive),
         "previous_digest": event.previous_digest,
         "digest": event.digest,
     }
 
 
-def jsonl_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
+def jsonl_lines(
+    events: QuerySet[AuditEvent], sensitive: frozenset[str] = frozenset()
+) -> Iterator[str]:
     for event in events.iterator(chunk_size=CHUNK):
-        yield json.dumps(_record(event), cls=DjangoJSONEncoder, sort_keys=True) + "\n"
+        yield json.dumps(_record(event, sensitive), cls=DjangoJSONEncoder, sort_keys=True) + "\n"
 
 
 class _Echo:
@@ -58,11 +62,13 @@ class _Echo:
         return value
 
 
-def csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
+def csv_lines(
+    events: QuerySet[AuditEvent], sensitive: frozenset[str] = frozenset()
+) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(COLUMNS)
     for event in events.iterator(chunk_size=CHUNK):
-        record = _record(event)
+        record = _record(event, sensitive)
         record["data"] = json.dumps(record["data"], cls=DjangoJSONEncoder, sort_keys=True)
         yield writer.writerow([_defuse(record[column]) for column in COLUMNS])
 

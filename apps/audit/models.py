@@ -58,3 +58,26 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain of {self.workspace_id} at #{self.sequence}"
+
+
+DEFAULT_RETENTION_DAYS = 90
+
+
+class DataSettings(models.Model):
+    """A workspace's data governance (Settings → Data): the field names it classifies as
+    PII or sensitive, masked wherever run data, decisions and logs are shown or recorded,
+    and how long finished runs' data is kept before the daily purge removes it (audit
+    events are always kept)."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    sensitive_fields = models.JSONField(default=list)  # lower-case field names
+    retention_days = models.PositiveIntegerField(default=DEFAULT_RETENTION_DAYS)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"data settings of {self.workspace_id}"

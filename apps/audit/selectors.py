@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from .models import AuditEvent
+from .models import AuditEvent, DataSettings
 
 
 def audit_event_list(
@@ -67,3 +67,19 @@ def decision_get(*, workspace: Any, run_id: Any, node_id: str) -> AuditEvent:
     if event is None:
         raise Http404("No decision was recorded for this step.")
     return event
+
+
+def data_settings_get(*, workspace_id: Any) -> DataSettings:
+    """The workspace's data settings; the defaults (nothing classified, 90 days) until an
+    admin saves them."""
+    found = DataSettings.objects.filter(workspace_id=workspace_id).first()
+    return found or DataSettings(workspace_id=workspace_id)
+
+
+def last_purge_get(*, workspace_id: Any) -> AuditEvent | None:
+    """The latest retention purge recorded in the workspace (``runs.purged``), if any."""
+    return (
+        AuditEvent.objects.filter(workspace_id=workspace_id, action="runs.purged")
+        .order_by("-sequence")
+        .first()
+    )

@@ -11,7 +11,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from .models import AuditChainHead, AuditEvent
+from .models import AuditChainHead, AuditEvent, DataSettings
+from .redaction import forget_sensitive_keys
 
 GENESIS = "0" * 64
 
@@ -111,3 +112,35 @@ def audit_verify(*, workspace_id: Any) -> ChainReport:
             "events at the end of the trail are missing",
         )
     return ChainReport(True, checked)
+
+
+def data_settings_save(
+    *, workspace: Any, actor: Any, sensitive_fields: list[str], retention_days: int
+) -> DataSettings:
+    """Save the workspace's field classification and retention, audited; the cached
+    classification is dropped so redaction uses the new one at once."""
+    fields = sorted({name.strip().lower() for name in sensitive_fields if name.strip()})
+    with transaction.atomic():
+        current, _ = DataSettings.objects.select_for_update().get_or_create(workspace=workspace)
+        before = {
+            "sensitive_fields": current.sensitive_fields,
+            "retention_days": current.retention_days,
+        }
+        current.sensitive_fields, current.retention_days = fields, retention_days
+        current.updated_by = actor
+        current.save()
+        audit_record(
+            workspace_id=workspace.id,
+            action="settings.data_changed",
+            actor=actor,
+            object_type="workspace",
+            object_id=workspace.id,
+            summary=f"Data settings: {len(fields)} sensitive fields, keep run data {retention_days} days",
+            data={
+                "before": before,
+                "after": {"sensitive_fields": fields, "retention_days": retention_days},
+            },
+        )
+        transaction.on_commit(lambda: forget_sensitive_keys(workspace.id))
+    forget_sensitive_keys(workspace.id)
+    return current

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -16,7 +17,8 @@ from apps.accounts.permissions import Capability
 from apps.runs.selectors import run_get, run_steps
 
 from . import export, selectors, services
-from .forms import AuditFilterForm
+from .forms import AuditFilterForm, DataSettingsForm
+from .redaction import redact_for_workspace, sensitive_keys_for_workspace
 
 PAGE_SIZE = 50
 
@@ -61,10 +63,13 @@ def audit_export_view(request: HttpRequest, format: str) -> HttpResponse:
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     slug = request.workspace.slug  # type: ignore[attr-defined]
+    # Fields classified since an event was recorded are masked in the export too.
+    sensitive = sensitive_keys_for_workspace(request.workspace.id)  # type: ignore[attr-defined]
     if format == "csv":
-        lines, content_type, extension = export.csv_lines(events), "text/csv", "csv"
+        lines, content_type, extension = export.csv_lines(events, sensitive), "text/csv", "csv"
     else:
-        lines, content_type, extension = export.jsonl_lines(events), "application/jsonl", "jsonl"
+        lines = export.jsonl_lines(events, sensitive)
+        content_type, extension = "application/jsonl", "jsonl"
     response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{slug}-{stamp}.{extension}"'
     return response
@@ -76,12 +81,13 @@ def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpRespon
     run = run_get(workspace=workspace, run_id=run_id)
     event = selectors.decision_get(workspace=workspace, run_id=run.id, node_id=node_id)
     step = next((s for s in run_steps(run=run)["latest"] if s.node_id == node_id), None)
-    meta = event.data.get("meta") or {}
+    data = redact_for_workspace(workspace.id, event.data)
+    meta = data.get("meta") or {}
     context = {
         "run": run,
         "event": event,
         "step": step,
-        "data": event.data,
+        "data": data,
         "category": event.action.removeprefix("decision."),
         "model": _model_facts(meta),
         "policy": _policy_facts(meta),
@@ -120,3 +126,36 @@ def _policy_facts(meta: dict[str, Any]) -> list[tuple[str, Any]]:
     return [
         (label, meta[key]) for key, label in POLICY_FACTS.items() if meta.get(key) not in (None, "")
     ]
+
+
+@workspace_view(Capability.MANAGE_SETTINGS)
+def data_settings_view(request: HttpRequest) -> HttpResponse:
+    """Settings → Data: which fields are PII, and how long run data is kept."""
+    workspace = request.workspace  # type: ignore[attr-defined]
+    current = selectors.data_settings_get(workspace_id=workspace.id)
+    if request.method == "POST":
+        form = DataSettingsForm(request.POST)
+        if form.is_valid():
+            services.data_settings_save(
+                workspace=workspace,
+                actor=request.user,
+                sensitive_fields=form.cleaned_data["sensitive_fields"],
+                retention_days=form.cleaned_data["retention_days"],
+            )
+            messages.success(request, "Data settings saved.")
+            return redirect("data_settings:edit", workspace_slug=workspace.slug)
+        status = 400
+    else:
+        form = DataSettingsForm(
+            initial={
+                "sensitive_fields": "\n".join(current.sensitive_fields),
+                "retention_days": current.retention_days,
+            }
+        )
+        status = 200
+    context = {
+        "form": form,
+        "current": current,
+        "last_purge": selectors.last_purge_get(workspace_id=workspace.id),
+    }
+    return render(request, "audit/data_settings.html", context, status=status)

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from apps.audit.redaction import redact_for_workspace
 from apps.audit.services import audit_record
 
 from . import sandbox
@@ -272,7 +273,9 @@ def policy_evaluation_log(
     source: str,
     backend: str,
 ) -> PolicyEvaluation:
-    """Record one evaluation in the decision log (one insert; the input is redacted)."""
+    """Record one evaluation in the decision log (one insert; the input is redacted of
+    credentials, personal data and the fields the workspace classified as sensitive)."""
+    classified = redact_for_workspace(workspace_id, input)
     return PolicyEvaluation.objects.create(
         workspace_id=workspace_id,
         policy_id=policy_id,
@@ -280,8 +283,8 @@ def policy_evaluation_log(
         version=decision.version,
         rule=rule[:100],
         input_digest=hashlib.sha256(canonical_json(input).encode()).hexdigest(),
-        input=redact(input),
-        result=redact(decision.result),
+        input=redact(classified),
+        result=redact(redact_for_workspace(workspace_id, decision.result)),
         reasons=decision.reasons[:50],
         allow=decision.allow,
         error=decision.error[:2000],

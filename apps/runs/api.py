@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
+from apps.audit.redaction import redact, sensitive_keys_for_workspace
 from apps.blocks.expressions import ExpressionError, evaluate
 from apps.flows.selectors import flow_get
 
@@ -19,17 +20,18 @@ from .blocks import envelope
 from .models import Run, RunStatus, StepRun, Trigger
 
 
-def step_data(step: StepRun) -> dict[str, Any]:
+def step_data(step: StepRun, sensitive: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One step; ``sensitive`` names the workspace's classified fields, masked here."""
     return {
         "node": step.node_id,
         "type": step.block_type,
         "status": step.status,
         "attempt": step.attempt,
-        "input": step.input,
-        "output": step.output,
+        "input": redact(step.input, extra_keys=sensitive),
+        "output": redact(step.output, extra_keys=sensitive),
         "port": step.port,
-        "error": step.error,
-        "meta": step.meta,
+        "error": redact(step.error, extra_keys=sensitive),
+        "meta": redact(step.meta, extra_keys=sensitive),
         "started_at": step.started_at,
         "finished_at": step.finished_at,
         "duration_ms": step.duration_ms,
@@ -63,14 +65,16 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 
 def run_detail(run: Run) -> dict[str, Any]:
+    """The run with its steps; fields the workspace classified as sensitive are masked."""
     steps = selectors.run_steps(run=run)
+    keys = sensitive_keys_for_workspace(run.workspace_id)
     return {
         **run_summary(run),
-        "input": run.input,
-        "output": run.output,
-        "response": run.response,
-        "steps": [step_data(step) for step in steps["latest"]],
-        "attempts": [step_data(step) for step in steps["all"]],
+        "input": redact(run.input, extra_keys=keys),
+        "output": redact(run.output, extra_keys=keys),
+        "response": redact(run.response, extra_keys=keys),
+        "steps": [step_data(step, keys) for step in steps["latest"]],
+        "attempts": [step_data(step, keys) for step in steps["all"]],
     }
 
 

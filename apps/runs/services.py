@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -238,3 +240,83 @@ def run_bulk_action(*, runs: Any, action: str, actor: Any) -> list[BulkOutcome]:
         else:
             outcomes.append(BulkOutcome(str(run.id), True, result_id=str(result.id)))
     return outcomes
+
+
+# --- Retention ------------------------------------------------------------------------
+
+PURGE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What a purge removed (or, for a dry run, would remove) in one workspace."""
+
+    workspace_id: Any
+    workspace_slug: str
+    retention_days: int
+    cutoff: Any
+    runs: int
+    steps: int
+
+
+def _expired_runs(workspace: Any, cutoff: Any) -> Any:
+    """Finished runs of the workspace that ended before ``cutoff``. A run whose parent or
+    any child is still queued, running or waiting is kept: the family may still need it."""
+    return (
+        Run.objects.filter(workspace=workspace, status__in=TERMINAL_RUN_STATUSES)
+        .filter(Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, updated_at__lt=cutoff))
+        .exclude(parent_run__isnull=False, parent_run__status__in=_UNFINISHED)
+        .exclude(child_runs__status__in=_UNFINISHED)
+        .order_by()
+    )
+
+
+_UNFINISHED = [status for status in RunStatus.values if status not in TERMINAL_RUN_STATUSES]
+
+
+def runs_purge(
+    *, workspaces: Any = None, now: Any = None, dry_run: bool = False
+) -> list[PurgeReport]:
+    """Delete finished runs (and their steps and review tasks) older than each workspace's
+    retention (Settings → Data). Waiting, queued and running runs are never touched, and
+    audit events are kept; each workspace's purge is recorded as a ``runs.purged`` audit
+    event, in the same transaction as the deletion. ``dry_run`` only counts."""
+    from apps.accounts.models import Workspace
+    from apps.audit.selectors import data_settings_get
+
+    now = now or timezone.now()
+    reports = []
+    for workspace in workspaces if workspaces is not None else Workspace.objects.order_by("slug"):
+        days = data_settings_get(workspace_id=workspace.id).retention_days
+        cutoff = now - timedelta(days=days)
+        expired = _expired_runs(workspace, cutoff)
+        if dry_run:
+            ids = list(expired.values_list("pk", flat=True).distinct())
+            steps = StepRun.objects.filter(run_id__in=ids).count()
+            reports.append(PurgeReport(workspace.id, workspace.slug, days, cutoff, len(ids), steps))
+            continue
+        runs = steps = tasks = 0
+        with transaction.atomic():
+            while batch := list(expired.values_list("pk", flat=True).distinct()[:PURGE_BATCH]):
+                deleted = Run.objects.filter(pk__in=batch).delete()[1]
+                runs += deleted.get(Run._meta.label, 0)
+                steps += deleted.get(StepRun._meta.label, 0)
+                tasks += deleted.get("inbox.ReviewTask", 0)
+            if runs:
+                audit_record(
+                    workspace_id=workspace.id,
+                    action="runs.purged",
+                    actor_label="retention",
+                    object_type="workspace",
+                    object_id=workspace.id,
+                    summary=f"purged {runs} runs ({steps} steps) finished over {days} days ago",
+                    data={
+                        "retention_days": days,
+                        "cutoff": cutoff.isoformat(),
+                        "runs": runs,
+                        "steps": steps,
+                        "review_tasks": tasks,
+                    },
+                )
+        reports.append(PurgeReport(workspace.id, workspace.slug, days, cutoff, runs, steps))
+    return reports

@@ -23,3 +23,11 @@ def start_scheduled(flow_id: str) -> None:
     from .triggers import start_scheduled_run
 
     start_scheduled_run(flow_id=flow_id)
+
+
+@shared_task(name="runs.purge_expired", ignore_result=True)
+def purge_expired() -> None:
+    """Daily: delete finished runs older than each workspace's retention (audit kept)."""
+    from .services import runs_purge
+
+    runs_purge()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from studio.env import (
     database_from_url,
     env_bool,
@@ -230,6 +232,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "runs.reconcile",
         "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 5.0),
         "options": {"expires": 30},
+    },
+    # Retention (Settings → Data): finished runs older than the workspace's limit.
+    "purge-expired-runs": {
+        "task": "runs.purge_expired",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 6 * 3600},
     },
 }
 

@@ -56,3 +56,11 @@ def age(seconds: float | None) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 86400:.0f} d"
+
+
+@register.filter
+def redacted(value: Any, workspace_id: Any) -> Any:
+    """``value`` with credentials and the workspace's classified (PII) fields masked."""
+    from apps.audit.redaction import redact_for_workspace
+
+    return redact_for_workspace(workspace_id, value)

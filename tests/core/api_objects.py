@@ -1,0 +1,52 @@
+"""One object of every kind the REST API's paths name, for the API-wide tests."""
+
+from __future__ import annotations
+
+from apps.connectors.services import connection_create
+from apps.policies import services as policies
+from apps.runs.blocks import envelope
+from apps.runs.engine import advance
+from apps.runs.services import run_start
+from tests.inbox.helpers import start_waiting_run
+from tests.runs.helpers import definition, node, published_flow
+
+
+def api_objects(workspace, admin_user, builder_user) -> dict:
+    """One object of every kind a path can name, all in workspace "acme"."""
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [node("start", "trigger.manual"), node("set", "transform.set", values={"a": "1"})],
+            [("start", "set")],
+        ),
+    )
+    run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False).run
+    advance(run.id)
+    waiting = start_waiting_run(workspace, builder_user)
+    task = waiting.review_tasks.get()
+    connection = connection_create(
+        workspace=workspace,
+        actor=admin_user,
+        name="billing-api",
+        type="http_api",
+        config={"auth": "bearer", "base_url": "https://billing.example.com"},
+        secrets={"token": "tok-secret"},
+    )
+    policy = policies.policy_create(
+        workspace=workspace,
+        actor=admin_user,
+        slug="limits",
+        name="Limits",
+        source="package flowgate.limits\n\ndefault allow := false\n",
+    )
+    return {
+        "workspace_slug": "acme",
+        "flow_id": flow.id,
+        "number": 1,
+        "run_id": run.id,
+        "task_id": task.id,
+        "connection_id": connection.id,
+        "policy_id": policy.id,
+        "policy_slug": policy.slug,
+    }
