@@ -20,7 +20,7 @@ class ConnectorsConfig(AppConfig):
         from .http.connection import HttpApiConnection
         from .services import WorkspaceConnections
         from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
-        from .sql.connection import PostgresConnection
+        from .sql.connection import MysqlConnection, PostgresConnection
         from .streams.blocks import StreamPublishBlock, StreamTrigger
         from .streams.connection import RedisConnection
         from .types import register_connection_type
@@ -31,6 +31,7 @@ class ConnectorsConfig(AppConfig):
         register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
         register_connection_type(PostgresConnection)
+        register_connection_type(MysqlConnection)
         register_block(SqlQueryBlock)
         register_block(SqlExecuteBlock)
         register_connection_type(SmtpConnection)
