@@ -22,7 +22,7 @@ class ConnectorsConfig(AppConfig):
         from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
         from .sql.connection import MysqlConnection, PostgresConnection
         from .streams.blocks import StreamPublishBlock, StreamTrigger
-        from .streams.connection import RedisConnection
+        from .streams.connection import NatsConnection, RedisConnection
         from .types import register_connection_type
         from .webhook.block import WebhookOutBlock
         from .webhook.connection import WebhookConnection
@@ -38,6 +38,7 @@ class ConnectorsConfig(AppConfig):
         register_block(EmailSendBlock)
         register_block(EmailTrigger)
         register_connection_type(RedisConnection)
+        register_connection_type(NatsConnection)
         register_block(StreamPublishBlock)
         register_block(StreamTrigger)
         register_connection_type(WebhookConnection)
