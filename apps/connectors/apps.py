@@ -20,9 +20,9 @@ class ConnectorsConfig(AppConfig):
         from .http.connection import HttpApiConnection
         from .services import WorkspaceConnections
         from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
-        from .sql.connection import PostgresConnection
+        from .sql.connection import MysqlConnection, PostgresConnection
         from .streams.blocks import StreamPublishBlock, StreamTrigger
-        from .streams.connection import RedisConnection
+        from .streams.connection import NatsConnection, RedisConnection
         from .types import register_connection_type
         from .webhook.block import WebhookOutBlock
         from .webhook.connection import WebhookConnection
@@ -31,12 +31,14 @@ class ConnectorsConfig(AppConfig):
         register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
         register_connection_type(PostgresConnection)
+        register_connection_type(MysqlConnection)
         register_block(SqlQueryBlock)
         register_block(SqlExecuteBlock)
         register_connection_type(SmtpConnection)
         register_block(EmailSendBlock)
         register_block(EmailTrigger)
         register_connection_type(RedisConnection)
+        register_connection_type(NatsConnection)
         register_block(StreamPublishBlock)
         register_block(StreamTrigger)
         register_connection_type(WebhookConnection)

@@ -96,10 +96,14 @@ def network_failure(error: BaseException, target: str) -> TestOutcome:
     return TestOutcome(False, "error", f"could not reach {target}: {error}")
 
 
-def connection_reference(connection_type: str) -> JsonDict:
+def connection_reference(connection_type: str, *more: str) -> JsonDict:
     """JSON Schema extras for a block's ``connection`` field, so the canvas can offer the
-    workspace's connections of that type (``GET /api/w/<slug>/connections/``)."""
-    return {"format": "connection", "connection_type": connection_type}
+    workspace's connections of that type (``GET /api/w/<slug>/connections/``); a block that
+    works with several types lists them all in ``connection_types``."""
+    extras: JsonDict = {"format": "connection", "connection_type": connection_type}
+    if more:
+        extras["connection_types"] = [connection_type, *more]
+    return extras
 
 
 class ConnectionHandle:

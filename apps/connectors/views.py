@@ -107,7 +107,7 @@ def connection_detail_view(request: HttpRequest, connection_id: str) -> HttpResp
 
 
 def _stream_status(connection: object) -> list[dict[str, object]]:
-    if connection.type != "redis":  # type: ignore[attr-defined]
+    if connection.type not in ("redis", "nats"):  # type: ignore[attr-defined]
         return []
     from .streams.consumer import stream_status
 

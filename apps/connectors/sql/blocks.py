@@ -1,5 +1,5 @@
 """connector.sql.query and connector.sql.execute: one parameterised statement against a
-PostgreSQL connection. Values are bound from CEL expressions (``%(name)s`` placeholders),
+PostgreSQL or MySQL/MariaDB connection (the database's driver comes from ``drivers.py``). Values are bound from CEL expressions (``%(name)s`` placeholders),
 never interpolated; ``%(idempotency_key)s`` is always bound to the step's idempotency key,
 so an insert can carry it in a unique column and a retry becomes a no-op."""
 
@@ -13,14 +13,16 @@ from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Resul
 from apps.blocks.expressions import Expression
 
 from ..types import connection_reference
-from . import client
+from . import drivers
+from .base import SqlConnectError, SqlStatementError, StatementResult
 
-CONNECTION_TYPES = ("postgres",)
+CONNECTION_TYPES = drivers.CONNECTION_TYPES
 
 
 class SqlConfig(BlockConfig):
     connection: str = Field(
-        description="A PostgreSQL connection.", json_schema_extra=connection_reference("postgres")
+        description="A PostgreSQL or MySQL/MariaDB connection.",
+        json_schema_extra=connection_reference(*drivers.CONNECTION_TYPES),
     )
     statement: str = Field(
         min_length=1,
@@ -49,11 +51,11 @@ class SqlQueryConfig(SqlConfig):
     )
 
 
-def _run(ctx: BlockContext, config: SqlConfig, *, read_only: bool) -> client.StatementResult:
+def _run(ctx: BlockContext, config: SqlConfig, *, read_only: bool) -> StatementResult:
     connection = ctx.service("connections").get(config.connection, type=CONNECTION_TYPES)
     params = {**ctx.evaluate_tree(dict(config.params)), "idempotency_key": ctx.idempotency_key}
     try:
-        return client.run_statement(
+        return drivers.driver_for(connection.type).run_statement(
             connection.config,
             connection.secrets,
             statement=config.statement,
@@ -62,20 +64,20 @@ def _run(ctx: BlockContext, config: SqlConfig, *, read_only: bool) -> client.Sta
             timeout_seconds=config.timeout_seconds,
             read_only=read_only,
         )
-    except client.SqlConnectError as error:
+    except SqlConnectError as error:
         raise BlockError(
             f"connection {config.connection!r}: {error.message}",
             retryable=error.stage not in ("auth", "config"),
         ) from None
-    except client.SqlStatementError as error:
+    except SqlStatementError as error:
         raise BlockError(
-            f"{error.message} (SQLSTATE {error.sqlstate or 'unknown'})",
+            f"{error.message} ({error.reference()})",
             retryable=error.retryable,
-            details={"sqlstate": error.sqlstate},
+            details={"sqlstate": error.sqlstate, "code": error.code},
         ) from None
 
 
-def _output(result: client.StatementResult, max_rows: int) -> Result:
+def _output(result: StatementResult, max_rows: int) -> Result:
     meta: dict[str, Any] = {"row_count": result.row_count}
     if result.truncated:
         meta["warning"] = f"more than {max_rows} rows: the result was truncated at the row limit"
@@ -91,7 +93,7 @@ def _output(result: client.StatementResult, max_rows: int) -> Result:
 
 
 class SqlQueryBlock(Block):
-    """Read rows from a PostgreSQL database with a parameterised query."""
+    """Read rows from a PostgreSQL or MySQL/MariaDB database with a parameterised query."""
 
     key = "connector.sql.query"
     title = "SQL query"
@@ -106,7 +108,7 @@ class SqlQueryBlock(Block):
 
 
 class SqlExecuteBlock(Block):
-    """Change data in a PostgreSQL database with a parameterised statement."""
+    """Change data in a PostgreSQL or MySQL/MariaDB database with a parameterised statement."""
 
     key = "connector.sql.execute"
     title = "SQL execute"

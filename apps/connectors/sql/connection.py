@@ -1,4 +1,4 @@
-"""The ``postgres`` connection type."""
+"""The ``postgres`` and ``mysql`` connection types (the SQL blocks work with both)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from ..types import ConnectionConfig, ConnectionType, SecretField, TestOutcome
-from . import client
+from . import drivers
+from .base import SqlConnectError
 
 
 class PostgresConfig(ConnectionConfig):
@@ -32,8 +33,36 @@ class PostgresConnection(ConnectionType):
     @classmethod
     def test(cls, config: PostgresConfig, secrets: Mapping[str, str]) -> TestOutcome:
         try:
-            with client.connect(config, secrets) as connection:
-                version = connection.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-        except client.SqlConnectError as error:
+            version = drivers.driver_for(cls.key).server_version(config, secrets)
+        except SqlConnectError as error:
             return TestOutcome(False, error.stage, error.message)
         return TestOutcome(True, "ok", f"connected to PostgreSQL {version} as {config.user}")
+
+
+class MysqlConfig(ConnectionConfig):
+    host: str = Field(min_length=1, description="Host name or address of the server.")
+    port: int = Field(default=3306, ge=1, le=65535)
+    database: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+    tls: Literal["disable", "require", "verify"] = Field(
+        default="require",
+        description="TLS: require encrypts; verify also checks the certificate and host name.",
+    )
+    connect_timeout: int = Field(default=10, ge=1, le=120, description="Seconds.")
+
+
+class MysqlConnection(ConnectionType):
+    key = "mysql"
+    title = "MySQL / MariaDB"
+    description = "A MySQL or MariaDB database for the SQL query and execute blocks."
+    Config = MysqlConfig
+    secret_fields = (SecretField("password", "Password"),)
+
+    @classmethod
+    def test(cls, config: MysqlConfig, secrets: Mapping[str, str]) -> TestOutcome:
+        try:
+            version = drivers.driver_for(cls.key).server_version(config, secrets)
+        except SqlConnectError as error:
+            return TestOutcome(False, error.stage, error.message)
+        product = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+        return TestOutcome(True, "ok", f"connected to {product} {version} as {config.user}")

@@ -1,14 +1,19 @@
-"""connector.stream.publish and trigger.stream: Redis Streams.
+"""connector.stream.publish and trigger.stream: Redis Streams or NATS JetStream.
 
 ``connector.stream.publish`` adds one JSON message (field ``data``) and is idempotent: the
 step's idempotency key is remembered next to the stream in the same atomic script, so a
 retry returns the first message's id instead of adding a second. ``trigger.stream``
 starts a run per message; ``manage.py streams consume`` reads for it (see consumer.py).
+
+On a ``nats`` connection the stream name is a subject: publishing is a JetStream publish
+whose ``Nats-Msg-Id`` header is the step's idempotency key, so the stream drops a retry's
+duplicate (within its de-duplication window) and answers with the first sequence.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 import redis
@@ -19,15 +24,19 @@ from apps.blocks.expressions import Expression, Template
 
 from ..types import connection_reference
 from . import client
+from . import nats as nats_client
 
 STREAM_NAME = r"^[\w.:{}-]{1,200}$"
 
 
 class PublishConfig(BlockConfig):
     connection: str = Field(
-        description="A Redis Streams connection.", json_schema_extra=connection_reference("redis")
+        description="A Redis Streams or NATS JetStream connection.",
+        json_schema_extra=connection_reference("redis", "nats"),
     )
-    stream: Template = Field(description="Stream name; {{ expressions }} are filled in.")
+    stream: Template = Field(
+        description="Stream name (a subject for NATS); {{ expressions }} are filled in."
+    )
     payload: dict[str, Expression] | Expression = Field(
         description="The message: an object of expressions, or one expression; sent as JSON."
     )
@@ -61,7 +70,9 @@ class StreamPublishBlock(Block):
         if ctx.dry_run:
             description = {"dry_run": True, "stream": stream, "fields": fields}
             return Result(output=description, meta={"dry_run": True})
-        connection = ctx.service("connections").get(config.connection, type="redis")
+        connection = ctx.service("connections").get(config.connection, type=("redis", "nats"))
+        if connection.type == "nats":
+            return _publish_nats(connection, stream, data, ctx.idempotency_key, ctx.correlation_id)
         try:
             with client.connect(connection.config, connection.secrets) as redis_client:
                 message_id, created = client.publish_once(
@@ -82,11 +93,35 @@ class StreamPublishBlock(Block):
         )
 
 
+def _publish_nats(
+    connection: Any, subject: str, data: str, idempotency_key: str, correlation_id: str
+) -> Result:
+    if not re.match(nats_client.SUBJECT, subject):
+        raise BlockError(f"invalid NATS subject {subject!r}", retryable=False)
+    try:
+        with nats_client.NatsSession(connection.config, connection.secrets) as session:
+            stream, sequence, duplicate = session.publish(
+                subject, data.encode(), msg_id=idempotency_key, correlation_id=correlation_id or ""
+            )
+    except client.StreamError as error:
+        raise BlockError(
+            f"not published ({error.stage}): {error.message}", retryable=error.retryable
+        ) from None
+    return Result(
+        output={"stream": subject, "id": str(sequence), "duplicate": duplicate},
+        meta={"stream": subject, "jetstream": stream, "sequence": sequence},
+    )
+
+
 class StreamTriggerConfig(BlockConfig):
     connection: str = Field(
-        description="A Redis Streams connection.", json_schema_extra=connection_reference("redis")
+        description="A Redis Streams or NATS JetStream connection.",
+        json_schema_extra=connection_reference("redis", "nats"),
     )
-    stream: str = Field(pattern=STREAM_NAME, description="The stream to consume.")
+    stream: str = Field(
+        pattern=STREAM_NAME,
+        description="The stream to consume (for NATS: a subject a JetStream stream takes).",
+    )
     start: Literal["new", "beginning"] = Field(
         default="new", description="On first start: only new messages, or the whole stream."
     )
@@ -95,7 +130,8 @@ class StreamTriggerConfig(BlockConfig):
 
 class StreamTrigger(Block):
     """Start the flow for each message on a Redis stream (consumer group, acked after the
-    run is created; messages that are not JSON go to <stream>:dead)."""
+    run is created; messages that are not JSON go to <stream>:dead) or a NATS subject
+    (durable pull consumer; not JSON → <subject>.dead)."""
 
     key = "trigger.stream"
     title = "Stream message"

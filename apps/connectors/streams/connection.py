@@ -37,3 +37,36 @@ class RedisConnection(ConnectionType):
             failure = client.classify(error, target)
             return TestOutcome(False, failure.stage, failure.message)
         return TestOutcome(True, "ok", f"connected to Redis {version} at {target}/{config.db}")
+
+
+class NatsConfig(ConnectionConfig):
+    host: str = Field(min_length=1)
+    port: int = Field(default=4222, ge=1, le=65535)
+    user: str = Field(default="", description="User name; blank for none (or a token).")
+    tls: bool = Field(default=False, title="Use TLS", description="Connect with TLS.")
+    timeout_seconds: int = Field(default=10, ge=1, le=120)
+
+
+class NatsConnection(ConnectionType):
+    key = "nats"
+    title = "NATS JetStream"
+    description = (
+        "A NATS server with JetStream whose subjects flows publish to and are triggered from."
+    )
+    Config = NatsConfig
+    secret_fields = (
+        SecretField("password", "Password", help="With a user name."),
+        SecretField("token", "Token", help="Instead of a user name and password."),
+    )
+
+    @classmethod
+    def test(cls, config: NatsConfig, secrets: Mapping[str, str]) -> TestOutcome:
+        from .nats import NatsSession
+
+        target = f"{config.host}:{config.port}"
+        try:
+            with NatsSession(config, secrets) as session:
+                version = session.server_version()
+        except client.StreamError as error:
+            return TestOutcome(False, error.stage, error.message)
+        return TestOutcome(True, "ok", f"connected to NATS {version} with JetStream at {target}")

@@ -11,6 +11,12 @@ creates the run (idempotency key = stream + message id, or the publisher's
 - a message delivered twice finds the run already created and is just acknowledged;
 - a message that is not JSON (or lacks the payload field) is copied to ``<stream>:dead``
   with the reason and acknowledged, and the consumer keeps going.
+
+On a ``nats`` connection the stream is a subject: each flow gets a durable JetStream pull
+consumer (``flowgate-<flow id>``, explicit acks, redelivered after
+``STREAM_CLAIM_IDLE_SECONDS`` when not acked), the idempotency key is the JetStream stream
+and sequence, the ack is sent (and confirmed) only after the run is committed, and
+messages that are not JSON are copied to ``<subject>.dead`` with the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from apps.runs.services import RunError, run_start
 
 from ..services import WorkspaceConnections
 from . import client
+from . import nats as nats_client
 
 logger = logging.getLogger("flowgate.streams")
 BATCH = 50
@@ -103,6 +110,8 @@ class StreamConsumer:
         self.block_ms = int(block_ms or flowgate["STREAM_BLOCK_MILLISECONDS"])
         self.claim_idle_ms = int(flowgate["STREAM_CLAIM_IDLE_SECONDS"]) * 1000
         self._clients: dict[tuple[str, str], redis.Redis] = {}
+        self._types: dict[tuple[str, str], str] = {}
+        self._nats: dict[tuple[str, str], nats_client.NatsSession] = {}
         self._groups: set[tuple[str, str]] = set()
         self._stopping = False
         # Failed attempts per (group, message id): a message no run can be started from is
@@ -123,13 +132,23 @@ class StreamConsumer:
                 time.sleep(self.block_ms / 1000)
         for redis_client in self._clients.values():
             redis_client.close()
+        for session in self._nats.values():
+            session.close()
 
     def poll_once(self, *, block: bool = False) -> list[Outcome]:
         current = subscriptions()
         outcomes: list[Outcome] = []
         for subscription in current:
             try:
-                outcomes.extend(self._poll(subscription))
+                if self._type(subscription) == "nats":
+                    outcomes.extend(self._poll_nats(subscription, wait=0.05))
+                else:
+                    outcomes.extend(self._poll(subscription))
+            except client.StreamError as error:
+                logger.warning(
+                    "subject %s (flow %s): %s", subscription.stream, subscription.flow_id, error
+                )
+                self._drop_nats(subscription)
             except (redis.RedisError, BlockError) as error:
                 logger.warning(
                     "stream %s (flow %s): %s", subscription.stream, subscription.flow_id, error
@@ -146,6 +165,117 @@ class StreamConsumer:
             else:
                 time.sleep(min(self.block_ms, 100) / 1000)
         return outcomes
+
+    def _type(self, subscription: Subscription) -> str:
+        key = (subscription.workspace_id, subscription.connection)
+        if key not in self._types:
+            handle = WorkspaceConnections(subscription.workspace_id).get(
+                subscription.connection, type=("redis", "nats")
+            )
+            self._types[key] = handle.type
+        return self._types[key]
+
+    def _drop_nats(self, subscription: Subscription) -> None:
+        key = (subscription.workspace_id, subscription.connection)
+        self._types.pop(key, None)
+        session = self._nats.pop(key, None)
+        if session is not None:
+            session.close()
+
+    def _session(self, subscription: Subscription) -> nats_client.NatsSession:
+        key = (subscription.workspace_id, subscription.connection)
+        if key not in self._nats:
+            handle = WorkspaceConnections(subscription.workspace_id).get(
+                subscription.connection, type="nats"
+            )
+            session = nats_client.NatsSession(handle.config, handle.secrets)
+            session.connect()
+            self._nats[key] = session
+        return self._nats[key]
+
+    def _poll_nats(self, subscription: Subscription, *, wait: float) -> list[Outcome]:
+        session = self._session(subscription)
+        messages = session.fetch(
+            subscription.stream,
+            nats_client.durable_name(subscription.flow_id),
+            start=subscription.start,
+            ack_wait=self.claim_idle_ms / 1000,
+            batch=BATCH,
+            wait=wait,
+        )
+        return [self._handle_nats_safely(session, subscription, message) for message in messages]
+
+    def _handle_nats_safely(
+        self,
+        session: nats_client.NatsSession,
+        subscription: Subscription,
+        message: nats_client.Message,
+    ) -> Outcome:
+        message_id = str(message.sequence)
+        try:
+            try:
+                body = nats_client.payload(message)
+            except ValueError as error:
+                return self._dead_nats(session, message, f"not JSON: {error}")
+            key = f"nats:{message.stream}:{message.sequence}"
+            started = self._start_run(
+                subscription,
+                body,
+                key=key,
+                message_id=message_id,
+                correlation_id=message.headers.get("Flowgate-Correlation-Id"),
+            )
+            session.ack(message)  # committed: the run exists durably, so the message may go
+            return Outcome(
+                message_id, "started" if started.created else "duplicate", str(started.run.id)
+            )
+        except (client.StreamError, DatabaseError):
+            raise  # the infrastructure, not the message: redelivered after ack_wait
+        except RunError as error:
+            return self._dead_nats(session, message, str(error))
+        except Exception as error:
+            failure_key = (subscription.group, f"nats:{message.stream}:{message.sequence}")
+            failures = self._failures[failure_key] = self._failures.get(failure_key, 0) + 1
+            logger.exception(
+                "subject %s message %s: attempt %d failed",
+                subscription.stream,
+                message_id,
+                failures,
+            )
+            if failures < self.max_failures:
+                return Outcome(message_id, "failed")
+            del self._failures[failure_key]
+            reason = f"no run could be started after {failures} attempts: {error}"
+            return self._dead_nats(session, message, reason)
+
+    def _dead_nats(
+        self, session: nats_client.NatsSession, message: nats_client.Message, reason: str
+    ) -> Outcome:
+        session.dead_letter(message, reason)
+        session.ack(message)
+        logger.warning(
+            "subject %s message %s dead-lettered: %s", message.subject, message.sequence, reason
+        )
+        return Outcome(str(message.sequence), "dead")
+
+    def _start_run(
+        self,
+        subscription: Subscription,
+        body: Any,
+        *,
+        key: str,
+        message_id: str,
+        correlation_id: str | None,
+    ) -> Any:
+        flow = Flow.objects.select_related("latest_version").get(pk=subscription.flow_id)
+        with transaction.atomic():
+            return run_start(
+                flow=flow,
+                trigger=Trigger.STREAM,
+                payload=envelope(body, stream=subscription.stream, message_id=message_id),
+                idempotency_key=f"stream:{subscription.stream}:{key}"[:200],
+                correlation_id=correlation_id,
+            )
 
     def _client(self, subscription: Subscription) -> redis.Redis:
         key = (subscription.workspace_id, subscription.connection)
@@ -205,11 +335,15 @@ class StreamConsumer:
     def _wait_for_new(self, subscription: Subscription) -> None:
         # One subscription: block on the server instead of polling.
         try:
+            if self._type(subscription) == "nats":
+                self._poll_nats(subscription, wait=self.block_ms / 1000)
+                return
             redis_client = self._client(subscription)
             for message in self._read(redis_client, subscription, ">", block=self.block_ms):
                 self._handle_safely(redis_client, subscription, *message)
-        except (redis.RedisError, BlockError, DatabaseError) as error:
+        except (redis.RedisError, client.StreamError, BlockError, DatabaseError) as error:
             logger.warning("stream %s: %s", subscription.stream, error)
+            self._drop_nats(subscription)
             time.sleep(self.block_ms / 1000)
 
     def _handle_safely(
@@ -258,16 +392,13 @@ class StreamConsumer:
                 fields,
                 f"{subscription.field!r} is not JSON: {error}",
             )
-        flow = Flow.objects.select_related("latest_version").get(pk=subscription.flow_id)
-        key = fields.get("idempotency_key") or message_id
-        with transaction.atomic():
-            started = run_start(
-                flow=flow,
-                trigger=Trigger.STREAM,
-                payload=envelope(body, stream=subscription.stream, message_id=message_id),
-                idempotency_key=f"stream:{subscription.stream}:{key}"[:200],
-                correlation_id=fields.get("correlation_id"),
-            )
+        started = self._start_run(
+            subscription,
+            body,
+            key=fields.get("idempotency_key") or message_id,
+            message_id=message_id,
+            correlation_id=fields.get("correlation_id"),
+        )
         # Committed: the run exists durably, so the message may go.
         redis_client.xack(subscription.stream, subscription.group, message_id)
         return Outcome(
@@ -314,12 +445,20 @@ def stream_status(
         }
         try:
             handle = WorkspaceConnections(subscription.workspace_id).get(
-                subscription.connection, type="redis"
+                subscription.connection, type=("redis", "nats")
             )
+            if handle.type == "nats":
+                row["group"] = nats_client.durable_name(subscription.flow_id)
+                with nats_client.NatsSession(handle.config, handle.secrets) as session:
+                    row.update(session.lag(subscription.stream, row["group"]))
+                row["dead_stream"] = nats_client.dead_subject(subscription.stream)
+                rows.append(row)
+                continue
             with client.connect(handle.config, handle.secrets) as redis_client:
                 row.update(client.group_lag(redis_client, subscription.stream, subscription.group))
                 row["dead"] = redis_client.xlen(f"{subscription.stream}:dead")
-        except (redis.RedisError, BlockError) as error:
+            row["dead_stream"] = f"{subscription.stream}:dead"
+        except (redis.RedisError, client.StreamError, BlockError) as error:
             row["error"] = str(error)
         rows.append(row)
     return rows

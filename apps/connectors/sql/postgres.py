@@ -1,4 +1,4 @@
-"""The one PostgreSQL client for connector blocks (psycopg 3): connect with a connection's
+"""The PostgreSQL driver of the SQL blocks (psycopg 3): connect with a connection's
 settings, run one parameterised statement with a timeout, read at most N rows.
 
 Statements are never built from data: values travel as bound parameters, and the
@@ -8,46 +8,17 @@ smuggled after a ``;`` is refused by the server.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.core.serializers.json import DjangoJSONEncoder
 from psycopg.rows import dict_row
+
+from .base import STAGE_TEXT, SqlConnectError, SqlStatementError, StatementResult, json_safe
 
 # SQLSTATE classes worth retrying: connection exceptions, transaction rollback
 # (serialization failure, deadlock), insufficient resources, operator intervention.
 RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57")
-
-
-class SqlConnectError(Exception):
-    """Could not connect; ``stage`` says why (dns, refused, timeout, tls, auth, config)."""
-
-    def __init__(self, stage: str, message: str):
-        super().__init__(message)
-        self.stage, self.message = stage, message
-
-
-class SqlStatementError(Exception):
-    """The database refused the statement; carries its message and SQLSTATE."""
-
-    def __init__(self, message: str, sqlstate: str | None):
-        super().__init__(message)
-        self.message, self.sqlstate = message, sqlstate
-
-    @property
-    def retryable(self) -> bool:
-        return bool(self.sqlstate) and self.sqlstate[:2] in RETRYABLE_SQLSTATE_CLASSES  # type: ignore[index]
-
-
-@dataclass(frozen=True)
-class StatementResult:
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    row_count: int
-    truncated: bool
 
 
 def _connect_stage(text: str) -> str:
@@ -65,16 +36,6 @@ def _connect_stage(text: str) -> str:
     if "ssl" in lowered or "certificate" in lowered:
         return "tls"
     return "config"
-
-
-STAGE_TEXT = {
-    "auth": "authentication failed",
-    "dns": "DNS: cannot resolve the host",
-    "refused": "connection refused",
-    "timeout": "the server did not answer in time",
-    "tls": "TLS failed",
-    "config": "cannot connect",
-}
 
 
 def connect(
@@ -99,11 +60,6 @@ def connect(
         raise SqlConnectError(
             stage, f"{STAGE_TEXT[stage]} ({config.host}:{config.port}/{config.database}): {text}"
         ) from None
-
-
-def _json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Decimal, dates, UUIDs and the like become JSON the run can store.
-    return json.loads(json.dumps(rows, cls=DjangoJSONEncoder, default=str))
 
 
 def run_statement(
@@ -138,10 +94,17 @@ def run_statement(
     except psycopg.Error as error:
         diagnostic = getattr(error, "diag", None)
         message = (diagnostic.message_primary if diagnostic else None) or str(error)
-        raise SqlStatementError(message, getattr(error, "sqlstate", None)) from None
+        sqlstate = getattr(error, "sqlstate", None)
+        retryable = bool(sqlstate) and sqlstate[:2] in RETRYABLE_SQLSTATE_CLASSES
+        raise SqlStatementError(message, sqlstate, retryable=retryable) from None
     return StatementResult(
         columns=columns,
-        rows=_json_safe(rows[:max_rows]),
+        rows=json_safe(rows[:max_rows]),
         row_count=row_count,
         truncated=len(rows) > max_rows,
     )
+
+
+def server_version(config: Any, secrets: Mapping[str, str]) -> str:
+    with connect(config, secrets) as connection:
+        return str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
