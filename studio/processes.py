@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 MANAGE_PY = str(REPOSITORY_ROOT / "manage.py")
+# Where the local mail sink listens (the demo's ``demo-mail`` connection).
+MAIL_SINK_PORT = 1025
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,15 @@ def model_service_process(*, service_url: str, tracking_uri: str) -> ProcessSpec
             str(port),
         ],
         {"MLFLOW_TRACKING_URI": tracking_uri, "BENTOML_DO_NOT_TRACK": "True"},
+    )
+
+
+def mail_sink_process(*, port: int) -> ProcessSpec:
+    """A local SMTP server that prints every message it receives (aiosmtpd's debugging
+    handler): the demo's ``demo-mail`` connection sends here, so nothing leaves the machine."""
+    return ProcessSpec(
+        "mail",
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
     )
 
 

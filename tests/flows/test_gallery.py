@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from apps.accounts.models import Membership
+from apps.connectors.demo import demo_connections_ensure
 from apps.flows.definition import validate_definition
 from apps.flows.gallery import template_definition, template_list
 from apps.inbox.models import ReviewTask
@@ -29,6 +31,7 @@ def test_every_template_validates_or_names_the_blocks_it_misses():
 
 def expense_run(workspace, admin_user, body) -> Run:
     policy_defaults_ensure(workspace=workspace)
+    demo_connections_ensure(workspace=workspace, actor=admin_user)  # demo-ledger: this database
     flow = published_flow(workspace, admin_user, template_definition("expense-approval"))
     run = run_start(flow=flow, trigger="webhook", payload=envelope(body), enqueue=False).run
     advance(run.id)
@@ -36,17 +39,28 @@ def expense_run(workspace, admin_user, body) -> Run:
     return run
 
 
-def test_expense_within_the_limit_is_approved_without_a_person(workspace, admin_user):
+def ledger_rows(run: Run) -> list[tuple]:
+    """What the run booked (the table is not Django's: tests leave their rows behind)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT employee, amount, category FROM demo_ledger WHERE run_id = %s", [run.id]
+        )
+        return [(employee, float(amount), category) for employee, amount, category in cursor]
+
+
+def test_expense_within_the_limit_is_approved_and_booked_without_a_person(workspace, admin_user):
     run = expense_run(workspace, admin_user, {"employee": "kim", "amount": 40, "category": "meals"})
     assert run.status == "succeeded"
     assert run.output["status"] == "approved"
     assert not ReviewTask.objects.exists()
+    assert ledger_rows(run) == [("kim", 40.0, "meals")]
 
 
 def test_a_blocked_category_is_rejected_with_the_policys_reasons(workspace, admin_user):
     run = expense_run(
         workspace, admin_user, {"employee": "kim", "amount": 20, "category": "gambling"}
     )
+    assert ledger_rows(run) == []
     assert run.output == {
         "status": "rejected",
         "employee": "kim",
@@ -75,6 +89,7 @@ def test_an_expense_over_the_limit_waits_for_a_reviewer_who_approves_it(
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.output == {"status": "approved", "employee": "kim", "amount": 2500}
+    assert ledger_rows(run) == [("kim", 2500.0, "travel")]
 
 
 def test_the_demo_seed_publishes_every_available_template_once(workspace, admin_user):

@@ -24,7 +24,9 @@ from honcho.manager import Manager
 
 from apps.core import localservices
 from studio.processes import (
+    MAIL_SINK_PORT,
     ProcessSpec,
+    mail_sink_process,
     mlflow_process,
     model_service_process,
     studio_processes,
@@ -58,10 +60,10 @@ class Command(BaseCommand):
         try:
             self._prepare(seed=not no_seed)
             self._banner(host, port, seeded=not no_seed)
-            extra = [] if no_models else self._model_processes()
-            if extra and not no_seed:
+            models = [] if no_models else self._model_processes()
+            if models and not no_seed:
                 self._train_demo_models_when_up()
-            exit_code = self._supervise(host, port, concurrency, extra)
+            exit_code = self._supervise(host, port, concurrency, [*models, *self._mail_sink()])
         finally:
             if self._trainer is not None and self._trainer.poll() is None:
                 self._trainer.terminate()
@@ -112,6 +114,13 @@ class Command(BaseCommand):
         if self._should_start(url, "model service"):
             specs.append(model_service_process(service_url=url, tracking_uri=uri))
         return specs
+
+    def _mail_sink(self) -> list[ProcessSpec]:
+        """The local mail sink the demo's ``demo-mail`` connection sends to."""
+        url = f"smtp://127.0.0.1:{MAIL_SINK_PORT}"
+        if not self._should_start(url, "mail sink"):
+            return []
+        return [mail_sink_process(port=MAIL_SINK_PORT)]
 
     def _should_start(self, url: str, what: str) -> bool:
         parts = urlsplit(url)
