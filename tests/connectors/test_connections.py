@@ -194,15 +194,20 @@ def test_an_unknown_connection_fails_the_step_with_a_clear_message(workspace, ad
 
 
 @pytest.mark.django_db
-def test_the_demo_seed_adds_a_working_stream_connection_once(workspace, admin_user):
+def test_the_demo_seed_adds_its_connections_once_and_they_work(workspace, admin_user):
     from apps.connectors.demo import demo_connections_ensure
     from apps.connectors.services import connection_test
 
     demo_connections_ensure(workspace=workspace, actor=admin_user)
     demo_connections_ensure(workspace=workspace, actor=admin_user)
-    [connection] = Connection.objects.filter(workspace=workspace)
-    assert connection.name == "demo-events" and connection.type == "redis"
-    assert connection_test(connection=connection).ok
+    connections = {c.name: c for c in Connection.objects.filter(workspace=workspace)}
+    assert {name: c.type for name, c in connections.items()} == {
+        "demo-events": "redis",
+        "demo-ledger": "postgres",
+        "demo-mail": "smtp",  # the studio's mail sink, which tests do not run
+    }
+    assert connection_test(connection=connections["demo-events"]).ok
+    assert connection_test(connection=connections["demo-ledger"]).ok
 
 
 @pytest.mark.django_db
