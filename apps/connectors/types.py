@@ -9,8 +9,10 @@ in ``ConnectorsConfig.ready()`` with ``register_connection_type``.
 
 from __future__ import annotations
 
+import inspect
 import socket
 import ssl
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -43,7 +45,10 @@ class TestOutcome:
     message: str
 
 
-class ConnectionType:
+class ConnectionType(ABC):
+    """A kind of connection. Subclasses are used as classes (never instantiated) and must
+    implement ``test``; ``register_connection_type`` refuses one that does not."""
+
     key: ClassVar[str]
     title: ClassVar[str]
     description: ClassVar[str] = ""
@@ -51,8 +56,9 @@ class ConnectionType:
     secret_fields: ClassVar[tuple[SecretField, ...]] = ()
 
     @classmethod
+    @abstractmethod
     def test(cls, config: Any, secrets: Mapping[str, str]) -> TestOutcome:
-        raise NotImplementedError
+        """Connect with ``config`` and ``secrets`` and say which stage failed, if any."""
 
     @classmethod
     def secret_names(cls) -> tuple[str, ...]:
@@ -67,6 +73,8 @@ _types: dict[str, type[ConnectionType]] = {}
 
 
 def register_connection_type(connection_type: type[ConnectionType]) -> None:
+    if inspect.isabstract(connection_type):
+        raise ConnectionTypeError(f"{connection_type.__name__} does not implement test()")
     if connection_type.key in _types:
         raise ConnectionTypeError(f"connection type {connection_type.key!r} is already registered")
     _types[connection_type.key] = connection_type

@@ -11,8 +11,9 @@ from django.db import connection as django_connection
 from apps.connectors.services import connection_create, connection_test
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
-from apps.runs.models import Run, StepRun
+from apps.runs.models import StepRun
 from apps.runs.services import run_start
+from tests.connectors.helpers import run_sql_block
 from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,27 +63,9 @@ def books(workspace, admin_user, database):
     )
 
 
-def run_one(workspace, actor, block_type, body=None, **config) -> tuple[Run, StepRun]:
-    flow = published_flow(
-        workspace,
-        actor,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node("sql", block_type, connection="books", **config),
-            ],
-            [("start", "sql")],
-        ),
-    )
-    run = run_start(flow=flow, trigger="manual", payload=envelope(body or {}), enqueue=False).run
-    advance(run.id)
-    run.refresh_from_db()
-    return run, StepRun.objects.filter(run=run, node_id="sql").order_by("-attempt").first()
-
-
 def test_a_query_binds_values_and_returns_rows(workspace, admin_user, ledger, books):
     table, _ = ledger
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -102,7 +85,7 @@ def test_a_query_binds_values_and_returns_rows(workspace, admin_user, ledger, bo
 
 def test_a_value_is_bound_not_interpolated(workspace, admin_user, ledger, books):
     table, _ = ledger
-    _run, step = run_one(
+    _run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -115,7 +98,7 @@ def test_a_value_is_bound_not_interpolated(workspace, admin_user, ledger, books)
 
 def test_an_oversized_result_is_truncated_with_a_warning(workspace, admin_user, ledger, books):
     table, _ = ledger
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -130,7 +113,7 @@ def test_an_oversized_result_is_truncated_with_a_warning(workspace, admin_user, 
 
 def test_a_query_runs_read_only(workspace, admin_user, ledger, books):
     table, connection = ledger
-    run, _step = run_one(
+    run, _step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -139,7 +122,9 @@ def test_a_query_runs_read_only(workspace, admin_user, ledger, books):
     assert run.status == "failed"
     assert "SQLSTATE 25006" in run.error["message"]  # read_only_sql_transaction
     assert "read-only transaction" in run.error["message"]
-    run, _ = run_one(workspace, admin_user, "connector.sql.query", statement=f"DELETE FROM {table}")
+    run, _ = run_sql_block(
+        workspace, admin_user, "connector.sql.query", statement=f"DELETE FROM {table}"
+    )
     assert run.status == "failed"  # only a query may run here
     assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 5
 
@@ -151,7 +136,7 @@ def test_execute_writes_with_the_idempotency_key(workspace, admin_user, ledger, 
         "VALUES (%(account)s, %(amount)s, %(idempotency_key)s) "
         "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
     )
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
@@ -169,7 +154,7 @@ def test_execute_writes_with_the_idempotency_key(workspace, admin_user, ledger, 
 
 def test_a_database_error_shows_its_message_and_sqlstate(workspace, admin_user, ledger, books):
     table, _ = ledger
-    run, _step = run_one(
+    run, _step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
@@ -182,7 +167,7 @@ def test_a_database_error_shows_its_message_and_sqlstate(workspace, admin_user, 
 
 def test_a_second_statement_is_refused(workspace, admin_user, ledger, books):
     table, connection = ledger
-    run, _ = run_one(
+    run, _ = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",

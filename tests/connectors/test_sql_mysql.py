@@ -11,11 +11,7 @@ import uuid
 import pytest
 
 from apps.connectors.services import connection_create, connection_test
-from apps.runs.blocks import envelope
-from apps.runs.engine import advance
-from apps.runs.models import Run, StepRun
-from apps.runs.services import run_start
-from tests.runs.helpers import definition, node, published_flow
+from tests.connectors.helpers import run_sql_block
 
 MYSQL = {
     "host": os.environ.get("FLOWGATE_TEST_MYSQL_HOST", "127.0.0.1"),
@@ -102,27 +98,9 @@ def books(workspace, admin_user, mysql_database):
     )
 
 
-def run_one(workspace, actor, block_type, body=None, **config) -> tuple[Run, StepRun]:
-    flow = published_flow(
-        workspace,
-        actor,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node("sql", block_type, connection="books", **config),
-            ],
-            [("start", "sql")],
-        ),
-    )
-    run = run_start(flow=flow, trigger="manual", payload=envelope(body or {}), enqueue=False).run
-    advance(run.id)
-    run.refresh_from_db()
-    return run, StepRun.objects.filter(run=run, node_id="sql").order_by("-attempt").first()
-
-
 def test_a_query_binds_values_and_returns_rows(workspace, admin_user, ledger, books):
     table, _ = ledger
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -143,7 +121,7 @@ def test_a_query_binds_values_and_returns_rows(workspace, admin_user, ledger, bo
 def test_a_value_is_bound_not_interpolated(workspace, admin_user, ledger, books):
     table, cursor = ledger
     hostile = "x' OR '1'='1'; DELETE FROM " + table + "; -- \\"
-    _run, step = run_one(
+    _run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -157,7 +135,7 @@ def test_a_value_is_bound_not_interpolated(workspace, admin_user, ledger, books)
 
 def test_an_oversized_result_is_truncated_with_a_warning(workspace, admin_user, ledger, books):
     table, _ = ledger
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
@@ -172,7 +150,9 @@ def test_an_oversized_result_is_truncated_with_a_warning(workspace, admin_user, 
 
 def test_a_query_runs_read_only(workspace, admin_user, ledger, books):
     table, cursor = ledger
-    run, _ = run_one(workspace, admin_user, "connector.sql.query", statement=f"DELETE FROM {table}")
+    run, _ = run_sql_block(
+        workspace, admin_user, "connector.sql.query", statement=f"DELETE FROM {table}"
+    )
     assert run.status == "failed"
     assert "READ ONLY transaction" in run.error["message"]
     assert "SQLSTATE 25006, error 1792" in run.error["message"]
@@ -185,7 +165,7 @@ def test_execute_writes_with_the_idempotency_key(workspace, admin_user, ledger, 
         f"INSERT IGNORE INTO {table} (account, amount, idempotency_key) "
         "VALUES (%(account)s, %(amount)s, %(idempotency_key)s)"
     )
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
@@ -202,7 +182,7 @@ def test_execute_writes_with_the_idempotency_key(workspace, admin_user, ledger, 
 
 def test_a_database_error_shows_its_message_and_code(workspace, admin_user, ledger, books):
     table, _ = ledger
-    run, _ = run_one(
+    run, _ = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
@@ -219,7 +199,7 @@ def test_a_database_error_shows_its_message_and_code(workspace, admin_user, ledg
 
 def test_a_second_statement_is_refused(workspace, admin_user, ledger, books):
     table, cursor = ledger
-    run, _ = run_one(
+    run, _ = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
@@ -233,7 +213,7 @@ def test_a_second_statement_is_refused(workspace, admin_user, ledger, books):
 
 
 def test_a_slow_statement_stops_at_the_timeout(workspace, admin_user, ledger, books):
-    run, step = run_one(
+    run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
