@@ -7,4 +7,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from . import schema  # noqa: F401  (registers the API-token scheme with the docs)
+        from .tracing import configure_tracing
+
+        configure_tracing(settings.FLOWGATE.get("TRACING_EXPORTER", "none"))

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from apps.blocks.base import BlockError, Result, Wait
 from apps.blocks.expressions import ExpressionError
-from apps.dashboard.tracing import step_span
+from apps.core.tracing import step_span
 from apps.flows.definition import FlowGraph, Node
 
 from ..models import COMPLETED_STEP_STATUSES, Run, RunStatus, StepRun, StepStatus

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from apps.dashboard import tracing
+from apps.core import tracing
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.services import run_start
