@@ -1,10 +1,11 @@
-"""connector.sql.query / connector.sql.execute against the real test Postgres."""
+"""connector.sql.query / connector.sql.execute and the SQL connection types, each test run
+against every real database there is: the test Postgres, and MariaDB/MySQL when one listens
+(tests/connectors/sql_databases.py says how each differs)."""
 
 from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 from django.db import connection as django_connection
 
@@ -14,63 +15,59 @@ from apps.runs.engine import advance
 from apps.runs.models import StepRun
 from apps.runs.services import run_start
 from tests.connectors.helpers import run_sql_block
+from tests.connectors.sql_databases import mysql_database, mysql_listening, postgres_database
 from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def database():
-    settings = django_connection.settings_dict
-    return {
-        "host": settings["HOST"] or "127.0.0.1",
-        "port": int(settings["PORT"] or 5432),
-        "database": settings["NAME"],
-        "user": settings["USER"],
-        "password": settings["PASSWORD"] or "",
-    }
+@pytest.fixture(scope="module")
+def mysql():
+    if not mysql_listening():
+        pytest.skip("no MySQL/MariaDB listens on the test address")
+    with mysql_database() as database:
+        yield database
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def sql(request):
+    if request.param == "mysql":
+        return request.getfixturevalue("mysql")
+    return postgres_database(django_connection.settings_dict)
 
 
 @pytest.fixture
-def ledger(database):
-    """A real table of its own in the test database, dropped afterwards."""
+def ledger(sql):
+    """A real table of its own holding accounts acct-1..acct-5, dropped afterwards."""
     table = f"ledger_{uuid.uuid4().hex[:8]}"
-    dsn = {**database, "dbname": database["database"]}
-    del dsn["database"]
-    with psycopg.connect(**dsn, autocommit=True) as connection:
-        connection.execute(
-            f"CREATE TABLE {table} (id serial PRIMARY KEY, account text NOT NULL, "
-            "amount numeric(12,2) NOT NULL, idempotency_key text UNIQUE)"
-        )
-        connection.execute(
-            f"INSERT INTO {table} (account, amount) SELECT 'acct-' || n, n FROM generate_series(1, 5) n"
-        )
-        yield table, connection
-        connection.execute(f"DROP TABLE {table}")
+    sql.sql(sql.create_ledger.format(table=table))
+    sql.sql(
+        f"INSERT INTO {table} (account, amount) VALUES "
+        + ", ".join(f"('acct-{n}', {n})" for n in range(1, 6))
+    )
+    yield table
+    sql.sql(f"DROP TABLE {table}")
 
 
 @pytest.fixture
-def books(workspace, admin_user, database):
-    config = dict(database)
-    password = config.pop("password")
+def books(workspace, admin_user, sql):
     return connection_create(
         workspace=workspace,
         actor=admin_user,
         name="books",
-        type="postgres",
-        config={**config, "sslmode": "disable"},
-        secrets={"password": password} if password else {},
+        type=sql.type,
+        config=sql.connection_settings(),
+        secrets=sql.secrets,
     )
 
 
 def test_a_query_binds_values_and_returns_rows(workspace, admin_user, ledger, books):
-    table, _ = ledger
     run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
         {"min": 3},
-        statement=f"SELECT account, amount FROM {table} WHERE amount >= %(min)s ORDER BY id",
+        statement=f"SELECT account, amount FROM {ledger} WHERE amount >= %(min)s ORDER BY id",
         params={"min": "trigger.body.min"},
     )
     assert run.status == "succeeded", run.error
@@ -83,99 +80,105 @@ def test_a_query_binds_values_and_returns_rows(workspace, admin_user, ledger, bo
     assert step.output["truncated"] is False
 
 
-def test_a_value_is_bound_not_interpolated(workspace, admin_user, ledger, books):
-    table, _ = ledger
+def test_a_value_is_bound_not_interpolated(workspace, admin_user, sql, ledger, books):
+    hostile = f"x' OR '1'='1'; DELETE FROM {ledger}; -- \\"
     _run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
-        {"account": "x' OR '1'='1"},
-        statement=f"SELECT count(*) AS n FROM {table} WHERE account = %(account)s",
+        {"account": hostile},
+        statement=f"SELECT count(*) AS n FROM {ledger} WHERE account = %(account)s",
         params={"account": "trigger.body.account"},
     )
     assert step.output["rows"] == [{"n": 0}]
+    assert sql.count(ledger) == 5
 
 
 def test_an_oversized_result_is_truncated_with_a_warning(workspace, admin_user, ledger, books):
-    table, _ = ledger
     run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
-        statement=f"SELECT id FROM {table} ORDER BY id",
+        statement=f"SELECT id FROM {ledger} ORDER BY id",
         max_rows=2,
     )
-    assert run.status == "succeeded"
+    assert run.status == "succeeded", run.error
     assert [row["id"] for row in step.output["rows"]] == [1, 2]
     assert step.output["truncated"] is True
     assert "truncated at the row limit" in step.meta["warning"]
 
 
-def test_a_query_runs_read_only(workspace, admin_user, ledger, books):
-    table, connection = ledger
-    run, _step = run_sql_block(
+def test_a_query_runs_read_only(workspace, admin_user, sql, ledger, books):
+    run, _ = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.query",
-        statement=f"SELECT nextval('{table}_id_seq')",
+        statement=sql.writing_query.format(table=ledger),
     )
     assert run.status == "failed"
+    assert sql.read_only_error in run.error["message"]
     assert "SQLSTATE 25006" in run.error["message"]  # read_only_sql_transaction
-    assert "read-only transaction" in run.error["message"]
     run, _ = run_sql_block(
-        workspace, admin_user, "connector.sql.query", statement=f"DELETE FROM {table}"
+        workspace, admin_user, "connector.sql.query", statement=f"DELETE FROM {ledger}"
     )
     assert run.status == "failed"  # only a query may run here
-    assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 5
+    assert sql.count(ledger) == 5
 
 
-def test_execute_writes_with_the_idempotency_key(workspace, admin_user, ledger, books):
-    table, connection = ledger
-    statement = (
-        f"INSERT INTO {table} (account, amount, idempotency_key) "
-        "VALUES (%(account)s, %(amount)s, %(idempotency_key)s) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-    )
+def test_execute_writes_once_per_idempotency_key(workspace, admin_user, sql, ledger, books):
     run, step = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
         {"account": "travel", "amount": 42.5},
-        statement=statement,
+        statement=sql.idempotent_insert.format(table=ledger),
         params={"account": "trigger.body.account", "amount": "trigger.body.amount"},
     )
     assert run.status == "succeeded", run.error
     assert step.output["row_count"] == 1
-    key, amount = connection.execute(
-        f"SELECT idempotency_key, amount FROM {table} WHERE account = 'travel'"
-    ).fetchone()
+    [(key, amount)] = sql.sql(
+        f"SELECT idempotency_key, amount FROM {ledger} WHERE account = 'travel'"
+    )
     assert len(key) == 32 and float(amount) == 42.5
 
 
-def test_a_database_error_shows_its_message_and_sqlstate(workspace, admin_user, ledger, books):
-    table, _ = ledger
-    run, _step = run_sql_block(
-        workspace,
-        admin_user,
-        "connector.sql.execute",
-        statement=f"INSERT INTO {table} (account) VALUES ('no amount')",
-    )
-    assert run.status == "failed"
-    assert 'null value in column "amount"' in run.error["message"]
-    assert "SQLSTATE 23502" in run.error["message"]
-
-
-def test_a_second_statement_is_refused(workspace, admin_user, ledger, books):
-    table, connection = ledger
+def test_a_database_error_shows_its_message_and_code(workspace, admin_user, sql, ledger, books):
     run, _ = run_sql_block(
         workspace,
         admin_user,
         "connector.sql.execute",
-        statement=f"UPDATE {table} SET amount = 0 WHERE id = 1; DROP TABLE {table}",
+        statement=f"INSERT INTO {ledger} (account) VALUES ('no amount')",
     )
     assert run.status == "failed"
-    assert "multiple commands" in run.error["message"]
-    assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 5
+    message = run.error["message"]
+    assert any(text in message for text in sql.missing_value_errors), message
+    assert "SQLSTATE " in message
+
+
+def test_a_second_statement_is_refused(workspace, admin_user, sql, ledger, books):
+    run, _ = run_sql_block(
+        workspace,
+        admin_user,
+        "connector.sql.execute",
+        statement=f"UPDATE {ledger} SET amount = 0 WHERE id = 1; DROP TABLE {ledger}",
+    )
+    assert run.status == "failed"
+    assert sql.second_statement_error in run.error["message"]
+    assert sql.sql(f"SELECT amount FROM {ledger} WHERE id = 1")[0][0] == 1
+    assert sql.count(ledger) == 5
+
+
+def test_a_slow_statement_stops_at_the_timeout(workspace, admin_user, sql, books):
+    run, step = run_sql_block(
+        workspace,
+        admin_user,
+        "connector.sql.query",
+        statement=sql.sleep,
+        timeout_seconds=0.5,
+    )
+    assert run.status == "failed"
+    assert sql.timeout_error in run.error["message"]
+    assert (step.finished_at - step.started_at).total_seconds() < 4
 
 
 def test_templates_in_statements_are_rejected_at_validation():
@@ -185,8 +188,7 @@ def test_templates_in_statements_are_rejected_at_validation():
         SqlConfig(connection="books", statement="SELECT * FROM t WHERE a = '{{ trigger.body.a }}'")
 
 
-def test_a_dry_run_describes_the_write_without_doing_it(workspace, admin_user, ledger, books):
-    table, connection = ledger
+def test_a_dry_run_describes_the_write_without_doing_it(workspace, admin_user, sql, ledger, books):
     flow = published_flow(
         workspace,
         admin_user,
@@ -197,7 +199,7 @@ def test_a_dry_run_describes_the_write_without_doing_it(workspace, admin_user, l
                     "sql",
                     "connector.sql.execute",
                     connection="books",
-                    statement=f"DELETE FROM {table}",
+                    statement=f"DELETE FROM {ledger}",
                 ),
             ],
             [("start", "sql")],
@@ -213,38 +215,44 @@ def test_a_dry_run_describes_the_write_without_doing_it(workspace, admin_user, l
     ).run
     advance(run.id)
     step = StepRun.objects.get(run=run, node_id="sql")
-    assert step.output["dry_run"] is True and step.output["statement"] == f"DELETE FROM {table}"
-    assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 5
+    assert step.output["dry_run"] is True and step.output["statement"] == f"DELETE FROM {ledger}"
+    assert sql.count(ledger) == 5
 
 
-def test_the_test_button_connects_and_names_a_wrong_database(
-    books, workspace, admin_user, database
-):
+def test_the_test_button_connects_and_names_a_wrong_database(books, workspace, admin_user, sql):
     outcome = connection_test(connection=books)
     assert outcome.ok, outcome.message
-    assert "connected to PostgreSQL" in outcome.message
-    database.pop("password")
+    assert outcome.message.startswith(
+        ("connected to PostgreSQL", "connected to MariaDB", "connected to MySQL")
+    )
     wrong = connection_create(
         workspace=workspace,
         actor=admin_user,
         name="wrong",
-        type="postgres",
-        config={**database, "database": "no_such_db_xyz", "sslmode": "disable"},
-        secrets={},
+        type=sql.type,
+        config=sql.connection_settings(database="no_such_db_xyz"),
+        secrets=sql.secrets,
     )
     outcome = connection_test(connection=wrong)
-    assert not outcome.ok and 'database "no_such_db_xyz" does not exist' in outcome.message
+    assert not outcome.ok and "no_such_db_xyz" in outcome.message
 
 
-def test_an_unknown_role_says_authentication_failed(workspace, admin_user, database):
-    database.pop("password")
+@pytest.mark.parametrize(
+    ("change", "stage"),
+    [
+        ({"user": "no_such_user_xyz"}, "auth"),
+        ({"host": "no-such-host.invalid"}, "dns"),
+        ({"port": 1}, "refused"),
+    ],
+)
+def test_the_test_button_names_the_failed_stage(workspace, admin_user, sql, change, stage):
     wrong = connection_create(
         workspace=workspace,
         actor=admin_user,
-        name="nobody",
-        type="postgres",
-        config={**database, "user": "no_such_role_xyz", "sslmode": "disable"},
-        secrets={},
+        name=f"wrong-{stage}",
+        type=sql.type,
+        config=sql.connection_settings(**change),
+        secrets={"password": "wrong-password"},
     )
     outcome = connection_test(connection=wrong)
-    assert outcome.stage == "auth" and "authentication failed" in outcome.message
+    assert (outcome.ok, outcome.stage) == (False, stage), outcome.message

@@ -19,6 +19,9 @@ from .base import STAGE_TEXT, SqlConnectError, SqlStatementError, StatementResul
 # SQLSTATE classes worth retrying: connection exceptions, transaction rollback
 # (serialization failure, deadlock), insufficient resources, operator intervention.
 RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+# 57014 is also the step's own statement_timeout: running the statement again would only hit
+# the same limit (MariaDB's max_statement_time is not retried either).
+QUERY_CANCELED = "57014"
 
 
 def _connect_stage(text: str) -> str:
@@ -95,7 +98,11 @@ def run_statement(
         diagnostic = getattr(error, "diag", None)
         message = (diagnostic.message_primary if diagnostic else None) or str(error)
         sqlstate = getattr(error, "sqlstate", None)
-        retryable = bool(sqlstate) and sqlstate[:2] in RETRYABLE_SQLSTATE_CLASSES
+        retryable = (
+            bool(sqlstate)
+            and sqlstate[:2] in RETRYABLE_SQLSTATE_CLASSES
+            and sqlstate != QUERY_CANCELED
+        )
         raise SqlStatementError(message, sqlstate, retryable=retryable) from None
     return StatementResult(
         columns=columns,
