@@ -7,7 +7,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
+from apps.blocks.registry import registry
+
+from .engine.effects import DECISION_CATEGORIES
 from .models import Run, StepRun
 
 
@@ -55,6 +59,53 @@ def run_steps(*, run: Run) -> dict[str, list[StepRun]]:
         if step.node_id not in latest or step.attempt >= latest[step.node_id].attempt:
             latest[step.node_id] = step
     return {"all": attempts, "latest": list(latest.values())}
+
+
+def run_step_rows(*, run: Run) -> list[dict[str, Any]]:
+    """One row per node for the run page, in execution order: the latest attempt, every
+    attempt, the block's category, whether it made a decision, and its timeline bar."""
+    steps = run_steps(run=run)
+    attempts_by_node: dict[str, list[StepRun]] = {}
+    for attempt in steps["all"]:
+        attempts_by_node.setdefault(attempt.node_id, []).append(attempt)
+    timeline = step_timeline(steps["latest"])
+    rows = []
+    for step in steps["latest"]:
+        block = registry.get(step.block_type)
+        category = block.category if block else ""
+        rows.append(
+            {
+                "step": step,
+                "category": category,
+                "attempts": attempts_by_node[step.node_id],
+                "is_decision": category in DECISION_CATEGORIES and step.status == "succeeded",
+                "bar": timeline.get(step.pk),
+            }
+        )
+    return rows
+
+
+def step_timeline(steps: list[StepRun]) -> dict[Any, dict[str, float]]:
+    """Where each step's bar sits on the run's timeline, in percent of the span from the
+    first step's start to the last step's end (a waiting step extends to now)."""
+    now = timezone.now()
+    spans = {
+        step.pk: (step.started_at, step.finished_at or now)
+        for step in steps
+        if step.started_at is not None
+    }
+    if not spans:
+        return {}
+    first = min(start for start, _ in spans.values())
+    total = max((end - first).total_seconds() for _, end in spans.values()) or 1e-9
+    return {
+        key: {
+            "offset": round((start - first).total_seconds() / total * 100, 2),
+            # At least a sliver, so an instant step is still visible.
+            "width": max(round((end - start).total_seconds() / total * 100, 2), 0.5),
+        }
+        for key, (start, end) in spans.items()
+    }
 
 
 def run_related(*, run: Run) -> dict[str, Any]:

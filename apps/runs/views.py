@@ -14,16 +14,13 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability, can
-from apps.blocks.registry import registry
 from apps.flows.selectors import flow_list
 
 from . import selectors, services
-from .engine.effects import DECISION_CATEGORIES
 from .forms import BulkRunActionForm, RunFilterForm
 from .models import TERMINAL_RUN_STATUSES, RunStatus
 
@@ -96,55 +93,10 @@ def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
     return reverse(f"runs:{name}", kwargs={"workspace_slug": request.workspace.slug, **kwargs})  # type: ignore[attr-defined]
 
 
-def _step_category(block_type: str) -> str:
-    block = registry.get(block_type)
-    return block.category if block else ""
-
-
-def step_timeline(steps: list[Any]) -> dict[Any, dict[str, float]]:
-    """Where each step's bar sits on the run's timeline, in percent of the span from the
-    first step's start to the last step's end (a waiting step extends to now)."""
-    now = timezone.now()
-    spans = {
-        step.pk: (step.started_at, step.finished_at or now)
-        for step in steps
-        if step.started_at is not None
-    }
-    if not spans:
-        return {}
-    first = min(start for start, _ in spans.values())
-    total = max((end - first).total_seconds() for _, end in spans.values()) or 1e-9
-    return {
-        key: {
-            "offset": round((start - first).total_seconds() / total * 100, 2),
-            # At least a sliver, so an instant step is still visible.
-            "width": max(round((end - start).total_seconds() / total * 100, 2), 0.5),
-        }
-        for key, (start, end) in spans.items()
-    }
-
-
 def _detail_context(request: HttpRequest, run: Any) -> dict[str, Any]:
-    steps = selectors.run_steps(run=run)
-    attempts_by_node: dict[str, list[Any]] = {}
-    for attempt in steps["all"]:
-        attempts_by_node.setdefault(attempt.node_id, []).append(attempt)
-    timeline = step_timeline(steps["latest"])
-    rows = []
-    for step in steps["latest"]:
-        category = _step_category(step.block_type)
-        rows.append(
-            {
-                "step": step,
-                "category": category,
-                "attempts": attempts_by_node[step.node_id],
-                "is_decision": category in DECISION_CATEGORIES and step.status == "succeeded",
-                "bar": timeline.get(step.pk),
-            }
-        )
     return {
         "run": run,
-        "steps": rows,
+        "steps": selectors.run_step_rows(run=run),
         "related": selectors.run_related(run=run),
         "active": run.status not in TERMINAL_RUN_STATUSES,
         "can_manage": can(request.membership, Capability.MANAGE_RUNS),  # type: ignore[attr-defined]

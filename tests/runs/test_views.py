@@ -233,7 +233,7 @@ def test_step_timeline_places_each_step_by_its_start_and_duration():
     from datetime import datetime, timedelta
     from types import SimpleNamespace
 
-    from apps.runs.views import step_timeline
+    from apps.runs.selectors import step_timeline
 
     start = datetime(2026, 1, 1, 12, 0, 0)
     steps = [
