@@ -36,7 +36,7 @@ from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelSer
 from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models  # noqa: E402
 from studio.processes import mlflow_process, model_service_process  # noqa: E402
 from tests.blocks.fakes import FakeContext  # noqa: E402
-from tests.mlmodels.conftest import _start  # noqa: E402
+from tests.support.model_stack import _start  # noqa: E402
 from tests.support.processes import free_ports, stop_process_group  # noqa: E402
 
 CLAIM = {
