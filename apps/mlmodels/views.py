@@ -50,12 +50,12 @@ def _requests(request: HttpRequest, **filters: Any) -> list[tuple[PromotionReque
 
 
 def _unavailable(
-    request: HttpRequest, error: Exception, title: str, *, status: int = 503
+    request: HttpRequest, error: Exception, title: str, *, status: int = 503, **extra: object
 ) -> HttpResponse:
     return render(
         request,
         "mlmodels/unavailable.html",
-        _context(request, title=title, error=str(error)),
+        _context(request, title=title, error=str(error), **extra),
         status=status,
     )
 
@@ -65,8 +65,11 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
     try:
         models = registry.list_models()
     except registry.RegistryUnavailable as error:
-        # The section itself opens and says what is wrong; the pages below it are a 503.
-        return _unavailable(request, error, "Models", status=200)
+        # The section itself opens and says what is wrong (and what waits for a decision);
+        # the pages below it are a 503.
+        return _unavailable(
+            request, error, "Models", status=200, requests=_requests(request, pending_only=True)
+        )
     using = selectors.flows_using_models(workspace=request.workspace)  # type: ignore[attr-defined]
     rows = [(model, using.get(model.name, [])) for model in models]
     return render(

@@ -22,17 +22,9 @@ from apps.mlmodels.services import (
 )
 from apps.mlmodels.training import CANARY_SHARE_TAG, CLAIM_FRAUD, SHA256_TAG, THRESHOLDS_TAG
 from tests.factories import MembershipFactory, UserFactory
+from tests.mlmodels.helpers import CLAIM, SHIPPED_THRESHOLDS, mlflow_client
 
 pytestmark = [pytest.mark.slow]
-
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
-SHIPPED_THRESHOLDS = '{"accuracy": 0.8, "f1_macro": 0.7}'
 
 
 def served_version(model_stack, alias: str = "production") -> str:
@@ -40,14 +32,8 @@ def served_version(model_stack, alias: str = "production") -> str:
     return httpx.post(f"{model_stack.service.url}/predict", json=body, timeout=30).json()["version"]
 
 
-def mlflow(model_stack):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=model_stack.mlflow.url, registry_uri=model_stack.mlflow.url)
-
-
 def reset_registry(model_stack) -> None:
-    client = mlflow(model_stack)
+    client = mlflow_client(model_stack)
     client.set_registered_model_alias(CLAIM_FRAUD, "production", "1")
     if "canary" in client.get_registered_model(CLAIM_FRAUD).aliases:
         client.delete_registered_model_alias(CLAIM_FRAUD, "canary")
@@ -153,7 +139,7 @@ def test_a_rejected_request_changes_nothing(
 def test_missing_metrics_and_a_checksum_mismatch_are_denied_at_approval_with_reasons(
     workspace, admin_user, second_admin, production_on_v1, model_stack
 ):
-    client = mlflow(model_stack)
+    client = mlflow_client(model_stack)
     client.set_registered_model_tag(
         CLAIM_FRAUD, THRESHOLDS_TAG, '{"accuracy": 0.8, "roc_auc": 0.9}'
     )
@@ -204,7 +190,9 @@ def test_one_admin_may_roll_back_to_the_previous_version_when_it_passes_the_chec
     assert "the promotion has no approver" not in denied.reasons  # waived for a rollback
     assert served_version(model_stack) == "2"
     # ...until the model's thresholds allow it; then one admin suffices.
-    mlflow(model_stack).set_registered_model_tag(CLAIM_FRAUD, THRESHOLDS_TAG, '{"accuracy": 0.5}')
+    mlflow_client(model_stack).set_registered_model_tag(
+        CLAIM_FRAUD, THRESHOLDS_TAG, '{"accuracy": 0.5}'
+    )
     rolled = model_rollback(workspace=workspace, actor=admin_user, name=CLAIM_FRAUD)
     assert rolled.allowed, rolled.reasons
     assert served_version(model_stack) == "1"

@@ -251,7 +251,12 @@ class ModelService:
             "latency_ms": round((time.monotonic() - started) * 1000, 3),
         }
 
-    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=200)
+    # max_latency_ms is not a batching window (that adapts to the measured model time): it is
+    # where BentoML's dispatcher starts shedding queued requests (503 "process is
+    # overloaded"). A version's first load takes seconds and happens inside a batch, so a
+    # low bound (200 ms, then 5 s here) shed every request queued behind it; 30 s matches
+    # the service's request timeout, past which the caller has given up anyway.
+    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=30000)
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Adaptive batching: BentoML gathers the rows of concurrent requests into one call;
         rows for the same model version are scored together. Each row is ``{"model",
