@@ -76,7 +76,9 @@ def test_one_admin_requests_another_approves_and_the_service_follows(
     waiting.get_by_label("Decision note for claim-fraud v2").fill("agreed")
     waiting.get_by_role("button", name="Approve").click()
 
-    expect(approver.get_by_text("Approved: claim-fraud version 2 → production is live.")).to_be_visible()
+    expect(
+        approver.get_by_text("Approved: claim-fraud version 2 → production is live.")
+    ).to_be_visible()
     expect(approver.locator("#pending-promotions")).to_contain_text(
         "No promotion is waiting for approval"
     )

@@ -9,14 +9,16 @@ import uuid
 import httpx
 import pytest
 
-from apps.accounts.models import Role
 from apps.mlmodels import registry
 from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelServiceClient
-from apps.mlmodels.services import promotion_approve, promotion_request_create
 from apps.mlmodels.training import CANARY_SHARE_TAG, CLAIM_FRAUD, THRESHOLDS_TAG
 from tests.blocks.fakes import FakeContext
-from tests.factories import MembershipFactory, UserFactory
-from tests.mlmodels.helpers import CLAIM, SHIPPED_THRESHOLDS, mlflow_client
+from tests.mlmodels.helpers import (
+    CLAIM,
+    SHIPPED_THRESHOLDS,
+    mlflow_client,
+    promote_with_second_admin,
+)
 
 pytestmark = [pytest.mark.slow]
 
@@ -56,18 +58,9 @@ def canary_on_v2(db, workspace, admin_user, model_stack, registry_settings):
     client = mlflow_client(model_stack)
     client.set_registered_model_alias(CLAIM_FRAUD, "production", "1")
     client.set_registered_model_tag(CLAIM_FRAUD, THRESHOLDS_TAG, SHIPPED_THRESHOLDS)
-    approver = MembershipFactory(
-        user=UserFactory(username="otto"), workspace=workspace, role=Role.ADMIN
-    ).user
-    promotion = promotion_request_create(
-        workspace=workspace,
-        actor=admin_user,
-        name=CLAIM_FRAUD,
-        version="2",
-        alias="canary",
-        canary_share=0,
+    approved = promote_with_second_admin(
+        workspace, admin_user, CLAIM_FRAUD, "2", alias="canary", canary_share=0
     )
-    approved = promotion_approve(workspace=workspace, promotion_id=promotion.id, actor=approver)
     assert approved.status == "approved", approved.reasons
     yield
     client.delete_registered_model_alias(CLAIM_FRAUD, "canary")

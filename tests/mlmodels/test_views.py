@@ -66,7 +66,9 @@ def test_a_request_shows_as_pending_and_its_requester_cannot_approve_it(
     assert page.status_code == 503  # the registry is down: the page says so...
     listing = admin_client.get(url("list"))  # ...and the section still lists the request
     assert listing.status_code == 200
-    assert b"claim-fraud</a> v2" in listing.content and b"25 % of production calls" in listing.content
+    assert (
+        b"claim-fraud</a> v2" in listing.content and b"25 % of production calls" in listing.content
+    )
     assert b"Approve</button>" not in listing.content
     refused = admin_client.post(url("approve_promotion", promotion_id=promotion.id))
     assert refused.status_code == 403
