@@ -287,9 +287,16 @@ def _move_alias(
     try:
         target = registry.get_version(name, version)
     except registry.RegistryNotFound:
-        reasons = [f"version {version} of {name} is not in the registry"]
-        _audit_gate(workspace, actor, name, version, alias, previous, change, False, reasons)
-        return PromotionOutcome(False, name, version, alias, previous, reasons)
+        outcome = PromotionOutcome(
+            False,
+            name,
+            version,
+            alias,
+            previous,
+            [f"version {version} of {name} is not in the registry"],
+        )
+        _audit_outcome(workspace, actor, outcome, change=change)
+        return outcome
     payload = gate_input(
         model=model,
         version=target,
@@ -305,16 +312,20 @@ def _move_alias(
         if canary_share is not None:
             registry.set_canary_share(name, canary_share)
         registry.set_alias(name, alias, version)
-    _audit_gate(
+    outcome = PromotionOutcome(
+        allowed=decision.allow,
+        model=name,
+        version=version,
+        alias=alias,
+        previous=previous,
+        reasons=list(decision.reasons),
+        decision=decision,
+    )
+    _audit_outcome(
         workspace,
         actor,
-        name,
-        version,
-        alias,
-        previous,
-        change,
-        decision.allow,
-        list(decision.reasons),
+        outcome,
+        change=change,
         policy=decision.policy,
         policy_version=decision.version,
         metrics=target.metrics,
@@ -324,51 +335,29 @@ def _move_alias(
         approved_by=approved_by,
         canary_share=canary_share,
     )
-    return PromotionOutcome(
-        allowed=decision.allow,
-        model=name,
-        version=version,
-        alias=alias,
-        previous=previous,
-        reasons=list(decision.reasons),
-        decision=decision,
-    )
+    return outcome
 
 
-def _audit_gate(
-    workspace: Any,
-    actor: Any,
-    name: str,
-    version: str,
-    alias: str,
-    previous: str,
-    change: str,
-    allow: bool,
-    reasons: list[str],
-    **extra: Any,
+def _audit_outcome(
+    workspace: Any, actor: Any, outcome: PromotionOutcome, *, change: str, **extra: Any
 ) -> None:
     verb = "rolled back" if change == "rollback" else "promoted"
+    what = f"{outcome.model} version {outcome.version}"
     audit_record(
         workspace_id=workspace.id,
-        action=f"model.{'rolled_back' if change == 'rollback' else 'promoted'}"
-        if allow
-        else "model.promotion_denied",
+        action=f"model.{verb.replace(' ', '_')}" if outcome.allowed else "model.promotion_denied",
         actor=actor,
         object_type="model",
-        object_id=name,
-        summary=(
-            f"{name} version {version} {verb} to {alias}"
-            if allow
-            else f"{name} version {version} not {verb} to {alias}"
-        ),
+        object_id=outcome.model,
+        summary=f"{what} {verb if outcome.allowed else 'not ' + verb} to {outcome.alias}",
         data={
-            "model": name,
-            "version": version,
-            "alias": alias,
+            "model": outcome.model,
+            "version": outcome.version,
+            "alias": outcome.alias,
             "change": change,
-            "previous_version": previous,
-            "allow": allow,
-            "reasons": reasons,
+            "previous_version": outcome.previous,
+            "allow": outcome.allowed,
+            "reasons": outcome.reasons,
             **extra,
         },
     )

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -194,7 +194,7 @@ def decide_promotion_view(request: HttpRequest, promotion_id: UUID, decision: st
         )
     except services.PromotionError as error:
         if error.status == 403:
-            return HttpResponseForbidden(error.message)
+            return render(request, "403.html", {"reason": error.message}, status=403)
         messages.error(request, error.message)
     except registry.RegistryUnavailable as error:
         return _unavailable(request, error, promotion.model_name)
