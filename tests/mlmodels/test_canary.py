@@ -19,6 +19,7 @@ from tests.mlmodels.helpers import (
     mlflow_client,
     promote_with_second_admin,
 )
+from workers.serving.service import canary_bucket
 
 pytestmark = [pytest.mark.slow]
 
@@ -107,3 +108,55 @@ def test_without_a_run_id_production_is_production(canary_on_v2, model_stack):
     body = {"model": CLAIM_FRAUD, "alias": "production", "inputs": [CLAIM]}
     answer = httpx.post(f"{model_stack.service.url}/predict", json=body, timeout=30).json()
     assert answer["alias"] == "production" and answer["version"] == "1"
+
+
+def test_a_flow_run_on_a_worker_is_routed_by_its_own_id(
+    transactional_db, workspace, builder_user, admin_user, model_stack, registry_settings,
+    start_worker,
+):  # fmt: skip
+    """Two steps of one real run ask for production at a 50 % share: both are served by the
+    side the run's id falls on, and the steps record which alias and version that was."""
+    from apps.runs.blocks import envelope
+    from apps.runs.models import StepRun
+    from apps.runs.services import run_start
+    from tests.mlmodels.test_flow_run import wait_for_run
+    from tests.runs.helpers import definition, node, published_flow
+
+    client = mlflow_client(model_stack)
+    client.set_registered_model_alias(CLAIM_FRAUD, "production", "1")
+    client.set_registered_model_alias(CLAIM_FRAUD, "canary", "2")
+    set_share(model_stack, 50)
+    start_worker(environment={"MODEL_SERVICE_URL": model_stack.service.url})
+    inputs = {name: f"trigger.body.{name}" for name in CLAIM}
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node("first", "model.predict", model=CLAIM_FRAUD, inputs=inputs),
+                node("second", "model.predict", model=CLAIM_FRAUD, inputs=inputs),
+            ],
+            [("start", "first"), ("first", "second", "out")],
+        ),
+        name="Claim scoring, twice",
+    )
+    try:
+        runs = [
+            run_start(flow=flow, trigger="manual", payload=envelope(CLAIM)).run for _ in range(6)
+        ]
+        for run in runs:
+            run = wait_for_run(run)
+            assert run.status == "succeeded", run.error
+            first, second = (
+                StepRun.objects.get(run=run, node_id=node_id, status="succeeded").output
+                for node_id in ("first", "second")
+            )
+            # The run's own id is the routing key: its bucket says which side serves it.
+            canary = canary_bucket(CLAIM_FRAUD, str(run.id)) < 50
+            expected = ("canary", "2") if canary else ("production", "1")
+            assert (first["alias"], first["version"]) == expected
+            assert (second["alias"], second["version"]) == expected  # the run is sticky
+    finally:
+        client.delete_registered_model_alias(CLAIM_FRAUD, "canary")
+        set_share(model_stack, 0)
