@@ -45,6 +45,9 @@ from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.support.processes import database_url
 from tests.support.workers import WorkerProcess
 
+# model_stack, trained_models, registry_settings: a real MLflow and BentoML model service.
+pytest_plugins = ["tests.support.model_stack"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_test_redis() -> None:

@@ -27,11 +27,13 @@ DEMO_USERS = (
     DemoUser("builder", Role.BUILDER, "Bea Builder"),
     DemoUser("reviewer", Role.REVIEWER, "Rui Reviewer"),
     DemoUser("admin", Role.ADMIN, "Ada Admin"),
+    # A second admin: a model promotion one admin requests needs another to approve it.
+    DemoUser("approver", Role.ADMIN, "Otto Approver"),
 )
 
 
 def seed_accounts() -> tuple[Workspace, dict[str, User]]:
-    """Create (or refresh) the demo workspace and its three users. Idempotent."""
+    """Create (or refresh) the demo workspace and its demo users. Idempotent."""
     workspace, _ = Workspace.objects.get_or_create(
         slug=DEMO_WORKSPACE[0], defaults={"name": DEMO_WORKSPACE[1]}
     )

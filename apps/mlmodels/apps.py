@@ -19,9 +19,15 @@ class ModelsConfig(AppConfig):
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Train and register the demo models when the MLflow registry is up (idempotent:
         versions that exist are kept). ``manage.py studio`` starts MLflow after seeding and
-        trains them then, so a registry that is not up yet is skipped here."""
+        trains them then, so a registry that is not up yet is skipped here.
+
+        The demo also gets one pending promotion request (admin asks for ``claim-fraud``
+        version 2 → production) for the second admin, ``approver``, to approve."""
+        from .demo import seed_promotion_request
         from .registry import tracking_uri
         from .training import registry_is_up, train_demo_models
+
+        seed_promotion_request(workspace=workspace, requester=users["admin"])
 
         if not registry_is_up(tracking_uri()):
             logger.info("MLflow at %s is not up: demo models not trained now", tracking_uri())

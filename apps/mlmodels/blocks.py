@@ -3,7 +3,10 @@
 The block maps the run's data to the model's input fields with CEL, asks the model service
 (BentoML, at ``FLOWGATE["MODEL_SERVICE_URL"]``) for a prediction from a registered model by
 alias or exact version, and returns the label, its score, every class score and the exact
-model name and version that answered: the decision audit of the step records them.
+model name, alias and version that answered: the decision audit of the step records them.
+Calls go to the service's adaptively batched ``/predict_rows``, so concurrent steps share a
+model call; the run id is the routing key, so when ``production`` has a canary share a run is
+served by one side of the split for all its calls.
 """
 
 from __future__ import annotations
@@ -84,14 +87,26 @@ class ModelServiceClient:
         self,
         *,
         model: str,
-        inputs: list[dict[str, Any]],
+        inputs: dict[str, Any],
         version: str = "",
         alias: str = "",
+        route_key: str = "",
         timeout: float = 10.0,
     ) -> dict[str, Any]:
-        body = {"model": model, "inputs": inputs, "version": version, "alias": alias}
+        """One row through ``/predict_rows``, the service's adaptively batched endpoint:
+        rows from concurrent steps are scored together. The service answers 200 with one
+        answer per row; a row it refused carries its own ``error`` and ``status``."""
+        row = {
+            "model": model,
+            "inputs": inputs,
+            "version": version,
+            "alias": alias,
+            "route_key": route_key,
+        }
         try:
-            response = _http().post(f"{self.base_url}/predict", json=body, timeout=timeout)
+            response = _http().post(
+                f"{self.base_url}/predict_rows", json={"rows": [row]}, timeout=timeout
+            )
         except httpx.TimeoutException:
             raise ModelServiceError(
                 f"the model service at {self.base_url} did not answer within {timeout:g}s",
@@ -102,13 +117,12 @@ class ModelServiceClient:
                 f"the model service at {self.base_url} is unavailable ({error.__class__.__name__})",
                 retryable=True,
             ) from None
-        if response.status_code == 200:
-            return response.json()
-        message = _error_message(response)
-        retryable = response.status_code >= 500 or response.status_code == 429
-        raise ModelServiceError(
-            f"the model service answered {response.status_code}: {message}", retryable=retryable
-        )
+        if response.status_code != 200:
+            raise _service_error(response.status_code, _error_message(response))
+        [answer] = response.json()
+        if "error" in answer:
+            raise _service_error(int(answer.get("status") or 500), str(answer["error"]))
+        return answer
 
     def refresh(self, *, timeout: float = 5.0) -> bool:
         """Ask the service to re-resolve aliases now (after a promotion). Best effort: a
@@ -118,6 +132,13 @@ class ModelServiceClient:
             return response.status_code == 200
         except httpx.HTTPError:
             return False
+
+
+def _service_error(status: int, message: str) -> ModelServiceError:
+    return ModelServiceError(
+        f"the model service answered {status}: {message}",
+        retryable=status >= 500 or status == 429,
+    )
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -210,9 +231,11 @@ class ModelPredictBlock(Block):
         try:
             answer = ctx.service("models").predict(
                 model=config.model,
-                inputs=[features],
+                inputs=features,
                 version=config.version,
                 alias="" if config.version else config.alias,
+                # A run is sticky: all its calls fall on the same side of a canary split.
+                route_key=str(ctx.run_id),
                 timeout=self.timeout_seconds - 1,
             )
         except ModelServiceError as error:
@@ -225,16 +248,15 @@ class ModelPredictBlock(Block):
                 )
             raise BlockError(error.message, retryable=error.retryable, details=wanted) from None
         latency_ms = round((time.monotonic() - started) * 1000, 3)
-        prediction = answer["predictions"][0]
         output = {
-            "label": prediction["label"],
-            "score": prediction["score"],
-            "scores": prediction["scores"],
+            "label": answer["label"],
+            "score": answer["score"],
+            "scores": answer["scores"],
             "model": answer["model"],
             "version": str(answer["version"]),
             "alias": answer.get("alias", ""),
         }
-        low = config.threshold is not None and prediction["score"] < config.threshold
+        low = config.threshold is not None and answer["score"] < config.threshold
         meta = {
             "model": answer["model"],
             "model_version": str(answer["version"]),
@@ -242,6 +264,7 @@ class ModelPredictBlock(Block):
             "latency_ms": latency_ms,
             "service_latency_ms": answer.get("latency_ms"),
             "device": answer.get("device", ""),
+            "batch_size": answer.get("batch_size"),
             "cost": 0.0,
         }
         if config.shadow_alias:
@@ -252,16 +275,15 @@ class ModelPredictBlock(Block):
         """Call the shadow alias with the same input; record its answer, never fail."""
         try:
             answer = ctx.service("models").predict(
-                model=config.model, inputs=[features], alias=config.shadow_alias, timeout=5.0
+                model=config.model, inputs=features, alias=config.shadow_alias, timeout=5.0
             )
         except ModelServiceError as error:
             return {"alias": config.shadow_alias, "error": error.message}
-        prediction = answer["predictions"][0]
         return {
             "alias": config.shadow_alias,
             "version": str(answer["version"]),
-            "label": prediction["label"],
-            "score": prediction["score"],
+            "label": answer["label"],
+            "score": answer["score"],
         }
 
 

@@ -17,7 +17,13 @@ from typing import Any
 
 from django.conf import settings
 
-from .training import SHA256_TAG, THRESHOLDS_TAG, artifact_sha256
+from .training import (
+    CANARY_SHARE_TAG,
+    SHA256_TAG,
+    THRESHOLDS_TAG,
+    artifact_sha256,
+    canary_share_of,
+)
 
 ALIASES = ("production", "canary")
 
@@ -75,6 +81,12 @@ class ModelInfo:
         except ValueError:
             return {}
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    @property
+    def canary_share(self) -> int:
+        """Percent of ``production`` calls the canary serves (the model service reads the
+        same tag); 0 without a canary."""
+        return canary_share_of(self.tags) if "canary" in self.aliases else 0
 
     @property
     def latest(self) -> VersionInfo | None:
@@ -208,6 +220,10 @@ def set_alias(name: str, alias: str, version: str) -> None:
 
 def delete_alias(name: str, alias: str) -> None:
     _call(_client().delete_registered_model_alias, name, alias)
+
+
+def set_canary_share(name: str, share: int) -> None:
+    _call(_client().set_registered_model_tag, name, CANARY_SHARE_TAG, str(share))
 
 
 def record_previous(name: str, alias: str, version: str) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
 from apps.flows.models import Flow
+
+from .models import PromotionRequest, PromotionStatus
 
 
 def flows_using_models(*, workspace: Any) -> dict[str, list[Flow]]:
@@ -23,3 +28,26 @@ def flows_using_models(*, workspace: Any) -> dict[str, list[Flow]]:
         for name in names - {""}:
             using[name].append(flow)
     return dict(using)
+
+
+def promotion_requests(
+    *, workspace: Any, model_name: str | None = None, pending_only: bool = False
+) -> QuerySet[PromotionRequest]:
+    """The workspace's promotion requests, newest first (pending ones first when mixed)."""
+    requests = PromotionRequest.objects.filter(workspace=workspace).select_related(
+        "requested_by", "decided_by"
+    )
+    if model_name is not None:
+        requests = requests.filter(model_name=model_name)
+    if pending_only:
+        requests = requests.filter(status=PromotionStatus.PENDING)
+    return requests.order_by("-created_at")
+
+
+def promotion_get(*, workspace: Any, promotion_id: Any) -> PromotionRequest:
+    """Raises Http404 for another workspace's request or an unknown id."""
+    return get_object_or_404(
+        PromotionRequest.objects.select_related("requested_by", "decided_by"),
+        pk=promotion_id,
+        workspace=workspace,
+    )

@@ -24,8 +24,20 @@ logger = logging.getLogger(__name__)
 EXPERIMENT = "flowgate-demo"
 SHA256_TAG = "flowgate.artifact_sha256"
 THRESHOLDS_TAG = "flowgate.thresholds"
+# Registered model tag: the share (0-100) of production calls the canary version serves.
+CANARY_SHARE_TAG = "flowgate.canary_share"
 CLAIM_FRAUD = "claim-fraud"
 TICKET_TRIAGE = "ticket-triage"
+
+
+def canary_share_of(tags: dict[str, str]) -> int:
+    """The canary share recorded in a registered model's tags, 0-100 (0 when unset)."""
+    try:
+        return min(100, max(0, int(tags.get(CANARY_SHARE_TAG, "0"))))
+    except ValueError:
+        return 0
+
+
 CHANNELS = ("web", "phone", "agent")
 
 

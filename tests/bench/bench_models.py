@@ -4,10 +4,12 @@ with and without adaptive batching.
 Run: ``python tests/bench/bench_models.py [--calls N] [--clients C]``. Starts MLflow and the
 BentoML model service (the studio's own process specs) on loopback ports with a temporary
 registry, trains the demo ``claim-fraud`` model, then measures
-- latency (p50/p99) of N sequential one-row calls: bare HTTP ``/predict`` vs the
-  ``model.predict`` block (CEL input mapping, circuit breaker, HTTP client);
+- latency (p50/p99) of N sequential one-row calls: bare HTTP ``/predict`` and
+  ``/predict_rows`` vs the ``model.predict`` block (CEL input mapping, circuit breaker, HTTP
+  client, through the batched ``/predict_rows``);
 - throughput of C concurrent clients sending one-row requests: ``/predict`` (one model call
-  per request) vs ``/predict_rows`` (BentoML adaptive batching gathers concurrent rows).
+  per request), ``/predict_rows`` (BentoML adaptive batching gathers concurrent rows) and the
+  block (which calls ``/predict_rows``), with the mean batch size the service reported.
 Prints the figures and writes tests/bench/results/models.json. Figures, not asserts.
 """
 
@@ -36,16 +38,9 @@ from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelSer
 from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models  # noqa: E402
 from studio.processes import mlflow_process, model_service_process  # noqa: E402
 from tests.blocks.fakes import FakeContext  # noqa: E402
-from tests.mlmodels.conftest import _start  # noqa: E402
+from tests.mlmodels.helpers import CLAIM  # noqa: E402
+from tests.support.model_stack import _start  # noqa: E402
 from tests.support.processes import free_ports, stop_process_group  # noqa: E402
-
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -104,22 +99,36 @@ def main() -> None:
             model=CLAIM_FRAUD, version="2", inputs={k: f"trigger.body.{k}" for k in CLAIM}
         )
 
+        batch_sizes: list[int] = []
+
         def block() -> None:
-            ModelPredictBlock().execute(context, config, None)
+            result = ModelPredictBlock().execute(context, config, None)
+            batch_sizes.append(result.meta["batch_size"])
 
         bare(), batched(), block()  # load the model, warm the connections
         results = {}
-        for name, function in (("bare /predict", bare), ("model.predict block", block)):
+        for name, function in (
+            ("bare /predict", bare),
+            ("bare /predict_rows", batched),
+            ("model.predict block (/predict_rows)", block),
+        ):
             samples = timed(function, args.calls)
             results[name] = {
                 "p50_ms": percentile(samples, 0.5),
                 "p99_ms": percentile(samples, 0.99),
             }
-        for name, function in (("/predict", bare), ("/predict_rows (adaptive batching)", batched)):
+        for name, function in (
+            ("/predict", bare),
+            ("/predict_rows (adaptive batching)", batched),
+            ("model.predict block", block),
+        ):
+            batch_sizes.clear()
             results[f"throughput {name}"] = {
                 "requests_per_s": throughput(function, args.calls, args.clients),
                 "clients": args.clients,
             }
+            if batch_sizes:
+                results[f"throughput {name}"]["mean_batch"] = sum(batch_sizes) / len(batch_sizes)
         for name, figures in results.items():
             print(f"{name:45} " + "  ".join(f"{k} {v:.1f}" for k, v in figures.items()))
         out = ROOT / "tests" / "bench" / "results"

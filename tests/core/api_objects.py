@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apps.connectors.services import connection_create
+from apps.mlmodels.services import promotion_request_create
 from apps.policies import services as policies
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
@@ -40,6 +41,17 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         name="Limits",
         source="package flowgate.limits\n\ndefault allow := false\n",
     )
+    # Requested by the admin the API tests act as: approving it is refused (403) before the
+    # registry is asked, so these tests need no MLflow.
+    promotion = promotion_request_create(
+        workspace=workspace,
+        actor=admin_user,
+        name="claim-fraud",
+        version="2",
+        alias="canary",
+        canary_share=20,
+        note="try it on a fifth of the traffic",
+    )
     return {
         "workspace_slug": "acme",
         "flow_id": flow.id,
@@ -49,4 +61,5 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         "connection_id": connection.id,
         "policy_id": policy.id,
         "policy_slug": policy.slug,
+        "promotion_id": promotion.id,
     }

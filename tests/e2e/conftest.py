@@ -17,7 +17,8 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,9 @@ def _e2e_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(celery_app.conf, "task_default_queue", E2E_QUEUE)
 
 
-@pytest.fixture(scope="package")
-def studio_url(test_database_url: str) -> Iterator[str]:
-    if not (REPOSITORY_ROOT / "static" / "dist" / "app.js").exists():
-        pytest.fail("the front end is not built: run scripts/bootstrap.sh")
-    # The server and its worker share a queue of their own (see tests/conftest.py).
-    queue = {"CELERY_QUEUE": E2E_QUEUE}
-    worker = WorkerProcess(database_url=test_database_url, environment=queue).start()
+@contextmanager
+def serve_studio(test_database_url: str, **environment: str) -> Iterator[str]:
+    """Run the studio's web process (uvicorn) on a free port; yield its URL."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
@@ -92,7 +89,9 @@ def studio_url(test_database_url: str) -> Iterator[str]:
                 "--no-access-log",
             ],
             cwd=REPOSITORY_ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, DATABASE_POOL="true", **queue),
+            env=child_environment(
+                DATABASE_URL=test_database_url, DATABASE_POOL="true", **environment
+            ),
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -103,6 +102,19 @@ def studio_url(test_database_url: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process_group(server)
+
+
+@pytest.fixture(scope="package")
+def studio_url(test_database_url: str) -> Iterator[str]:
+    if not (REPOSITORY_ROOT / "static" / "dist" / "app.js").exists():
+        pytest.fail("the front end is not built: run scripts/bootstrap.sh")
+    # The server and its worker share a queue of their own (see tests/conftest.py).
+    queue = {"CELERY_QUEUE": E2E_QUEUE}
+    worker = WorkerProcess(database_url=test_database_url, environment=queue).start()
+    try:
+        with serve_studio(test_database_url, **queue) as url:
+            yield url
+    finally:
         worker.stop()
 
 
@@ -119,21 +131,35 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(request: pytest.FixtureRequest, browser: Browser, studio_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=studio_url, viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    console: list[str] = []
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: console.append(f"page error: {error}"))
-    yield page
+def open_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Callable[[str], Page]]:
+    """``open_page(base_url)``: a page in a fresh browser context (its own cookies, so two
+    users can be logged in side by side). On failure each page is screenshotted."""
+    opened: list[tuple[Page, list[str]]] = []
+
+    def open_one(base_url: str) -> Page:
+        context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: console.append(f"page error: {error}"))
+        opened.append((page, console))
+        return page
+
+    yield open_one
     call = getattr(request.node, "report_call", None)
-    if call is not None and call.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        name = re.sub(r"[^\w.-]+", "_", request.node.name)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(console))
-    context.close()
+    for index, (page, console) in enumerate(opened):
+        if call is not None and call.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            name = re.sub(r"[^\w.-]+", "_", request.node.name) + (f"-{index}" if index else "")
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(console))
+        page.context.close()
+
+
+@pytest.fixture
+def page(open_page: Callable[[str], Page], studio_url: str) -> Page:
+    return open_page(studio_url)
 
 
 def log_in(page: Page, username: str, password: str = PERSONA_PASSWORD) -> None:

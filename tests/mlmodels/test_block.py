@@ -41,11 +41,12 @@ def answer(score: float) -> dict:
         "model": "claim-fraud",
         "version": "7",
         "alias": "production",
-        "predictions": [
-            {"label": "fraud", "score": score, "scores": {"fraud": score, "legit": 1 - score}}
-        ],
+        "label": "fraud",
+        "score": score,
+        "scores": {"fraud": score, "legit": 1 - score},
         "latency_ms": 1.5,
         "device": "cpu",
+        "batch_size": 1,
     }
 
 
@@ -61,8 +62,9 @@ def run(models, **config):
 def test_prediction_carries_the_exact_model_version_in_output_and_meta():
     models = RecordingModels(answer(0.9))
     result = run(models)
-    assert models.calls[0]["inputs"] == [{"amount": 900, "channel": "web"}]
+    assert models.calls[0]["inputs"] == {"amount": 900, "channel": "web"}
     assert models.calls[0]["alias"] == "production" and models.calls[0]["version"] == ""
+    assert models.calls[0]["route_key"] == "run-1"  # the run id: a run is sticky
     assert result.port == "out"
     assert result.output["label"] == "fraud" and result.output["version"] == "7"
     assert result.meta["model"] == "claim-fraud" and result.meta["model_version"] == "7"

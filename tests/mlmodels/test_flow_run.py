@@ -11,17 +11,10 @@ from apps.mlmodels.training import CLAIM_FRAUD
 from apps.runs.blocks import envelope
 from apps.runs.models import TERMINAL_RUN_STATUSES, Run, StepRun
 from apps.runs.services import run_start
+from tests.mlmodels.helpers import CLAIM
 from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = [pytest.mark.slow]
-
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
 
 
 def wait_for_run(run: Run, seconds: float = 90) -> Run:

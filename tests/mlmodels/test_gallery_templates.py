@@ -14,13 +14,13 @@ from apps.connectors.demo import demo_connections_ensure
 from apps.connectors.services import connection_create
 from apps.flows.gallery import template_definition
 from apps.inbox.models import ReviewTask
-from apps.mlmodels.services import model_promote
 from apps.mlmodels.training import TICKET_TRIAGE, train_demo_models
 from apps.policies.services import policy_defaults_ensure
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.models import StepRun
 from apps.runs.services import run_start
+from tests.mlmodels.helpers import promote_with_second_admin
 from tests.runs.helpers import published_flow
 from tests.support.smtp import smtp_server
 
@@ -113,8 +113,10 @@ def ticket_model(model_stack, registry_settings, workspace, admin_user):
     """The demo ticket model, with its good version 2 promoted (version 1 is a weak
     baseline that sends every ticket to a person)."""
     train_demo_models(tracking_uri=model_stack.mlflow.url, names=(TICKET_TRIAGE,))
-    outcome = model_promote(workspace=workspace, actor=admin_user, name=TICKET_TRIAGE, version="2")
-    assert outcome.allowed, outcome.reasons
+    promoted = promote_with_second_admin(
+        workspace, admin_user, TICKET_TRIAGE, "2", alias="production"
+    )
+    assert promoted.status == "approved", promoted.reasons
 
 
 def test_support_triage_answers_simple_tickets_by_email(ticket_model, workspace, admin_user):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -10,16 +12,10 @@ from apps.mlmodels import registry
 from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelServiceClient
 from apps.mlmodels.training import CLAIM_FRAUD
 from tests.blocks.fakes import FakeContext
+from tests.mlmodels.helpers import CLAIM
 
 pytestmark = pytest.mark.slow
 
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
 INPUTS = {name: f"trigger.body.{name}" for name in CLAIM}
 
 
@@ -93,6 +89,7 @@ def test_the_block_through_the_real_service(model_stack, trained_models):
 
     result = run(CLAIM, version="2", threshold=0.5)
     assert result.port == "out"
+    assert result.meta["batch_size"] >= 1  # answered by the batched endpoint
     assert result.output["label"] == "fraud" and result.output["version"] == "2"
     assert result.meta["model_version"] == "2" and result.meta["latency_ms"] > 0
     # No score reaches 1.0 exactly: a threshold of 1.0 always routes to low_confidence.
@@ -118,7 +115,30 @@ def test_batched_rows_are_answered_in_order_each_with_its_own_version_or_error(
     )
     assert response.status_code == 200, response.text
     first, second, missing, unknown = response.json()
-    assert first["version"] == "2" and first["label"] == "fraud"
+    assert first["version"] == "2" and first["label"] == "fraud" and first["alias"] == ""
     assert second["version"] == "1" and set(second["scores"]) == {"fraud", "legit"}
     assert missing == {"error": "inputs[0] is missing field 'channel'", "status": 400}
     assert unknown["status"] == 404
+
+
+def test_concurrent_block_calls_share_batches_of_the_batched_endpoint(model_stack, trained_models):
+    """Steps running at the same time are scored together (BentoML adaptive batching):
+    each still gets its own answer, and some answers report a batch of more than one row."""
+    client = ModelServiceClient("w", base_url=model_stack.service.url)
+    amounts = [100 + 400 * number for number in range(48)]
+
+    def call(amount: int):
+        context = FakeContext(
+            scope={"trigger": {"body": {**CLAIM, "amount": amount}}},
+            services={"models": client},
+        )
+        config = ModelPredictConfig(model=CLAIM_FRAUD, inputs=INPUTS, version="2")
+        return ModelPredictBlock().execute(context, config, None)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, amounts))
+    singles = [call(amount) for amount in (amounts[0], amounts[-1])]
+    assert results[0].output["scores"] == singles[0].output["scores"]  # answers stay in order
+    assert results[-1].output["scores"] == singles[1].output["scores"]
+    assert all(result.output["version"] == "2" for result in results)
+    assert max(result.meta["batch_size"] for result in results) > 1

@@ -7,7 +7,11 @@
 Aliases are resolved against the registry and cached for a few seconds; ``POST /refresh``
 (which Flowgate calls after every promotion) drops that cache, so moving ``production`` to
 another version switches the next request to it with no restart (each version is loaded once
-and kept). Inputs are checked against the version's MLflow signature first, so a missing or
+and kept). Canary traffic: when a model has a ``canary`` alias and a canary share (registered
+model tag ``flowgate.canary_share``, 0-100), a call for ``production`` that carries a
+``route_key`` (Flowgate sends the run id) is served by the canary for that share of keys,
+chosen by a hash of the key, so one run always gets the same version. Every answer names the
+alias and version that served it. Inputs are checked against the version's MLflow signature first, so a missing or
 mistyped field is a 400 that names it, never a 500 from inside the model.
 
 Run it with ``bentoml serve workers.serving.service:ModelService --port 3001``; it finds the
@@ -17,6 +21,7 @@ registry through ``MLFLOW_TRACKING_URI``. ``/livez`` and ``/readyz`` are BentoML
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -25,6 +30,8 @@ from typing import Any
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
+
+from apps.mlmodels.training import canary_share_of
 
 logger = logging.getLogger("flowgate.serving")
 
@@ -35,6 +42,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 MAX_ROWS = 256
 ALIAS_TTL = float(os.environ.get("FLOWGATE_MODEL_ALIAS_TTL", "5"))
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
+PRODUCTION, CANARY = "production", "canary"
+
+
+def canary_bucket(model: str, route_key: str) -> int:
+    """0-99, fixed for a model and key: keys in buckets below the share go to the canary."""
+    digest = hashlib.sha256(f"{model}:{route_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100
 
 
 def _device() -> str:
@@ -102,7 +116,8 @@ class ModelService:
         self.device = _device()
         self._models: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
-        self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
+        self._resolved: dict[str, tuple[tuple[dict[str, str], int], float]] = {}
+        self._checked: set[tuple[str, str]] = set()
         logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
 
@@ -133,30 +148,57 @@ class ModelService:
             return False
         return True
 
-    def _resolve(self, model: str, version: str, alias: str) -> str:
-        """The version to serve. Exact versions are checked once; aliases are cached for
-        ``ALIAS_TTL`` seconds (``POST /refresh`` drops the cache: Flowgate calls it right
-        after a promotion, so the next request is served by the new version)."""
+    def _resolve(
+        self, model: str, version: str, alias: str, route_key: str = ""
+    ) -> tuple[str, str]:
+        """(version, alias) to serve. Exact versions are served as asked; an alias is looked
+        up in the model's aliases (cached for ``ALIAS_TTL`` seconds; ``POST /refresh`` drops
+        the cache right after a promotion), and ``production`` with a ``route_key`` may be
+        served by the canary for its share of keys."""
+        if version:
+            return self._exact(model, version), ""
+        alias = alias or PRODUCTION
+        aliases, share = self._routing(model)
+        if (
+            alias == PRODUCTION
+            and route_key
+            and CANARY in aliases
+            and canary_bucket(model, route_key) < share
+        ):
+            alias = CANARY
+        if alias not in aliases:
+            raise NotFound(f"model {model!r} alias {alias} not found")
+        return aliases[alias], alias
+
+    def _exact(self, model: str, version: str) -> str:
+        if (model, version) not in self._checked:
+            self._registry(f"version {version}", self.client.get_model_version, model, version)
+            self._checked.add((model, version))
+        return version
+
+    def _routing(self, model: str) -> tuple[dict[str, str], int]:
+        """The model's aliases and canary share, one registry call per ``ALIAS_TTL``."""
+        cached = self._resolved.get(model)
+        if cached and time.monotonic() - cached[1] < ALIAS_TTL:
+            return cached[0]
+        registered = self._registry("", self.client.get_registered_model, model)
+        aliases = {name: str(number) for name, number in (registered.aliases or {}).items()}
+        routing = (aliases, canary_share_of(dict(registered.tags or {})))
+        self._resolved[model] = (routing, time.monotonic())
+        return routing
+
+    def _registry(self, wanted: str, call: Any, model: str, *args: Any) -> Any:
         from mlflow.exceptions import MlflowException, RestException
 
-        key = (model, version or f"@{alias or 'production'}")
-        cached = self._resolved.get(key)
-        if cached and (version or time.monotonic() - cached[1] < ALIAS_TTL):
-            return cached[0]
         try:
-            if version:
-                found = self.client.get_model_version(model, version)
-            else:
-                found = self.client.get_model_version_by_alias(model, alias or "production")
+            return call(model, *args)
         except RestException as error:
-            wanted = f"version {version}" if version else f"alias {alias or 'production'}"
-            raise NotFound(f"model {model!r} {wanted} not found: {error.message}") from None
+            what = f"model {model!r} {wanted}".strip()
+            raise NotFound(f"{what} not found: {error.message}") from None
         except MlflowException as error:
             raise ServiceUnavailable(
                 f"the model registry is unavailable: {error.message}"
             ) from None
-        self._resolved[key] = (str(found.version), time.monotonic())
-        return str(found.version)
 
     def _load(self, model: str, version: str) -> Any:
         key = (model, version)
@@ -194,32 +236,44 @@ class ModelService:
         inputs: list[dict[str, Any]],
         version: str = "",
         alias: str = "",
+        route_key: str = "",
     ) -> dict[str, Any]:
         started = time.monotonic()
-        resolved = self._resolve(model, version, alias)
+        resolved, served_alias = self._resolve(model, version, alias, route_key)
         loaded = self._load(model, resolved)
         rows = coerce_inputs(inputs, loaded.metadata.get_input_schema())
         return {
             "model": model,
             "version": resolved,
-            "alias": "" if version else (alias or "production"),
+            "alias": served_alias,
             "predictions": self._score(loaded, rows),
             "device": self.device,
             "latency_ms": round((time.monotonic() - started) * 1000, 3),
         }
 
-    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=200)
+    # max_latency_ms is not a batching window (that adapts to the measured model time): it is
+    # where BentoML's dispatcher starts shedding queued requests (503 "process is
+    # overloaded"). A version's first load takes seconds and happens inside a batch, so a
+    # low bound (200 ms, then 5 s here) shed every request queued behind it; 30 s matches
+    # the service's request timeout, past which the caller has given up anyway.
+    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=30000)
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Adaptive batching: BentoML gathers the rows of concurrent requests into one call;
         rows for the same model version are scored together. Each row is ``{"model",
-        "alias" | "version", "inputs": {...}}``; each answer ``{"model", "version", "label",
-        "score", "scores"}`` or ``{"error", "status"}`` for that row alone."""
+        "alias" | "version", "route_key", "inputs": {...}}``; each answer ``{"model",
+        "version", "alias", "label", "score", "scores", "device", "batch_size"}`` or
+        ``{"error", "status"}`` for that row alone. ``batch_size`` is how many rows this
+        call scored together."""
+        started = time.monotonic()
         answers: list[dict[str, Any]] = [{} for _ in rows]
         groups: dict[tuple[str, str], list[int]] = {}
+        served: dict[int, str] = {}
         for index, row in enumerate(rows):
             try:
                 model, version = str(row["model"]), str(row.get("version") or "")
-                resolved = self._resolve(model, version, str(row.get("alias") or ""))
+                resolved, served[index] = self._resolve(
+                    model, version, str(row.get("alias") or ""), str(row.get("route_key") or "")
+                )
                 groups.setdefault((model, resolved), []).append(index)
             except (KeyError, TypeError):
                 answers[index] = {"error": "each row needs a model and inputs", "status": 400}
@@ -238,7 +292,18 @@ class ModelService:
                 continue
             scored = self._score(loaded, [features for _, features in valid])
             for (index, _), prediction in zip(valid, scored, strict=True):
-                answers[index] = {"model": model, "version": version, **prediction}
+                answers[index] = {
+                    "model": model,
+                    "version": version,
+                    "alias": served[index],
+                    **prediction,
+                    "device": self.device,
+                    "batch_size": len(rows),
+                }
+        latency_ms = round((time.monotonic() - started) * 1000, 3)
+        for answer in answers:
+            if "error" not in answer:
+                answer["latency_ms"] = latency_ms
         return answers
 
     @bentoml.api(route="/refresh")

@@ -120,8 +120,37 @@ SHIPPED = (
                     "reasons": [
                         "the model version has no signature",
                         "the artifact checksum does not match the registered one",
+                        "the promotion has no approver",
                     ],
                 },
+            ),
+            ShippedTest(
+                "no approver is denied",
+                "decision",
+                {**_SIGNED_GOOD_MODEL, "approved_by": ""},
+                {"allow": False, "reasons": ["the promotion has no approver"]},
+            ),
+            ShippedTest(
+                "an emergency rollback to the previous version needs no second admin",
+                "decision",
+                {
+                    **_SIGNED_GOOD_MODEL,
+                    "change": "rollback",
+                    "previous_version": "3",
+                    "approved_by": "",
+                },
+                {"allow": True, "reasons": ["all checks passed"]},
+            ),
+            ShippedTest(
+                "a rollback to any other version needs a second admin",
+                "decision",
+                {
+                    **_SIGNED_GOOD_MODEL,
+                    "change": "rollback",
+                    "previous_version": "2",
+                    "approved_by": "",
+                },
+                {"allow": False, "reasons": ["the promotion has no approver"]},
             ),
         ),
     ),

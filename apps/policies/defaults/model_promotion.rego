@@ -44,13 +44,27 @@ checksum_reasons := [] if checksum_matches
 
 else := ["the artifact checksum does not match the registered one"]
 
-self_approved if {
-	input.approved_by
-	input.approved_by != ""
-	input.approved_by == input.requested_by
+# Four eyes: one admin requests a promotion, a different one approves it. The one exception
+# is an emergency rollback: one admin may point an alias back at the version it had before
+# its last promotion (the service sends change "rollback" only for that version); it still
+# has to pass every other check.
+approver := object.get(input, "approved_by", "")
+
+emergency_rollback if {
+	input.change == "rollback"
+	input.previous_version != ""
+	input.version == input.previous_version
 }
 
-approver_reasons := ["the requester cannot approve their own promotion"] if self_approved
+approver_reasons := [] if emergency_rollback
+
+else := ["the promotion has no approver"] if {
+	approver == ""
+}
+
+else := ["the requester cannot approve their own promotion"] if {
+	approver == object.get(input, "requested_by", "")
+}
 
 else := []
 

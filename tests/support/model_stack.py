@@ -1,4 +1,6 @@
-"""A real MLflow server and a real BentoML model service, started once per test session.
+"""A real MLflow server and a real BentoML model service, started once per test session
+(a pytest plugin, loaded by ``tests/conftest.py``: the model tests and the browser tests
+share one stack).
 
 ``mlflow_server`` runs the studio's own MLflow process spec (sqlite and artifacts in a temp
 dir) on a free port; ``trained_models`` trains and registers the demo ``claim-fraud`` model

@@ -1,0 +1,33 @@
+"""Shared by the model tests: a claim the demo model scores, and the registry client."""
+
+from __future__ import annotations
+
+CLAIM = {
+    "amount": 9000,
+    "claimant_age": 30,
+    "days_since_policy_start": 10,
+    "prior_claims": 2,
+    "channel": "web",
+}
+# The demo claim-fraud model's thresholds as training registers them.
+SHIPPED_THRESHOLDS = '{"accuracy": 0.8, "f1_macro": 0.7}'
+
+
+def mlflow_client(model_stack):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=model_stack.mlflow.url, registry_uri=model_stack.mlflow.url)
+
+
+def promote_with_second_admin(workspace, requester, name: str, version: str, **request):
+    """Request a promotion as ``requester`` and approve it as another admin (made here);
+    returns the decided request."""
+    from apps.accounts.models import Role
+    from apps.mlmodels.services import promotion_approve, promotion_request_create
+    from tests.factories import MembershipFactory, UserFactory
+
+    approver = MembershipFactory(user=UserFactory(), workspace=workspace, role=Role.ADMIN).user
+    promotion = promotion_request_create(
+        workspace=workspace, actor=requester, name=name, version=version, **request
+    )
+    return promotion_approve(workspace=workspace, promotion_id=promotion.id, actor=approver)
