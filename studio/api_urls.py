@@ -10,6 +10,7 @@ workspace_patterns = [
     path("", include("apps.audit.api_urls")),
     path("", include("apps.connectors.api_urls")),
     path("", include("apps.inbox.api_urls")),
+    path("", include("apps.dashboard.api_urls")),
 ]
 
 urlpatterns = [

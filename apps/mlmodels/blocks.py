@@ -120,6 +120,13 @@ class ModelServiceClient:
             return False
 
 
+def call_cost(model: str) -> float:
+    """The configured estimate of one call to ``model`` (settings ``MODEL_COSTS``, else
+    ``MODEL_COST_PER_CALL``): serving cost is a property of the deployment, not the flow."""
+    flowgate = settings.FLOWGATE
+    return float(flowgate["MODEL_COSTS"].get(model, flowgate["MODEL_COST_PER_CALL"]))
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -242,7 +249,7 @@ class ModelPredictBlock(Block):
             "latency_ms": latency_ms,
             "service_latency_ms": answer.get("latency_ms"),
             "device": answer.get("device", ""),
-            "cost": 0.0,
+            "cost": call_cost(answer["model"]),
         }
         if config.shadow_alias:
             meta["shadow"] = self._shadow(ctx, config, features)

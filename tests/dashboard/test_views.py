@@ -51,24 +51,28 @@ def dashboard_url(slug="acme"):
 def test_dashboard_shows_runs_failure_rate_latency_waiting_and_failures(
     builder_client, history, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(14):
+    # A constant number of queries, however many runs, steps and block types there are.
+    with django_assert_max_num_queries(18):
         response = builder_client.get(dashboard_url())
     assert response.status_code == 200
     body = response.content.decode()
     assert 'data-stat="total">5<' in body
     assert 'data-stat="failure-rate">25%<' in body  # 1 failed of 4 finished
-    assert 'data-stat="waiting">1<' in body and "1 delay" in body
+    assert 'data-stat="queue-depth">0<' in body and "· 1 delay" in body
     assert "<code>transform.set</code>" in body  # latency table per block
     assert str(history["failed"].id)[:8] in body and "Broken flow" in body
-    assert 'class="bar bar-succeeded"' in body and 'class="bar bar-failed"' in body
-    assert "data-live-poll" in body
+    # 1 failed of 9 finished attempts: 5 triggers, 4 transforms (the delay still waits).
+    assert 'data-stat="error-rate">11%<' in body
+    assert 'data-chart="runs"' in body and 'data-chart="steps"' in body
+    assert "/api/w/acme/dashboard/?range=today" in body  # the charts' data source
+    assert "data-live-poll" in body and 'src="/static/dashboard.js"' in body
 
 
 def test_dashboard_time_range_and_htmx_partial(builder_client, history):
     Run.objects.update(created_at="2020-01-01T00:00:00Z")
     StepRun.objects.update(started_at="2020-01-01T00:00:00Z")
     body = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
-    assert 'data-stat="total">0<' in body and "No runs in this range yet." in body
+    assert 'data-stat="total">0<' in body and "No step finished in this range." in body
     partial = builder_client.get(dashboard_url(), {"range": "1h"}, HTTP_HX_REQUEST="true")
     assert b'id="dashboard-panels"' in partial.content and b"<html" not in partial.content
 
@@ -129,11 +133,11 @@ def test_review_backlog_on_the_dashboard_and_in_metrics(
     assert "flowgate_review_tasks_open 1.0" in client.get("/metrics").content.decode()
 
 
-def test_the_last_hour_is_drawn_in_five_minute_buckets(builder_client, history):
-    body = builder_client.get(dashboard_url(), {"range": "1h"}).content.decode()
-    assert "<h2>Runs per 5 minutes</h2>" in body
-    assert 'class="bar bar-succeeded"' in body and 'class="bar bar-failed"' in body
-    runs_chart = body.split('stacked by outcome">')[1].split("Step latency by block")[0]
-    assert runs_chart.count("<g><title>") in (12, 13)  # one bar per 5 minutes of the hour
+def test_the_chart_title_names_the_bucket_of_the_range(builder_client, history):
+    hour = builder_client.get(dashboard_url(), {"range": "1h"}).content.decode()
+    assert "<h2>Runs per 5 minutes, by status</h2>" in hour
+    assert "/api/w/acme/dashboard/?range=1h" in hour
     week = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
-    assert "<h2>Runs per 6 hours</h2>" in week and 'class="bar bar-failed"' in week
+    assert "<h2>Runs per 6 hours, by status</h2>" in week
+    unknown = builder_client.get(dashboard_url(), {"range": "1y"}).content.decode()
+    assert 'aria-current="true">Today<' in unknown
