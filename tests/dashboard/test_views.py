@@ -141,3 +141,67 @@ def test_the_chart_title_names_the_bucket_of_the_range(builder_client, history):
     assert "<h2>Runs per 6 hours, by status</h2>" in week
     unknown = builder_client.get(dashboard_url(), {"range": "1y"}).content.decode()
     assert 'aria-current="true">Today<' in unknown
+
+
+def slo_url(slug="acme"):
+    return reverse("dashboard:slo", kwargs={"workspace_slug": slug})
+
+
+SLO_FORM = {
+    "run_success_percent": "70",
+    "step_p95_ms": "1500",
+    "model_p95_ms": "400",
+    "policy_p95_ms": "20",
+    "inbox_oldest_hours": "8",
+}
+
+
+def test_an_admin_edits_slo_targets_and_the_change_is_audited(admin_client, history):
+    from apps.audit.models import AuditEvent
+
+    before = admin_client.get(dashboard_url()).content.decode()
+    assert 'data-slo="run_success_percent"' in before and "≥ 95 %" in before
+    assert "slo-breached" in before  # 3 of 4 finished runs succeeded: 75 % < 95 %
+
+    response = admin_client.post(slo_url(), SLO_FORM)
+    assert response.status_code == 302
+
+    after = admin_client.get(dashboard_url()).content.decode()
+    success_row = after.split('data-slo="run_success_percent"')[1].split("</tr>")[0]
+    assert "≥ 70 %" in success_row and "75.0 %" in success_row and "slo-met" in success_row
+    event = AuditEvent.objects.get(action="settings.slo_changed")
+    assert event.data["before"]["run_success_percent"] == 95.0
+    assert event.data["after"]["inbox_oldest_hours"] == 8.0
+
+
+def test_invalid_slo_targets_are_a_400_with_the_field_error_and_nothing_saved(admin_client):
+    from apps.dashboard.models import SloTargets
+
+    response = admin_client.post(slo_url(), {**SLO_FORM, "run_success_percent": "140"})
+    assert response.status_code == 400
+    assert "less than or equal to 100" in response.content.decode()
+    missing = admin_client.post(slo_url(), {**SLO_FORM, "model_p95_ms": ""})
+    assert missing.status_code == 400 and "This field is required." in missing.content.decode()
+    assert not SloTargets.objects.exists()
+
+
+def test_only_admins_edit_slo_targets(builder_client, outsider_client):
+    assert builder_client.get(slo_url()).status_code == 403
+    assert builder_client.post(slo_url(), SLO_FORM).status_code == 403
+    assert outsider_client.get(slo_url()).status_code == 404
+    assert "Edit targets" not in builder_client.get(dashboard_url()).content.decode()
+
+
+def test_metrics_expose_queue_depth_error_ratios_and_slo_states(client, other_workspace, history):
+    text = client.get("/metrics").content.decode()
+    assert "flowgate_queue_depth 0.0" in text
+    assert 'flowgate_step_error_ratio{workspace="acme"} 0.111' in text
+    assert 'flowgate_step_retry_ratio{workspace="acme"} 0.0' in text
+    assert 'flowgate_model_inferences{workspace="acme"} 0.0' in text
+    assert 'flowgate_slo_target{slo="run_success_percent",workspace="acme"} 95.0' in text
+    assert 'flowgate_slo_measured{slo="run_success_percent",workspace="acme"} 75.0' in text
+    assert 'flowgate_slo_met{slo="run_success_percent",workspace="acme"} 0.0' in text
+    assert 'flowgate_slo_met{slo="inbox_oldest_hours",workspace="acme"} 1.0' in text
+    # No model was called: no measurement, so no verdict either.
+    assert 'flowgate_slo_met{slo="model_p95_ms",workspace="acme"}' not in text
+    assert 'flowgate_slo_target{slo="model_p95_ms",workspace="globex"} 500.0' in text
