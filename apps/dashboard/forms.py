@@ -25,14 +25,11 @@ class SloTargetsForm(forms.ModelForm):
         model = SloTargets
         fields = [objective.key for objective in OBJECTIVES]
         labels = {
-            "run_success_percent": "Run success rate at least (%)",
-            "step_p95_ms": "Step p95 latency at most (ms)",
-            "model_p95_ms": "Model p95 latency at most (ms)",
-            "policy_p95_ms": "Policy p95 latency at most (ms)",
-            "inbox_oldest_hours": "Oldest open review task at most (hours)",
+            objective.key: f"{objective.label}: {objective.bound.replace('_', ' ')} "
+            f"({objective.unit})"
+            for objective in OBJECTIVES
         }
         help_texts = {
-            "step_p95_ms": "Judged against the slowest block type's 95th percentile.",
-            "model_p95_ms": "Latency of model.predict calls as the block measured them.",
-            "policy_p95_ms": "Evaluation time of policy.evaluate steps.",
+            "model_p95_ms": "Latency of model.predict calls, as the block measured them.",
+            "policy_p95_ms": "Evaluation time of policy.evaluate steps, in the policy engine.",
         }

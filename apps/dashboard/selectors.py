@@ -233,7 +233,7 @@ def _latency_rows(steps: QuerySet[StepRun], group: str, latency: str, **extra: A
         steps.annotate(name=KeyTextTransform(group, "meta"))
         .values("name")
         .annotate(**figures)
-        .order_by("-p95_ms")
+        .order_by(F("p95_ms").desc(nulls_last=True))
     )
     return {**steps.aggregate(**figures), "rows": list(rows)}
 
@@ -318,7 +318,7 @@ def dashboard_figures(*, workspace: Any, range_name: str, now: datetime | None =
     policies = policy_evaluation_figures(workspace=workspace, since=since)
     backlog = review_backlog(workspace=workspace, now=now)
     minutes = max((now - since).total_seconds() / 60, 1)
-    figures = {
+    figures: dict[str, Any] = {
         "range": range_name,
         "since": since,
         "runs": {

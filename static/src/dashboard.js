@@ -117,8 +117,12 @@ function start(root) {
   let timer = null;
   const load = async () => {
     if (document.hidden) return; // nobody is looking: skip until the tab is visible again
-    const response = await fetch(root.dataset.source, { headers: { Accept: "application/json" } });
-    if (response.ok) draw(root, await response.json(), charts);
+    try {
+      const response = await fetch(root.dataset.source, { headers: { Accept: "application/json" } });
+      if (response.ok) draw(root, await response.json(), charts);
+    } catch {
+      // Offline or the server restarting: the charts keep their last figures until the next poll.
+    }
   };
   const loadSoon = () => {
     clearTimeout(timer);
