@@ -1,5 +1,5 @@
 """REST API of the dashboard: every figure of one workspace over a time range, as JSON (the
-dashboard's charts draw from it and refresh it live)."""
+dashboard's charts draw from it and refresh it live), and the workspace's SLO targets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from rest_framework.response import Response
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
 
-from . import selectors
+from . import selectors, services
 from .forms import RangeForm
+from .models import SloTargets
+from .slo import OBJECTIVES
 
 
 class DashboardApi(WorkspaceAPIView):
@@ -46,3 +48,38 @@ class DashboardApi(WorkspaceAPIView):
             ),
         }
         return Response(figures)
+
+
+class SloTargetsSerializer(serializers.ModelSerializer):
+    """Every target, each bounded by the model's validators (as the settings form is); a
+    PUT replaces them all, so each is required."""
+
+    class Meta:
+        model = SloTargets
+        fields = [objective.key for objective in OBJECTIVES]
+        extra_kwargs = {objective.key: {"required": True} for objective in OBJECTIVES}
+
+
+def slo_targets_data(targets: SloTargets) -> dict:
+    return {**SloTargetsSerializer(targets).data, "updated_at": targets.updated_at}
+
+
+class SloTargetsApi(WorkspaceAPIView):
+    """The workspace's SLO targets (the defaults until an admin saves them). ``PUT``
+    replaces all of them, admins only; the change is audited."""
+
+    capability = Capability.VIEW_RUNS
+    request_serializer = {"PUT": SloTargetsSerializer}
+
+    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        return Response(slo_targets_data(selectors.slo_targets_get(workspace=request.workspace)))
+
+    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        if not self.has_capability(Capability.MANAGE_SETTINGS):
+            self.permission_denied(request, message="Only admins change SLO targets.")
+        data = SloTargetsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.slo_targets_save(
+            workspace=request.workspace, actor=request.user, targets=data.validated_data
+        )
+        return Response(slo_targets_data(saved))

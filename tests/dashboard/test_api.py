@@ -52,3 +52,43 @@ def test_another_workspace_gets_404_and_its_own_figures(outsider, other_workspac
 
 def test_the_api_needs_credentials(client):
     assert client.get(api_url()).status_code == 401
+
+
+SLO_TARGETS = {
+    "run_success_percent": 99.5,
+    "step_p95_ms": 800,
+    "model_p95_ms": 250,
+    "policy_p95_ms": 10,
+    "inbox_oldest_hours": 4.0,
+}
+
+
+def test_admins_replace_slo_targets_through_the_api(admin_user, builder_client):
+    from apps.audit.models import AuditEvent
+
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    assert client.get(api_url() + "slo/").json()["run_success_percent"] == 95.0  # the default
+    response = client.put(api_url() + "slo/", SLO_TARGETS, format="json")
+    assert response.status_code == 200 and response.json()["model_p95_ms"] == 250
+    assert builder_client.get(api_url() + "slo/").json()["inbox_oldest_hours"] == 4.0
+    event = AuditEvent.objects.get(action="settings.slo_changed")
+    assert event.actor == admin_user and event.data["after"]["step_p95_ms"] == 800
+
+
+def test_slo_targets_out_of_bounds_are_a_400_per_field_and_builders_get_403(
+    admin_user, builder_user
+):
+    from apps.dashboard.models import SloTargets
+
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    bad = {**SLO_TARGETS, "run_success_percent": 101, "step_p95_ms": 0}
+    response = client.put(api_url() + "slo/", bad, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"run_success_percent", "step_p95_ms"}
+    missing = client.put(api_url() + "slo/", {"model_p95_ms": 300}, format="json")
+    assert missing.status_code == 400 and "policy_p95_ms" in missing.json()["error"]["fields"]
+    client.force_authenticate(builder_user)
+    assert client.put(api_url() + "slo/", SLO_TARGETS, format="json").status_code == 403
+    assert not SloTargets.objects.exists()
