@@ -48,3 +48,36 @@ def test_dashboard_draws_charts_and_follows_a_run_live(page: Page, workspace, bu
     expect(page.locator('[data-stat="total"]')).to_have_text("2")
     expect(charts).to_have_attribute("data-runs-total", "2", timeout=15_000)
     assert page.evaluate("window.notReloaded === true")  # live, not a reload
+
+
+def test_the_charts_stop_polling_while_the_tab_is_hidden(page: Page, workspace, builder_user):
+    log_in(page, "bea")
+    polls: list[str] = []
+    page.on(
+        "request",
+        lambda request: "/api/w/acme/dashboard/" in request.url and polls.append(request.url),
+    )
+    page.goto("/w/acme/dashboard/")
+    expect(page.locator("[data-dashboard-charts]")).to_have_attribute("data-drawn", "true")
+    page.wait_for_timeout(5_500)
+    assert len(polls) >= 2  # the first draw, then at least one poll
+
+    page.evaluate(
+        """() => {
+          Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+          document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    hidden_since = len(polls)
+    page.wait_for_timeout(11_000)  # two poll intervals
+    assert len(polls) == hidden_since, "polled while the tab was hidden"
+
+    page.evaluate(
+        """() => {
+          Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+          document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    page.wait_for_timeout(1_000)
+    # Back at once when the tab is shown again (a regular poll may also fall in that second).
+    assert hidden_since + 1 <= len(polls) <= hidden_since + 2
