@@ -7,7 +7,7 @@ many there are, is counted once, and a restarted process loses nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,16 +61,24 @@ def runs_by_trigger(*, workspace: Any | None = None) -> dict[str, int]:
     return dict(_runs(workspace).values_list("trigger").annotate(count=Count("id")).order_by())
 
 
+def _due_runs(workspace: Any | None, now: datetime) -> QuerySet[Run]:
+    """Runs waiting for a worker: queued, and their wake-up time (if any) passed."""
+    queued = _runs(workspace).filter(status=RunStatus.QUEUED)
+    return queued.filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+
+
 def queue_lag_seconds(*, workspace: Any | None = None, now: datetime | None = None) -> float:
-    """How long the oldest run that is due (queued, its wake-up time passed) has waited."""
+    """How long the oldest run that is due has waited."""
     now = now or timezone.now()
-    due_since = (
-        _runs(workspace)
-        .filter(status=RunStatus.QUEUED)
-        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-        .aggregate(due_since=Min(Coalesce(F("wake_at"), F("updated_at"))))["due_since"]
-    )
+    due_since = _due_runs(workspace, now).aggregate(
+        due_since=Min(Coalesce(F("wake_at"), F("updated_at")))
+    )["due_since"]
     return max((now - due_since).total_seconds(), 0.0) if due_since else 0.0
+
+
+def queue_depth(*, workspace: Any | None = None, now: datetime | None = None) -> int:
+    """How many runs are due and not picked up by a worker yet."""
+    return _due_runs(workspace, now or timezone.now()).count()
 
 
 def waiting_steps(*, workspace: Any | None = None) -> dict[str, int]:
@@ -163,17 +171,6 @@ def range_start(name: str, *, now: datetime | None = None) -> datetime:
     if name in RANGES:
         return now - RANGES[name]
     return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def queue_depth(*, workspace: Any | None = None, now: datetime | None = None) -> int:
-    """Runs queued and due (their wake-up time passed) that no worker has picked up yet."""
-    now = now or timezone.now()
-    return (
-        _runs(workspace)
-        .filter(status=RunStatus.QUEUED)
-        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-        .count()
-    )
 
 
 def step_latency_by_block(*, workspace: Any, since: datetime) -> list[dict[str, Any]]:
@@ -306,62 +303,65 @@ def slo_targets_get(*, workspace: Any) -> Any:
     return SloTargets.objects.filter(workspace=workspace).first() or SloTargets(workspace=workspace)
 
 
+def run_figures(*, workspace: Any, since: datetime, now: datetime) -> dict[str, Any]:
+    """Runs created since ``since``: by status, in total, per minute, and the failure and
+    success rates of the finished ones (None when none finished)."""
+    by_status = runs_by_status(workspace=workspace, since=since)
+    total = sum(by_status.values())
+    finished = by_status[RunStatus.SUCCEEDED] + by_status[RunStatus.FAILED]
+    return {
+        "by_status": by_status,
+        "total": total,
+        "per_minute": total / max((now - since).total_seconds() / 60, 1),
+        "failure_rate": by_status[RunStatus.FAILED] / finished if finished else None,
+        "success_percent": 100 * by_status[RunStatus.SUCCEEDED] / finished if finished else None,
+    }
+
+
 def dashboard_figures(*, workspace: Any, range_name: str, now: datetime | None = None) -> dict:
     """Every figure of the dashboard for one workspace over a named range (see
     ``RANGE_NAMES``), JSON-ready: the page, its JSON API and ``/metrics`` all read this."""
     now = now or timezone.now()
     since = range_start(range_name, now=now)
-    by_status = runs_by_status(workspace=workspace, since=since)
-    finished = by_status[RunStatus.SUCCEEDED] + by_status[RunStatus.FAILED]
     latency = step_latency_by_block(workspace=workspace, since=since)
     models = model_call_figures(workspace=workspace, since=since)
-    policies = policy_evaluation_figures(workspace=workspace, since=since)
     backlog = review_backlog(workspace=workspace, now=now)
-    minutes = max((now - since).total_seconds() / 60, 1)
     figures: dict[str, Any] = {
         "range": range_name,
         "since": since,
-        "runs": {
-            "by_status": by_status,
-            "total": sum(by_status.values()),
-            "per_minute": sum(by_status.values()) / minutes,
-            "failure_rate": by_status[RunStatus.FAILED] / finished if finished else None,
-            "success_percent": 100 * by_status[RunStatus.SUCCEEDED] / finished
-            if finished
-            else None,
-        },
+        "runs": run_figures(workspace=workspace, since=since, now=now),
         "steps": {
             "latency": latency,
             "p95_slowest_ms": max((row["p95"] for row in latency), default=None),
             **step_error_rates(workspace=workspace, since=since),
         },
         "models": models,
-        "policies": policies,
+        "policies": policy_evaluation_figures(workspace=workspace, since=since),
         "queue": {
             "depth": queue_depth(workspace=workspace, now=now),
             "lag_seconds": queue_lag_seconds(workspace=workspace, now=now),
             "waiting": waiting_steps(workspace=workspace),
         },
-        "inbox": {
-            "open": backlog.open,
-            "overdue": backlog.overdue,
-            "oldest_seconds": backlog.oldest_seconds,
-        },
+        "inbox": asdict(backlog),
         "cost": {
             "currency": settings.FLOWGATE["COST_CURRENCY"],
             "total": models["cost"],
             "per_1000_inferences": models["cost_per_1000"],
         },
     }
-    measured = {
+    figures["slo"] = slo_status(slo_targets_get(workspace=workspace), _slo_measurements(figures))
+    return figures
+
+
+def _slo_measurements(figures: dict[str, Any]) -> dict[str, float | None]:
+    """The figure each objective of ``slo.OBJECTIVES`` is judged against."""
+    return {
         "run_success_percent": figures["runs"]["success_percent"],
         "step_p95_ms": figures["steps"]["p95_slowest_ms"],
-        "model_p95_ms": models["p95_ms"],
-        "policy_p95_ms": policies["p95_ms"],
-        "inbox_oldest_hours": backlog.oldest_seconds / 3600,
+        "model_p95_ms": figures["models"]["p95_ms"],
+        "policy_p95_ms": figures["policies"]["p95_ms"],
+        "inbox_oldest_hours": figures["inbox"]["oldest_seconds"] / 3600,
     }
-    figures["slo"] = slo_status(slo_targets_get(workspace=workspace), measured)
-    return figures
 
 
 def recent_failures(*, workspace: Any, limit: int = 8) -> list[Run]:
