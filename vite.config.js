@@ -17,6 +17,7 @@ export default defineConfig({
         policy_editor: resolve(import.meta.dirname, "static/src/policies/editor.js"),
         flow_editor: resolve(import.meta.dirname, "static/src/studio/editor.jsx"),
         inbox: resolve(import.meta.dirname, "static/src/inbox/inbox.js"),
+        dashboard: resolve(import.meta.dirname, "static/src/dashboard.js"),
       },
       output: {
         entryFileNames: "[name].js",

@@ -11,6 +11,7 @@ workspace_patterns = [
     path("", include("apps.connectors.api_urls")),
     path("", include("apps.inbox.api_urls")),
     path("", include("apps.mlmodels.api_urls")),
+    path("", include("apps.dashboard.api_urls")),
 ]
 
 urlpatterns = [

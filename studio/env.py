@@ -98,6 +98,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_prices(name: str) -> dict[str, float]:
+    """``name=price`` pairs, comma-separated (``claim-fraud=0.0004,ticket-triage=0.0001``)."""
+    prices = {}
+    for item in env_list(name, []):
+        key, _, raw = item.partition("=")
+        try:
+            price = float(raw)
+        except ValueError:
+            price = -1.0
+        if not key.strip() or price < 0:
+            raise ConfigurationError(f"{name}: expected name=price (price >= 0), got {item!r}")
+        prices[key.strip()] = price
+    return prices
+
+
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     value = env_str(name, default)
     parsed = urlparse(value)

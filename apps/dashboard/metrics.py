@@ -30,6 +30,12 @@ class FlowgateCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._runs()
         yield from self._steps()
+        yield from self._workspaces()
+        yield GaugeMetricFamily(
+            "flowgate_queue_depth",
+            "Runs queued and due that no worker has picked up yet.",
+            value=selectors.queue_depth(),
+        )
         yield GaugeMetricFamily(
             "flowgate_queue_lag_seconds",
             "How long the oldest due run has been waiting for a worker.",
@@ -53,6 +59,63 @@ class FlowgateCollector:
             "Age of the oldest open review task.",
             value=backlog.oldest_seconds,
         )
+
+    def _workspaces(self) -> Iterator[Metric]:
+        """Per workspace, over the last ``METRICS_RANGE``: what the dashboard shows for that
+        range (latency of models and policies, error and retry ratios, cost, SLO states)."""
+        from apps.accounts.models import Workspace
+
+        window = selectors.METRICS_RANGE
+        labels = ["workspace"]
+        families = {
+            "model": GaugeMetricFamily(
+                "flowgate_model_latency_seconds",
+                f"Model call latency quantiles over the last {window}.",
+                labels=[*labels, "quantile"],
+            ),
+            "policy": GaugeMetricFamily(
+                "flowgate_policy_latency_seconds",
+                f"Policy evaluation time quantiles over the last {window}.",
+                labels=[*labels, "quantile"],
+            ),
+            "errors": GaugeMetricFamily(
+                "flowgate_step_error_ratio",
+                f"Share of step attempts that raised an error, last {window}.",
+                labels=labels,
+            ),
+            "retries": GaugeMetricFamily(
+                "flowgate_step_retry_ratio",
+                f"Share of step attempts that were retried, last {window}.",
+                labels=labels,
+            ),
+            "inferences": GaugeMetricFamily(
+                "flowgate_model_inferences",
+                f"Answered model calls over the last {window}.",
+                labels=labels,
+            ),
+            "cost": GaugeMetricFamily(
+                "flowgate_model_cost_per_1000_inferences",
+                f"Estimated model cost per 1,000 inferences over the last {window}.",
+                labels=[*labels, "currency"],
+            ),
+            "target": GaugeMetricFamily(
+                "flowgate_slo_target", "SLO target, by objective.", labels=[*labels, "slo"]
+            ),
+            "measured": GaugeMetricFamily(
+                "flowgate_slo_measured",
+                f"SLO figure measured over the last {window} (absent without data).",
+                labels=[*labels, "slo"],
+            ),
+            "met": GaugeMetricFamily(
+                "flowgate_slo_met",
+                "1 when the SLO is met, 0 when breached (absent without data).",
+                labels=[*labels, "slo"],
+            ),
+        }
+        for workspace in Workspace.objects.order_by("slug"):
+            figures = selectors.dashboard_figures(workspace=workspace, range_name=window)
+            _add_workspace(families, workspace.slug, figures)
+        yield from families.values()
 
     def _runs(self) -> Iterator[Metric]:
         started = CounterMetricFamily(
@@ -95,6 +158,27 @@ class FlowgateCollector:
         for (block, status), count in sorted(selectors.step_outcomes().items()):
             attempts.add_metric([block, status], count)
         yield attempts
+
+
+def _add_workspace(families: dict[str, GaugeMetricFamily], slug: str, figures: dict) -> None:
+    for kind in ("model", "policy"):
+        source = figures["models" if kind == "model" else "policies"]
+        for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
+            if source[key] is not None:
+                families[kind].add_metric([slug, quantile], source[key] / 1000)
+    steps = figures["steps"]
+    if steps["attempts"]:
+        families["errors"].add_metric([slug], steps["error_rate"])
+        families["retries"].add_metric([slug], steps["retry_rate"])
+    families["inferences"].add_metric([slug], figures["models"]["calls"])
+    cost = figures["cost"]
+    if cost["per_1000_inferences"] is not None:
+        families["cost"].add_metric([slug, cost["currency"]], cost["per_1000_inferences"])
+    for objective in figures["slo"]:
+        families["target"].add_metric([slug, objective["key"]], objective["target"])
+        if objective["state"] != "no_data":
+            families["measured"].add_metric([slug, objective["key"]], objective["measured"])
+            families["met"].add_metric([slug, objective["key"]], objective["state"] == "met")
 
 
 def exposition() -> bytes:

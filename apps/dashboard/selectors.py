@@ -7,15 +7,19 @@ many there are, is counted once, and a restarted process loses nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Aggregate, Count, F, FloatField, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncHour, TruncMinute
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
 from apps.runs.models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus
+
+from .slo import slo_status
 
 # Step duration histogram buckets, in seconds (Prometheus convention).
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -57,16 +61,24 @@ def runs_by_trigger(*, workspace: Any | None = None) -> dict[str, int]:
     return dict(_runs(workspace).values_list("trigger").annotate(count=Count("id")).order_by())
 
 
+def _due_runs(workspace: Any | None, now: datetime) -> QuerySet[Run]:
+    """Runs waiting for a worker: queued, and their wake-up time (if any) passed."""
+    queued = _runs(workspace).filter(status=RunStatus.QUEUED)
+    return queued.filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+
+
 def queue_lag_seconds(*, workspace: Any | None = None, now: datetime | None = None) -> float:
-    """How long the oldest run that is due (queued, its wake-up time passed) has waited."""
+    """How long the oldest run that is due has waited."""
     now = now or timezone.now()
-    due_since = (
-        _runs(workspace)
-        .filter(status=RunStatus.QUEUED)
-        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-        .aggregate(due_since=Min(Coalesce(F("wake_at"), F("updated_at"))))["due_since"]
-    )
+    due_since = _due_runs(workspace, now).aggregate(
+        due_since=Min(Coalesce(F("wake_at"), F("updated_at")))
+    )["due_since"]
     return max((now - due_since).total_seconds(), 0.0) if due_since else 0.0
+
+
+def queue_depth(*, workspace: Any | None = None, now: datetime | None = None) -> int:
+    """How many runs are due and not picked up by a worker yet."""
+    return _due_runs(workspace, now or timezone.now()).count()
 
 
 def waiting_steps(*, workspace: Any | None = None) -> dict[str, int]:
@@ -147,6 +159,10 @@ def step_duration_histograms(*, workspace: Any | None = None) -> list[Histogram]
 
 # --- the dashboard page (one workspace, one time range) ----------------------------------
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+RANGE_NAMES = ("today", *RANGES)
+BUCKET_MINUTES = {"1h": 5, "today": 60, "24h": 60, "7d": 360}
+# The window /metrics judges SLOs and estimates cost over (a scrape has no range picker).
+METRICS_RANGE = "24h"
 
 
 def range_start(name: str, *, now: datetime | None = None) -> datetime:
@@ -176,7 +192,71 @@ def step_latency_by_block(*, workspace: Any, since: datetime) -> list[dict[str, 
     return list(rows)
 
 
-BUCKET_MINUTES = {"1h": 5, "today": 60, "24h": 60, "7d": 360}
+def step_error_rates(*, workspace: Any, since: datetime) -> dict[str, Any]:
+    """Step attempts run since ``since``: the share that raised an error (whether retried
+    or not) and the share that were retries of an earlier attempt."""
+    figures = (
+        _steps(workspace)
+        .filter(started_at__gte=since, status__in=FINISHED_STEP_STATUSES)
+        .aggregate(
+            attempts=Count("id"),
+            failed=Count("id", filter=Q(status=StepStatus.FAILED)),
+            retries=Count("id", filter=Q(attempt__gt=1)),
+        )
+    )
+    attempts = figures["attempts"]
+    return {
+        **figures,
+        "error_rate": figures["failed"] / attempts if attempts else None,
+        "retry_rate": figures["retries"] / attempts if attempts else None,
+    }
+
+
+def _meta_number(key: str) -> Cast:
+    return Cast(KeyTextTransform(key, "meta"), FloatField())
+
+
+def _latency_rows(steps: QuerySet[StepRun], group: str, latency: str, **extra: Any) -> dict:
+    """Calls, p50 and p95 of the ``latency`` number in the steps' meta, in total and per
+    value of the ``group`` meta key (a model, a policy)."""
+    figures = {
+        "calls": Count("id"),
+        "p50_ms": Percentile(_meta_number(latency), 0.5),
+        "p95_ms": Percentile(_meta_number(latency), 0.95),
+        **extra,
+    }
+    steps = steps.filter(**{f"meta__{latency}__isnull": False})
+    rows = (
+        steps.annotate(name=KeyTextTransform(group, "meta"))
+        .values("name")
+        .annotate(**figures)
+        .order_by(F("p95_ms").desc(nulls_last=True))
+    )
+    return {**steps.aggregate(**figures), "rows": list(rows)}
+
+
+def model_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
+    """Answered ``model.predict`` calls since ``since``: latency as the block measured it,
+    per model and in total, and the estimated cost (each step records its call's cost)."""
+    steps = _steps(workspace).filter(
+        block_type="model.predict", status=StepStatus.SUCCEEDED, started_at__gte=since
+    )
+    cost = Coalesce(Sum(_meta_number("cost")), 0.0)
+    figures = _latency_rows(steps, "model", "latency_ms", cost=cost)
+    calls = figures["calls"]
+    figures["cost_per_1000"] = figures["cost"] / calls * 1000 if calls else None
+    return figures
+
+
+def policy_evaluation_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
+    """``policy.evaluate`` steps since ``since`` that ran a policy: evaluation time as the
+    policy engine measured it, per policy and in total."""
+    steps = (
+        _steps(workspace)
+        .filter(block_type="policy.evaluate", status=StepStatus.SUCCEEDED, started_at__gte=since)
+        .exclude(meta__policy_version="")
+    )
+    return _latency_rows(steps, "policy", "duration_ms")
 
 
 def bucket_start(moment: datetime, minutes: int) -> datetime:
@@ -186,30 +266,102 @@ def bucket_start(moment: datetime, minutes: int) -> datetime:
     return midnight + offset * timedelta(minutes=minutes)
 
 
-def runs_over_time(*, workspace: Any, since: datetime, minutes: int) -> dict[datetime, dict]:
-    """Runs created since ``since`` per ``minutes``-long bucket: total, succeeded, failed.
-    Postgres counts per minute or hour; at most a few hundred rows are merged here."""
+def runs_over_time(
+    *, workspace: Any, since: datetime, minutes: int, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Runs created since ``since`` per ``minutes``-long bucket and status, every bucket up
+    to now included (empty ones too). Postgres counts per minute or hour and status; at most
+    a few hundred rows are merged here."""
+    now = now or timezone.now()
     truncate = TruncMinute if minutes < 60 else TruncHour
     rows = (
         _runs(workspace)
         .filter(created_at__gte=since)
         .annotate(moment=truncate("created_at", tzinfo=UTC))
-        .values("moment")
-        .annotate(
-            total=Count("id"),
-            succeeded=Count("id", filter=Q(status=RunStatus.SUCCEEDED)),
-            failed=Count("id", filter=Q(status=RunStatus.FAILED)),
-        )
-        .order_by("moment")
+        .values_list("moment", "status")
+        .annotate(count=Count("id"))
+        .order_by()
     )
-    buckets: dict[datetime, dict] = {}
-    for row in rows:
-        bucket = buckets.setdefault(
-            bucket_start(row["moment"], minutes), {"total": 0, "succeeded": 0, "failed": 0}
-        )
-        for key in ("total", "succeeded", "failed"):
-            bucket[key] += row[key]
-    return buckets
+    size = timedelta(minutes=minutes)
+    first = bucket_start(since.astimezone(UTC), minutes)
+    count = max(int((now - first) / size) + 1, 1)
+    series = [
+        {"start": first + index * size, **dict.fromkeys(RunStatus.values, 0)}
+        for index in range(count)
+    ]
+    for moment, status, runs in rows:
+        index = int((bucket_start(moment, minutes) - first) / size)
+        if 0 <= index < count:
+            series[index][status] += runs
+    return series
+
+
+def slo_targets_get(*, workspace: Any) -> Any:
+    """The workspace's SLO targets; the defaults until an admin saves them."""
+    from .models import SloTargets
+
+    return SloTargets.objects.filter(workspace=workspace).first() or SloTargets(workspace=workspace)
+
+
+def run_figures(*, workspace: Any, since: datetime, now: datetime) -> dict[str, Any]:
+    """Runs created since ``since``: by status, in total, per minute, and the failure and
+    success rates of the finished ones (None when none finished)."""
+    by_status = runs_by_status(workspace=workspace, since=since)
+    total = sum(by_status.values())
+    finished = by_status[RunStatus.SUCCEEDED] + by_status[RunStatus.FAILED]
+    return {
+        "by_status": by_status,
+        "total": total,
+        "per_minute": total / max((now - since).total_seconds() / 60, 1),
+        "failure_rate": by_status[RunStatus.FAILED] / finished if finished else None,
+        "success_percent": 100 * by_status[RunStatus.SUCCEEDED] / finished if finished else None,
+    }
+
+
+def dashboard_figures(*, workspace: Any, range_name: str, now: datetime | None = None) -> dict:
+    """Every figure of the dashboard for one workspace over a named range (see
+    ``RANGE_NAMES``), JSON-ready: the page, its JSON API and ``/metrics`` all read this."""
+    now = now or timezone.now()
+    since = range_start(range_name, now=now)
+    latency = step_latency_by_block(workspace=workspace, since=since)
+    models = model_call_figures(workspace=workspace, since=since)
+    backlog = review_backlog(workspace=workspace, now=now)
+    figures: dict[str, Any] = {
+        "range": range_name,
+        "since": since,
+        "runs": run_figures(workspace=workspace, since=since, now=now),
+        "steps": {
+            "latency": latency,
+            "p95_slowest_ms": max((row["p95"] for row in latency), default=None),
+            **step_error_rates(workspace=workspace, since=since),
+        },
+        "models": models,
+        "policies": policy_evaluation_figures(workspace=workspace, since=since),
+        "queue": {
+            "depth": queue_depth(workspace=workspace, now=now),
+            "lag_seconds": queue_lag_seconds(workspace=workspace, now=now),
+            "waiting": waiting_steps(workspace=workspace),
+        },
+        "inbox": asdict(backlog),
+        "cost": {
+            "currency": settings.FLOWGATE["COST_CURRENCY"],
+            "total": models["cost"],
+            "per_1000_inferences": models["cost_per_1000"],
+        },
+    }
+    figures["slo"] = slo_status(slo_targets_get(workspace=workspace), _slo_measurements(figures))
+    return figures
+
+
+def _slo_measurements(figures: dict[str, Any]) -> dict[str, float | None]:
+    """The figure each objective of ``slo.OBJECTIVES`` is judged against."""
+    return {
+        "run_success_percent": figures["runs"]["success_percent"],
+        "step_p95_ms": figures["steps"]["p95_slowest_ms"],
+        "model_p95_ms": figures["models"]["p95_ms"],
+        "policy_p95_ms": figures["policies"]["p95_ms"],
+        "inbox_oldest_hours": figures["inbox"]["oldest_seconds"] / 3600,
+    }
 
 
 def recent_failures(*, workspace: Any, limit: int = 8) -> list[Run]:

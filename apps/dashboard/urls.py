@@ -6,4 +6,5 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.dashboard_view, name="list"),
+    path("slo/", views.slo_targets_view, name="slo"),
 ]

@@ -6,52 +6,57 @@ import hmac
 import ipaddress
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from apps.accounts.decorators import workspace_view
-from apps.accounts.permissions import Capability
+from apps.accounts.permissions import Capability, can
 
-from . import charts, selectors
+from . import selectors, services
+from .forms import RangeForm, SloTargetsForm
 from .metrics import exposition
+
+RANGE_LABELS = {"today": "Today", "1h": "1 hour", "24h": "24 hours", "7d": "7 days"}
 
 
 @workspace_view(Capability.VIEW_RUNS)
 def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """The dashboard page, or (htmx) its panels; an unknown range shows today. The charts
+    draw from the JSON API (``DashboardApi``) in the browser."""
     workspace = request.workspace  # type: ignore[attr-defined]
-    range_name = request.GET.get("range", "today")
-    if range_name not in ("today", *selectors.RANGES):
-        range_name = "today"
-    since = selectors.range_start(range_name)
-    minutes = selectors.BUCKET_MINUTES[range_name]
-    by_status = selectors.runs_by_status(workspace=workspace, since=since)
-    finished = by_status["succeeded"] + by_status["failed"]
-    latency = selectors.step_latency_by_block(workspace=workspace, since=since)
+    form = RangeForm(request.GET)
+    range_name = form.range_name() if form.is_valid() else "today"
     context = {
+        "figures": selectors.dashboard_figures(workspace=workspace, range_name=range_name),
         "range": range_name,
-        "ranges": [("today", "Today"), ("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days")],
-        "by_status": by_status,
-        "total": sum(by_status.values()),
-        "failure_rate": by_status["failed"] / finished if finished else None,
-        "latency": latency,
-        "p95_overall": max((row["p95"] for row in latency), default=None),
-        "waiting": selectors.waiting_steps(workspace=workspace),
-        "queue_lag": selectors.queue_lag_seconds(workspace=workspace),
-        "backlog": selectors.review_backlog(workspace=workspace),
+        "ranges": RANGE_LABELS.items(),
+        "bucket_minutes": selectors.BUCKET_MINUTES[range_name],
         "recent_failures": selectors.recent_failures(workspace=workspace),
-        "runs_chart": charts.runs_over_time_chart(
-            selectors.runs_over_time(workspace=workspace, since=since, minutes=minutes),
-            since=since,
-            minutes=minutes,
-        ),
-        "latency_chart": charts.latency_chart(latency),
+        "can_manage_settings": can(request.membership, Capability.MANAGE_SETTINGS),  # type: ignore[attr-defined]
     }
-    context["waiting_total"] = sum(context["waiting"].values())
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "dashboard/partials/panels.html", context)
     return render(request, "dashboard/index.html", context)
+
+
+@workspace_view(Capability.MANAGE_SETTINGS)
+def slo_targets_view(request: HttpRequest) -> HttpResponse:
+    """Dashboard → SLO targets (admins): saved and audited, or 400 with the field errors."""
+    workspace = request.workspace  # type: ignore[attr-defined]
+    current = selectors.slo_targets_get(workspace=workspace)
+    form = SloTargetsForm(request.POST or None, instance=current)
+    if request.method == "POST":
+        if form.is_valid():
+            services.slo_targets_save(
+                workspace=workspace, actor=request.user, targets=form.cleaned_data
+            )
+            messages.success(request, "SLO targets saved.")
+            return redirect("dashboard:list", workspace_slug=workspace.slug)
+        return render(request, "dashboard/slo.html", {"form": form, "current": current}, status=400)
+    return render(request, "dashboard/slo.html", {"form": form, "current": current})
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:

@@ -141,6 +141,13 @@ def _service_error(status: int, message: str) -> ModelServiceError:
     )
 
 
+def call_cost(model: str) -> float:
+    """The configured estimate of one call to ``model`` (settings ``MODEL_COSTS``, else
+    ``MODEL_COST_PER_CALL``): serving cost is a property of the deployment, not the flow."""
+    flowgate: dict[str, Any] = settings.FLOWGATE
+    return float(flowgate["MODEL_COSTS"].get(model, flowgate["MODEL_COST_PER_CALL"]))
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -265,7 +272,7 @@ class ModelPredictBlock(Block):
             "service_latency_ms": answer.get("latency_ms"),
             "device": answer.get("device", ""),
             "batch_size": answer.get("batch_size"),
-            "cost": 0.0,
+            "cost": call_cost(answer["model"]),
         }
         if config.shadow_alias:
             meta["shadow"] = self._shadow(ctx, config, features)

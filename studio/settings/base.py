@@ -14,6 +14,7 @@ from studio.env import (
     env_float,
     env_int,
     env_list,
+    env_prices,
     env_str,
     env_url,
     local_secret,
@@ -260,6 +261,12 @@ FLOWGATE = {
     "MODEL_BREAKER_FAILURES": env_int("MODEL_BREAKER_FAILURES", 5, minimum=1),
     # ...for this long, then let one probe call through.
     "MODEL_BREAKER_COOLDOWN_SECONDS": env_float("MODEL_BREAKER_COOLDOWN_SECONDS", 30.0),
+    # Estimated cost of one model.predict call, in COST_CURRENCY, recorded with each step
+    # (the dashboard's cost per 1,000 inferences): MODEL_COSTS prices models by name
+    # ("claim-fraud=0.0004,ticket-triage=0.0001"), MODEL_COST_PER_CALL every other model.
+    "MODEL_COST_PER_CALL": env_float("MODEL_COST_PER_CALL", 0.0),
+    "MODEL_COSTS": env_prices("MODEL_COSTS"),
+    "COST_CURRENCY": env_str("COST_CURRENCY", "USD"),
     "OPA_URL": env_str("OPA_URL", ""),
     # Bounds on every policy: source size, input size, evaluation time.
     "POLICY_MAX_SOURCE_BYTES": env_int("POLICY_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024),

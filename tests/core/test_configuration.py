@@ -51,6 +51,8 @@ PRODUCTION = {
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"LOGIN_FAILURE_LIMIT": "three"}, "LOGIN_FAILURE_LIMIT"),
         ({"SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE"),
+        ({"MODEL_COSTS": "claim-fraud=cheap"}, "MODEL_COSTS"),
+        ({"MODEL_COSTS": "=0.1"}, "MODEL_COSTS"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )

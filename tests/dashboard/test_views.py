@@ -51,24 +51,28 @@ def dashboard_url(slug="acme"):
 def test_dashboard_shows_runs_failure_rate_latency_waiting_and_failures(
     builder_client, history, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(14):
+    # A constant number of queries, however many runs, steps and block types there are.
+    with django_assert_max_num_queries(18):
         response = builder_client.get(dashboard_url())
     assert response.status_code == 200
     body = response.content.decode()
     assert 'data-stat="total">5<' in body
     assert 'data-stat="failure-rate">25%<' in body  # 1 failed of 4 finished
-    assert 'data-stat="waiting">1<' in body and "1 delay" in body
+    assert 'data-stat="queue-depth">0<' in body and "· 1 delay" in body
     assert "<code>transform.set</code>" in body  # latency table per block
     assert str(history["failed"].id)[:8] in body and "Broken flow" in body
-    assert 'class="bar bar-succeeded"' in body and 'class="bar bar-failed"' in body
-    assert "data-live-poll" in body
+    # 1 failed of 9 finished attempts: 5 triggers, 4 transforms (the delay still waits).
+    assert 'data-stat="error-rate">11%<' in body
+    assert 'data-chart="runs"' in body and 'data-chart="steps"' in body
+    assert "/api/w/acme/dashboard/?range=today" in body  # the charts' data source
+    assert "data-live-poll" in body and 'src="/static/dashboard.js"' in body
 
 
 def test_dashboard_time_range_and_htmx_partial(builder_client, history):
     Run.objects.update(created_at="2020-01-01T00:00:00Z")
     StepRun.objects.update(started_at="2020-01-01T00:00:00Z")
     body = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
-    assert 'data-stat="total">0<' in body and "No runs in this range yet." in body
+    assert 'data-stat="total">0<' in body and "No step finished in this range." in body
     partial = builder_client.get(dashboard_url(), {"range": "1h"}, HTTP_HX_REQUEST="true")
     assert b'id="dashboard-panels"' in partial.content and b"<html" not in partial.content
 
@@ -129,11 +133,75 @@ def test_review_backlog_on_the_dashboard_and_in_metrics(
     assert "flowgate_review_tasks_open 1.0" in client.get("/metrics").content.decode()
 
 
-def test_the_last_hour_is_drawn_in_five_minute_buckets(builder_client, history):
-    body = builder_client.get(dashboard_url(), {"range": "1h"}).content.decode()
-    assert "<h2>Runs per 5 minutes</h2>" in body
-    assert 'class="bar bar-succeeded"' in body and 'class="bar bar-failed"' in body
-    runs_chart = body.split('stacked by outcome">')[1].split("Step latency by block")[0]
-    assert runs_chart.count("<g><title>") in (12, 13)  # one bar per 5 minutes of the hour
+def test_the_chart_title_names_the_bucket_of_the_range(builder_client, history):
+    hour = builder_client.get(dashboard_url(), {"range": "1h"}).content.decode()
+    assert "<h2>Runs per 5 minutes, by status</h2>" in hour
+    assert "/api/w/acme/dashboard/?range=1h" in hour
     week = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
-    assert "<h2>Runs per 6 hours</h2>" in week and 'class="bar bar-failed"' in week
+    assert "<h2>Runs per 6 hours, by status</h2>" in week
+    unknown = builder_client.get(dashboard_url(), {"range": "1y"}).content.decode()
+    assert 'aria-current="true">Today<' in unknown
+
+
+def slo_url(slug="acme"):
+    return reverse("dashboard:slo", kwargs={"workspace_slug": slug})
+
+
+SLO_FORM = {
+    "run_success_percent": "70",
+    "step_p95_ms": "1500",
+    "model_p95_ms": "400",
+    "policy_p95_ms": "20",
+    "inbox_oldest_hours": "8",
+}
+
+
+def test_an_admin_edits_slo_targets_and_the_change_is_audited(admin_client, history):
+    from apps.audit.models import AuditEvent
+
+    before = admin_client.get(dashboard_url()).content.decode()
+    assert 'data-slo="run_success_percent"' in before and "≥ 95 %" in before
+    assert "slo-breached" in before  # 3 of 4 finished runs succeeded: 75 % < 95 %
+
+    response = admin_client.post(slo_url(), SLO_FORM)
+    assert response.status_code == 302
+
+    after = admin_client.get(dashboard_url()).content.decode()
+    success_row = after.split('data-slo="run_success_percent"')[1].split("</tr>")[0]
+    assert "≥ 70 %" in success_row and "75.0 %" in success_row and "slo-met" in success_row
+    event = AuditEvent.objects.get(action="settings.slo_changed")
+    assert event.data["before"]["run_success_percent"] == 95.0
+    assert event.data["after"]["inbox_oldest_hours"] == 8.0
+
+
+def test_invalid_slo_targets_are_a_400_with_the_field_error_and_nothing_saved(admin_client):
+    from apps.dashboard.models import SloTargets
+
+    response = admin_client.post(slo_url(), {**SLO_FORM, "run_success_percent": "140"})
+    assert response.status_code == 400
+    assert "less than or equal to 100" in response.content.decode()
+    missing = admin_client.post(slo_url(), {**SLO_FORM, "model_p95_ms": ""})
+    assert missing.status_code == 400 and "This field is required." in missing.content.decode()
+    assert not SloTargets.objects.exists()
+
+
+def test_only_admins_edit_slo_targets(builder_client, outsider_client):
+    assert builder_client.get(slo_url()).status_code == 403
+    assert builder_client.post(slo_url(), SLO_FORM).status_code == 403
+    assert outsider_client.get(slo_url()).status_code == 404
+    assert "Edit targets" not in builder_client.get(dashboard_url()).content.decode()
+
+
+def test_metrics_expose_queue_depth_error_ratios_and_slo_states(client, other_workspace, history):
+    text = client.get("/metrics").content.decode()
+    assert "flowgate_queue_depth 0.0" in text
+    assert 'flowgate_step_error_ratio{workspace="acme"} 0.111' in text
+    assert 'flowgate_step_retry_ratio{workspace="acme"} 0.0' in text
+    assert 'flowgate_model_inferences{workspace="acme"} 0.0' in text
+    assert 'flowgate_slo_target{slo="run_success_percent",workspace="acme"} 95.0' in text
+    assert 'flowgate_slo_measured{slo="run_success_percent",workspace="acme"} 75.0' in text
+    assert 'flowgate_slo_met{slo="run_success_percent",workspace="acme"} 0.0' in text
+    assert 'flowgate_slo_met{slo="inbox_oldest_hours",workspace="acme"} 1.0' in text
+    # No model was called: no measurement, so no verdict either.
+    assert 'flowgate_slo_met{slo="model_p95_ms",workspace="acme"}' not in text
+    assert 'flowgate_slo_target{slo="model_p95_ms",workspace="globex"} 500.0' in text

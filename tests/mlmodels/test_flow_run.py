@@ -76,3 +76,45 @@ def test_a_flow_run_predicts_through_the_service_and_audits_the_model_version(
         assert decision.data["meta"]["model"] == CLAIM_FRAUD
         assert decision.data["meta"]["model_version"] == "2"
         assert decision.data["result"]["version"] == "2"
+
+
+def test_predictions_record_the_configured_cost_and_feed_the_dashboard(
+    transactional_db, workspace, builder_user, model_stack, trained_models, start_worker
+):
+    from apps.dashboard import selectors
+
+    start_worker(
+        environment={
+            "MODEL_SERVICE_URL": model_stack.service.url,
+            "MODEL_COSTS": f"{CLAIM_FRAUD}=0.0004,other-model=9",
+            "MODEL_COST_PER_CALL": "0.5",
+        }
+    )
+    score = node(
+        "score",
+        "model.predict",
+        model=CLAIM_FRAUD,
+        version="2",
+        inputs={name: f"trigger.body.{name}" for name in CLAIM},
+    )
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition([node("start", "trigger.manual"), score], [("start", "score")]),
+        name="Claim scoring",
+    )
+    for _ in range(3):
+        run = run_start(flow=flow, trigger="manual", payload=envelope(CLAIM)).run
+        assert wait_for_run(run).status == "succeeded", run.error
+
+    steps = StepRun.objects.filter(block_type="model.predict", status="succeeded")
+    assert [step.meta["cost"] for step in steps] == [0.0004] * 3  # the model's own price
+    figures = selectors.dashboard_figures(workspace=workspace, range_name="1h")
+    models = figures["models"]
+    assert models["calls"] == 3 and [row["name"] for row in models["rows"]] == [CLAIM_FRAUD]
+    assert figures["cost"]["per_1000_inferences"] == pytest.approx(0.4)
+    latencies = sorted(step.meta["latency_ms"] for step in steps)
+    assert models["p50_ms"] == pytest.approx(latencies[1])  # the median of three calls
+    model_slo = next(slo for slo in figures["slo"] if slo["key"] == "model_p95_ms")
+    assert model_slo["measured"] == pytest.approx(models["p95_ms"], abs=0.001)
+    assert model_slo["state"] in ("met", "breached")
