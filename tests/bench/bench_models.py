@@ -37,15 +37,8 @@ from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models  # noqa: E402
 from studio.processes import mlflow_process, model_service_process  # noqa: E402
 from tests.blocks.fakes import FakeContext  # noqa: E402
 from tests.mlmodels.conftest import _start  # noqa: E402
+from tests.mlmodels.helpers import CLAIM  # noqa: E402
 from tests.support.processes import free_ports, stop_process_group  # noqa: E402
-
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
 
 
 def percentile(samples: list[float], fraction: float) -> float:

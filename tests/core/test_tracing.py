@@ -30,6 +30,7 @@ from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start, step_resume
 from studio.celery import app as celery_app
+from studio.processes import model_service_process, studio_processes
 from tests.inbox.helpers import start_waiting_run
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.http_server import CountingServer
@@ -65,8 +66,8 @@ def run_trace(run: Run) -> tuple[int, int]:
     return int(trace_id, 16), int(span_id, 16)
 
 
-def one_step_flow(workspace, user):  # type: ignore[no-untyped-def]
-    return published_flow(
+def start_one_step_run(workspace, user, **options) -> Run:  # type: ignore[no-untyped-def]
+    flow = published_flow(
         workspace,
         user,
         definition(
@@ -74,6 +75,7 @@ def one_step_flow(workspace, user):  # type: ignore[no-untyped-def]
             [("start", "ok")],
         ),
     )
+    return run_start(flow=flow, trigger="manual", payload=envelope({}), **options).run
 
 
 def test_each_step_gets_a_span_with_the_correlation_id(workspace, builder_user, traced):
@@ -105,11 +107,8 @@ def test_each_step_gets_a_span_with_the_correlation_id(workspace, builder_user, 
 def test_a_run_started_in_a_request_continues_its_trace_into_the_message(
     workspace, builder_user, traced
 ):
-    flow = one_step_flow(workspace, builder_user)
     with tracing.tracer.start_as_current_span("POST /runs/") as request:
-        run = run_start(
-            flow=flow, trigger="manual", payload=envelope({}), correlation_id="corr-7"
-        ).run
+        run = start_one_step_run(workspace, builder_user, correlation_id="corr-7")
     run.refresh_from_db()
     trace_id, created_id = run_trace(run)
     assert trace_id == request.get_span_context().trace_id
@@ -129,32 +128,20 @@ def test_a_run_started_in_a_request_continues_its_trace_into_the_message(
 
 
 def test_a_run_started_outside_any_trace_gets_a_trace_of_its_own(workspace, builder_user, traced):
-    run = run_start(
-        flow=one_step_flow(workspace, builder_user), trigger="manual", payload=envelope({})
-    ).run
+    run = start_one_step_run(workspace, builder_user)
     [created] = spans_named(traced, "run created")
     assert created.parent is None
     assert run_trace(run) == (created.context.trace_id, created.context.span_id)
 
 
 def test_with_tracing_off_a_run_stores_no_trace_context(workspace, builder_user):
-    run = run_start(
-        flow=one_step_flow(workspace, builder_user),
-        trigger="manual",
-        payload=envelope({}),
-        enqueue=False,
-    ).run
+    run = start_one_step_run(workspace, builder_user, enqueue=False)
     run.refresh_from_db()
     assert run.trace_context == {}
 
 
 def test_the_reconciler_re_drives_a_run_in_the_run_trace(workspace, builder_user, traced):
-    run = run_start(
-        flow=one_step_flow(workspace, builder_user),
-        trigger="manual",
-        payload=envelope({}),
-        enqueue=False,  # the message was lost
-    ).run
+    run = start_one_step_run(workspace, builder_user, enqueue=False)  # the message was lost
     Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=30))
     with tracing.tracer.start_as_current_span("beat tick"):
         assert reconciler.reconcile()["redriven"] == 1
@@ -184,13 +171,7 @@ def test_a_wait_ended_by_a_decision_or_a_deadline_continues_the_run_trace(
 
 
 def test_calls_made_during_a_step_name_the_run(workspace, builder_user):
-    run = run_start(
-        flow=one_step_flow(workspace, builder_user),
-        trigger="manual",
-        payload=envelope({}),
-        enqueue=False,
-        correlation_id="corr-9",
-    ).run
+    run = start_one_step_run(workspace, builder_user, enqueue=False, correlation_id="corr-9")
     with CountingServer() as server:
         with tracing.step_span(run=run, node_id="call", block_type="x", attempt=1):
             internal_client().get(f"{server.url}/internal")
@@ -207,3 +188,24 @@ def test_calls_made_during_a_step_name_the_run(workspace, builder_user):
     assert headers["/user-url"]["x-correlation-id"] == "corr-9"
     assert headers["/own"]["x-correlation-id"] == "given"
     assert "x-correlation-id" not in headers["/outside"]
+
+
+def test_every_studio_process_gets_the_tracing_settings_under_a_name_of_its_own():
+    shared = {"TRACING_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    specs = [
+        *studio_processes(host="127.0.0.1", port=8000, worker_concurrency=2),
+        model_service_process(
+            service_url="http://127.0.0.1:3001", tracking_uri="http://127.0.0.1:5001"
+        ),
+    ]
+    environments = {spec.name: spec.child_environment(shared) for spec in specs}
+    assert {name: env["OTEL_SERVICE_NAME"] for name, env in environments.items()} == {
+        "web": "flowgate-web",
+        "worker": "flowgate-worker",
+        "beat": "flowgate-beat",
+        "streams": "flowgate-streams",
+        "models": "flowgate-models",
+    }
+    for environment in environments.values():
+        assert environment["TRACING_EXPORTER"] == "otlp"
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"

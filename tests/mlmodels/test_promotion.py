@@ -9,16 +9,9 @@ from apps.audit.models import AuditEvent
 from apps.mlmodels import registry
 from apps.mlmodels.services import model_promote, model_rollback
 from apps.mlmodels.training import CLAIM_FRAUD, SHA256_TAG, THRESHOLDS_TAG
+from tests.mlmodels.helpers import CLAIM
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
-
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
 
 
 def served_version(model_stack) -> str:

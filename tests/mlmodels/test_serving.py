@@ -10,17 +10,9 @@ from apps.mlmodels import registry
 from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelServiceClient
 from apps.mlmodels.training import CLAIM_FRAUD
 from tests.blocks.fakes import FakeContext
+from tests.mlmodels.helpers import CLAIM, INPUTS
 
 pytestmark = pytest.mark.slow
-
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
-INPUTS = {name: f"trigger.body.{name}" for name in CLAIM}
 
 
 def predict(url: str, **body) -> httpx.Response:

@@ -24,6 +24,7 @@ from apps.mlmodels.training import CLAIM_FRAUD
 from apps.runs.models import Run
 from studio.processes import model_service_process, studio_processes
 from tests.mlmodels.conftest import ModelStack, _start
+from tests.mlmodels.helpers import CLAIM, INPUTS
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.processes import free_ports, stop_process_group
@@ -31,13 +32,6 @@ from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.slow]
 
-CLAIM = {
-    "amount": 9000,
-    "claimant_age": 30,
-    "days_since_policy_start": 10,
-    "prior_claims": 2,
-    "channel": "web",
-}
 CORRELATION = "flowgate.correlation_id"
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # OTLP span kinds
 
@@ -103,7 +97,7 @@ def scoring_flow(workspace, builder):  # type: ignore[no-untyped-def]
     score = {
         "model": CLAIM_FRAUD,
         "version": "2",
-        "inputs": {name: f"trigger.body.{name}" for name in CLAIM},
+        "inputs": INPUTS,
         "threshold": 0.5,
     }
     return published_flow(
