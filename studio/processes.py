@@ -2,12 +2,13 @@
 
 ``manage.py studio`` runs them on one machine; deploy/ runs the same commands in containers.
 Each entry is a name and a command line; the studio passes every process the same
-environment.
+environment (``ProcessSpec.child_environment``).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,12 @@ class ProcessSpec:
     command: list[str]
     # Extra environment for this process only.
     environment: dict[str, str] = field(default_factory=dict)
+
+    def child_environment(self, shared: Mapping[str, str]) -> dict[str, str]:
+        """What the process runs with: the shared environment (so every process gets the
+        same settings, ``TRACING_EXPORTER`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` included),
+        its name in traces (``OTEL_SERVICE_NAME``) and its own extras."""
+        return {**shared, "OTEL_SERVICE_NAME": f"flowgate-{self.name}", **self.environment}
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:

@@ -5,6 +5,9 @@ and refused when any address is loopback, private, link-local, CGNAT, multicast,
 or a cloud metadata address (IPv4 and IPv6 alike), unless it is on the allow-list an admin
 configured. The check runs in the transport, so every redirect hop is checked again.
 Only http and https are allowed.
+
+Calls made while a run's step executes carry the run's correlation id (``X-Correlation-ID``);
+with tracing on, the httpx instrumentation adds the W3C trace context (apps/core/tracing.py).
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
+from .tracing import current_correlation_id
+
 ALLOWED_SCHEMES = {"http", "https"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+CORRELATION_HEADER = "X-Correlation-ID"
 
 
 class SSRFError(httpx.RequestError):
@@ -98,6 +104,13 @@ class GuardedTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+def _send_correlation_id(request: httpx.Request) -> None:
+    """Name the run a call is made for, unless the caller already did."""
+    correlation_id = current_correlation_id()
+    if correlation_id and CORRELATION_HEADER not in request.headers:
+        request.headers[CORRELATION_HEADER] = correlation_id
+
+
 def safe_client(
     *, allow: Iterable[str] = (), timeout: float | None = None, follow_redirects: bool = True
 ) -> httpx.Client:
@@ -108,10 +121,14 @@ def safe_client(
         follow_redirects=follow_redirects,
         max_redirects=5,
         headers={"User-Agent": "Flowgate/1"},
+        event_hooks={"request": [_send_correlation_id]},
     )
 
 
 def internal_client(*, timeout: float | None = None) -> httpx.Client:
     """A client for Flowgate's own services (model server, registry, OPA) at addresses an
     operator configured, not a user: no SSRF guard, no redirects."""
-    return httpx.Client(timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"])
+    return httpx.Client(
+        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        event_hooks={"request": [_send_correlation_id]},
+    )

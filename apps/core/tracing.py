@@ -1,64 +1,172 @@
-"""OpenTelemetry set-up: spans around run steps, carrying the run's correlation id.
+"""OpenTelemetry: one trace per run, from the request that starts it to the model service.
 
-Off by default (``TRACING_EXPORTER=none``): the API's no-op tracer then costs next to
-nothing per step. ``console`` prints spans; ``otlp`` sends them to
-``OTEL_EXPORTER_OTLP_ENDPOINT`` (needs ``opentelemetry-exporter-otlp``).
+``TRACING_EXPORTER`` picks the exporter in every process (web, worker, beat, streams, the
+model service): ``none`` (the default: no provider is installed, the API's no-op tracer
+costs next to nothing and no run stores a trace context), ``console`` (spans printed) or
+``otlp`` (OTLP/HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``). With tracing on, the libraries'
+instrumentations trace Django requests, Celery messages (publish and run) and httpx calls
+and propagate W3C ``traceparent`` and ``baggage`` between processes.
+
+A run outlives any one message (it waits for people, retries after backoff, is re-driven
+by the reconciler), so the context of the moment it was created is stored on the run
+(``Run.trace_context``) and made current again wherever work for it is enqueued: every
+task of a run continues the same trace. The run's correlation id travels as baggage, and
+``CorrelationIdSpanProcessor`` copies it onto every span a process records.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import SpanProcessor
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("flowgate.engine")
+CORRELATION_ID = "flowgate.correlation_id"  # the span attribute and the baggage key
+# Probes and scrapes would fill a trace store with noise.
+UNTRACED_URLS = "healthz,readyz,livez,metrics,static/"
 _configured = False
 
 
-def configure_tracing(exporter: str) -> None:
-    """Install a tracer provider for ``exporter`` once per process ("none" installs
-    nothing)."""
-    global _configured
-    if _configured or exporter in ("", "none"):
-        return
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+def tracing_enabled() -> bool:
+    return _configured
 
+
+def span_exporter(exporter: str) -> Any:
+    """The span exporter ``TRACING_EXPORTER`` names, or None (``none``, unknown, missing
+    package: tracing stays off, with a warning for the last two)."""
+    if exporter in ("", "none"):
+        return None
     if exporter == "console":
-        span_exporter: Any = ConsoleSpanExporter()
-    elif exporter == "otlp":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if exporter == "otlp":
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
-            logger.warning("TRACING_EXPORTER=otlp needs opentelemetry-exporter-otlp; tracing off")
-            return
-        span_exporter = OTLPSpanExporter()
-    else:
-        logger.warning("unknown TRACING_EXPORTER %r; tracing off", exporter)
+            logger.warning(
+                "TRACING_EXPORTER=otlp needs opentelemetry-exporter-otlp-proto-http; tracing off"
+            )
+            return None
+        return OTLPSpanExporter()  # endpoint from OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT
+    logger.warning("unknown TRACING_EXPORTER %r; tracing off", exporter)
+    return None
+
+
+def configure_tracing(exporter: str) -> None:
+    """Install a tracer provider for ``exporter`` and instrument Django, Celery and httpx,
+    once per process ("none" installs nothing)."""
+    global _configured
+    if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": "flowgate"}))
-    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    chosen = span_exporter(exporter)
+    if chosen is None:
+        return
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # OTEL_SERVICE_NAME (studio/processes.py sets one per process) names the process.
+    name = os.environ.get("OTEL_SERVICE_NAME", "flowgate")
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider.add_span_processor(CorrelationIdSpanProcessor())
+    provider.add_span_processor(BatchSpanProcessor(chosen))
     trace.set_tracer_provider(provider)
+    _instrument_libraries()
     _configured = True
+
+
+def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    excluded = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", UNTRACED_URLS)
+    DjangoInstrumentor().instrument(excluded_urls=excluded)
+    CeleryInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
+
+
+class CorrelationIdSpanProcessor(SpanProcessor):
+    """Copies the run's correlation id from the baggage onto every span as it starts."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        correlation_id = baggage.get_baggage(CORRELATION_ID, parent_context)
+        if correlation_id:
+            span.set_attribute(CORRELATION_ID, str(correlation_id))
+
+
+def run_trace_context(*, run: Any) -> dict[str, str]:
+    """Where a run is created: start its trace and return the W3C carrier (``traceparent``,
+    ``baggage`` with the correlation id) to store on the run; ``{}`` with tracing off.
+
+    The trace is the current one (the web request, the scheduler's task) or a new one
+    (a command-line start). A short ``run created`` span marks the start; every later task
+    of the run hangs off it. The current span is tagged with the correlation id too: it
+    began before anyone knew it."""
+    if not _configured:
+        return {}
+    trace.get_current_span().set_attribute(CORRELATION_ID, run.correlation_id)
+    context = baggage.set_baggage(CORRELATION_ID, run.correlation_id)
+    span = tracer.start_span("run created", context=context, attributes=_run_attributes(run))
+    span.end()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span, context))
+    return carrier
+
+
+@contextmanager
+def continued_trace(carrier: Mapping[str, str] | None) -> Iterator[None]:
+    """Make a run's stored trace context current: a Celery message published inside
+    carries it, so the task continues the run's trace. Nothing to do when it is empty."""
+    if not carrier:
+        yield
+        return
+    token = otel_context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the run whose work is running now (from the baggage)."""
+    value = baggage.get_baggage(CORRELATION_ID)
+    return str(value) if value else None
+
+
+def _run_attributes(run: Any) -> dict[str, Any]:
+    return {
+        "flowgate.run_id": str(run.id),
+        "flowgate.flow_id": str(run.flow_id),
+        "flowgate.trigger": str(run.trigger),
+        CORRELATION_ID: run.correlation_id,
+    }
 
 
 @contextmanager
 def step_span(*, run: Any, node_id: str, block_type: str, attempt: int) -> Iterator[Any]:
-    """A span around one step attempt, tagged with the run, node and correlation id."""
-    with tracer.start_as_current_span(
-        f"step {node_id}",
-        attributes={
-            "flowgate.run_id": str(run.id),
-            "flowgate.flow_id": str(run.flow_id),
-            "flowgate.node": node_id,
-            "flowgate.block": block_type,
-            "flowgate.attempt": attempt,
-            "flowgate.correlation_id": run.correlation_id,
-        },
-    ) as span:
-        yield span
+    """A span around one step attempt, tagged with the run, node and correlation id. The
+    correlation id is in the baggage meanwhile, so outgoing calls carry it (a header, and
+    the ``baggage`` of the trace context) whichever process runs the step."""
+    token = otel_context.attach(baggage.set_baggage(CORRELATION_ID, run.correlation_id))
+    try:
+        with tracer.start_as_current_span(
+            f"step {node_id}",
+            attributes={
+                **_run_attributes(run),
+                "flowgate.node": node_id,
+                "flowgate.block": block_type,
+                "flowgate.attempt": attempt,
+            },
+        ) as span:
+            yield span
+    finally:
+        otel_context.detach(token)

@@ -92,6 +92,9 @@ class Run(WorkspaceOwned):
     # dead-lettered after FLOWGATE["MAX_DELIVERIES"] instead of looping forever.
     deliveries = models.PositiveIntegerField(default=0)
     wake_at = models.DateTimeField(null=True, blank=True)  # earliest due retry or deadline
+    # W3C trace context (traceparent, baggage) of the run's start: every task of the run
+    # continues this trace (apps/core/tracing.py). Empty when tracing was off.
+    trace_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

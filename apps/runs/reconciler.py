@@ -24,15 +24,15 @@ GRACE = timedelta(seconds=5)
 
 def reconcile() -> dict[str, int]:
     from .services import step_resume
-    from .tasks import advance_run
+    from .tasks import enqueue_advance
 
     due = list(
         Run.objects.filter(due_runs_filter(Now()))
         .filter(updated_at__lt=Now() - GRACE)
-        .values_list("id", flat=True)[:BATCH]
+        .values_list("id", "trace_context")[:BATCH]
     )
-    for run_id in due:
-        advance_run.delay(str(run_id))
+    for run_id, trace_context in due:
+        enqueue_advance(run_id, trace_context)
     expired = list(
         StepRun.objects.filter(status=StepStatus.WAITING, wait_deadline__lte=Now()).values_list(
             "run_id", "node_id"

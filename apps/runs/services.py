@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.events import publish_workspace_event_on_commit
+from apps.core.tracing import run_trace_context
 from apps.flows.models import Flow, FlowVersion
 
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus, Trigger
@@ -34,10 +35,10 @@ class StartedRun:
     created: bool  # False when the idempotency key matched an earlier run
 
 
-def _enqueue(run_id: Any) -> None:
-    from .tasks import advance_run
+def _enqueue(run: Run) -> None:
+    from .tasks import enqueue_advance
 
-    transaction.on_commit(lambda: advance_run.delay(str(run_id)))
+    enqueue_advance(run.pk, run.trace_context)
 
 
 def run_start(
@@ -82,11 +83,12 @@ def run_start(
         parent_node=parent[1] if parent else "",
         rerun_of=rerun_of,
     )
+    run.trace_context = run_trace_context(run=run)
     try:
         with transaction.atomic():
             run.save(force_insert=True)
             if enqueue:
-                _enqueue(run.id)
+                _enqueue(run)
     except IntegrityError:
         # Two deliveries with the same key raced; the other one won.
         existing = Run.objects.get(
@@ -121,7 +123,7 @@ def step_resume(*, run_id: Any, node_id: str, signal: dict[str, Any]) -> bool:
         Run.objects.filter(pk=run.pk).update(
             status=RunStatus.QUEUED, wake_at=None, updated_at=timezone.now()
         )
-        _enqueue(run.pk)
+        _enqueue(run)
     return True
 
 
@@ -193,7 +195,7 @@ def run_retry_from_failed(*, run: Run, actor: Any) -> Run:
             object_id=locked.id,
             summary=f"retried {', '.join(s.node_id for s in failed)} of {locked.flow.name}",
         )
-        _enqueue(locked.pk)
+        _enqueue(locked)
     return locked
 
 

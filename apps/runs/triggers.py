@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from apps.flows.definition import FlowGraph
@@ -27,6 +26,7 @@ from .blocks import envelope
 from .engine import advance
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, Trigger
 from .services import RunError, run_start
+from .tasks import enqueue_advance
 
 SIGNATURE_HEADER = "X-Flowgate-Signature"
 SIGNATURE_WINDOW_SECONDS = 300
@@ -127,19 +127,13 @@ def _parse_body(body: bytes, content_type: str) -> Any:
 def _run_inline(run: Run, graph: FlowGraph, *, budget: float) -> Run:
     """The fast path: the web process runs flows that cannot wait; others go to workers."""
     if any(node.block.may_wait for node in graph.nodes.values()):
-        _enqueue(run)
+        enqueue_advance(run.pk, run.trace_context)
         return run
     advance(run.id, budget_seconds=budget)
     run.refresh_from_db()
     if run.status not in TERMINAL_RUN_STATUSES and run.status != RunStatus.WAITING:
-        _enqueue(run)  # out of time: a worker finishes it
+        enqueue_advance(run.pk, run.trace_context)  # out of time: a worker finishes it
     return run
-
-
-def _enqueue(run: Run) -> None:
-    from .tasks import advance_run
-
-    transaction.on_commit(lambda: advance_run.delay(str(run.id)))
 
 
 def _outcome(run: Run, created: bool) -> WebhookOutcome:

@@ -280,9 +280,9 @@ FLOWGATE = {
     # /metrics: a bearer token when set; otherwise only these networks may scrape it.
     "METRICS_TOKEN": env_str("METRICS_TOKEN", ""),
     "METRICS_ALLOWED_NETWORKS": env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]),
-    # OpenTelemetry spans around run steps: "none" (default), "console", or "otlp"
-    # (needs opentelemetry-exporter-otlp; endpoint from OTEL_EXPORTER_OTLP_ENDPOINT).
-    "TRACING_EXPORTER": env_str("TRACING_EXPORTER", "none"),
+    # OpenTelemetry traces (apps/core/tracing.py): "none" (default), "console", or "otlp"
+    # (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT). The model service reads the same variables.
+    "TRACING_EXPORTER": env_choice("TRACING_EXPORTER", "none", choices=("none", "console", "otlp")),
 }
 
 LOGGING = {

@@ -1,4 +1,6 @@
-"""Shared by the model tests: a claim the demo model scores, and the registry client."""
+"""Shared by the model tests: a claim the demo ``claim-fraud`` model scores as fraud, the
+mapping that feeds a run's trigger body to it, the registry client, and a two-person
+promotion."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ CLAIM = {
     "prior_claims": 2,
     "channel": "web",
 }
+INPUTS = {name: f"trigger.body.{name}" for name in CLAIM}
+
 # The demo claim-fraud model's thresholds as training registers them.
 SHIPPED_THRESHOLDS = '{"accuracy": 0.8, "f1_macro": 0.7}'
 

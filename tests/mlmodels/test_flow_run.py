@@ -11,7 +11,7 @@ from apps.mlmodels.training import CLAIM_FRAUD
 from apps.runs.blocks import envelope
 from apps.runs.models import TERMINAL_RUN_STATUSES, Run, StepRun
 from apps.runs.services import run_start
-from tests.mlmodels.helpers import CLAIM
+from tests.mlmodels.helpers import CLAIM, INPUTS
 from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = [pytest.mark.slow]
@@ -42,7 +42,7 @@ def test_a_flow_run_predicts_through_the_service_and_audits_the_model_version(
                     "model.predict",
                     model=CLAIM_FRAUD,
                     version="2",
-                    inputs={name: f"trigger.body.{name}" for name in CLAIM},
+                    inputs=INPUTS,
                     threshold=0.5,
                 ),
                 node(
@@ -50,7 +50,7 @@ def test_a_flow_run_predicts_through_the_service_and_audits_the_model_version(
                     "model.predict",
                     model=CLAIM_FRAUD,
                     version="2",
-                    inputs={name: f"trigger.body.{name}" for name in CLAIM},
+                    inputs=INPUTS,
                     threshold=1.0,
                 ),
             ],

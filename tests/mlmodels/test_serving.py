@@ -12,11 +12,9 @@ from apps.mlmodels import registry
 from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelServiceClient
 from apps.mlmodels.training import CLAIM_FRAUD
 from tests.blocks.fakes import FakeContext
-from tests.mlmodels.helpers import CLAIM
+from tests.mlmodels.helpers import CLAIM, INPUTS
 
 pytestmark = pytest.mark.slow
-
-INPUTS = {name: f"trigger.body.{name}" for name in CLAIM}
 
 
 def predict(url: str, **body) -> httpx.Response:

@@ -32,6 +32,7 @@ import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 
 from apps.mlmodels.training import canary_share_of
+from workers.serving import tracing
 
 logger = logging.getLogger("flowgate.serving")
 
@@ -101,7 +102,9 @@ def coerce_inputs(rows: list[dict[str, Any]], schema: Any) -> list[dict[str, Any
     return coerced
 
 
-@bentoml.service(name="flowgate_models", traffic={"timeout": 30}, workers=1)
+@bentoml.service(
+    name="flowgate_models", traffic={"timeout": 30}, workers=1, **tracing.service_options()
+)
 class ModelService:
     def __init__(self) -> None:
         # Imported here, at start-up, so the first prediction does not pay for them.
@@ -111,6 +114,7 @@ class ModelService:
         import sklearn.pipeline  # noqa: F401
         from mlflow import MlflowClient
 
+        tracing.install_exporter()
         self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.device = _device()

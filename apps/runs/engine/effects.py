@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -81,9 +80,9 @@ def retry_scheduled(run: Run, delay: float) -> None:
     # Short delays get a Celery countdown as a fast path; the reconciler (database clock)
     # is what guarantees the retry happens, so a lost message only delays it.
     if delay <= 60:
-        from ..tasks import advance_run
+        from ..tasks import enqueue_advance
 
-        transaction.on_commit(lambda: advance_run.apply_async(args=[str(run.id)], countdown=delay))
+        enqueue_advance(run.pk, run.trace_context, countdown=delay)
 
 
 def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool = False) -> None:
@@ -99,9 +98,9 @@ def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool
     if changed:
         _status_event(run)
     if requeue:
-        from ..tasks import advance_run
+        from ..tasks import enqueue_advance
 
-        transaction.on_commit(lambda: advance_run.delay(str(run.id)))
+        enqueue_advance(run.pk, run.trace_context)
 
 
 def run_finished(run: Run, status: str, *, output: Any = None, error: dict | None = None) -> None:

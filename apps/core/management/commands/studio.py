@@ -164,7 +164,7 @@ class Command(BaseCommand):
         specs = [*studio_processes(host=host, port=port, worker_concurrency=concurrency), *extra]
         for spec in specs:
             manager.add_process(
-                spec.name, shlex.join(spec.command), env={**environment, **spec.environment}
+                spec.name, shlex.join(spec.command), env=spec.child_environment(environment)
             )
         # honcho stops every child on SIGINT/SIGTERM and when any one of them exits.
         signal.signal(signal.SIGTERM, lambda *_: manager.terminate())
