@@ -53,7 +53,7 @@ class PromotionListApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_MODELS
 
-    class CreateSerializer(serializers.Serializer):
+    class PromotionCreateSerializer(serializers.Serializer):
         model = serializers.RegexField(NAME_PATTERN, max_length=200)
         version = serializers.RegexField(r"^[0-9]+$", max_length=20)
         alias = serializers.ChoiceField(choices=registry.ALIASES)
@@ -62,7 +62,7 @@ class PromotionListApi(WorkspaceAPIView):
         )
         note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
-    request_serializer = CreateSerializer
+    request_serializer = PromotionCreateSerializer
 
     def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
         wanted = request.query_params.get("status", "")
@@ -74,7 +74,7 @@ class PromotionListApi(WorkspaceAPIView):
     def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
         if not self.has_capability(Capability.MANAGE_MODELS):
             self.permission_denied(request, message="Only admins request model promotions.")
-        data = self.CreateSerializer(data=request.data)
+        data = self.PromotionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
@@ -103,7 +103,7 @@ class PromotionDetailApi(WorkspaceAPIView):
         )
 
 
-class DecideSerializer(serializers.Serializer):
+class PromotionDecisionSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
@@ -112,12 +112,12 @@ class PromotionDecideApi(WorkspaceAPIView):
     reject. 403 for the requester, 409 when already decided, 503 when MLflow is down."""
 
     capability = Capability.MANAGE_MODELS
-    request_serializer = DecideSerializer
+    request_serializer = PromotionDecisionSerializer
     action = "approve"
 
     def post(self, request, workspace_slug, promotion_id):  # type: ignore[no-untyped-def]
         promotion = selectors.promotion_get(workspace=request.workspace, promotion_id=promotion_id)
-        body = DecideSerializer(data=request.data)
+        body = PromotionDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         act = services.promotion_approve if self.action == "approve" else services.promotion_reject
         try:
