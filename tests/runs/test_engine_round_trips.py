@@ -80,3 +80,43 @@ def test_step_events_wait_for_the_commit(workspace, builder_user, builder_client
     assert async_to_sync(scenario)() is True
     assert Run.objects.get(pk=run.pk).status == "queued"
     assert not StepRun.objects.filter(run=run).exists()
+
+
+def test_an_outcome_recorded_first_by_another_worker_stands(
+    workspace, builder_user, test_database_url, monkeypatch
+):
+    """Batched outcomes meet the unique completion index at the batch's INSERT: if another
+    worker (whose lease took over) recorded a step first, this advance rolls back and
+    yields, and the run completes from the other worker's outcome."""
+    import psycopg
+
+    from apps.runs.engine import executor
+
+    flow = published_flow(workspace, builder_user, chain(2))
+    run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False).run
+    real_flush = executor._RunExecutor._flush
+
+    def other_worker_completes_s0_first(self) -> None:
+        with psycopg.connect(test_database_url, autocommit=True) as other:
+            other.execute(
+                "INSERT INTO runs_steprun (run_id, node_id, block_type, block_version, attempt,"
+                " status, output, port, meta, wait_kind, wait_reference) VALUES (%s, 's0',"
+                " 'transform.set', 1, 1, 'succeeded', '{\"n\": 100}', 'out', '{}', '', '')",
+                [run.id],
+            )
+        monkeypatch.setattr(executor._RunExecutor, "_flush", real_flush)
+        real_flush(self)
+
+    monkeypatch.setattr(executor._RunExecutor, "_flush", other_worker_completes_s0_first)
+    yielded = advance(run.id)
+
+    assert yielded.claimed and yielded.steps_executed == 0
+    run.refresh_from_db()
+    assert run.status == "running" and run.lease_owner == ""
+    assert list(StepRun.objects.filter(run=run).values_list("node_id", flat=True)) == ["s0"]
+
+    advance(run.id)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    s0 = StepRun.objects.get(run=run, node_id="s0")
+    assert s0.output == {"n": 100}  # the other worker's outcome, never overwritten

@@ -108,6 +108,8 @@ class _Batch:
 
     def __exit__(self, *exc_info: Any) -> None:
         atomic, self._atomic = self._atomic, None
+        if atomic is None:  # a commit() failed and rolled back already: nothing is open
+            return
         if exc_info[0] is None:
             try:
                 self._before_commit()
