@@ -92,7 +92,8 @@ class _Batch:
 
     Recomputing such steps after a crash is harmless, so they need not be committed one
     by one (each commit waits for a disk flush), nor written one by one: new outcome rows
-    wait in ``pending`` and go to Postgres in one INSERT just before the commit. Before a
+    wait in the executor's ``pending`` list and go to Postgres in one INSERT just before
+    the commit (``before_commit``). Before a
     side effect starts, the batch commits, so "this effect started" is durable before the
     effect happens.
     """
