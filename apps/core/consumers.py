@@ -57,3 +57,8 @@ class WorkspaceEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def workspace_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
+
+    async def workspace_events(self, message: dict[str, Any]) -> None:
+        """Events published together arrive as one message; the page gets them one by one."""
+        for event in message["events"]:
+            await self.send_json(event)

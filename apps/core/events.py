@@ -6,8 +6,11 @@ rolled back.
 
 Publishing is fire-and-forget on one background event loop per process: the channel
 layer keeps its Redis connections on that loop, so an event costs a queue put on the hot
-path instead of a new loop and connection (``async_to_sync`` per call cost ~10 ms). Live
-events are best effort; Postgres holds the truth and pages re-read it.
+path instead of a new loop and connection (``async_to_sync`` per call cost ~10 ms). Events
+that queue up together (a run's steps, released by one commit) go to each group as one
+``workspace.events`` message: a ``group_send`` costs ~0.4 ms of CPU and two Redis round
+trips even when nobody listens, and the engine publishes one event per step. Live events
+are best effort; Postgres holds the truth and pages re-read it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-# (channel layer, groups, message, resolved once sent)
+# (channel layer, groups, event, resolved once sent)
 _Outgoing = tuple[Any, list[str], dict[str, Any], Future[None]]
+# Events per coalesced message: keeps one message well under the layer's size limits.
+MAX_EVENTS_PER_MESSAGE = 100
 
 
 def workspace_group(workspace_id: UUID | str) -> str:
@@ -63,29 +68,48 @@ class _Publisher:
         assert self._queue is not None
         return self._loop, self._queue
 
-    def send(self, groups: list[str], message: dict[str, Any]) -> Future[None] | None:
+    def send(self, groups: list[str], event: dict[str, Any]) -> Future[None] | None:
         layer = get_channel_layer()
         if layer is None:
             return None
         sent: Future[None] = Future()
         loop, queue = self._ensure_loop()
-        loop.call_soon_threadsafe(queue.put_nowait, (layer, groups, message, sent))
+        loop.call_soon_threadsafe(queue.put_nowait, (layer, groups, event, sent))
         return sent
 
     @staticmethod
     async def _drain(queue: asyncio.Queue[_Outgoing]) -> None:
         while True:
-            layer, groups, message, sent = await queue.get()
-            for group in groups:
+            burst = [await queue.get()]
+            while not queue.empty() and len(burst) < MAX_EVENTS_PER_MESSAGE:
+                burst.append(queue.get_nowait())
+            for (layer, group), events in _by_group(burst).items():
                 try:
-                    await layer.group_send(group, message)
+                    await layer.group_send(group, _message(events))
                 except Exception:
                     logger.warning(
-                        "could not publish %s event",
-                        message.get("event", {}).get("type"),
+                        "could not publish %s to %s",
+                        [e.get("type") for e in events],
+                        group,
                         exc_info=True,
                     )
-            sent.set_result(None)
+            for *_, sent in burst:
+                sent.set_result(None)
+
+
+def _by_group(burst: list[_Outgoing]) -> dict[tuple[Any, str], list[dict[str, Any]]]:
+    """Each group's events, in the order they were published."""
+    grouped: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for layer, groups, event, _sent in burst:
+        for group in groups:
+            grouped.setdefault((layer, group), []).append(event)
+    return grouped
+
+
+def _message(events: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(events) == 1:
+        return {"type": "workspace.event", "event": events[0]}
+    return {"type": "workspace.events", "events": events}
 
 
 _publisher = _Publisher()
@@ -107,7 +131,7 @@ def publish_run_event(
 
 
 def _publish(groups: list[str], event: dict[str, Any], *, wait: bool) -> None:
-    sent = _publisher.send(groups, {"type": "workspace.event", "event": event})
+    sent = _publisher.send(groups, event)
     if wait and sent is not None:
         sent.result(timeout=5)
 

@@ -129,8 +129,11 @@ def _run_inline(run: Run, graph: FlowGraph, *, budget: float) -> Run:
     if any(node.block.may_wait for node in graph.nodes.values()):
         enqueue_advance(run.pk, run.trace_context)
         return run
-    advance(run.id, budget_seconds=budget)
-    run.refresh_from_db()
+    outcome = advance(run.id, budget_seconds=budget, graph=graph)
+    if outcome.run is not None:
+        run = outcome.run  # as the engine left it: no re-read
+    else:
+        run.refresh_from_db()
     if run.status not in TERMINAL_RUN_STATUSES and run.status != RunStatus.WAITING:
         enqueue_advance(run.pk, run.trace_context)  # out of time: a worker finishes it
     return run

@@ -12,6 +12,11 @@ database of its own (``flowgate_bench``, Redis database 13), starts two real Cel
   (inline fast path), against ``GET /healthz`` (a bare view through the same server and
   middleware).
 
+Wall-clock figures on a shared machine move with its load, so the throughput and webhook
+phases also report CPU milliseconds per run by process (workers, web server, this load
+generator, and the Postgres backends serving the bench database): where the time goes,
+whatever else the machine is doing.
+
 Results go to tests/bench/results/engine.json and are printed; figures, not asserts.
 """
 
@@ -43,6 +48,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings.test")
 
 import django  # noqa: E402
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
 RESULTS = ROOT / "tests" / "bench" / "results"
@@ -131,7 +137,7 @@ def webhook_flow() -> dict:
     )
 
 
-def wait_until_finished(run_ids: list, timeout: float = 300) -> None:
+def wait_until_finished(run_ids: list, timeout: float = 300, poll: float = 0.002) -> None:
     deadline = time.monotonic() + timeout
     pending = set(run_ids)
     while pending and time.monotonic() < deadline:
@@ -141,7 +147,7 @@ def wait_until_finished(run_ids: list, timeout: float = 300) -> None:
                 raise RuntimeError(f"run {run_id} {status}")
             pending.discard(run_id)
         if pending:
-            time.sleep(0.002)
+            time.sleep(poll)
     if pending:
         raise RuntimeError(f"{len(pending)} runs did not finish in {timeout}s")
 
@@ -154,8 +160,51 @@ def run_latency(flow, repeat: int) -> list[float]:
     return timed(one, repeat)
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def database_backends() -> list[psutil.Process]:
+    """The Postgres backends serving the bench database (this machine's server)."""
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    with psycopg.connect(DATABASE_URL) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchall()
+    return [psutil.Process(pid) for (pid,) in pids if psutil.pid_exists(pid)]
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 @contextmanager
-def web_server() -> Iterator[str]:
+def cpu_per_run(groups: dict[str, Callable[[], list[psutil.Process]]], runs: int) -> Iterator[dict]:
+    """CPU milliseconds per run spent by each group of processes while the block runs.
+    Groups are looked up again at the end (new database backends may have appeared)."""
+    before = {label: {p.pid: p for p in find()} for label, find in groups.items()}
+    start = {label: cpu_seconds(list(found.values())) for label, found in before.items()}
+    figures: dict[str, float] = {}
+    yield figures
+    for label, find in groups.items():
+        found = {**before[label], **{p.pid: p for p in find()}}
+        # A backend that appeared during the block started from zero.
+        spent = cpu_seconds(list(found.values())) - start[label]
+        figures[label] = round(spent * 1000 / runs, 2)
+    figures["total"] = round(sum(figures.values()), 2)
+
+
+@contextmanager
+def web_server() -> Iterator[tuple[str, int]]:
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-bench-web-", suffix=".log")[1])
     with log.open("ab") as output:
@@ -167,7 +216,7 @@ def web_server() -> Iterator[str]:
         )  # fmt: skip
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server.pid
     finally:
         stop_process_group(server)
 
@@ -198,38 +247,61 @@ def main() -> None:
         results["run_10_steps"] = summary(run_latency(ten_steps, arguments.repeat))
         per_step = (results["run_10_steps"]["p50_ms"] - results["run_1_step"]["p50_ms"]) / 9
         results["engine_overhead_per_step_p50_ms"] = round(per_step, 2)
-        started = time.perf_counter()
-        runs = [
-            run_start(flow=three_steps, trigger="manual", payload=envelope({"n": i})).run.pk
-            for i in range(arguments.runs)
-        ]
-        wait_until_finished(runs)
-        elapsed = time.perf_counter() - started
-        results["throughput"] = {
-            "runs": arguments.runs,
-            "steps_per_run": 3,
-            "seconds": round(elapsed, 2),
-            "runs_per_second": round(arguments.runs / elapsed, 1),
-            "steps_per_second": round(arguments.runs * 3 / elapsed, 1),
-        }
-        with web_server() as url, httpx.Client(base_url=url, timeout=30) as client:
+        results["throughput"] = throughput(three_steps, workers, arguments.runs)
+        with web_server() as (url, server_pid), httpx.Client(base_url=url, timeout=30) as client:
             results["bare_view_healthz"] = summary(
                 timed(lambda: client.get("/healthz").raise_for_status(), arguments.repeat * 4)
             )
-            results["sync_webhook"] = summary(
-                timed(
-                    lambda: client.post(
-                        f"/hooks/{hook.webhook_token}", json={"amount": 50}
-                    ).raise_for_status(),
-                    arguments.repeat * 4,
-                )
-            )
+            samples = arguments.repeat * 4
+
+            def deliver() -> None:
+                client.post(f"/hooks/{hook.webhook_token}", json={"amount": 50}).raise_for_status()
+
+            timed(deliver, 0, warmup=3)
+            with cpu_per_run(
+                {
+                    "web_server": lambda: process_tree(server_pid),
+                    "postgres": database_backends,
+                    "load_generator": lambda: [psutil.Process()],
+                },
+                samples,
+            ) as cpu:
+                results["sync_webhook"] = summary(timed(deliver, samples, warmup=0))
+            results["sync_webhook"]["cpu_ms_per_request"] = cpu
     finally:
         for worker in workers:
             worker.stop()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
+
+
+def throughput(flow, workers: list, count: int) -> dict:
+    """``count`` runs started at once and drained by the workers. The poll is coarse (50 ms)
+    so that watching does not take CPU from the work being watched."""
+    with cpu_per_run(
+        {
+            "workers": lambda: [p for w in workers for p in process_tree(w.process.pid)],
+            "postgres": database_backends,
+            "load_generator": lambda: [psutil.Process()],
+        },
+        count,
+    ) as cpu:
+        started = time.perf_counter()
+        runs = [
+            run_start(flow=flow, trigger="manual", payload=envelope({"n": i})).run.pk
+            for i in range(count)
+        ]
+        wait_until_finished(runs, poll=0.05)
+        elapsed = time.perf_counter() - started
+    return {
+        "runs": count,
+        "steps_per_run": 3,
+        "seconds": round(elapsed, 2),
+        "runs_per_second": round(count / elapsed, 1),
+        "steps_per_second": round(count * 3 / elapsed, 1),
+        "cpu_ms_per_run": cpu,
+    }
 
 
 def print_table(results: dict) -> None:
@@ -244,11 +316,13 @@ def print_table(results: dict) -> None:
     for label, figures in rows:
         print(f"{label:<34}{figures['p50_ms']:>10}{figures['p99_ms']:>10}{figures['n']:>6}")
     print(f"engine overhead per step (p50): {results['engine_overhead_per_step_p50_ms']} ms")
-    throughput = results["throughput"]
+    drained = results["throughput"]
     print(
         f"throughput, 3-step flow, {results['workers']} workers: "
-        f"{throughput['runs_per_second']} runs/s ({throughput['runs']} runs in {throughput['seconds']} s)"
+        f"{drained['runs_per_second']} runs/s ({drained['runs']} runs in {drained['seconds']} s)"
     )
+    print(f"  CPU ms per run: {drained['cpu_ms_per_run']}")
+    print(f"sync webhook CPU ms per request: {results['sync_webhook']['cpu_ms_per_request']}")
     print(f"written to {RESULTS / 'engine.json'}")
 
 

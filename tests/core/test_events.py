@@ -82,3 +82,27 @@ def test_events_of_one_workspace_never_reach_another(
         return outsider_got_nothing, member_got
 
     assert async_to_sync(scenario)() == (True, {"type": "secret"})
+
+
+def test_events_published_together_arrive_one_by_one_in_their_order(
+    transactional_db, builder_client, workspace
+):
+    """A burst (a run's steps, released by one commit) travels as one message per group;
+    the page still receives each event, in order."""
+    burst = [{"type": "run.step", "node": f"n{index}"} for index in range(5)]
+
+    def publish_burst() -> None:
+        for event in burst[:-1]:
+            publish_workspace_event(workspace.id, event)
+        publish_workspace_event(workspace.id, burst[-1], wait=True)
+
+    async def scenario() -> list[dict]:
+        socket = socket_for(builder_client, "acme")
+        await socket.connect()
+        await sync_to_async(publish_burst)()
+        received = [await socket.receive_json_from(timeout=5) for _ in burst]
+        assert await socket.receive_nothing(timeout=0.3)
+        await socket.disconnect()
+        return received
+
+    assert async_to_sync(scenario)() == burst

@@ -24,9 +24,8 @@ DECISION_CATEGORIES = {"model", "policy", "human"}
 
 
 def step_event(run: Run, step: StepRun) -> None:
-    publish_run_event(
-        run.workspace_id,
-        run.id,
+    _run_event_on_commit(
+        run,
         {
             "type": "run.step",
             "run": str(run.id),
@@ -39,10 +38,15 @@ def step_event(run: Run, step: StepRun) -> None:
     )
 
 
+def _run_event_on_commit(run: Run, event: dict[str, Any]) -> None:
+    # The engine batches steps in one transaction: a page must not see a step that a
+    # rollback undoes, so the event waits for the commit (at once outside a transaction).
+    transaction.on_commit(lambda: publish_run_event(run.workspace_id, run.id, event))
+
+
 def step_recorded(run: Run, node: Node, step: StepRun) -> None:
-    if "response" in step.meta:
-        Run.objects.filter(pk=run.pk).update(response=step.meta["response"])
-        run.response = step.meta["response"]
+    """What follows a recorded outcome: a decision's audit record, the live event. (The
+    executor stores a ``flow.respond`` response with the run's next write.)"""
     if node.block.category in DECISION_CATEGORIES and step.status == "succeeded":
         audit_record(
             workspace_id=run.workspace_id,
@@ -103,27 +107,42 @@ def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool
         enqueue_advance(run.pk, run.trace_context)
 
 
-def run_finished(run: Run, status: str, *, output: Any = None, error: dict | None = None) -> None:
+def run_finished(
+    run: Run,
+    status: str,
+    *,
+    output: Any = None,
+    error: dict | None = None,
+    also: dict[str, Any] | None = None,
+) -> bool:
+    """Finish ``run`` unless it finished already; ``also`` names more columns to write in
+    the same UPDATE (the engine's lease release). Returns whether the run was updated."""
     now = timezone.now()
     updated = (
         Run.objects.filter(pk=run.pk)
         .exclude(status__in=TERMINAL_RUN_STATUSES)
         .update(
-            status=status, output=output, error=error, finished_at=now, wake_at=None, updated_at=now
+            status=status,
+            output=output,
+            error=error,
+            finished_at=now,
+            wake_at=None,
+            updated_at=now,
+            **(also or {}),
         )
     )
     if not updated:
-        return
+        return False
     run.status, run.output, run.error, run.finished_at = status, output, error, now
     _status_event(run)
     if run.parent_run_id:
         _resume_parent(run)
+    return True
 
 
 def _status_event(run: Run) -> None:
-    publish_run_event(
-        run.workspace_id,
-        run.id,
+    _run_event_on_commit(
+        run,
         {
             "type": "run.status",
             "run": str(run.id),

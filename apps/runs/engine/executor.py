@@ -20,20 +20,24 @@ The algorithm, and why it is safe under crashes and duplicate messages:
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.blocks.base import BlockError, Result, Wait
 from apps.blocks.expressions import ExpressionError
 from apps.core.tracing import step_span
 from apps.flows.definition import FlowGraph, Node
+from apps.flows.models import FlowVersion
 
 from ..models import COMPLETED_STEP_STATUSES, Run, RunStatus, StepRun, StepStatus
 from . import effects
@@ -49,17 +53,20 @@ class AdvanceOutcome:
     claimed: bool
     status: str | None = None
     steps_executed: int = 0
+    run: Run | None = None  # as this advance left it (status, output, response)
 
 
-def advance(run_id: Any, *, budget_seconds: float | None = None) -> AdvanceOutcome:
-    """Advance ``run_id`` as far as it can go now. Safe to call any number of times."""
+def advance(
+    run_id: Any, *, budget_seconds: float | None = None, graph: FlowGraph | None = None
+) -> AdvanceOutcome:
+    """Advance ``run_id`` as far as it can go now. Safe to call any number of times.
+    ``graph`` saves a look-up when the caller has parsed the run's definition already."""
     owner = uuid.uuid4().hex
-    claim = _claim(run_id, owner)
-    if claim is None:
+    run = _claim(run_id, owner)
+    if run is None:
         return AdvanceOutcome(run_id, claimed=False)
-    run, database_now = claim
-    executor = _RunExecutor(run, database_now, budget_seconds)
-    released = False
+    executor = _RunExecutor(run, owner, budget_seconds, graph)
+    committed = False
     try:
         with executor.batch:
             if run.deliveries > settings.FLOWGATE["MAX_DELIVERIES"]:
@@ -67,27 +74,33 @@ def advance(run_id: Any, *, budget_seconds: float | None = None) -> AdvanceOutco
             else:
                 executor.execute()
             # In the last batch's transaction: one commit (one disk flush) fewer per advance.
-            _release(run, owner, progressed=executor.steps_executed > 0)
-        released = True
+            # A finished run's last UPDATE released the lease already.
+            if not executor.lease_released:
+                _release(run, owner, progressed=executor.steps_executed > 0)
+        committed = True
     except IntegrityError:
         logger.warning("run %s: a step was completed by another worker; yielding", run_id)
         executor.steps_executed = 0
     finally:
-        if not released:
+        if not committed:  # the release above, if any, was rolled back with its batch
             _release(run, owner, progressed=executor.steps_executed > 0)
-    return AdvanceOutcome(run_id, True, run.status, executor.steps_executed)
+    return AdvanceOutcome(run_id, True, run.status, executor.steps_executed, run)
 
 
 class _Batch:
     """Groups the outcomes of steps without side effects into one transaction.
 
     Recomputing such steps after a crash is harmless, so they need not be committed one
-    by one (each commit waits for a disk flush). Before a side effect starts, the batch
-    commits, so "this effect started" is durable before the effect happens.
+    by one (each commit waits for a disk flush), nor written one by one: new outcome rows
+    wait in the executor's ``pending`` list and go to Postgres in one INSERT just before
+    the commit (``before_commit``). Before a
+    side effect starts, the batch commits, so "this effect started" is durable before the
+    effect happens.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, before_commit: Callable[[], None]) -> None:
         self._atomic: Any = None
+        self._before_commit = before_commit
 
     def __enter__(self) -> _Batch:
         self._atomic = transaction.atomic()
@@ -96,6 +109,14 @@ class _Batch:
 
     def __exit__(self, *exc_info: Any) -> None:
         atomic, self._atomic = self._atomic, None
+        if atomic is None:  # a commit() failed and rolled back already: nothing is open
+            return
+        if exc_info[0] is None:
+            try:
+                self._before_commit()
+            except BaseException:
+                atomic.__exit__(*sys.exc_info())
+                raise
         atomic.__exit__(*exc_info)
 
     def commit(self) -> None:
@@ -104,30 +125,26 @@ class _Batch:
         self.__enter__()
 
 
-# The table name is our own constant; every value is a bound parameter.
+# The table name is our own constant; every value is a bound parameter. One round trip
+# takes the lease and reads the run; ``has_steps`` spares a new run the look-up of steps.
 CLAIM_SQL = f"""
-    UPDATE {Run._meta.db_table}
+    UPDATE {Run._meta.db_table} AS run
        SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
            deliveries = deliveries + 1,
            status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
            started_at = COALESCE(started_at, now()), updated_at = now()
      WHERE id = %s AND status IN ('queued', 'running')
        AND (lease_expires_at IS NULL OR lease_expires_at < now())
- RETURNING now()
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
 """  # noqa: S608
 
 
-def _claim(run_id: Any, owner: str) -> tuple[Run, datetime] | None:
+def _claim(run_id: Any, owner: str) -> Run | None:
+    """The run, leased to ``owner``, with ``database_now`` and ``has_steps`` set; or None
+    when it is finished, parked or leased to someone else."""
     lease = settings.FLOWGATE["RUN_LEASE_SECONDS"]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            CLAIM_SQL,
-            [owner, lease, run_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Run.objects.select_related("version", "flow").get(pk=run_id), row[0]
+    return next(iter(Run.objects.raw(CLAIM_SQL, [owner, lease, run_id])), None)
 
 
 def _release(run: Run, owner: str, *, progressed: bool) -> None:
@@ -137,22 +154,34 @@ def _release(run: Run, owner: str, *, progressed: bool) -> None:
     Run.objects.filter(pk=run.pk, lease_owner=owner).update(**updates)
 
 
-def graph_for(run: Run) -> FlowGraph:
-    definition = run.draft_definition if run.version_id is None else run.version.definition
+@lru_cache(maxsize=512)
+def _version_graph(version_id: int) -> FlowGraph:
+    # A published version never changes, so each process parses it once.
+    definition = FlowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
     return FlowGraph.parse(definition)
 
 
+def graph_for(run: Run) -> FlowGraph:
+    if run.version_id is None:
+        return FlowGraph.parse(run.draft_definition)
+    return _version_graph(run.version_id)
+
+
 class _RunExecutor:
-    def __init__(self, run: Run, database_now: datetime, budget_seconds: float | None):
+    def __init__(self, run: Run, owner: str, budget_seconds: float | None, graph: FlowGraph | None):
         self.run = run
-        self.now = database_now
+        self.owner = owner
+        self.now = run.database_now
         self.deadline = time.monotonic() + budget_seconds if budget_seconds else None
-        self.graph = graph_for(run)
-        self.steps: dict[str, StepRun] = _latest_steps(run)
+        self.graph = graph or graph_for(run)
+        self.steps: dict[str, StepRun] = _latest_steps(run) if run.has_steps else {}
         self.services: dict[str, Any] = {}
         self.steps_executed = 0
+        self.lease_released = False
+        self.response_changed = False
         self.claimed_at = self.cancel_checked_at = time.monotonic()
-        self.batch = _Batch()
+        self.pending: list[StepRun] = []  # new outcome rows, inserted together on commit
+        self.batch = _Batch(before_commit=self._flush)
 
     # --- the loop ------------------------------------------------------------------
     def execute(self) -> None:
@@ -357,6 +386,8 @@ class _RunExecutor:
         if not self._save_outcome(row):
             return
         self.steps_executed += 1
+        if "response" in row.meta:
+            self.run.response, self.response_changed = row.meta["response"], True
         effects.step_recorded(self.run, node, row)
 
     def _park(self, row: StepRun, wait: Wait) -> None:
@@ -456,12 +487,36 @@ class _RunExecutor:
         self._save_outcome(row)
 
     def _save_outcome(self, row: StepRun) -> bool:
-        """Write a step outcome. If another worker recorded one first (possible only when
-        our lease expired mid-step), the unique index raises IntegrityError, which aborts
-        this advance and rolls back its batch: the other worker's outcome stands."""
-        row.save()
+        """Record a step outcome: a new row waits for the batch's INSERT, an attempt row
+        that exists is updated now. If another worker recorded an outcome first (possible
+        only when our lease expired mid-step), the unique index raises IntegrityError, which
+        aborts this advance and rolls back its batch: the other worker's outcome stands."""
+        if row.pk is None:
+            self.pending.append(row)
+        else:
+            row.save()
         self.steps[row.node_id] = row
         return True
+
+    def _flush(self) -> None:
+        """Write what waits for the batch's commit, in as few statements as possible."""
+        if self.pending:
+            rows, self.pending = self.pending, []
+            StepRun.objects.bulk_create(rows)
+        if self.response_changed:
+            Run.objects.filter(pk=self.run.pk).update(response=self.run.response)
+            self.response_changed = False
+
+    def _finish(self, status: str, *, output: Any = None, error: dict | None = None) -> None:
+        """End the run, releasing the lease and storing its response in the same UPDATE."""
+        release: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
+        if self.steps_executed:
+            release["deliveries"] = 0
+        if self.response_changed:
+            release["response"], self.response_changed = self.run.response, False
+        self.lease_released = effects.run_finished(
+            self.run, status, output=output, error=error, also=release
+        )
 
     # --- recovery, settling -------------------------------------------------------
     def _recover_interrupted(self) -> None:
@@ -500,8 +555,7 @@ class _RunExecutor:
         failed = [n for n, s in statuses.items() if s in (StepStatus.FAILED, StepStatus.IN_DOUBT)]
         if failed:
             step = self.steps[failed[0]]
-            effects.run_finished(
-                self.run,
+            self._finish(
                 RunStatus.FAILED,
                 error={"node": failed[0], **(step.error or {"message": "failed"})},
             )
@@ -522,12 +576,11 @@ class _RunExecutor:
         elif len(statuses) == len(self.graph.nodes) and all(
             s in COMPLETED_STEP_STATUSES for s in statuses.values()
         ):
-            effects.run_finished(self.run, RunStatus.SUCCEEDED, output=self._final_output())
+            self._finish(RunStatus.SUCCEEDED, output=self._final_output())
         elif self._out_of_budget():
             effects.run_parked(self.run, RunStatus.RUNNING, wake_at=None, requeue=True)
         else:
-            effects.run_finished(
-                self.run,
+            self._finish(
                 RunStatus.FAILED,
                 error={"message": "the run cannot progress: some steps were never reached"},
             )
@@ -540,8 +593,7 @@ class _RunExecutor:
         return None
 
     def dead_letter(self) -> None:
-        effects.run_finished(
-            self.run,
+        self._finish(
             RunStatus.FAILED,
             error={
                 "message": f"dead-lettered: the run was delivered {self.run.deliveries} times "
