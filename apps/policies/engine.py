@@ -175,6 +175,8 @@ def compile_check(source: str) -> list[CompileError]:
 
 def plain(value: Any) -> Any:
     """regorus returns sets for partial set rules; JSON (and OPA) has arrays."""
+    if isinstance(value, str | bool | int | float) or value is None:
+        return value
     if isinstance(value, set | frozenset):
         return sorted((plain(item) for item in value), key=canonical_json)
     if isinstance(value, dict):
@@ -218,8 +220,12 @@ class Backend(Protocol):
     def publish(self, policy: PolicySource) -> None:
         """Make ``policy`` evaluable (push it to a server, warm a cache). Raises PolicyError."""
 
-    def value(self, policy: PolicySource, rule: str, input: dict[str, Any]) -> Any:
-        """The rule's value (None when undefined). Raises PolicyError."""
+    def value(
+        self, policy: PolicySource, rule: str, input: dict[str, Any], *, input_json: str = ""
+    ) -> Any:
+        """The rule's value (None when undefined). Raises PolicyError. ``input_json`` is
+        ``input`` already serialized (``evaluate`` needs the text for the size check); a
+        backend may use it instead of converting ``input`` again."""
 
 
 class EmbeddedBackend:
@@ -254,10 +260,13 @@ class EmbeddedBackend:
     def publish(self, policy: PolicySource) -> None:
         self._engine(policy)
 
-    def value(self, policy: PolicySource, rule: str, input: dict[str, Any]) -> Any:
+    def value(
+        self, policy: PolicySource, rule: str, input: dict[str, Any], *, input_json: str = ""
+    ) -> Any:
         engine = self._engine(policy)
         try:
-            engine.set_input(input)
+            # Parsing the JSON text in Rust is cheaper than converting the dict object by object.
+            engine.set_input_json(input_json or canonical_json(input))
             return plain(engine.eval_rule(f"data.{policy.package}.{rule}"))
         except (RuntimeError, ValueError, TypeError) as error:
             if NO_SUCH_RULE in str(error):
@@ -287,12 +296,13 @@ def evaluate(
         return deny(f"{rule!r} is not a rule name")
     if not isinstance(input, dict):
         return deny("the policy input must be a JSON object")
-    # Unsorted and without the digest: the cheapest exact size of the JSON text.
-    size = len(json.dumps(input, separators=(",", ":"), default=str).encode())
+    # Unsorted: the cheapest exact JSON text, measured here and handed to the backend.
+    input_json = json.dumps(input, separators=(",", ":"), ensure_ascii=False, default=str)
+    size = len(input_json.encode())
     if size > bounds["max_input_bytes"]:
         return deny(f"the input is {size} bytes, over the {bounds['max_input_bytes']} byte limit")
     try:
-        value = backend.value(policy, rule, input)
+        value = backend.value(policy, rule, input, input_json=input_json)
     except PolicyError as error:
         return deny(f"policy evaluation failed: {error}")
     duration_ms = (time.perf_counter() - started) * 1000

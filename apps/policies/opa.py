@@ -63,7 +63,9 @@ class OpaServerBackend:
         with self._lock:
             self._pushed.add(policy.version)
 
-    def value(self, policy: PolicySource, rule: str, input: dict[str, Any]) -> Any:
+    def value(
+        self, policy: PolicySource, rule: str, input: dict[str, Any], *, input_json: str = ""
+    ) -> Any:
         if policy.version not in self._pushed:
             self.publish(policy)
         response = self._query(policy, rule, input)
