@@ -63,9 +63,7 @@ class OpaServerBackend:
         with self._lock:
             self._pushed.add(policy.version)
 
-    def value(
-        self, policy: PolicySource, rule: str, input: dict[str, Any], *, input_json: str = ""
-    ) -> Any:
+    def value(self, policy: PolicySource, rule: str, input: dict[str, Any]) -> Any:
         if policy.version not in self._pushed:
             self.publish(policy)
         response = self._query(policy, rule, input)
