@@ -291,8 +291,9 @@ def evaluate(
         return deny(f"{rule!r} is not a rule name")
     if not isinstance(input, dict):
         return deny("the policy input must be a JSON object")
-    # Unsorted and without the digest: the cheapest exact size of the JSON text.
-    size = len(json.dumps(input, separators=(",", ":"), default=str).encode())
+    # Unsorted and without the digest: the cheapest exact size of the JSON text (ASCII, as
+    # json.dumps escapes everything else, so its length in characters is its size in bytes).
+    size = len(json.dumps(input, separators=(",", ":"), default=str))
     if size > bounds["max_input_bytes"]:
         return deny(f"the input is {size} bytes, over the {bounds['max_input_bytes']} byte limit")
     try:
