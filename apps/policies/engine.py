@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+import orjson
 from django.conf import settings
 
 from .decision import Decision
@@ -99,6 +100,20 @@ def package_of(source: str) -> str:
 def canonical_json(value: Any) -> str:
     """The one JSON spelling of an input: what is size-checked, digested and logged."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def input_size(input: Any) -> int | None:
+    """Bytes of ``input`` as compact UTF-8 JSON (None when it cannot be written as JSON).
+    On every evaluation's path: orjson takes a few microseconds where json takes tens for a
+    flow definition; json still measures what orjson refuses (integers over 64 bits)."""
+    try:
+        return len(orjson.dumps(input, default=str, option=orjson.OPT_NON_STR_KEYS))
+    except orjson.JSONEncodeError:
+        try:
+            text = json.dumps(input, separators=(",", ":"), ensure_ascii=False, default=str)
+        except ValueError:  # a circular reference
+            return None
+        return len(text.encode())
 
 
 def parse_regorus_error(message: str) -> CompileError:
@@ -291,9 +306,9 @@ def evaluate(
         return deny(f"{rule!r} is not a rule name")
     if not isinstance(input, dict):
         return deny("the policy input must be a JSON object")
-    # Unsorted and without the digest: the cheapest exact size of the JSON text (ASCII, as
-    # json.dumps escapes everything else, so its length in characters is its size in bytes).
-    size = len(json.dumps(input, separators=(",", ":"), default=str))
+    size = input_size(input)
+    if size is None:
+        return deny("the policy input cannot be written as JSON")
     if size > bounds["max_input_bytes"]:
         return deny(f"the input is {size} bytes, over the {bounds['max_input_bytes']} byte limit")
     try:
