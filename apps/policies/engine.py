@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+import orjson
 from django.conf import settings
 
 from .decision import Decision
@@ -99,6 +100,20 @@ def package_of(source: str) -> str:
 def canonical_json(value: Any) -> str:
     """The one JSON spelling of an input: what is size-checked, digested and logged."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def input_size(input: Any) -> int | None:
+    """Bytes of ``input`` as compact UTF-8 JSON (None when it cannot be written as JSON).
+    On every evaluation's path: orjson takes a few microseconds where json takes tens for a
+    flow definition; json still measures what orjson refuses (integers over 64 bits)."""
+    try:
+        return len(orjson.dumps(input, default=str, option=orjson.OPT_NON_STR_KEYS))
+    except orjson.JSONEncodeError:
+        try:
+            text = json.dumps(input, separators=(",", ":"), ensure_ascii=False, default=str)
+        except ValueError:  # a circular reference
+            return None
+        return len(text.encode())
 
 
 def parse_regorus_error(message: str) -> CompileError:
@@ -175,6 +190,8 @@ def compile_check(source: str) -> list[CompileError]:
 
 def plain(value: Any) -> Any:
     """regorus returns sets for partial set rules; JSON (and OPA) has arrays."""
+    if isinstance(value, str | bool | int | float) or value is None:
+        return value
     if isinstance(value, set | frozenset):
         return sorted((plain(item) for item in value), key=canonical_json)
     if isinstance(value, dict):
@@ -257,6 +274,8 @@ class EmbeddedBackend:
     def value(self, policy: PolicySource, rule: str, input: dict[str, Any]) -> Any:
         engine = self._engine(policy)
         try:
+            # Converting the dict costs no more than parsing its JSON text here, and less for
+            # large inputs (a gallery flow: ~15% fewer instructions), so the dict is handed over.
             engine.set_input(input)
             return plain(engine.eval_rule(f"data.{policy.package}.{rule}"))
         except (RuntimeError, ValueError, TypeError) as error:
@@ -287,8 +306,9 @@ def evaluate(
         return deny(f"{rule!r} is not a rule name")
     if not isinstance(input, dict):
         return deny("the policy input must be a JSON object")
-    # Unsorted and without the digest: the cheapest exact size of the JSON text.
-    size = len(json.dumps(input, separators=(",", ":"), default=str).encode())
+    size = input_size(input)
+    if size is None:
+        return deny("the policy input cannot be written as JSON")
     if size > bounds["max_input_bytes"]:
         return deny(f"the input is {size} bytes, over the {bounds['max_input_bytes']} byte limit")
     try:

@@ -93,6 +93,26 @@ def test_input_over_the_size_limit_denies(backend, settings):
     assert "byte limit" in decision.error
 
 
+def test_input_size_is_its_utf8_json_size(backend, settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "POLICY_MAX_INPUT_BYTES": 1000}
+    fits = {"user": "ada", "note": "é" * 480}  # 960 bytes of UTF-8 in a 984-byte document
+    assert evaluate(sample(), "allow", fits, backend=backend).allow is True
+    over = {"user": "ada", "note": "é" * 500}
+    assert "1024 bytes" in evaluate(sample(), "allow", over, backend=backend).error
+
+
+def test_integers_beyond_64_bits_are_still_measured_and_evaluated(backend):
+    decision = evaluate(sample(), "verdict", {"amount": 2**70}, backend=backend)
+    assert not decision.error and decision.allow is False
+
+
+def test_input_that_cannot_be_json_denies(backend):
+    looped: dict = {"user": "ada"}
+    looped["self"] = looped
+    decision = evaluate(sample(), "allow", looped, backend=backend)
+    assert decision.allow is False and "cannot be written as JSON" in decision.error
+
+
 def test_input_that_is_not_an_object_denies(backend):
     assert evaluate(sample(), "allow", ["ada"], backend=backend).allow is False
 

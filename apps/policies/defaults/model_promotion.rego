@@ -2,47 +2,35 @@ package flowgate.gates.model_promotion
 
 # Gate: may this model version be promoted (moved to an alias such as "production")?
 # Deny by default: every check below must pass. `decision` is what the gate reads.
+# Each check is one rule with its reasons inline: in the embedded engine every rule a
+# decision reads costs more than the builtins inside it.
 
-metrics := object.get(input, "metrics", {})
-
-thresholds := object.get(input, "thresholds", {})
-
-has_metric(name) if {
-	some key, _ in metrics
-	key == name
-}
-
-metric_reason(name, _) := sprintf("metric %s is missing", [name]) if {
-	not has_metric(name)
-}
-
-metric_reason(name, minimum) := sprintf("metric %s = %v is below %v", [name, metrics[name], minimum]) if {
-	has_metric(name)
-	to_number(metrics[name]) < to_number(minimum)
-}
-
+# One reason per threshold that fails, in threshold name order: the metric is missing,
+# or it is below the minimum.
 metric_reasons := [reason |
-	some name, minimum in thresholds
-	reason := metric_reason(name, minimum)
+	metrics := object.get(input, "metrics", {})
+	thresholds := object.get(input, "thresholds", {})
+	names := {name | some name, _ in metrics}
+	failures := object.union(
+		{name: sprintf("metric %s is missing", [name]) | some name, _ in thresholds; not name in names},
+		{name: sprintf("metric %s = %v is below %v", [name, metrics[name], minimum]) |
+			some name, minimum in thresholds
+			name in names
+			to_number(metrics[name]) < to_number(minimum)
+		},
+	)
+	some reason in failures
 ]
 
-signed if {
+signature_reasons := [] if {
 	input.has_signature
 	input.has_signature != ""
-}
+} else := ["the model version has no signature"]
 
-signature_reasons := [] if signed
-
-else := ["the model version has no signature"]
-
-checksum_matches if {
+checksum_reasons := [] if {
 	input.artifact_sha256 != ""
 	input.artifact_sha256 == input.expected_sha256
-}
-
-checksum_reasons := [] if checksum_matches
-
-else := ["the artifact checksum does not match the registered one"]
+} else := ["the artifact checksum does not match the registered one"]
 
 # Four eyes: one admin requests a promotion, a different one approves it. The one exception
 # is an emergency rollback: one admin may point an alias back at the version it had before
