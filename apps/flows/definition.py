@@ -112,6 +112,31 @@ def _edge(raw: dict[str, Any]) -> Edge:
     return Edge(raw["from"], raw["to"], raw.get("port") or "")
 
 
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def fields_mentioned(definition: Any, names: frozenset[str]) -> list[str]:
+    """Which of ``names`` (lower-case field names) the definition mentions: as a key of any
+    object, or as a name in any string (a CEL path such as ``trigger.body.email``, a
+    template, a column list). Over-matching a word errs towards asking an admin."""
+    found: set[str] = set()
+    pending = [definition]
+    while pending and len(found) < len(names):
+        value = pending.pop()
+        if isinstance(value, dict):
+            found.update(
+                key.lower() for key in value if isinstance(key, str) and key.lower() in names
+            )
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            found.update(
+                word.lower() for word in IDENTIFIER.findall(value) if word.lower() in names
+            )
+    return sorted(found)
+
+
 def definition_digest(definition: dict[str, Any]) -> str:
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -10,10 +10,17 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from apps.accounts.models import Membership
+from apps.audit.redaction import sensitive_keys_for_workspace
 from apps.audit.services import audit_record
 from apps.policies.gates import FLOW_PUBLISH, evaluate_gate
 
-from .definition import SCHEMA, Problem, definition_digest, validate_definition
+from .definition import (
+    SCHEMA,
+    Problem,
+    definition_digest,
+    fields_mentioned,
+    validate_definition,
+)
 from .models import Flow, FlowStatus, FlowVersion
 
 
@@ -135,6 +142,11 @@ def flow_publish(
             "definition": definition,
             "actor": getattr(actor, "username", ""),
             "actor_role": _role(actor, locked.workspace_id),
+            # The workspace's PII classification lives in the database, so the app says
+            # which classified fields this flow touches (Settings → Data).
+            "pii_fields": fields_mentioned(
+                definition, sensitive_keys_for_workspace(locked.workspace_id)
+            ),
         },
     )
     if not decision.allow:

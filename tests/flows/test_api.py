@@ -217,3 +217,52 @@ def test_the_publish_gate_denies_a_builder_calling_an_unlisted_host(
         api(workspace, f"flows/{flow['id']}/publish/"), data={}, content_type="application/json"
     )
     assert allowed.status_code == 201
+
+
+def test_a_flow_touching_a_field_classified_pii_needs_an_admin_to_publish(
+    builder_client, admin_client, admin_user, workspace
+):
+    from apps.audit.services import data_settings_save
+
+    data_settings_save(
+        workspace=workspace, actor=admin_user, sensitive_fields=["IBAN", "ssn"], retention_days=30
+    )
+    touching = definition(
+        [
+            node("start", "trigger.manual"),
+            node("pick", "transform.set", values={"account": "trigger.body.iban"}),
+        ],
+        [("start", "pick")],
+    )
+    flow = create(builder_client, workspace, {"name": "Payouts", "definition": touching})
+    publish = api(workspace, f"flows/{flow['id']}/publish/")
+    denied = builder_client.post(publish, data={}, content_type="application/json")
+    assert denied.status_code == 403
+    assert denied.json()["error"]["reasons"] == [
+        "the flow handles fields marked PII: iban",
+        "an admin must publish this flow",
+    ]
+    allowed = admin_client.post(publish, data={}, content_type="application/json")
+    assert allowed.status_code == 201
+
+
+def test_a_flow_that_touches_no_classified_field_is_published_by_its_builder(
+    builder_client, admin_user, workspace
+):
+    from apps.audit.services import data_settings_save
+
+    data_settings_save(
+        workspace=workspace, actor=admin_user, sensitive_fields=["iban"], retention_days=30
+    )
+    plain = definition(
+        [
+            node("start", "trigger.manual"),
+            node("pick", "transform.set", values={"iban_count": "size(trigger.body.items)"}),
+        ],
+        [("start", "pick")],
+    )
+    flow = create(builder_client, workspace, {"name": "Counts", "definition": plain})
+    published = builder_client.post(
+        api(workspace, f"flows/{flow['id']}/publish/"), data={}, content_type="application/json"
+    )
+    assert published.status_code == 201

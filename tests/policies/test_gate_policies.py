@@ -77,29 +77,23 @@ def test_templated_or_non_http_urls_are_not_fixed_addresses(backend):
     ]
 
 
-def test_pii_marks_count_at_any_depth_and_true_marks_are_unnamed(backend):
-    decision = publish(
-        backend,
-        {"id": "form", "type": "trigger.form", "config": {"fields": [{"pii": ["ssn", "email"]}]}},
-        {"id": "note", "type": "transform.set", "pii": True, "config": {"label": "pii"}},
-        role="admin",
-    )
-    assert decision == {
-        "allow": True,
+def test_pii_fields_the_app_found_need_an_admin_and_are_named_in_order(backend):
+    def decide(fields, role):
+        return gate_decision(
+            backend,
+            "flow_publish",
+            {"definition": {"nodes": []}, "actor_role": role, "pii_fields": fields},
+        )
+
+    assert decide(["ssn", "email"], "builder") == {
+        "allow": False,
         "reasons": [
-            "published by an admin",
-            "the flow handles fields marked PII: (unnamed), email, ssn",
+            "the flow handles fields marked PII: email, ssn",
+            "an admin must publish this flow",
         ],
     }
-
-
-def test_the_word_pii_as_a_value_or_an_empty_mark_is_no_pii(backend):
-    decision = publish(
-        backend,
-        {"id": "a", "type": "transform.set", "config": {"label": "pii", "pii": []}},
-        {"id": "b", "type": "transform.set", "config": {"pii": False}},
-    )
-    assert decision["allow"] is True
+    assert decide(["ssn", "email"], "admin")["allow"] is True
+    assert decide([], "builder")["allow"] is True
 
 
 def test_a_definition_without_nodes_is_published(backend):

@@ -65,7 +65,7 @@ _SAFE_FLOW = {
 _RISKY_FLOW = {
     "schema": "flowgate/flow@1",
     "nodes": [
-        {"id": "hook", "type": "trigger.webhook", "config": {"pii": ["email", "iban"]}},
+        {"id": "hook", "type": "trigger.webhook", "config": {}},
         {
             "id": "leak",
             "type": "connector.http",
@@ -173,7 +173,12 @@ SHIPPED = (
             ShippedTest(
                 "unknown host and PII need an admin",
                 "decision",
-                {"definition": _RISKY_FLOW, "actor": "builder", "actor_role": "builder"},
+                {
+                    "definition": _RISKY_FLOW,
+                    "actor": "builder",
+                    "actor_role": "builder",
+                    "pii_fields": ["email", "iban"],
+                },
                 {
                     "allow": False,
                     "reasons": [
@@ -186,7 +191,12 @@ SHIPPED = (
             ShippedTest(
                 "an admin may publish a risky flow",
                 "decision",
-                {"definition": _RISKY_FLOW, "actor": "admin", "actor_role": "admin"},
+                {
+                    "definition": _RISKY_FLOW,
+                    "actor": "admin",
+                    "actor_role": "admin",
+                    "pii_fields": ["email", "iban"],
+                },
                 {
                     "allow": True,
                     "reasons": [

@@ -6,8 +6,7 @@ package flowgate.gates.flow_publish
 #
 # Written to be cheap for the embedded engine (regorus), where each rule a decision reads
 # and each user-function call costs far more than a builtin: the checks run inline in
-# `risk_reasons`, the host regex runs once per URL, and the walk for PII marks only runs
-# when the text "pii" appears as a key at all.
+# `risk_reasons`, and the host regex runs once per URL.
 
 # Hosts the HTTP connector may call without an admin's sign-off. Edit to suit.
 allowed_hosts := {"api.example.com", "hooks.slack.com", "ledger.internal.example.com"}
@@ -30,11 +29,10 @@ host_reason(id, "") := sprintf("node %s calls a URL that is not a fixed address"
 
 host_reason(id, host) := sprintf("node %s calls %s, which is not on the allow-list", [id, host]) if host != ""
 
-# Fields marked PII anywhere in the nodes: `"pii": [names]`, or `"pii": true` ("(unnamed)").
+# Fields the workspace classified as PII (Settings → Data) that the flow mentions: the app
+# finds them in the definition and sends them as `pii_fields`.
 risk_reasons contains sprintf("the flow handles fields marked PII: %s", [concat(", ", sort(fields))]) if {
-	contains(json.marshal(nodes), `"pii"`)
-	marks := [mark | walk(nodes, [_, value]); mark := value.pii]
-	fields := {field | some mark in marks; is_array(mark); some field in mark} | {"(unnamed)" | true in marks}
+	fields := object.get(input, "pii_fields", [])
 	count(fields) > 0
 }
 
