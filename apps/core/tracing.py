@@ -25,12 +25,21 @@ from typing import Any
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("flowgate.engine")
 CORRELATION_ID = "flowgate.correlation_id"  # the span attribute and the baggage key
 # Probes and scrapes would fill a trace store with noise.
 UNTRACED_URLS = "healthz,readyz,livez,metrics,static/"
+# Beat's housekeeping ticks (the reconciler every few seconds) would each start a trace of
+# their own; a run they re-drive is traced in the run's own trace all the same.
+HOUSEKEEPING_TASKS = frozenset({"runs.reconcile", "runs.purge_expired"})
 _configured = False
 
 
@@ -75,7 +84,7 @@ def configure_tracing(exporter: str) -> None:
 
     # OTEL_SERVICE_NAME (studio/processes.py sets one per process) names the process.
     name = os.environ.get("OTEL_SERVICE_NAME", "flowgate")
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}), sampler=sampler())
     provider.add_span_processor(CorrelationIdSpanProcessor())
     provider.add_span_processor(BatchSpanProcessor(chosen))
     trace.set_tracer_provider(provider)
@@ -92,6 +101,36 @@ def _instrument_libraries() -> None:
     DjangoInstrumentor().instrument(excluded_urls=excluded)
     CeleryInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
+
+
+class SkipHousekeeping(Sampler):
+    """Samples every new trace except one that begins by publishing or running a
+    housekeeping task (the Celery instrumentation names those spans
+    ``apply_async/<task>`` and ``run/<task>``)."""
+
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        task = name.partition("/")[2]
+        if task in HOUSEKEEPING_TASKS:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "SkipHousekeeping"
+
+
+def sampler() -> Sampler:
+    """A child follows its parent (a dropped housekeeping tick drops the task it runs); a
+    new trace is kept unless it is housekeeping."""
+    return ParentBased(root=SkipHousekeeping())
 
 
 class CorrelationIdSpanProcessor(SpanProcessor):
