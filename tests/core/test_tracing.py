@@ -42,7 +42,7 @@ CORRELATION = tracing.CORRELATION_ID
 @pytest.fixture
 def traced(monkeypatch):
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=tracing.sampler())
     provider.add_span_processor(tracing.CorrelationIdSpanProcessor())
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "tracer", provider.get_tracer("flowgate.engine"))
@@ -212,31 +212,16 @@ def test_every_studio_process_gets_the_tracing_settings_under_a_name_of_its_own(
 
 
 def test_beat_housekeeping_makes_no_trace_of_its_own_but_a_run_it_re_drives_stays_traced(
-    workspace, builder_user, monkeypatch
+    workspace, builder_user, traced
 ):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=tracing.sampler())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("flowgate.engine"))
-    monkeypatch.setattr(tracing, "_configured", True)
-    queue = f"test-tracing-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setitem(celery_app.conf, "task_default_queue", queue)
-    CeleryInstrumentor().instrument(tracer_provider=provider)
-    try:
-        run = start_one_step_run(workspace, builder_user, enqueue=False)  # the message was lost
-        Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=30))
-        beat = provider.get_tracer("beat")
-        with beat.start_as_current_span("apply_async/runs.reconcile") as tick:
-            assert not tick.is_recording()
-            assert reconciler.reconcile()["redriven"] == 1
-        with beat.start_as_current_span("apply_async/core.ping") as other:
-            assert other.is_recording()
-    finally:
-        CeleryInstrumentor().uninstrument()
-        provider.shutdown()
-        redis.Redis.from_url(settings.REDIS_URL).delete(queue)
-    names = [span.name for span in exporter.get_finished_spans()]
-    assert "apply_async/runs.reconcile" not in names
-    [published] = spans_named(exporter, "apply_async/runs.advance")
+    run = start_one_step_run(workspace, builder_user, enqueue=False)  # the message was lost
+    Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=30))
+    with tracing.tracer.start_as_current_span("apply_async/runs.reconcile") as tick:
+        assert not tick.is_recording()
+        assert reconciler.reconcile()["redriven"] == 1
+    with tracing.tracer.start_as_current_span("apply_async/core.ping") as other:
+        assert other.is_recording()
+    assert not spans_named(traced, "apply_async/runs.reconcile")
+    [published] = spans_named(traced, "apply_async/runs.advance")
     trace_id, created_id = run_trace(run)
     assert (published.context.trace_id, published.parent.span_id) == (trace_id, created_id)
