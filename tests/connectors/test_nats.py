@@ -41,10 +41,13 @@ def _listening() -> bool:
         return False
 
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not _listening(), reason=f"no NATS server listens on {HOST}:{PORT}"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def nats_server():
+    if not _listening():
+        pytest.fail(f"no NATS server listens on {HOST}:{PORT}: scripts/test.sh starts one")
 
 
 def jetstream(operation):

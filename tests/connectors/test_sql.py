@@ -24,7 +24,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(scope="module")
 def mysql():
     if not mysql_listening():
-        pytest.skip("no MySQL/MariaDB listens on the test address")
+        pytest.fail(
+            "no MySQL/MariaDB listens on the test address (FLOWGATE_TEST_MYSQL_*): "
+            "scripts/test.sh starts one"
+        )
     with mysql_database() as database:
         yield database
 
