@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ..types import ConnectionConfig, ConnectionType, SecretField, TestOutcome
 from . import drivers
 from .base import SqlConnectError
+
+
+class SqlConnectionType(ConnectionType):
+    """A database the SQL blocks run on; the test button connects and names the server."""
+
+    secret_fields = (SecretField("password", "Password"),)
+
+    @classmethod
+    def product(cls, version: str) -> str:
+        return cls.title
+
+    @classmethod
+    def test(cls, config: Any, secrets: Mapping[str, str]) -> TestOutcome:
+        try:
+            version = drivers.driver_for(cls.key).server_version(config, secrets)
+        except SqlConnectError as error:
+            return TestOutcome(False, error.stage, error.message)
+        product = cls.product(version)
+        return TestOutcome(True, "ok", f"connected to {product} {version} as {config.user}")
 
 
 class PostgresConfig(ConnectionConfig):
@@ -23,20 +42,11 @@ class PostgresConfig(ConnectionConfig):
     connect_timeout: int = Field(default=10, ge=1, le=120, description="Seconds.")
 
 
-class PostgresConnection(ConnectionType):
+class PostgresConnection(SqlConnectionType):
     key = "postgres"
     title = "PostgreSQL"
     description = "A PostgreSQL database for the SQL query and execute blocks."
     Config = PostgresConfig
-    secret_fields = (SecretField("password", "Password"),)
-
-    @classmethod
-    def test(cls, config: PostgresConfig, secrets: Mapping[str, str]) -> TestOutcome:
-        try:
-            version = drivers.driver_for(cls.key).server_version(config, secrets)
-        except SqlConnectError as error:
-            return TestOutcome(False, error.stage, error.message)
-        return TestOutcome(True, "ok", f"connected to PostgreSQL {version} as {config.user}")
 
 
 class MysqlConfig(ConnectionConfig):
@@ -51,18 +61,12 @@ class MysqlConfig(ConnectionConfig):
     connect_timeout: int = Field(default=10, ge=1, le=120, description="Seconds.")
 
 
-class MysqlConnection(ConnectionType):
+class MysqlConnection(SqlConnectionType):
     key = "mysql"
     title = "MySQL / MariaDB"
     description = "A MySQL or MariaDB database for the SQL query and execute blocks."
     Config = MysqlConfig
-    secret_fields = (SecretField("password", "Password"),)
 
     @classmethod
-    def test(cls, config: MysqlConfig, secrets: Mapping[str, str]) -> TestOutcome:
-        try:
-            version = drivers.driver_for(cls.key).server_version(config, secrets)
-        except SqlConnectError as error:
-            return TestOutcome(False, error.stage, error.message)
-        product = "MariaDB" if "mariadb" in version.lower() else "MySQL"
-        return TestOutcome(True, "ok", f"connected to {product} {version} as {config.user}")
+    def product(cls, version: str) -> str:
+        return "MariaDB" if "mariadb" in version.lower() else "MySQL"
