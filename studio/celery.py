@@ -2,10 +2,23 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, Task, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings.base")
 
 app = Celery("flowgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def close_old_database_connections(task: Task, **_: object) -> None:
+    """Around each task, as Django does around each request: drop a connection that broke
+    or outlived CONN_MAX_AGE, keep a healthy one (settings: CELERY_DB_REUSE_MAX). An eager
+    task runs inside its caller's transaction, whose connection must stay."""
+    if getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -122,6 +122,11 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def redis_database(url: str) -> str:
+    """The database number a ``redis://host:port/N`` URL names (0 when it names none)."""
+    return urlparse(url).path.strip("/") or "0"
+
+
 def database_from_url(name: str, default: str) -> dict[str, object]:
     """Turn a ``postgres://user:password@host:port/db`` URL into Django's DATABASES entry."""
     url = urlparse(env_url(name, default, schemes=("postgres", "postgresql")))

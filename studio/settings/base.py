@@ -18,6 +18,7 @@ from studio.env import (
     env_str,
     env_url,
     local_secret,
+    redis_database,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -108,10 +109,14 @@ CACHES = {
     }
 }
 
+# Live events are best effort (pages re-read Postgres), so the layer is Redis pub/sub: a
+# group send is one PUBLISH, where the list-based layer costs two round trips and a Lua
+# script per group even when nobody listens. Pub/sub ignores Redis database numbers, so
+# the prefix carries it: deployments (and test runs) sharing a Redis stay apart.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "flowgate:channels"},
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"flowgate:{redis_database(REDIS_URL)}:"},
     }
 }
 
@@ -227,6 +232,11 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection before and after every task unless
+# this is set, which costs a new Postgres backend per task (the largest share of a short
+# run's CPU). Workers follow Django's request rule instead: studio/celery.py closes a
+# connection around each task only when it is broken or older than CONN_MAX_AGE.
+CELERY_DB_REUSE_MAX = 1_000_000
 # The reconciler is what makes runs durable: it re-drives anything Postgres says is due.
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
