@@ -57,7 +57,15 @@ class Trigger(models.TextChoices):
 class Run(WorkspaceOwned):
     """One execution of a flow version (or of a draft, for test runs)."""
 
-    flow = models.ForeignKey("flows.Flow", on_delete=models.CASCADE, related_name="runs")
+    # Every run row is written three times (created, claimed, finished), each time in every
+    # index: so no index that another one covers (workspace and flow lead composite ones
+    # below), and the mostly empty links are indexed only where set.
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    flow = models.ForeignKey(
+        "flows.Flow", on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     version = models.ForeignKey(
         "flows.FlowVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
@@ -70,18 +78,33 @@ class Run(WorkspaceOwned):
     response = models.JSONField(null=True, blank=True)  # what flow.respond set, for webhooks
     error = models.JSONField(null=True, blank=True)
     dry_run = models.BooleanField(default=False)
-    correlation_id = models.CharField(max_length=64, db_index=True)
+    correlation_id = models.CharField(max_length=64)
     # NULL (not "") when absent: the uniqueness constraint applies only to given keys.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     parent_run = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="child_runs",
+        db_index=False,
     )
     parent_node = models.CharField(max_length=64, blank=True)
     rerun_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        db_index=False,
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -111,6 +134,13 @@ class Run(WorkspaceOwned):
             models.Index(
                 fields=["wake_at"], name="run_wake_due", condition=Q(wake_at__isnull=False)
             ),
+            models.Index(fields=["correlation_id"], name="run_correlation_id"),
+            *(
+                models.Index(
+                    fields=[link], name=f"run_{link}", condition=Q(**{f"{link}__isnull": False})
+                )
+                for link in ("requested_by", "parent_run", "rerun_of")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -127,7 +157,8 @@ class StepRun(models.Model):
     """One attempt of one node in a run."""
 
     id = models.BigAutoField(primary_key=True)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by the (run, node_id, attempt) constraint, which starts with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     node_id = models.CharField(max_length=64)
     block_type = models.CharField(max_length=80)
     block_version = models.PositiveSmallIntegerField(default=1)
