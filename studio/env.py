@@ -122,9 +122,17 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     return value
 
 
-def redis_database(url: str) -> str:
-    """The database number a ``redis://host:port/N`` URL names (0 when it names none)."""
-    return urlparse(url).path.strip("/") or "0"
+def channel_layer(redis_url: str) -> dict[str, object]:
+    """The Channels layer for live events: Redis pub/sub, where a group send is one PUBLISH
+    (the list-based layer costs two round trips and a Lua script per group even when nobody
+    listens); events are best effort, pages re-read Postgres. Pub/sub ignores database
+    numbers, so the prefix carries it: deployments (and test runs) sharing a Redis through
+    different databases do not hear each other."""
+    database = urlparse(redis_url).path.strip("/") or "0"
+    return {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [redis_url], "prefix": f"flowgate:{database}:"},
+    }
 
 
 def database_from_url(name: str, default: str) -> dict[str, object]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from celery.schedules import crontab
 
 from studio.env import (
+    channel_layer,
     database_from_url,
     env_bool,
     env_choice,
@@ -18,7 +19,6 @@ from studio.env import (
     env_str,
     env_url,
     local_secret,
-    redis_database,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -109,16 +109,7 @@ CACHES = {
     }
 }
 
-# Live events are best effort (pages re-read Postgres), so the layer is Redis pub/sub: a
-# group send is one PUBLISH, where the list-based layer costs two round trips and a Lua
-# script per group even when nobody listens. Pub/sub ignores Redis database numbers, so
-# the prefix carries it: deployments (and test runs) sharing a Redis stay apart.
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"flowgate:{redis_database(REDIS_URL)}:"},
-    }
-}
+CHANNEL_LAYERS = {"default": channel_layer(REDIS_URL)}
 
 # --- auth ------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
+from django.db import connection
 
 from apps.core.tasks import ping
+from apps.runs.blocks import envelope
+from apps.runs.models import Run
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+from tests.support.waiting import wait_for
 
 
 def test_real_worker_executes_a_task_from_redis(transactional_db, celery_worker):
@@ -31,3 +38,50 @@ def test_a_killed_worker_is_replaced_by_a_new_one(transactional_db, start_worker
 
     start_worker(queues=("test-crash",))
     assert pending.get(timeout=30) == "pong:after-crash"
+
+
+def test_a_worker_keeps_its_database_connection_between_tasks(
+    transactional_db, celery_worker, workspace, builder_user
+):
+    """Celery's Django fixup would close it around every task (a new Postgres backend per
+    task); the worker closes it only when broken or older than CONN_MAX_AGE."""
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [node("start", "trigger.manual"), node("set", "transform.set", values={"n": "1"})],
+            [("start", "set")],
+        ),
+        name="Two steps",
+    )
+
+    def finished(count: int) -> list[Run]:
+        runs = [
+            run_start(flow=flow, trigger="manual", payload=envelope({})).run for _ in range(count)
+        ]
+        wait_for(
+            lambda: (
+                Run.objects.filter(pk__in=[r.pk for r in runs], status="succeeded").count() == count
+            )
+        )
+        return runs
+
+    finished(1)
+    connected = postgres_connections(celery_worker)
+    finished(3)
+
+    assert len(connected) == 1
+    assert postgres_connections(celery_worker) == connected
+
+
+def postgres_connections(worker) -> set[tuple[str, int]]:
+    """The worker's open TCP connections to the database server, by local address."""
+    port = int(connection.settings_dict["PORT"])
+    processes = [psutil.Process(worker.process.pid)]
+    processes += processes[0].children(recursive=True)
+    return {
+        tuple(link.laddr)
+        for process in processes
+        for link in process.net_connections(kind="tcp")
+        if link.raddr and link.raddr.port == port and link.status == psutil.CONN_ESTABLISHED
+    }

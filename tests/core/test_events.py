@@ -3,13 +3,18 @@ the real Redis channel layer."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.utils.module_loading import import_string
 
 from apps.core.events import publish_workspace_event
 from studio.asgi import application
+from studio.env import channel_layer
 
 
 def socket_for(client: Client | None, slug: str, path: str = "") -> WebsocketCommunicator:
@@ -106,3 +111,32 @@ def test_events_published_together_arrive_one_by_one_in_their_order(
         return received
 
     assert async_to_sync(scenario)() == burst
+
+
+def test_live_events_stay_within_their_redis_database():
+    """Redis pub/sub ignores database numbers: two deployments sharing a server through
+    databases 3 and 4 must not hear each other's events."""
+    host = settings.REDIS_URL.rsplit("/", 1)[0]
+    group = f"workspace.{uuid.uuid4()}"
+
+    async def heard_by(listener_database: int, sender_database: int) -> list[dict]:
+        listener = channel_layer_from(f"{host}/{listener_database}")
+        sender = channel_layer_from(f"{host}/{sender_database}")
+        channel = await listener.new_channel()
+        await listener.group_add(group, channel)
+        await sender.group_send(group, {"type": "workspace.event", "event": {"n": 1}})
+        try:
+            return [await asyncio.wait_for(listener.receive(channel), timeout=1)]
+        except TimeoutError:
+            return []
+        finally:
+            await listener.flush()
+            await sender.flush()
+
+    assert async_to_sync(heard_by)(3, 4) == []
+    assert async_to_sync(heard_by)(4, 4) == [{"type": "workspace.event", "event": {"n": 1}}]
+
+
+def channel_layer_from(redis_url: str):
+    config = channel_layer(redis_url)
+    return import_string(config["BACKEND"])(**config["CONFIG"])

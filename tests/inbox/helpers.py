@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from apps.accounts.models import Membership
@@ -67,17 +66,6 @@ def start_waiting_run(workspace, builder, body=None, *, enqueue=False, **config)
 
 def membership(user, workspace) -> Membership:
     return Membership.objects.get(user=user, workspace=workspace)
-
-
-def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def task_of(run: Run) -> ReviewTask:

@@ -7,8 +7,9 @@ import pytest
 
 from apps.connectors.services import connection_create
 from apps.inbox.notifications import task_notify
-from tests.inbox.helpers import start_waiting_run, task_of, wait_for
+from tests.inbox.helpers import start_waiting_run, task_of
 from tests.support.smtp import smtp_server
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

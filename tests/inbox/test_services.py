@@ -17,7 +17,8 @@ from apps.runs import reconciler
 from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
 from tests.factories import MembershipFactory, UserFactory
-from tests.inbox.helpers import membership, start_waiting_run, task_of, wait_for
+from tests.inbox.helpers import membership, start_waiting_run, task_of
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

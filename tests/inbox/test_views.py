@@ -8,7 +8,8 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent
 from apps.inbox.models import ReviewTask
 from apps.runs.models import Run, StepRun
-from tests.inbox.helpers import finish_inline, start_waiting_run, task_of, wait_for
+from tests.inbox.helpers import finish_inline, start_waiting_run, task_of
+from tests.support.waiting import wait_for
 
 
 def list_url(slug="acme"):

@@ -3,8 +3,6 @@ with live refresh, and permissions (reviewers watch, outsiders get 404)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.urls import reverse
 
@@ -14,6 +12,7 @@ from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start
 from tests.runs.helpers import definition, node, published_flow
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,15 +65,6 @@ def good_flow(workspace, builder_user):
 @pytest.fixture
 def broken_flow(workspace, builder_user):
     return published_flow(workspace, builder_user, BROKEN, name="Broken flow")
-
-
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met before the deadline")
 
 
 def test_list_shows_runs_with_flow_status_and_a_bounded_query_count(
@@ -215,13 +205,13 @@ def test_bulk_retry_and_rerun_are_executed_by_a_real_worker(
             for run_id in ids
         )
 
-    wait_until(retried_by_worker)  # the failed step got a new attempt, executed by the worker
-    wait_until(lambda: Run.objects.filter(pk__in=ids, status="failed").count() == 2)
+    wait_for(retried_by_worker)  # the failed step got a new attempt, executed by the worker
+    wait_for(lambda: Run.objects.filter(pk__in=ids, status="failed").count() == 2)
 
     flow_publish(flow=broken_flow, actor=builder_user, note="fix calc", definition=FIXED)
     response = builder_client.post(url("bulk"), {"action": "rerun", "runs": ids}, follow=True)
     assert b"Re-ran 2 runs." in response.content
-    wait_until(
+    wait_for(
         lambda: (
             Run.objects.filter(rerun_of_id__in=ids, status="succeeded", version__number=2).count()
             == 2
