@@ -8,9 +8,9 @@ Publishing is fire-and-forget on one background event loop per process: the chan
 layer keeps its Redis connections on that loop, so an event costs a queue put on the hot
 path instead of a new loop and connection (``async_to_sync`` per call cost ~10 ms). Events
 that queue up together (a run's steps, released by one commit) go to each group as one
-``workspace.events`` message: a ``group_send`` costs ~0.4 ms of CPU and two Redis round
-trips even when nobody listens, and the engine publishes one event per step. Live events
-are best effort; Postgres holds the truth and pages re-read it.
+``workspace.events`` message: each ``group_send`` is a Redis ``PUBLISH`` (the layer is
+pub/sub, see ``studio.env.channel_layer``) and the engine publishes one event per step.
+Live events are best effort; Postgres holds the truth and pages re-read it.
 """
 
 from __future__ import annotations

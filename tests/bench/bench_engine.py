@@ -7,7 +7,8 @@ database of its own (``flowgate_bench``, Redis database 13), starts two real Cel
 - bare Celery round trip: ``core.ping.delay().get()`` — the floor under any engine step;
 - engine latency: a manual run of a 1-step and a 10-step ``transform.set`` chain, from
   ``run_start`` to the run's ``succeeded`` row, so per-step overhead = (10-step - 1-step) / 9;
-- engine throughput: N runs of a 3-step flow started at once, drained by the 2 workers;
+- engine throughput: N runs of a 3-step flow started at once, drained by the 2 workers,
+  beside its floor: 2N bare tasks (no result) drained by the same workers;
 - sync webhook: ``POST /hooks/<token>`` of a 5-step flow answered with the flow's response
   (inline fast path), against ``GET /healthz`` (a bare view through the same server and
   middleware).
@@ -50,6 +51,7 @@ import django  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
+import redis  # noqa: E402
 
 RESULTS = ROOT / "tests" / "bench" / "results"
 
@@ -247,6 +249,7 @@ def main() -> None:
         results["run_10_steps"] = summary(run_latency(ten_steps, arguments.repeat))
         per_step = (results["run_10_steps"]["p50_ms"] - results["run_1_step"]["p50_ms"]) / 9
         results["engine_overhead_per_step_p50_ms"] = round(per_step, 2)
+        results["celery_throughput"] = celery_throughput(workers, arguments.runs * 2)
         results["throughput"] = throughput(three_steps, workers, arguments.runs)
         with web_server() as (url, server_pid), httpx.Client(base_url=url, timeout=30) as client:
             results["bare_view_healthz"] = summary(
@@ -276,12 +279,43 @@ def main() -> None:
     print_table(results)
 
 
+def worker_processes(workers: list) -> list[psutil.Process]:
+    return [p for w in workers for p in process_tree(w.process.pid)]
+
+
+def celery_throughput(workers: list, count: int) -> dict:
+    """The floor under engine throughput: ``count`` bare tasks (no result, like the
+    engine's) drained by the same workers. Done when the queue is empty and no message is
+    left unacknowledged (late acks: a task is acknowledged after it ran)."""
+    broker = redis.Redis.from_url(os.environ["REDIS_URL"])
+    queue = ping.app.conf.task_default_queue
+    with cpu_per_run(
+        {
+            "workers": lambda: worker_processes(workers),
+            "load_generator": lambda: [psutil.Process()],
+        },
+        count,
+    ) as cpu:
+        started = time.perf_counter()
+        for _ in range(count):
+            ping.apply_async(args=["x"], ignore_result=True)
+        while broker.llen(queue) or broker.hlen("unacked"):
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    return {
+        "tasks": count,
+        "seconds": round(elapsed, 2),
+        "tasks_per_second": round(count / elapsed, 1),
+        "cpu_ms_per_task": cpu,
+    }
+
+
 def throughput(flow, workers: list, count: int) -> dict:
     """``count`` runs started at once and drained by the workers. The poll is coarse (50 ms)
     so that watching does not take CPU from the work being watched."""
     with cpu_per_run(
         {
-            "workers": lambda: [p for w in workers for p in process_tree(w.process.pid)],
+            "workers": lambda: worker_processes(workers),
             "postgres": database_backends,
             "load_generator": lambda: [psutil.Process()],
         },
@@ -322,6 +356,11 @@ def print_table(results: dict) -> None:
         f"{drained['runs_per_second']} runs/s ({drained['runs']} runs in {drained['seconds']} s)"
     )
     print(f"  CPU ms per run: {drained['cpu_ms_per_run']}")
+    floor = results["celery_throughput"]
+    print(
+        f"floor: bare Celery tasks, same workers: {floor['tasks_per_second']} tasks/s "
+        f"({floor['tasks']} in {floor['seconds']} s); CPU ms per task: {floor['cpu_ms_per_task']}"
+    )
     print(f"sync webhook CPU ms per request: {results['sync_webhook']['cpu_ms_per_request']}")
     print(f"written to {RESULTS / 'engine.json'}")
 
