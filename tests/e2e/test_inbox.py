@@ -8,7 +8,8 @@ from playwright.sync_api import expect
 
 from apps.runs.models import Run
 from tests.e2e.conftest import log_in
-from tests.inbox.helpers import start_waiting_run, wait_for
+from tests.inbox.helpers import start_waiting_run
+from tests.support.waiting import wait_for
 
 
 def test_a_task_arrives_live_and_an_approval_completes_the_run(
