@@ -8,9 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings.base")
 from studio.env import ConfigurationError
 
 try:
-    from django.core.asgi import get_asgi_application
+    from studio.handlers import http_application
 
-    django_application = get_asgi_application()
+    django_application = http_application()
 except ConfigurationError as error:
     sys.stderr.write(f"flowgate: configuration error: {error}\n")
     sys.exit(2)
