@@ -11,20 +11,11 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent, DataSettings
 from apps.audit.redaction import MASK, sensitive_keys_for_workspace
 from apps.audit.services import audit_record, data_settings_save
-from apps.policies import services as policies
 from apps.policies.models import PolicyEvaluation
-from apps.runs.blocks import envelope
-from apps.runs.engine import advance
-from apps.runs.services import run_start
-from tests.runs.helpers import definition, node, published_flow
+from tests.audit.helpers import policy_routed_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LIMITS = (
-    "package flowgate.limits\n\n"
-    'default route := "review"\n\n'
-    'route := "approve" if input.amount < 100\n'
-)
 PAGE = reverse("data_settings:edit", kwargs={"workspace_slug": "acme"})
 
 
@@ -94,36 +85,16 @@ def test_classified_fields_are_masked_in_decisions_run_data_and_exports(
         action="customer.imported",
         data={"customer": {"email": "old@example.com", "plan": "gold"}},
     )
-    policy = policies.policy_create(
-        workspace=workspace, actor=admin_user, slug="limits", name="Limits", source=LIMITS
-    )
-    policies.policy_publish(policy=policy, actor=admin_user, run_tests=False)
-    flow = published_flow(
+    run = policy_routed_run(
         workspace,
         admin_user,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node(
-                    "route",
-                    "policy.evaluate",
-                    policy="limits",
-                    rule="route",
-                    input={
-                        "amount": "trigger.body.amount",
-                        "email": "trigger.body.email",
-                        "customer_ref": "trigger.body.ref",
-                    },
-                    routes=["approve", "review"],
-                ),
-            ],
-            [("start", "route")],
-        ),
+        policy_input={
+            "amount": "trigger.body.amount",
+            "email": "trigger.body.email",
+            "customer_ref": "trigger.body.ref",
+        },
+        body={"amount": 5, "email": "ada@example.com", "ref": "C-7731"},
     )
-    payload = envelope({"amount": 5, "email": "ada@example.com", "ref": "C-7731"})
-    run = run_start(flow=flow, trigger="manual", payload=payload, enqueue=False).run
-    advance(run.id)
-    run.refresh_from_db()
     assert run.status == "succeeded"  # the flow itself still sees the real value
     step = run.steps.get(node_id="route")
     assert step.input["body"]["email"] == "ada@example.com" and step.port == "approve"

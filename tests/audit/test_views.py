@@ -14,19 +14,12 @@ from django.urls import reverse
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
-from apps.policies import services as policies
 from apps.runs.blocks import envelope
-from apps.runs.engine import advance
 from apps.runs.services import run_start
+from tests.audit.helpers import policy_routed_run
 from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-LIMITS = (
-    "package flowgate.limits\n\n"
-    'default route := "review"\n\n'
-    'route := "approve" if input.amount < 100\n'
-)
 
 
 def url(name, **kwargs):
@@ -140,31 +133,12 @@ def test_exports_stream_the_filtered_trail(admin_client, trail):
 def test_decision_page_explains_a_policy_step(
     workspace, admin_user, builder_client, reviewer_client, outsider_client
 ):
-    policy = policies.policy_create(
-        workspace=workspace, actor=admin_user, slug="limits", name="Limits", source=LIMITS
-    )
-    policies.policy_publish(policy=policy, actor=admin_user, run_tests=False)
-    flow = published_flow(
+    run = policy_routed_run(
         workspace,
         admin_user,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node(
-                    "route",
-                    "policy.evaluate",
-                    policy="limits",
-                    rule="route",
-                    input={"amount": "trigger.body.amount", "api_token": "'s3cr3t'"},
-                    routes=["approve", "review"],
-                ),
-            ],
-            [("start", "route")],
-        ),
+        policy_input={"amount": "trigger.body.amount", "api_token": "'s3cr3t'"},
+        body={"amount": 5},
     )
-    run = run_start(flow=flow, trigger="manual", payload=envelope({"amount": 5}), enqueue=False).run
-    advance(run.id)
-    run.refresh_from_db()
     assert run.status == "succeeded"
 
     detail = builder_client.get(
