@@ -2,7 +2,8 @@
 
 Run: ``python tests/bench/bench_engine.py [--runs N]`` (or ``make bench``). It migrates a
 database of its own (``flowgate_bench``, Redis database 13), starts two real Celery workers
-(prefork, concurrency 1 each) and the ASGI web server (uvicorn), then measures:
+(prefork, concurrency 1 each; ``--workers`` and ``--concurrency`` change that) and the ASGI
+web server (uvicorn), then measures:
 
 - bare Celery round trip: ``core.ping.delay().get()`` — the floor under any engine step;
 - engine latency: a manual run of a 1-step and a 10-step ``transform.set`` chain, from
@@ -228,6 +229,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200, help="runs for the throughput test")
     parser.add_argument("--repeat", type=int, default=50, help="samples per latency figure")
+    # The issue's setting is two worker processes; on a machine with more cores, give each
+    # worker a pool of several processes to see how the engine scales out.
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     suffix = uuid.uuid4().hex[:8]  # the bench database keeps earlier runs' rows
@@ -239,8 +244,15 @@ def main() -> None:
     ten_steps = published_flow(workspace, user, chain(10), name="Bench chain 10")
     three_steps = published_flow(workspace, user, chain(2), name="Bench chain 3")
     hook = published_flow(workspace, user, webhook_flow(), name="Bench webhook")
-    results: dict[str, object] = {"cpus": os.cpu_count(), "workers": 2}
-    workers = [WorkerProcess(database_url=DATABASE_URL).start() for _ in range(2)]
+    results: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "workers": arguments.workers,
+        "concurrency": arguments.concurrency,
+    }
+    workers = [
+        WorkerProcess(database_url=DATABASE_URL, concurrency=arguments.concurrency).start()
+        for _ in range(arguments.workers)
+    ]
     try:
         results["celery_round_trip"] = summary(
             timed(lambda: ping.delay("x").get(timeout=30), arguments.repeat * 4)
@@ -352,7 +364,8 @@ def print_table(results: dict) -> None:
     print(f"engine overhead per step (p50): {results['engine_overhead_per_step_p50_ms']} ms")
     drained = results["throughput"]
     print(
-        f"throughput, 3-step flow, {results['workers']} workers: "
+        f"throughput, 3-step flow, {results['workers']} workers "
+        f"(pool of {results['concurrency']} each, {results['cpus']} CPUs): "
         f"{drained['runs_per_second']} runs/s ({drained['runs']} runs in {drained['seconds']} s)"
     )
     print(f"  CPU ms per run: {drained['cpu_ms_per_run']}")
