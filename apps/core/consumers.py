@@ -4,10 +4,17 @@
 apps narrow it to one object by subclassing (``apps.runs.consumers.RunEventsConsumer``).
 Services publish with ``apps.core.events`` after commit. Membership is checked on connect;
 a non-member is refused with 4404.
+
+The layer is Redis pub/sub, whose subscriptions die silently when Redis restarts: each
+socket sends itself an echo through the layer every ``LIVENESS_SECONDS``, and one that did
+not come back closes the socket with 1012 (service restart). The page reconnects, which
+subscribes anew, and re-reads what it missed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -18,6 +25,9 @@ from apps.accounts.models import Membership
 from apps.accounts.selectors import membership_get
 
 from .events import workspace_group
+
+LIVENESS_SECONDS = 30.0
+SERVICE_RESTART = 1012
 
 
 class WorkspaceEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -45,10 +55,26 @@ class WorkspaceEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
+        self.echo_returned = True
+        self.liveness = asyncio.create_task(self._check_liveness())
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "liveness"):
+            self.liveness.cancel()
         if hasattr(self, "group_name"):
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            with contextlib.suppress(Exception):  # Redis may be the reason we are closing
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def _check_liveness(self) -> None:
+        while self.echo_returned:
+            self.echo_returned = False
+            with contextlib.suppress(Exception):  # unsent is as good as lost
+                await self.channel_layer.send(self.channel_name, {"type": "layer.echo"})
+            await asyncio.sleep(LIVENESS_SECONDS)
+        await self.close(code=SERVICE_RESTART)
+
+    async def layer_echo(self, message: dict[str, Any]) -> None:
+        self.echo_returned = True
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # Clients only listen; a ping keeps proxies from closing an idle socket.

@@ -4,17 +4,24 @@ the real Redis channel layer."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 
+import pytest
+import redis
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 from django.utils.module_loading import import_string
 
+from apps.core import consumers
 from apps.core.events import publish_workspace_event
 from studio.asgi import application
 from studio.env import channel_layer
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 
 def socket_for(client: Client | None, slug: str, path: str = "") -> WebsocketCommunicator:
@@ -140,3 +147,70 @@ def test_live_events_stay_within_their_redis_database():
 def channel_layer_from(redis_url: str):
     config = channel_layer(redis_url)
     return import_string(config["BACKEND"])(**config["CONFIG"])
+
+
+@pytest.fixture
+def private_redis(settings):
+    """A Redis server of this test's own, as the channel layer's, that it may restart."""
+    port = free_port()
+
+    def start() -> subprocess.Popen:
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _answers(port), timeout=10, interval=0.05)
+        return server
+
+    servers = [start()]
+    settings.CHANNEL_LAYERS = {"default": channel_layer(f"redis://127.0.0.1:{port}/0")}
+    channel_layers.backends.clear()
+    yield lambda: (servers[-1].kill(), servers[-1].wait(), servers.append(start()))
+    channel_layers.backends.clear()
+    for server in servers:
+        server.kill()
+        server.wait()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return redis.Redis(port=port).ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_socket_whose_subscription_died_with_redis_is_closed_so_the_page_reconnects(
+    transactional_db, builder_client, workspace, private_redis, monkeypatch
+):
+    """Redis pub/sub forgets subscriptions on restart without a word: the socket notices
+    its own echo did not come back and closes with 1012; a new socket hears events."""
+    monkeypatch.setattr(consumers, "LIVENESS_SECONDS", 0.3)
+    restart_redis = private_redis
+
+    async def scenario() -> tuple[bool, dict, dict]:
+        socket = socket_for(builder_client, "acme")
+        assert (await socket.connect())[0]
+        await asyncio.sleep(1)  # three echoes came back
+        alive = await socket.receive_nothing(timeout=0.1)
+        await sync_to_async(restart_redis)()
+        closed = await socket.receive_output(timeout=5)
+        heard = {}
+        for _ in range(20):  # as the page does: reconnect until it is subscribed again
+            again = socket_for(builder_client, "acme")
+            try:
+                if (await again.connect(timeout=2))[0]:
+                    await get_channel_layer().group_send(
+                        f"workspace.{workspace.id}",
+                        {"type": "workspace.event", "event": {"type": "run.updated"}},
+                    )
+                    heard = await again.receive_json_from(timeout=2)
+                    await again.disconnect()
+                    break
+            except Exception:
+                await asyncio.sleep(0.2)
+        return alive, closed, heard
+
+    alive, closed, heard = async_to_sync(scenario)()
+    assert alive
+    assert closed == {"type": "websocket.close", "code": 1012}
+    assert heard == {"type": "run.updated"}
