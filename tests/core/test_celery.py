@@ -11,7 +11,7 @@ from apps.core.tasks import ping
 from apps.runs.blocks import envelope
 from apps.runs.models import Run
 from apps.runs.services import run_start
-from tests.runs.helpers import definition, node, published_flow
+from tests.runs.helpers import chain, published_flow
 from tests.support.waiting import wait_for
 
 
@@ -45,19 +45,12 @@ def test_a_worker_keeps_its_database_connection_between_tasks(
 ):
     """Celery's Django fixup would close it around every task (a new Postgres backend per
     task); the worker closes it only when broken or older than CONN_MAX_AGE."""
-    flow = published_flow(
-        workspace,
-        builder_user,
-        definition(
-            [node("start", "trigger.manual"), node("set", "transform.set", values={"n": "1"})],
-            [("start", "set")],
-        ),
-        name="Two steps",
-    )
+    flow = published_flow(workspace, builder_user, chain(1), name="Two steps")
 
     def finished(count: int) -> list[Run]:
         runs = [
-            run_start(flow=flow, trigger="manual", payload=envelope({})).run for _ in range(count)
+            run_start(flow=flow, trigger="manual", payload=envelope({"n": 1})).run
+            for _ in range(count)
         ]
         wait_for(
             lambda: (

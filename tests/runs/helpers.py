@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from apps.flows.services import flow_create, flow_publish
@@ -31,3 +32,15 @@ def published_flow(
     flow = flow_create(workspace=workspace, actor=actor, name=name, definition=flow_definition)
     flow_publish(flow=flow, actor=actor, note="test")
     return flow
+
+
+def chain(steps: int) -> dict:
+    """A manual trigger followed by ``steps`` transforms in a line (``s0``, ``s1``, ...),
+    each reading ``trigger.body.n``."""
+    nodes = [node("start", "trigger.manual")]
+    nodes += [
+        node(f"s{index}", "transform.set", values={"n": f"trigger.body.n + {index}"})
+        for index in range(steps)
+    ]
+    ids = [item["id"] for item in nodes]
+    return definition(nodes, list(itertools.pairwise(ids)), name=f"Chain of {steps}")

@@ -5,8 +5,6 @@ one transaction, so its round trips do not grow with its number of steps."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -16,19 +14,9 @@ from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start
 from tests.core.test_events import socket_for
-from tests.runs.helpers import definition, node, published_flow
+from tests.runs.helpers import chain, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def chain(steps: int) -> dict:
-    nodes = [node("start", "trigger.manual")]
-    nodes += [
-        node(f"s{index}", "transform.set", values={"n": f"trigger.body.n + {index}"})
-        for index in range(steps)
-    ]
-    ids = [item["id"] for item in nodes]
-    return definition(nodes, list(itertools.pairwise(ids)), name=f"Chain of {steps}")
 
 
 def advance_counting_queries(flow) -> tuple[Run, int]:
