@@ -286,6 +286,8 @@ FLOWGATE = {
     "TRACING_EXPORTER": env_choice("TRACING_EXPORTER", "none", choices=("none", "console", "otlp")),
 }
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CELERY_TASK_LOG_LEVEL = env_choice("CELERY_TASK_LOG_LEVEL", "WARNING", choices=LOG_LEVELS)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -293,9 +295,15 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", choices=LOG_LEVELS)},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # Celery's "received" / "succeeded" lines for every task and beat's "sending due
+        # task" every few seconds bury what matters; failures are logged at ERROR anyway.
+        **{
+            name: {"level": CELERY_TASK_LOG_LEVEL}
+            for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+        },
     },
 }

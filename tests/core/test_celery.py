@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psutil
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -78,3 +80,20 @@ def postgres_connections(worker) -> set[tuple[str, int]]:
         for link in process.net_connections(kind="tcp")
         if link.raddr and link.raddr.port == port and link.status == psutil.CONN_ESTABLISHED
     }
+
+
+def test_a_worker_logs_a_failed_task_but_not_every_task_that_succeeded(
+    transactional_db, celery_worker
+):
+    """Per-task "received" / "succeeded" lines are off by default (CELERY_TASK_LOG_LEVEL):
+    at a few hundred runs a second they would bury the lines that matter."""
+    token = uuid.uuid4().hex
+    assert ping.delay(token).get(timeout=30) == f"pong:{token}"
+    ping.app.send_task(
+        "runs.advance", args=[f"not-a-run-{token}"], queue=ping.app.conf.task_default_queue
+    )
+
+    wait_for(lambda: f"not-a-run-{token}" in celery_worker.log_path.read_text())
+    log = celery_worker.log_path.read_text()
+    assert "ERROR" in log and "runs.advance" in log
+    assert token not in log.replace(f"not-a-run-{token}", "")
