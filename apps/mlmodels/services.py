@@ -94,10 +94,19 @@ def promotion_request_create(
     canary_share: int | None = None,
     note: str = "",
 ) -> PromotionRequest:
-    """Record a pending request. The registry is not asked here: the gate checks the version
-    (and that it exists) at approval, when it matters."""
+    """Record a pending request; the gate checks the version at approval. A version the
+    registry says it lacks (a typo) is refused now rather than when the approver acts; while
+    the registry is down the request is still recorded."""
     if alias not in registry.ALIASES:
         raise PromotionError(f"Unknown alias {alias!r}.", status=400)
+    try:
+        registry.get_version(name, version)
+    except registry.RegistryNotFound:
+        raise PromotionError(
+            f"The registry has no version {version} of a model named {name!r}.", status=404
+        ) from None
+    except registry.RegistryUnavailable:
+        pass
     if alias == CANARY:
         if canary_share is None or not 0 <= canary_share <= 100:
             raise PromotionError(
@@ -281,19 +290,13 @@ def _move_alias(
 ) -> PromotionOutcome:
     """Ask the gate, then move ``alias`` to ``version`` (and set the canary share). Call in a
     transaction: the audit record commits with the caller's change. A version missing
-    from the registry is denied, not an error."""
-    model = registry.get_model(name)
-    previous = model.aliases.get(alias, "")
+    from the registry (deleted since the request, say) is denied, not an error."""
     try:
+        model = registry.get_model(name)
         target = registry.get_version(name, version)
     except registry.RegistryNotFound:
         outcome = PromotionOutcome(
-            False,
-            name,
-            version,
-            alias,
-            previous,
-            [f"version {version} of {name} is not in the registry"],
+            False, name, version, alias, "", [f"version {version} of {name} is not in the registry"]
         )
         _audit_outcome(workspace, actor, outcome, change=change)
         return outcome
@@ -305,6 +308,7 @@ def _move_alias(
         approved_by=approved_by,
         change=change,
     )
+    previous = model.aliases.get(alias, "")
     decision = evaluate_gate(workspace_id=workspace.id, gate=MODEL_PROMOTION, input=payload)
     if decision.allow:
         if previous and previous != version:

@@ -12,7 +12,7 @@ from django.db import connection
 from apps.accounts.models import Role
 from apps.audit.models import AuditEvent
 from apps.mlmodels import registry
-from apps.mlmodels.models import PromotionStatus
+from apps.mlmodels.models import PromotionRequest, PromotionStatus
 from apps.mlmodels.services import (
     PromotionError,
     model_rollback,
@@ -164,15 +164,35 @@ def test_missing_metrics_and_a_checksum_mismatch_are_denied_at_approval_with_rea
 
 
 @pytest.mark.django_db
-def test_a_version_missing_from_the_registry_is_denied_not_an_error(
-    workspace, admin_user, second_admin, production_on_v1
+@pytest.mark.parametrize("name,version", [(CLAIM_FRAUD, "99"), ("no-such-model", "1")])
+def test_a_request_for_what_the_registry_lacks_is_refused_at_once(
+    workspace, admin_user, production_on_v1, name, version
 ):
-    promotion = promotion_request_create(
-        workspace=workspace, actor=admin_user, name=CLAIM_FRAUD, version="99", alias="production"
+    with pytest.raises(PromotionError) as refused:
+        promotion_request_create(
+            workspace=workspace, actor=admin_user, name=name, version=version, alias="production"
+        )
+    assert refused.value.status == 404
+    assert f"no version {version} of a model named {name!r}" in refused.value.message
+    assert not PromotionRequest.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name,version", [(CLAIM_FRAUD, "99"), ("no-such-model", "1")])
+def test_a_version_gone_from_the_registry_by_approval_is_denied_not_an_error(
+    workspace, admin_user, second_admin, production_on_v1, name, version
+):
+    # Requested while it existed (or while the registry was down), deleted since.
+    promotion = PromotionRequest.objects.create(
+        workspace=workspace,
+        model_name=name,
+        version=version,
+        alias="production",
+        requested_by=admin_user,
     )
     denied = promotion_approve(workspace=workspace, promotion_id=promotion.id, actor=second_admin)
     assert denied.status == PromotionStatus.DENIED
-    assert denied.reasons == [f"version 99 of {CLAIM_FRAUD} is not in the registry"]
+    assert denied.reasons == [f"version {version} of {name} is not in the registry"]
 
 
 @pytest.mark.django_db

@@ -151,6 +151,15 @@ def test_a_second_admin_approves_from_the_models_page_and_denials_show_reasons(
 
     page = admin_client.get(url("detail", model_name=CLAIM_FRAUD))
     assert b"Request promotion" in page.content
+    version_page = admin_client.get(url("version", **PROMOTE_V2))
+    assert version_page.status_code == 200
+    assert f'action="{url("request_promotion", **PROMOTE_V2)}"'.encode() in version_page.content
+    typo = admin_client.post(
+        url("request_promotion", model_name=CLAIM_FRAUD, version=99),
+        {"alias": "production"},
+        follow=True,
+    )
+    assert f"no version 99 of a model named &#x27;{CLAIM_FRAUD}&#x27;".encode() in typo.content
     request_v2(admin_client, alias="canary", canary_share=30)
     baseline = admin_client.post(
         url("request_promotion", model_name=CLAIM_FRAUD, version=1),
