@@ -20,13 +20,20 @@ class JSONTextField(forms.CharField):
 
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value)
+        if not text.strip():
+            if self.required:
+                raise forms.ValidationError(self.error_messages["required"], code="required")
+            return None
         try:
-            parsed = json.loads(text or "null")
+            parsed = json.loads(text)
         except ValueError as error:
             raise forms.ValidationError(f"Not valid JSON: {error}") from None
         if self.object_only and not isinstance(parsed, dict):
             raise forms.ValidationError('Must be a JSON object, like {"amount": 100}.')
         return parsed
+
+    def validate(self, value: Any) -> None:
+        """Emptiness was judged on the text: ``{}``, ``[]`` and ``null`` are values here."""
 
 
 class PolicyCreateForm(forms.Form):
@@ -46,14 +53,27 @@ class PublishForm(forms.Form):
     note = forms.CharField(max_length=300, required=False)
 
 
-class TestCaseForm(forms.Form):
+class _OwnIds(forms.Form):
+    """Field ids prefixed with the form's name: several forms share the policy page, and a
+    label must point at its own form's field (``id_rule`` twice points at the first)."""
+
+    id_prefix = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class TestCaseForm(_OwnIds):
+    id_prefix = "test"
     name = forms.CharField(max_length=120)
     rule = forms.RegexField(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
     input = JSONTextField(object_only=True, initial="{}")
     expected = JSONTextField(initial="true")
 
 
-class PlaygroundForm(forms.Form):
+class PlaygroundForm(_OwnIds):
+    id_prefix = "playground"
     rule = forms.RegexField(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
     input = JSONTextField(object_only=True, initial="{}")
     source = forms.CharField(strip=False, required=False, widget=forms.HiddenInput)

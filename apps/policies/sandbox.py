@@ -20,7 +20,9 @@ from django.conf import settings
 from .engine import PolicyError, PolicySource, limits, parse_regorus_error
 
 STARTUP_ALLOWANCE_SECONDS = 3.0
-MAX_MEMORY_BYTES = 1024 * 1024 * 1024
+# Address space the evaluation may add to what the worker holds once started (the
+# interpreter, and the arena of about 1 GiB that regorus reserves on import and fills first).
+MAX_MEMORY_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,16 @@ def _detail_context(request: HttpRequest, policy: object, **extra: object) -> di
         "draft_form": DraftForm(initial={"source": policy.draft_source}),  # type: ignore[attr-defined]
         "test_form": TestCaseForm(),
         "playground_form": PlaygroundForm(
-            initial={"rule": versions[0].rules[0] if versions and versions[0].rules else "allow"}
+            initial={"rule": _default_rule(versions[0].rules if versions else [])}
         ),
         "compile_errors": compile_check(policy.draft_source),  # type: ignore[attr-defined]
         **extra,
     }
+
+
+def _default_rule(rules: list[str]) -> str:
+    """The rule flows and gates read (``decision``) when there is one."""
+    return "decision" if "decision" in rules or not rules else rules[0]
 
 
 @workspace_view(Capability.VIEW_POLICIES)
@@ -151,13 +156,20 @@ def publish_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
 def test_case_create_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
     policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
     form = TestCaseForm(request.POST)
-    if not form.is_valid():
-        return HttpResponseBadRequest(_form_errors(form))
-    try:
-        services.policy_test_case_save(policy=policy, actor=request.user, **form.cleaned_data)
-    except services.PolicyValidationError as error:
-        return HttpResponseBadRequest(error.message)
-    return redirect(_detail_url(request, policy) + "#tests")
+    if form.is_valid():
+        try:
+            services.policy_test_case_save(policy=policy, actor=request.user, **form.cleaned_data)
+        except services.PolicyValidationError as error:
+            form.add_error(None, error.message)
+        else:
+            return redirect(_detail_url(request, policy) + "#tests")
+    # The page again with the form open, what was typed and each field's error.
+    return render(
+        request,
+        "policies/detail.html",
+        _detail_context(request, policy, test_form=form),
+        status=400,
+    )
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
@@ -185,6 +197,13 @@ def tests_run_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
     )
 
 
+def _playground_problem(request: HttpRequest, message: str) -> HttpResponse:
+    """422, which the page's htmx swaps into the result area (other 4xx it would drop)."""
+    return render(
+        request, "policies/partials/playground_problem.html", {"message": message}, status=422
+    )
+
+
 @workspace_view(Capability.VIEW_POLICIES)
 def playground_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
     policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
@@ -192,7 +211,7 @@ def playground_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
         return HttpResponse(status=405)
     form = PlaygroundForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest(_form_errors(form))
+        return _playground_problem(request, _form_errors(form))
     # Viewers may try the published draft; only managers may evaluate unsaved source.
     source = (
         form.cleaned_data["source"] if can(request.membership, Capability.MANAGE_POLICIES) else ""
@@ -206,7 +225,7 @@ def playground_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
             source=source or None,
         )
     except services.PolicyValidationError as error:
-        return HttpResponseBadRequest(error.message)
+        return _playground_problem(request, error.message)
     return render(
         request,
         "policies/partials/playground_result.html",

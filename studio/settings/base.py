@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery.schedules import crontab
+from csp.constants import NONCE
 
 from studio.env import (
     channel_layer,
@@ -144,12 +145,14 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Content-Security-Policy without 'unsafe-inline': every script and style is a file.
+# Content-Security-Policy without 'unsafe-inline': every script and style is a file, except
+# the <style> elements the policy editor (CodeMirror) creates, admitted by a per-request
+# nonce that only pages reading ``request.csp_nonce`` send.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        "style-src": ["'self'", NONCE],
         "img-src": ["'self'", "data:"],
         "connect-src": ["'self'", "ws:", "wss:"],
         "font-src": ["'self'", "data:"],

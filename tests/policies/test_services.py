@@ -7,6 +7,7 @@ import pytest
 
 from apps.audit.models import AuditEvent
 from apps.policies import services
+from apps.policies.defaults import SHIPPED
 from apps.policies.models import PolicyEvaluation
 from apps.policies.opa import deployed_package
 from apps.policies.services import PolicyValidationError
@@ -205,3 +206,19 @@ def test_defaults_are_installed_once(workspace, owner):
     }
     assert all(policy.versions.count() == 1 for policy in created)
     assert services.policy_defaults_ensure(workspace=workspace, actor=owner) == []
+
+
+@pytest.mark.parametrize("shipped", SHIPPED, ids=lambda shipped: shipped.slug)
+def test_the_playground_explains_every_shipped_policy(workspace, owner, shipped):
+    """Coverage and the rules that fired, for each policy Flowgate ships: the sandbox's
+    memory cap once left no room to list the rules of any but the smallest."""
+    (policy,) = services.policy_defaults_ensure(
+        workspace=workspace, actor=owner, slugs=(shipped.slug,)
+    )
+    case = shipped.tests[0]
+    result = services.policy_playground_run(
+        policy=policy, actor=owner, rule=case.rule, input=case.input
+    )
+    assert result.decision.error in (None, "")
+    assert result.value == case.expected
+    assert result.fired and result.covered_lines

@@ -121,8 +121,9 @@ def test_playground_rejects_input_that_is_not_json(client, owner, policy):
     response = client.post(
         url("playground", policy_slug="limits"), {"rule": "route", "input": "{amount: 5"}
     )
-    assert response.status_code == 400
-    assert b"Not valid JSON" in response.content
+    # 422: the page's htmx swaps it into the result area, where the user is looking.
+    assert response.status_code == 422
+    assert b'role="alert"' in response.content and b"Not valid JSON" in response.content
 
 
 def test_decision_log_is_searchable(client, owner, policy, workspace):
@@ -156,3 +157,32 @@ def test_detail_lists_the_flows_that_use_the_policy(client, member, owner, works
     response = client.get(url("detail", policy_slug="limits"))
     assert b"Expense check" in response.content
     assert b"Other" not in response.content
+
+
+def test_empty_json_values_are_values_in_test_cases_and_the_playground(client, owner, policy):
+    """{}, [] and null are what a rule may take or return, not a missing field."""
+    client.force_login(owner)
+    created = client.post(
+        url("test_create", policy_slug="limits"),
+        {"name": "no reasons", "rule": "route", "input": "{}", "expected": "[]"},
+    )
+    assert created.status_code == 302
+    case = policy.test_cases.get(name="no reasons")
+    assert (case.input, case.expected) == ({}, [])
+    detail = client.get(url("detail", policy_slug="limits"))
+    # Shown as JSON, as typed: not Python's {'amount': 5}.
+    assert b"<code>{&quot;amount&quot;: 5}</code>" in detail.content
+    assert b"<code>[]</code>" in detail.content
+    evaluated = client.post(
+        url("playground", policy_slug="limits"), {"rule": "route", "input": "{}", "source": ""}
+    )
+    assert evaluated.status_code == 200 and b"review" in evaluated.content
+    missing = client.post(
+        url("test_create", policy_slug="limits"),
+        {"name": "blank", "rule": "route", "input": "{}", "expected": "  "},
+    )
+    # The page again, the form open with what was typed and the field's error.
+    assert missing.status_code == 400
+    assert b"<details open>" in missing.content and b'value="blank"' in missing.content
+    assert b"This field is required." in missing.content
+    assert not policy.test_cases.filter(name="blank").exists()

@@ -18,6 +18,12 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
+def compact_json(value: Any) -> str:
+    """One-line JSON for a table cell (``true``, ``null``, double quotes: what users type)."""
+    return json.dumps(value, ensure_ascii=False, cls=DjangoJSONEncoder)
+
+
+@register.filter
 def duration(milliseconds: float | None) -> str:
     if milliseconds is None:
         return "—"

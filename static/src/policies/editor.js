@@ -47,6 +47,9 @@ function mount(form) {
         syntaxHighlighting(highlight),
         keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
         EditorState.readOnly.of(readOnly),
+        // CodeMirror injects its base theme as <style> elements: the page's CSP admits
+        // them by this request's nonce (no 'unsafe-inline').
+        EditorView.cspNonce.of(host.dataset.cspNonce || ""),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) textarea.value = update.state.doc.toString();
         }),
