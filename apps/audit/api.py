@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
+from apps.core.api import Pagination
 
 from . import selectors, services
 from .forms import FIELD_NAME, MAX_SENSITIVE_FIELDS, AuditFilterForm
@@ -47,7 +47,7 @@ class AuditEventListApi(WorkspaceAPIView):
         if not form.is_valid():
             raise serializers.ValidationError(form.errors.get_json_data(escape_html=False))
         events = selectors.audit_event_list(workspace=request.workspace, **form.selector_filters())
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(events, request, view=self)
         sensitive = sensitive_keys_for_workspace(request.workspace.id)
         return paginator.get_paginated_response([event_data(event, sensitive) for event in page])

@@ -5,11 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, pagination, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import jsonsafe
+
+
+class Pagination(pagination.LimitOffsetPagination):
+    """``?limit=`` beyond this is answered with this many, not a query for billions."""
+
+    max_limit = 500
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's parser, refusing with a 400 what Postgres could not store (see ``jsonsafe``)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+        try:
+            return jsonsafe.loads(stream.read())
+        except jsonsafe.UnstorableJSON as error:
+            raise exceptions.ParseError(f"JSON parse error - {error}.") from None
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -18,6 +36,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "Permission denied.")
+    elif isinstance(exc, DataError):
+        # A value the checks let through and Postgres refused (too long, out of range).
+        message = str(exc).splitlines()[0] if str(exc) else "a value cannot be stored"
+        exc = exceptions.ValidationError({"detail": [f"A value cannot be stored: {message}."]})
     elif isinstance(exc, DatabaseError):
         return Response(
             {"error": {"code": "unavailable", "message": "The database is unavailable."}},

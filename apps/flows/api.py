@@ -7,11 +7,13 @@ from typing import Any
 
 from django.http import HttpResponse
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
+from apps.core import jsonsafe
+from apps.core.api import JSONParser
 
 from . import selectors, services
 from .definition import validate_definition
@@ -144,6 +146,10 @@ class FlowValidateApi(WorkspaceAPIView):
 
     def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError(
+                {"definition": ['send {"definition": {...}}, or nothing to check the draft']}
+            )
         definition = request.data.get("definition", flow.draft_definition)
         return Response(
             {"problems": [problem.as_dict() for problem in validate_definition(definition)]}
@@ -275,9 +281,9 @@ class FlowImportApi(WorkspaceAPIView):
         if upload is None:
             return request.data
         try:
-            return json.loads(upload.read(5 * 1024 * 1024))
-        except (ValueError, UnicodeDecodeError) as error:
-            raise serializers.ValidationError({"file": [f"not a JSON file: {error}"]}) from None
+            return jsonsafe.loads(upload.read(5 * 1024 * 1024))
+        except jsonsafe.UnstorableJSON as error:
+            raise serializers.ValidationError({"file": [f"cannot be imported: {error}"]}) from None
 
 
 class TemplateListApi(WorkspaceAPIView):

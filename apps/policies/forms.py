@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
+
+from apps.core import jsonsafe
 
 
 class JSONTextField(forms.CharField):
@@ -25,9 +26,9 @@ class JSONTextField(forms.CharField):
                 raise forms.ValidationError(self.error_messages["required"], code="required")
             return None
         try:
-            parsed = json.loads(text)
-        except ValueError as error:
-            raise forms.ValidationError(f"Not valid JSON: {error}") from None
+            parsed = jsonsafe.loads(text)
+        except jsonsafe.UnstorableJSON as error:
+            raise forms.ValidationError(f"Cannot be used: {error}.") from None
         if self.object_only and not isinstance(parsed, dict):
             raise forms.ValidationError('Must be a JSON object, like {"amount": 100}.')
         return parsed

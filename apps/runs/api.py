@@ -3,6 +3,7 @@ expression preview the canvas uses."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -181,15 +182,18 @@ class RunListApi(WorkspaceAPIView):
                     raise serializers.ValidationError({name: ["an ISO 8601 date-time"]})
                 filters[name] = moment
         if params.get("flow"):
-            filters["flow_id"] = params["flow"]
+            try:
+                filters["flow_id"] = uuid.UUID(params["flow"])
+            except ValueError:
+                raise serializers.ValidationError({"flow": ["a flow id (a UUID)"]}) from None
         return filters
 
     @property
     def paginator(self):  # type: ignore[no-untyped-def]
-        from rest_framework.pagination import LimitOffsetPagination
+        from apps.core.api import Pagination
 
         if not hasattr(self, "_paginator"):
-            self._paginator = LimitOffsetPagination()
+            self._paginator = Pagination()
         return self._paginator
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from apps.core import jsonsafe
 from apps.flows.definition import FlowGraph
 from apps.flows.models import Flow, FlowStatus
 
@@ -97,6 +98,7 @@ def webhook_deliver(
         raw=body.decode("utf-8", errors="replace") if "json" not in content_type else None,
         content_type=content_type,
     )
+    _check_header_lengths(headers)
     event_id = headers.get("idempotency-key") or headers.get("x-event-id")
     sync = getattr(config, "mode", "async") == "sync"
     started = run_start(
@@ -113,14 +115,26 @@ def webhook_deliver(
     return _outcome(run, started.created)
 
 
+def _check_header_lengths(headers: dict[str, str]) -> None:
+    """Keys longer than the run's columns hold are refused, not cut: cut keys could collide."""
+    limits = {
+        "idempotency-key": Run._meta.get_field("idempotency_key").max_length,
+        "x-event-id": Run._meta.get_field("idempotency_key").max_length,
+        "x-correlation-id": Run._meta.get_field("correlation_id").max_length,
+    }
+    for header, limit in limits.items():
+        if len(headers.get(header) or "") > limit:
+            raise WebhookRejected(f"the {header} header is longer than {limit} characters", 400)
+
+
 def _parse_body(body: bytes, content_type: str) -> Any:
     if not body:
         return {}
     if "json" in content_type or not content_type:
         try:
-            return json.loads(body)
-        except ValueError as error:
-            raise WebhookRejected(f"the body is not valid JSON: {error}", 400) from None
+            return jsonsafe.loads(body)
+        except jsonsafe.UnstorableJSON as error:
+            raise WebhookRejected(f"the body cannot be used: {error}", 400) from None
     return body.decode("utf-8", errors="replace")
 
 

@@ -47,7 +47,7 @@ def test_admin_edits_rego_in_the_editor_and_tries_it_in_the_playground(
     expect(playground.get_by_label("Rule")).to_have_value("decision")
     playground.get_by_label("Input").fill('{"amount": 5')
     playground.get_by_role("button", name="Evaluate").click()
-    expect(page.locator("#playground-result [role=alert]")).to_contain_text("Not valid JSON")
+    expect(page.locator("#playground-result [role=alert]")).to_contain_text("not valid JSON")
     playground.get_by_label("Input").fill('{"amount": 5}')
     playground.get_by_role("button", name="Evaluate").click()
     expect(page.locator("#playground-result")).to_contain_text('"approve"')

@@ -85,6 +85,18 @@ def test_a_stale_draft_save_is_a_conflict_not_an_overwrite(builder_client, works
     assert "someone else saved" in stale.json()["error"]["message"]
 
 
+def test_a_draft_saved_with_a_blank_name_keeps_the_flow_named(builder_client, workspace):
+    flow = create(builder_client, workspace, {"name": "Doubler", "definition": VALID})
+    body = {"definition": {**VALID, "name": "   "}, "revision": flow["draft"]["revision"]}
+    saved = builder_client.put(
+        api(workspace, f"flows/{flow['id']}/draft/"),
+        data=json.dumps(body),
+        content_type="application/json",
+    )
+    assert saved.status_code == 200
+    assert Flow.objects.get(pk=flow["id"]).name == "Doubler"
+
+
 def test_publishing_an_invalid_flow_lists_every_problem(builder_client, workspace):
     broken = definition(
         [node("start", "trigger.manual"), node("x", "nope.block")], [("start", "x")]

@@ -123,7 +123,7 @@ def test_playground_rejects_input_that_is_not_json(client, owner, policy):
     )
     # 422: the page's htmx swaps it into the result area, where the user is looking.
     assert response.status_code == 422
-    assert b'role="alert"' in response.content and b"Not valid JSON" in response.content
+    assert b'role="alert"' in response.content and b"not valid JSON" in response.content
 
 
 def test_decision_log_is_searchable(client, owner, policy, workspace):

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from apps.blocks.base import BlockError, Result, Wait
 from apps.blocks.expressions import ExpressionError
+from apps.core import jsonsafe
 from apps.core.tracing import step_span
 from apps.flows.definition import FlowGraph, Node
 from apps.flows.models import FlowVersion
@@ -293,6 +294,10 @@ class _RunExecutor:
                 )
             if not isinstance(result, Result):
                 raise BlockError(f"{node.type} returned {type(result).__name__}, not a Result")
+            # Outside data (an API's answer, a row, a message) can hold what Postgres refuses;
+            # unchecked, the save fails and the run is re-driven until dead-lettered.
+            if problem := jsonsafe.storage_problem(result.output):
+                raise BlockError(f"the step's output cannot be stored: {problem}")
         except (BlockError, ExpressionError, StepTimeout) as error:
             self._record_failure(
                 node, attempt, row, node_input, started, clock, error, node_settings
