@@ -37,6 +37,11 @@ class Problem:
     def as_dict(self) -> dict[str, str | None]:
         return {"node": self.node, "field": self.field, "message": self.message}
 
+    def __str__(self) -> str:
+        """As a person reads it: ``node field: message`` (what the editor shows)."""
+        where = " ".join(part for part in (self.node, self.field) if part)
+        return f"{where}: {self.message}" if where else self.message
+
 
 @dataclass(frozen=True)
 class Edge:

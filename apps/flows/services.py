@@ -59,6 +59,11 @@ def _unique_slug(workspace_id: Any, name: str) -> str:
     return slug
 
 
+def flow_name(raw: Any) -> str:
+    """A name as people type it into a document: trimmed, cut to what the column holds."""
+    return str(raw or "").strip()[: Flow._meta.get_field("name").max_length]
+
+
 @transaction.atomic
 def flow_create(
     *,
@@ -68,7 +73,7 @@ def flow_create(
     definition: dict[str, Any] | None = None,
     description: str = "",
 ) -> Flow:
-    name = name.strip()
+    name = flow_name(name)
     if not name:
         raise FlowError("a flow needs a name")
     definition = copy.deepcopy(definition) if definition is not None else blank_definition(name)
@@ -109,7 +114,7 @@ def flow_draft_save(
     updated = Flow.objects.filter(pk=flow.pk, draft_revision=revision).update(
         draft_definition=definition,
         draft_revision=revision + 1,
-        name=str(definition.get("name") or flow.name)[:200],
+        name=flow_name(definition.get("name")) or flow.name,
     )
     if not updated:
         raise FlowError(
@@ -235,7 +240,7 @@ def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
     return flow_create(
         workspace=workspace,
         actor=actor,
-        name=str(document.get("name") or "Imported flow"),
+        name=flow_name(document.get("name")) or "Imported flow",
         definition=document,
     )
 

@@ -4,8 +4,6 @@ service and render. The canvas editor is a JavaScript island that talks to the R
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability, can
+from apps.core import jsonsafe
 
 from . import selectors, services
 from .gallery import template_definition, template_list
@@ -46,6 +45,7 @@ def _list_context(request: HttpRequest) -> dict[str, object]:
         "archived": archived,
         "templates": template_list(),
         "can_edit": can(request.membership, Capability.EDIT_FLOWS),  # type: ignore[attr-defined]
+        "can_run": can(request.membership, Capability.START_RUNS),  # type: ignore[attr-defined]
     }
 
 
@@ -96,9 +96,9 @@ def flow_import_view(request: HttpRequest) -> HttpResponse:
         error = "That file is too large for a flow."
     else:
         try:
-            document = json.loads(upload.read())
-        except (ValueError, UnicodeDecodeError) as problem:
-            error = f"That file is not JSON: {problem}."
+            document = jsonsafe.loads(upload.read())
+        except jsonsafe.UnstorableJSON as problem:
+            error = f"That file cannot be imported: {problem}."
         else:
             try:
                 flow = services.flow_import(
@@ -108,10 +108,7 @@ def flow_import_view(request: HttpRequest) -> HttpResponse:
                 )
             except services.FlowError as problem:
                 error = f"Nothing was imported: {problem.message}."
-                problems = [
-                    f"{item.node}: {item.message}" if item.node else item.message
-                    for item in problem.problems
-                ]
+                problems = [str(item) for item in problem.problems]
             else:
                 messages.success(request, f"Imported “{flow.name}”.")
                 return redirect(_editor_url(request, flow))

@@ -18,11 +18,13 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability, can
-from apps.flows.selectors import flow_list
+from apps.core import jsonsafe
+from apps.flows.selectors import flow_get, flow_list
 
 from . import selectors, services
+from .blocks import envelope
 from .forms import BulkRunActionForm, RunFilterForm
-from .models import TERMINAL_RUN_STATUSES, RunStatus
+from .models import TERMINAL_RUN_STATUSES, RunStatus, Trigger
 
 PAGE_SIZE = 25
 
@@ -150,3 +152,21 @@ def run_retry_view(request: HttpRequest, run_id: str) -> HttpResponse:
 @require_POST
 def run_rerun_view(request: HttpRequest, run_id: str) -> HttpResponse:
     return _run_action(request, run_id, "rerun")
+
+
+@workspace_view(Capability.START_RUNS)
+@require_POST
+def run_start_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+    """The manual trigger's button: run the published version with the JSON typed beside it,
+    then follow the run on its page."""
+    flow = flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    try:
+        body = jsonsafe.loads(request.POST.get("input", "").strip() or "{}")
+        started = services.run_start(
+            flow=flow, trigger=Trigger.MANUAL, actor=request.user, payload=envelope(body)
+        )
+    except (jsonsafe.UnstorableJSON, services.RunError) as error:
+        messages.error(request, f"{flow.name} was not started: {error}.")
+        return redirect(reverse("flows:list", kwargs={"workspace_slug": flow.workspace.slug}))
+    messages.success(request, f"Started a run of {flow.name} v{started.run.version.number}.")
+    return redirect(_url(request, "detail", run_id=started.run.id))

@@ -8,6 +8,7 @@ export function connectWorkspaceEvents(slug, attempt = 0) {
   socket.addEventListener("open", () => {
     attempt = 0;
     document.body.dataset.live = "on";
+    document.dispatchEvent(new CustomEvent("flowgate:live"));
   });
   socket.addEventListener("message", (message) => {
     const event = JSON.parse(message.data);

@@ -66,27 +66,38 @@ function bindSelectAll(root) {
   }
 }
 
-// A refresh re-renders the steps: keep each <details> open or closed as the user left it.
+// A refresh re-renders the steps: keep each <details> open or closed as the user left it,
+// unless the step's status changed (a step that just failed opens, as on a fresh load).
 let stepState = null;
 function rememberSteps(event) {
   const target = event.detail && event.detail.target;
   if (!target || !target.querySelector) return;
   const steps = target.querySelectorAll("details[data-step]");
   if (!steps.length) return;
-  stepState = new Map([...steps].map((step) => [step.dataset.step, step.open]));
+  stepState = new Map([...steps].map((step) => [step.dataset.step, [step.open, step.dataset.stepStatus]]));
 }
 function restoreSteps() {
   if (!stepState) return;
   for (const step of document.querySelectorAll("details[data-step]")) {
-    if (stepState.has(step.dataset.step)) step.open = stepState.get(step.dataset.step);
+    const [open, status] = stepState.get(step.dataset.step) || [];
+    if (status !== undefined && status === step.dataset.stepStatus) step.open = open;
   }
   stepState = null;
+}
+
+// Events sent before the socket was open (or while it was down) were missed: catch up.
+function catchUp() {
+  for (const element of document.querySelectorAll("[data-live-run]")) {
+    if (element.dataset.liveActive === "true") refresh(element);
+  }
+  document.querySelectorAll("[data-live-runs]").forEach(refresh);
 }
 
 export function startLivePages() {
   document.addEventListener("htmx:beforeSwap", rememberSteps);
   document.addEventListener("htmx:afterSettle", restoreSteps);
   document.addEventListener("flowgate:event", onEvent);
+  document.addEventListener("flowgate:live", catchUp);
   for (const input of document.querySelectorAll("[data-select-on-focus]")) {
     input.addEventListener("focus", () => input.select());
   }

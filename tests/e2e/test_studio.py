@@ -70,6 +70,15 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     page.get_by_role("button", name="+ Add entry").click()
     page.get_by_label("Values: name of entry 1").fill("double")
     page.get_by_label("Values: value of double").fill("trigger.body.x * 2")
+    # Naming a second entry like the first would merge them and lose a value: it is
+    # flagged and waits instead.
+    page.get_by_role("button", name="+ Add entry").click()
+    page.get_by_label("Values: name of entry 2").fill("double")
+    expect(
+        page.get_by_role("alert").filter(has_text="another entry is named double")
+    ).to_be_visible()
+    expect(page.get_by_label("Values: value of double")).to_have_value("trigger.body.x * 2")
+    page.get_by_role("button", name="Remove field").click()
     expect(added.locator(".block-problem")).to_have_count(0)
     expect(page.locator("[data-save-state]")).to_have_attribute(
         "data-save-state", "saved", timeout=15_000

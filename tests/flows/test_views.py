@@ -172,6 +172,17 @@ def test_import_a_flow_file(builder_client, workspace):
     assert flow.name == "Doubler template"
 
 
+def test_an_imported_name_is_trimmed_and_cut_to_what_a_flow_holds(builder_client, workspace):
+    for name in ("  " + "N" * 500, "   "):
+        content = json.dumps({**TEMPLATE, "name": name}).encode()
+        response = builder_client.post(
+            page(workspace, "import/"), {"file": _upload("long.flow.json", content)}
+        )
+        assert response.status_code == 302
+    long, blank = Flow.objects.filter(workspace=workspace).order_by("created_at")
+    assert long.name == "N" * 200 and blank.name == "Imported flow"
+
+
 def test_import_of_a_broken_file_lists_problems_and_creates_nothing(builder_client, workspace):
     foreign = {"schema": "other/thing@1", "name": "<b>x</b>", "nodes": [{"id": "Bad id"}]}
     response = builder_client.post(
@@ -185,5 +196,5 @@ def test_import_of_a_broken_file_lists_problems_and_creates_nothing(builder_clie
     not_json = builder_client.post(
         page(workspace, "import/"), {"file": _upload("x.flow.json", b"{nope")}
     )
-    assert not_json.status_code == 400 and "not JSON" in not_json.content.decode()
+    assert not_json.status_code == 400 and "not valid JSON" in not_json.content.decode()
     assert not Flow.objects.exists()

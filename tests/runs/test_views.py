@@ -235,3 +235,32 @@ def test_step_timeline_places_each_step_by_its_start_and_duration():
     timeline = step_timeline(steps)
 
     assert timeline == {1: {"offset": 0.0, "width": 25.0}, 2: {"offset": 25.0, "width": 75.0}}
+
+
+def test_a_builder_runs_a_published_flow_from_the_flows_list_with_json_input(
+    builder_client, reviewer_client, good_flow, builder_user
+):
+    listing = builder_client.get(reverse("flows:list", kwargs={"workspace_slug": "acme"}))
+    start = url("start", flow_id=good_flow.id)
+    assert f'action="{start}"'.encode() in listing.content and b"Run\xe2\x80\xa6" in listing.content
+
+    response = builder_client.post(start, {"input": '{"amount": 250}'}, follow=True)
+    run = Run.objects.get(flow=good_flow)
+    assert response.redirect_chain[-1][0] == url("detail", run_id=run.id)
+    assert b"Started a run of Claims triage v1." in response.content
+    assert (run.trigger, run.input["body"], run.requested_by) == (
+        "manual",
+        {"amount": 250},
+        builder_user,
+    )
+
+    refused = builder_client.post(start, {"input": '{"amount": '}, follow=True)
+    assert b"Claims triage was not started: it is not valid JSON" in refused.content
+    assert Run.objects.filter(flow=good_flow).count() == 1
+
+    # Reviewers watch runs; they do not start them.
+    assert (
+        b"Run\xe2\x80\xa6"
+        not in reviewer_client.get(reverse("flows:list", kwargs={"workspace_slug": "acme"})).content
+    )
+    assert reviewer_client.post(start, {"input": "{}"}).status_code == 403

@@ -261,7 +261,8 @@ export default function App({ api, loaded, settings }) {
           onPublish={() => setPublishing({})}
           problemCount={problems.length}
           exportUrl={api.exportUrl}
-          testing={starting || (testRun.run && !testRun.done)}
+          // A run parked on a wait (a delay, a reviewer) may wait for days: test again meanwhile.
+          testing={starting || (testRun.run && !testRun.done && testRun.run.status !== "waiting")}
         />
         {autosave.state === "conflict" && (
           <div className="banner banner-danger" role="alert">

@@ -1,6 +1,6 @@
 // A form generated from a block's config JSON Schema (the same schema the server validates
 // with). Each field shows its problems, local or from the server, beside it.
-import { useId, useState } from "react";
+import { useEffect, useId, useState } from "react";
 import { ExpressionPreview } from "./expressions.jsx";
 import { emptyValue, kindOf, matchesType, normalisePath, options, resolve } from "./schema.js";
 
@@ -201,6 +201,34 @@ function ChoiceControl({ id, choice, root, value, onChange, path, errors, invali
   );
 }
 
+// An entry's name, renamed as it is typed, except to a name another entry has (or to
+// nothing): that would merge two entries and lose one, so it waits here, flagged.
+function MapKeyInput({ name, taken, label, disabled, onRename }) {
+  const [draft, setDraft] = useState(name);
+  useEffect(() => setDraft(name), [name]);
+  const problem = draft === "" ? "a name is required" : draft !== name && taken.includes(draft) ? `another entry is named ${draft}` : "";
+  return (
+    <>
+      <input
+        type="text"
+        className="map-key"
+        aria-label={label}
+        aria-invalid={problem ? true : undefined}
+        title={problem || undefined}
+        value={draft}
+        disabled={disabled}
+        onChange={(event) => {
+          const next = event.target.value;
+          setDraft(next);
+          if (next !== "" && !taken.includes(next)) onRename(next);
+        }}
+        onBlur={() => setDraft(name)}
+      />
+      {problem && <span className="map-key-error" role="alert">{problem}</span>}
+    </>
+  );
+}
+
 function MapControl({ id, schema, root, value, onChange, path, errors, readOnly, label }) {
   const entries = Object.entries(value || {});
   const itemSchema = resolve(schema.additionalProperties, root);
@@ -227,13 +255,12 @@ function MapControl({ id, schema, root, value, onChange, path, errors, readOnly,
         const itemErrors = errors[`${path}.${key}`] || [];
         return (
           <div className="map-row" key={index}>
-            <input
-              type="text"
-              className="map-key"
-              aria-label={`${label}: name of entry ${index + 1}`}
-              value={key}
+            <MapKeyInput
+              name={key}
+              taken={entries.filter((_, position) => position !== index).map(([name]) => name)}
+              label={`${label}: name of entry ${index + 1}`}
               disabled={readOnly}
-              onChange={(event) => rename(index, event.target.value)}
+              onRename={(next) => rename(index, next)}
             />
             {kindOf(itemSchema) === "expression" || kindOf(itemSchema) === "string" ? (
               <input

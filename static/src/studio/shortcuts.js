@@ -35,7 +35,10 @@ export function useShortcuts({ root, readOnly, actions }) {
       else return;
       event.preventDefault();
     };
-    root.addEventListener("keydown", onKey);
-    return () => root.removeEventListener("keydown", onKey);
+    // The whole page, not just the editor's box: focus lands on <body> after a node is
+    // deleted or on load, and Ctrl+S must not open the browser's "Save page" there.
+    const page = root.ownerDocument;
+    page.addEventListener("keydown", onKey);
+    return () => page.removeEventListener("keydown", onKey);
   }, [root, readOnly]);
 }
