@@ -32,4 +32,4 @@ class ModelsConfig(AppConfig):
         if not registry_is_up(tracking_uri()):
             logger.info("MLflow at %s is not up: demo models not trained now", tracking_uri())
             return
-        train_demo_models(tracking_uri=tracking_uri())
+        train_demo_models(tracking_uri=tracking_uri(), owner=workspace.slug)

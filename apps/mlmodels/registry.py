@@ -19,6 +19,7 @@ from django.conf import settings
 
 from .training import (
     CANARY_SHARE_TAG,
+    OWNER_TAG,
     SHA256_TAG,
     THRESHOLDS_TAG,
     artifact_sha256,
@@ -91,6 +92,16 @@ class ModelInfo:
     @property
     def latest(self) -> VersionInfo | None:
         return self.versions[0] if self.versions else None
+
+    @property
+    def owner(self) -> str:
+        """The slug of the workspace that manages this model; "" when unowned."""
+        return self.tags.get(OWNER_TAG, "")
+
+    def managed_by(self, workspace: Any) -> bool:
+        """Whether ``workspace``'s admins may move this model's aliases. The registry is
+        shared: an owned model is managed by its workspace only, an unowned one by any."""
+        return not self.owner or self.owner == workspace.slug
 
 
 def tracking_uri() -> str:

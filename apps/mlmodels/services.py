@@ -99,14 +99,19 @@ def promotion_request_create(
     the registry is down the request is still recorded."""
     if alias not in registry.ALIASES:
         raise PromotionError(f"Unknown alias {alias!r}.", status=400)
+    missing = PromotionError(
+        f"The registry has no version {version} of a model named {name!r}.", status=404
+    )
     try:
-        registry.get_version(name, version)
+        model: registry.ModelInfo | None = registry.get_model(name)
     except registry.RegistryNotFound:
-        raise PromotionError(
-            f"The registry has no version {version} of a model named {name!r}.", status=404
-        ) from None
+        raise missing from None
     except registry.RegistryUnavailable:
-        pass
+        model = None  # recorded all the same: approval asks the registry again
+    if model is not None:
+        if version not in {item.version for item in model.versions}:
+            raise missing
+        _check_ownership(model, workspace)
     if alias == CANARY:
         if canary_share is None or not 0 <= canary_share <= 100:
             raise PromotionError(
@@ -126,6 +131,15 @@ def promotion_request_create(
         )
         _audit(promotion, actor, "model.promotion_requested", f"requested {_what(promotion)}")
     return promotion
+
+
+def _check_ownership(model: registry.ModelInfo, workspace: Any) -> None:
+    if not model.managed_by(workspace):
+        raise PromotionError(
+            f"{model.name} is managed by the workspace {model.owner!r}: only its admins "
+            "may move its aliases.",
+            status=403,
+        )
 
 
 def promotion_refusal(promotion: PromotionRequest, user: Any) -> PromotionError | None:
@@ -250,6 +264,7 @@ def model_rollback(
     if alias not in registry.ALIASES:
         raise PromotionError(f"Unknown alias {alias!r}.", status=400)
     model = registry.get_model(name)
+    _check_ownership(model, workspace)
     previous = registry.previous_version(model, alias)
     if not previous:
         return PromotionOutcome(
@@ -293,6 +308,7 @@ def _move_alias(
     from the registry (deleted since the request, say) is denied, not an error."""
     try:
         model = registry.get_model(name)
+        _check_ownership(model, workspace)
         target = registry.get_version(name, version)
     except registry.RegistryNotFound:
         outcome = PromotionOutcome(

@@ -26,6 +26,9 @@ SHA256_TAG = "flowgate.artifact_sha256"
 THRESHOLDS_TAG = "flowgate.thresholds"
 # Registered model tag: the share (0-100) of production calls the canary version serves.
 CANARY_SHARE_TAG = "flowgate.canary_share"
+# The workspace whose admins move the model's aliases. Every workspace shares the registry;
+# without an owner, any workspace's admins may (see registry.ModelInfo.managed_by).
+OWNER_TAG = "flowgate.workspace"
 CLAIM_FRAUD = "claim-fraud"
 TICKET_TRIAGE = "ticket-triage"
 
@@ -248,10 +251,15 @@ def train_and_register(
 
 
 def train_demo_models(
-    *, tracking_uri: str, names: tuple[str, ...] = tuple(DEMO_MODELS), rows: int | None = None
+    *,
+    tracking_uri: str,
+    names: tuple[str, ...] = tuple(DEMO_MODELS),
+    rows: int | None = None,
+    owner: str = "",
 ) -> list[TrainedVersion]:
     """Register every version of each demo model that does not exist yet; the first version
-    of a new model becomes ``production``. Returns the versions trained now."""
+    of a new model becomes ``production``; a model without an owner gets ``owner`` (a
+    workspace slug). Returns the versions trained now."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -266,8 +274,11 @@ def train_demo_models(
             trained.append(
                 train_and_register(name, params=params, rows=rows, tracking_uri=tracking_uri)
             )
-        if not client.get_registered_model(name).aliases:
+        registered = client.get_registered_model(name)
+        if not registered.aliases:
             client.set_registered_model_alias(name, "production", "1")
+        if owner and not (registered.tags or {}).get(OWNER_TAG):
+            client.set_registered_model_tag(name, OWNER_TAG, owner)
     return trained
 
 

@@ -30,9 +30,12 @@ def _model_url(request: HttpRequest, name: str) -> str:
     )
 
 
-def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
+def _context(request: HttpRequest, **extra: Any) -> dict[str, object]:
+    model = extra.get("model")
+    managed_here = model is None or model.managed_by(request.workspace)  # type: ignore[attr-defined]
     return {
-        "can_manage": can(request.membership, Capability.MANAGE_MODELS),  # type: ignore[attr-defined]
+        "can_manage": managed_here and can(request.membership, Capability.MANAGE_MODELS),  # type: ignore[attr-defined]
+        "managed_elsewhere": not managed_here,
         "registry_uri": registry.tracking_uri(),
         "aliases": registry.ALIASES,
         **extra,

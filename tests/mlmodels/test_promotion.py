@@ -20,7 +20,13 @@ from apps.mlmodels.services import (
     promotion_reject,
     promotion_request_create,
 )
-from apps.mlmodels.training import CANARY_SHARE_TAG, CLAIM_FRAUD, SHA256_TAG, THRESHOLDS_TAG
+from apps.mlmodels.training import (
+    CANARY_SHARE_TAG,
+    CLAIM_FRAUD,
+    OWNER_TAG,
+    SHA256_TAG,
+    THRESHOLDS_TAG,
+)
 from tests.factories import MembershipFactory, UserFactory
 from tests.mlmodels.helpers import CLAIM, SHIPPED_THRESHOLDS, mlflow_client
 
@@ -37,7 +43,12 @@ def reset_registry(model_stack) -> None:
     client.set_registered_model_alias(CLAIM_FRAUD, "production", "1")
     if "canary" in client.get_registered_model(CLAIM_FRAUD).aliases:
         client.delete_registered_model_alias(CLAIM_FRAUD, "canary")
-    for tag in ("flowgate.previous.production", "flowgate.previous.canary", CANARY_SHARE_TAG):
+    for tag in (
+        "flowgate.previous.production",
+        "flowgate.previous.canary",
+        CANARY_SHARE_TAG,
+        OWNER_TAG,
+    ):
         client.set_registered_model_tag(CLAIM_FRAUD, tag, "")
     client.set_registered_model_tag(CLAIM_FRAUD, THRESHOLDS_TAG, SHIPPED_THRESHOLDS)
     httpx.post(f"{model_stack.service.url}/refresh", json={}, timeout=10).raise_for_status()
@@ -246,3 +257,29 @@ def test_two_approvals_at_once_act_once(workspace, admin_user, second_admin, pro
         thread.join(timeout=120)
     assert sorted(outcomes) == ["409: This request was already approved.", "approved"]
     assert AuditEvent.objects.filter(action="model.promoted").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_model_another_workspace_manages_cannot_be_moved_from_this_one(
+    workspace, admin_user, second_admin, production_on_v1, model_stack, admin_client
+):
+    """The registry is shared by every workspace: its owner's admins alone move aliases."""
+    pending = request_v2(workspace, admin_user)  # requested before the model had an owner
+    mlflow_client(model_stack).set_registered_model_tag(CLAIM_FRAUD, OWNER_TAG, "elsewhere")
+
+    with pytest.raises(PromotionError) as requested:
+        request_v2(workspace, admin_user)
+    with pytest.raises(PromotionError) as approved:
+        promotion_approve(workspace=workspace, promotion_id=pending.id, actor=second_admin)
+    with pytest.raises(PromotionError) as rolled_back:
+        model_rollback(workspace=workspace, actor=admin_user, name=CLAIM_FRAUD)
+    for refused in (requested, approved, rolled_back):
+        assert refused.value.status == 403
+        assert "managed by the workspace 'elsewhere'" in refused.value.message
+    assert registry.get_model(CLAIM_FRAUD).aliases["production"] == "1"
+    pending.refresh_from_db()
+    assert pending.status == PromotionStatus.PENDING
+
+    page = admin_client.get(f"/w/acme/models/{CLAIM_FRAUD}/")
+    assert b"Managed by the workspace <strong>elsewhere</strong>" in page.content
+    assert b"Request promotion" not in page.content and b"Roll back" not in page.content

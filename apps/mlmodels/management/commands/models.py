@@ -12,6 +12,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.accounts.demo import DEMO_WORKSPACE
 from apps.mlmodels.registry import tracking_uri
 from apps.mlmodels.training import DEMO_MODELS, registry_is_up, train_demo_models
 
@@ -24,15 +25,22 @@ class Command(BaseCommand):
         parser.add_argument("--model", action="append", choices=sorted(DEMO_MODELS))
         parser.add_argument("--rows", type=int, default=None, help="rows of generated data")
         parser.add_argument("--wait", type=float, default=0.0, help="seconds to wait for MLflow")
+        parser.add_argument(
+            "--owner",
+            default=DEMO_WORKSPACE[0],
+            help="slug of the workspace that manages the models (when they have no owner yet)",
+        )
 
-    def handle(self, *args, action: str, model, rows, wait: float, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, action: str, model, rows, wait: float, owner: str, **options) -> None:  # type: ignore[no-untyped-def]
         uri = tracking_uri()
         deadline = time.monotonic() + wait
         while not registry_is_up(uri):
             if time.monotonic() >= deadline:
                 raise CommandError(f"the MLflow registry at {uri} is not answering")
             time.sleep(1.0)
-        trained = train_demo_models(tracking_uri=uri, names=tuple(model or DEMO_MODELS), rows=rows)
+        trained = train_demo_models(
+            tracking_uri=uri, names=tuple(model or DEMO_MODELS), rows=rows, owner=owner
+        )
         for item in trained:
             metrics = ", ".join(f"{k}={v:g}" for k, v in item.metrics.items())
             self.stdout.write(f"registered {item.name} version {item.version} ({metrics})")
