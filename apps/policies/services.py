@@ -144,16 +144,40 @@ def policy_test_case_save(
         input,
         expected,
     )
+    created = test_case.pk is None or test_case._state.adding
     try:
         with transaction.atomic():
             test_case.save()
+            # The test cases are what publishing must pass: changing them is audited.
+            _audit_test_case(test_case, actor, "added" if created else "changed")
     except IntegrityError:
         raise PolicyValidationError(f"A test named {name!r} already exists.") from None
     return test_case
 
 
 def policy_test_case_delete(*, test_case: PolicyTestCase, actor: Any) -> None:
-    test_case.delete()
+    with transaction.atomic():
+        _audit_test_case(test_case, actor, "deleted")
+        test_case.delete()
+
+
+def _audit_test_case(test_case: PolicyTestCase, actor: Any, change: str) -> None:
+    policy = test_case.policy
+    audit_record(
+        workspace_id=policy.workspace_id,
+        action=f"policy.test_{change}",
+        actor=actor,
+        object_type="policy",
+        object_id=policy.id,
+        summary=f"{change} test {test_case.name!r} of {policy.slug}",
+        data={
+            "policy": policy.slug,
+            "test": test_case.name,
+            "rule": test_case.rule,
+            "input": test_case.input,
+            "expected": test_case.expected,
+        },
+    )
 
 
 def policy_tests_run(*, policy: Policy, source: str | None = None) -> list[TestOutcome]:
@@ -187,6 +211,11 @@ def policy_publish(
     PolicyValidationError with the compile errors or failing tests; nothing is published then.
     """
     source = policy.draft_source if source is None else source
+    latest = policy.versions.order_by("-number").first()
+    if latest is not None and latest.sha256 == source_digest(source):
+        raise PolicyValidationError(
+            f"Nothing to publish: the draft is the same as v{latest.number}, which is live."
+        )
     errors = compile_check(source)
     if errors:
         raise PolicyValidationError("The policy does not compile.", errors=errors)

@@ -222,3 +222,30 @@ def test_the_playground_explains_every_shipped_policy(workspace, owner, shipped)
     assert result.decision.error in (None, "")
     assert result.value == case.expected
     assert result.fired and result.covered_lines
+
+
+def test_changes_to_the_tests_publishing_must_pass_are_audited(policy, owner):
+    case = services.policy_test_case_save(
+        policy=policy,
+        actor=owner,
+        name="large",
+        rule="route",
+        input={"amount": 900},
+        expected="review",
+    )
+    services.policy_test_case_delete(test_case=case, actor=owner)
+    events = AuditEvent.objects.filter(object_id=str(policy.id)).order_by("created_at")
+    assert [(event.action, event.data.get("test")) for event in events][-3:] == [
+        ("policy.test_added", "small"),
+        ("policy.test_added", "large"),
+        ("policy.test_deleted", "large"),
+    ]
+    assert events.last().actor_id == owner.id and events.last().data["input"] == {"amount": 900}
+
+
+def test_publishing_what_is_already_live_is_refused(policy, owner):
+    services.policy_publish(policy=policy, actor=owner)
+    with pytest.raises(PolicyValidationError) as refused:
+        services.policy_publish(policy=policy, actor=owner, note="again")
+    assert "the draft is the same as v1" in refused.value.message
+    assert policy.versions.count() == 1
