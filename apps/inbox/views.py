@@ -39,7 +39,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "inbox/partials/task_list.html", context)
     context["flows"] = Flow.objects.filter(workspace=membership.workspace).order_by("name")
-    context["statuses"] = TaskStatus.choices
+    # "open" is the first option, a group (open and escalated): not listed again below it.
+    context["statuses"] = [choice for choice in TaskStatus.choices if choice[0] != TaskStatus.OPEN]
     return render(request, "inbox/list.html", context)
 
 

@@ -75,6 +75,11 @@ def test_home_redirects_to_the_users_first_workspace(builder_client):
     assert response.url == "/w/acme/flows/"
 
 
+def test_a_reviewer_starts_at_the_inbox(reviewer_client):
+    assert reviewer_client.get("/").url == "/w/acme/inbox/"
+    assert reviewer_client.get("/w/acme/").url == "/w/acme/inbox/"
+
+
 def test_user_switches_to_another_workspace_they_belong_to(
     admin_client, admin_user, other_workspace
 ):
@@ -82,7 +87,7 @@ def test_user_switches_to_another_workspace_they_belong_to(
 
     response = admin_client.get("/?workspace=globex", follow=True)
 
-    assert response.redirect_chain[-1][0] == "/w/globex/flows/"
+    assert response.redirect_chain[-1][0] == "/w/globex/inbox/"  # a reviewer's place
     assert response.context["workspace"] == other_workspace
     assert response.context["membership"].role == Role.REVIEWER
 

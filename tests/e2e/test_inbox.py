@@ -37,6 +37,8 @@ def test_a_task_arrives_live_and_an_approval_completes_the_run(
 
     page.get_by_label("Comment").fill("Receipt matches")
     page.get_by_role("heading", name="The case").click()  # leave the text box
+    # a and r count once the page has been seen a moment (no double press deciding two).
+    expect(page.locator("body")).to_have_attribute("data-decision-keys", "on")
     page.keyboard.press("a")
     expect(page.get_by_text("Approved: Claim C-17")).to_be_visible()
 

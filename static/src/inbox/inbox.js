@@ -42,8 +42,21 @@ function decide(key) {
   return true;
 }
 
+// A decision moves on to the next task: a held key (auto-repeat) or a second press meant for
+// the task just decided must not decide the next one unseen. The page says when a and r
+// start to count (data-decision-keys="on").
+let decisionKeys = false;
+setTimeout(() => {
+  decisionKeys = true;
+  document.body.dataset.decisionKeys = "on";
+}, 800);
+
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+  if ((event.key === "a" || event.key === "r") && (event.repeat || !decisionKeys)) {
+    event.preventDefault();
+    return;
+  }
   const row = selected();
   const handled = {
     j: () => move(1),
