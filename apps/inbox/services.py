@@ -195,6 +195,12 @@ def task_decide(
     """
     if decision not in Decision.values:
         raise TaskError(f"Unknown decision {decision!r}.", code="invalid")
+    if decision not in decisions_offered(task):
+        raise TaskError(
+            "This flow has no path for a change request (nothing would act on it): "
+            "approve or reject.",
+            code="invalid",
+        )
     comment = (comment or "").strip()[:MAX_COMMENT]
     if decision != Decision.APPROVE and not comment:
         raise TaskError(
@@ -219,6 +225,20 @@ def task_decide(
                 return locked
         _finish(locked, decision=decision, actor=actor, comment=comment, data=values)
     return locked
+
+
+def decisions_offered(task: ReviewTask) -> list[str]:
+    """The decisions a reviewer may take. Approving or rejecting may end a run; a change
+    request is offered only where the flow goes on from it, else the run would end
+    "succeeded" with nobody acting on the request."""
+    from apps.runs.engine import graph_for
+
+    ports = {edge.port for edge in graph_for(task.run).outgoing.get(task.node_id, ())}
+    return [
+        decision
+        for decision in Decision.values
+        if decision != Decision.REQUEST_CHANGES or DECISION_OUTCOMES[decision][1] in ports
+    ]
 
 
 def _finish(

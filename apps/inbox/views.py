@@ -65,7 +65,13 @@ def _detail(
         "refusal": refusal,
         "error": error,
         "posted": request.POST if error else {},
+        # The reviewer's entries come back with an error, not blank.
+        "form_fields": [
+            {**field, "value": request.POST.get(f"field_{field['name']}", "") if error else ""}
+            for field in task.form
+        ],
         "decisions": Decision.choices,
+        "offers_changes": Decision.REQUEST_CHANGES in services.decisions_offered(task),
     }
     return render(request, "inbox/detail.html", context, status=error.status if error else 200)
 

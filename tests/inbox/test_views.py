@@ -7,8 +7,12 @@ from django.urls import reverse
 
 from apps.audit.models import AuditEvent
 from apps.inbox.models import ReviewTask
+from apps.runs.blocks import envelope
+from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
-from tests.inbox.helpers import finish_inline, start_waiting_run, task_of
+from apps.runs.services import run_start
+from tests.inbox.helpers import CLAIM, approval_flow, finish_inline, start_waiting_run, task_of
+from tests.runs.helpers import published_flow
 from tests.support.waiting import wait_for
 
 
@@ -157,3 +161,33 @@ def test_metrics_show_the_inbox_backlog(workspace, builder_user, client):
     text = client.get("/metrics").content.decode()
     assert "flowgate_review_tasks_open 2.0" in text
     assert "flowgate_review_tasks_overdue 1.0" in text
+
+
+@pytest.mark.django_db
+def test_a_change_request_is_offered_only_where_the_flow_acts_on_it(
+    workspace, builder_user, reviewer_client
+):
+    """Without a path from changes_requested, a request would end the run "succeeded" with
+    nobody acting on it: the button is not there and the server refuses it."""
+    flow = approval_flow(form=[{"name": "note", "label": "Note to the employee"}])
+    flow["nodes"] = [item for item in flow["nodes"] if item["id"] != "rework"]
+    flow["edges"] = [edge for edge in flow["edges"] if edge["to"] != "rework"]
+    published = published_flow(workspace, builder_user, flow, name="Claims, no rework")
+    run = run_start(flow=published, trigger="manual", payload=envelope(CLAIM), enqueue=False).run
+    advance(run.id)
+    task = task_of(run)
+
+    page = reviewer_client.get(task_url(task)).content.decode()
+    assert 'value="reject"' in page and 'value="request_changes"' not in page
+    refused = reviewer_client.post(
+        task_url(task, "decide"),
+        {"decision": "request_changes", "comment": "Attach it", "field_note": "Typed by Rui"},
+    )
+    assert refused.status_code == 400
+    assert "no path for a change request" in refused.content.decode()
+    assert 'value="Typed by Rui"' in refused.content.decode()  # what was typed stays
+    assert task_of(run).status == "open"
+
+    # The flow with a rework path offers it.
+    other = task_of(start_waiting_run(workspace, builder_user))
+    assert 'value="request_changes"' in reviewer_client.get(task_url(other)).content.decode()

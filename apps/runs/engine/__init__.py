@@ -4,6 +4,6 @@
 the reconciler and resumptions all call it. See ``executor.py`` for the algorithm.
 """
 
-from .executor import AdvanceOutcome, advance
+from .executor import AdvanceOutcome, advance, graph_for
 
-__all__ = ["AdvanceOutcome", "advance"]
+__all__ = ["AdvanceOutcome", "advance", "graph_for"]
