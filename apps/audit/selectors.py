@@ -49,6 +49,18 @@ def audit_action_list(*, workspace: Any) -> list[str]:
     )
 
 
+def decisions_of_run(*, workspace: Any, run_id: Any) -> list[AuditEvent]:
+    """The run's decision records in the order they were taken (one per deciding step)."""
+    return list(
+        AuditEvent.objects.filter(
+            workspace=workspace,
+            object_type="run",
+            object_id=str(run_id),
+            action__startswith="decision.",
+        ).order_by("sequence")
+    )
+
+
 def decision_get(*, workspace: Any, run_id: Any, node_id: str) -> AuditEvent:
     """The latest decision record the engine wrote for ``node_id`` of the run (404 if
     none: the step was not a decision, did not succeed, or belongs to another workspace)."""

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability
+from apps.policies.selectors import policy_version_by_digest
 from apps.runs.selectors import run_get, run_steps
 
 from . import export, selectors, services
@@ -91,6 +92,14 @@ def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpRespon
         "category": event.action.removeprefix("decision."),
         "model": _model_facts(meta),
         "policy": _policy_facts(meta),
+        "policy_version": policy_version_by_digest(
+            workspace=workspace, slug=meta.get("policy", ""), sha256=meta.get("policy_version", "")
+        ),
+        "other_decisions": [
+            other
+            for other in selectors.decisions_of_run(workspace=workspace, run_id=run.id)
+            if other.data.get("node") != node_id
+        ],
         "reviewer": meta.get("reviewer") or (event.actor_label if event.actor_id else ""),
         "reasons": meta.get("reasons") or (event.data.get("result") or {}).get("reasons", []),
     }

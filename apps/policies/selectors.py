@@ -29,6 +29,18 @@ def policy_version_list(*, policy: Policy) -> QuerySet[PolicyVersion]:
     return policy.versions.select_related("published_by").order_by("-number")
 
 
+def policy_version_by_digest(*, workspace: Any, slug: str, sha256: str) -> PolicyVersion | None:
+    """The published version whose source has ``sha256`` (what a decision records)."""
+    if not slug or not sha256:
+        return None
+    return (
+        PolicyVersion.objects.filter(policy__workspace=workspace, policy__slug=slug, sha256=sha256)
+        .select_related("policy")
+        .order_by("-number")
+        .first()
+    )
+
+
 def policy_version_get(*, policy: Policy, number: int) -> PolicyVersion:
     version = policy.versions.filter(number=number).first()
     if version is None:

@@ -151,6 +151,7 @@ def test_decision_page_explains_a_policy_step(
     assert "took “approve”" in body
     policy_version = run.steps.get(node_id="route").meta["policy_version"]
     assert policy_version and str(policy_version) in body  # the policy's version
+    assert ">Limits v1</a>" in body  # ... named as people know it, linked to the policy
     assert "Decided automatically" in body
     assert "s3cr3t" not in body  # the recorded input is redacted
     assert reviewer_client.get(decision_url).status_code == 200
@@ -181,6 +182,10 @@ def test_decision_page_names_the_reviewer_of_a_human_decision(
     reviewer = body.split("<h2>Reviewer</h2>")[1].split("</section>")[0]
     assert "rui" in reviewer.lower()
     assert "Decided automatically" not in body
+    task_page = admin_client.get(
+        reverse("inbox:detail", kwargs={"workspace_slug": "acme", "task_id": task_of(run).id})
+    ).content.decode()
+    assert url("decision", run_id=run.id, node_id="review") in task_page
 
 
 def test_decision_page_shows_the_model_and_its_version(workspace, builder_user, builder_client):
@@ -209,4 +214,4 @@ def test_decision_page_shows_the_model_and_its_version(workspace, builder_user, 
     assert "A model decision" in body
     model = body.split("<h2>Model</h2>")[1].split("</section>")[0]
     assert "claim-fraud" in model and ">2<" in model and "production" in model
-    assert "No policy took part" in body
+    assert "No policy was evaluated in this step" in body
