@@ -112,3 +112,16 @@ def test_a_step_whose_output_cannot_be_stored_fails_with_the_reason(workspace, b
     assert outcome.status == "failed"
     step = StepRun.objects.get(run=run, node_id="s")
     assert "cannot be stored" in step.error["message"] and "U+0000" in step.error["message"]
+
+
+def test_the_api_answers_in_json_even_outside_its_views(admin_client, settings):
+    """A path no route matches (a malformed id) and a body over the limit are JSON too."""
+    missing = admin_client.get("/api/w/acme/flows/not-a-uuid/")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    huge = admin_client.post(
+        "/api/w/acme/flows/", data='{"name": "' + "x" * 2048 + '"}', content_type="application/json"
+    )
+    assert huge.status_code == 413 and "over 1024 bytes" in huge.json()["error"]["message"]
+    page = admin_client.get("/w/acme/flows/not-a-uuid/")
+    assert page.status_code == 404 and "text/html" in page["Content-Type"]
