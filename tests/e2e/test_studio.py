@@ -110,6 +110,22 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     page.get_by_role("tab", name="Settings").click()
     expect(page.locator(".map-preview")).to_contain_text("= 42")
 
+    # The publish dialog is modal: Tab stays inside, Escape closes it and focus goes back.
+    opener = page.get_by_role("button", name="Publish", exact=True)
+    opener.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(page.get_by_label("Change note")).to_be_focused()
+    for _ in range(4):  # past the last button focus leaves the page, never to behind it
+        page.keyboard.press("Tab")
+        assert dialog.evaluate(
+            "element => element.contains(document.activeElement)"
+            " || document.activeElement === document.body"
+        )
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(opener).to_be_focused()
+
     # Publish with a note.
     page.get_by_role("button", name="Publish", exact=True).click()
     page.get_by_label("Change note").fill("first version")

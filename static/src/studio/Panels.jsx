@@ -1,5 +1,5 @@
 // The bottom dock: validation problems, the test-run console and version history.
-import { useEffect, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { ErrorBox } from "./Inspector.jsx";
 import { TERMINAL } from "./runs.js";
 
@@ -209,20 +209,36 @@ function DiffView({ diff }) {
 export function PublishDialog({ onPublish, onClose, result }) {
   const [note, setNote] = useState("");
   const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    const opener = document.activeElement;
-    const onKey = (event) => {
-      if (event.key === "Escape") onClose();
+  // Read while rendering, before the note field takes focus: where focus returns on close.
+  const [opener] = useState(() => document.activeElement);
+  const dialog = useRef(null);
+  const close = useRef(onClose);
+  close.current = onClose; // the parent passes a new function on each render
+  useLayoutEffect(() => {
+    // A modal <dialog>: the browser keeps Tab inside it and makes the page behind inert.
+    const element = dialog.current;
+    element.showModal();
+    const onCancel = (event) => {
+      event.preventDefault(); // Escape: the parent closes it, so its state stays the truth
+      close.current();
     };
+    // Escape also when focus fell to <body> (the submit button disables itself while busy):
+    // the browser then sends no "cancel".
+    const onKey = (event) => {
+      if (event.key === "Escape") close.current();
+    };
+    element.addEventListener("cancel", onCancel);
     document.addEventListener("keydown", onKey);
     return () => {
+      element.removeEventListener("cancel", onCancel);
       document.removeEventListener("keydown", onKey);
-      if (opener && opener.focus) opener.focus(); // focus goes back where it came from
+      element.close();
+      if (opener && opener.isConnected && opener.focus) opener.focus();
     };
-  }, [onClose]);
+  }, [opener]);
   return (
-    <div className="dialog-backdrop" role="presentation">
-      <div className="dialog" role="dialog" aria-modal="true" aria-labelledby="publish-title">
+    <dialog ref={dialog} className="dialog" aria-labelledby="publish-title">
+      <div>
         <h2 id="publish-title">Publish this flow</h2>
         <p className="muted">The saved draft becomes a new immutable version; new runs use it. The workspace publishing policy decides.</p>
         <form
@@ -254,6 +270,6 @@ export function PublishDialog({ onPublish, onClose, result }) {
           </div>
         </form>
       </div>
-    </div>
+    </dialog>
   );
 }
