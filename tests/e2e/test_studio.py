@@ -13,6 +13,7 @@ from apps.flows import services
 from apps.flows.models import Flow
 from tests.e2e.conftest import ARTIFACTS, log_in
 from tests.runs.helpers import definition, node
+from tests.support.waiting import wait_for
 
 
 def _centre(page: Page, selector: str) -> tuple[float, float]:
@@ -398,3 +399,50 @@ def test_flows_list_search_duplicate_and_archive(page: Page, builder_user, works
     expect(page.get_by_role("link", name="Invoice intake (copy)")).to_have_count(0)
     page.get_by_label("Show archived").check()
     expect(page.get_by_role("link", name="Invoice intake (copy)")).to_be_visible()
+
+
+def test_added_blocks_do_not_pile_up_and_a_renamed_case_keeps_its_connection(
+    page: Page, builder_user, workspace
+):
+    routed = definition(
+        [
+            node("start", "trigger.manual"),
+            node(
+                "route",
+                "logic.switch",
+                cases=[{"port": "big", "condition": "trigger.body.amount > 100"}],
+            ),
+            node("large", "transform.set", values={"size": "'large'"}),
+        ],
+        [("start", "route"), ("route", "large", "big")],
+        name="Routed",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Routed", definition=routed
+    )
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+
+    # Two blocks added after the same block land apart, not one on the other.
+    for _ in range(2):
+        page.locator('.react-flow__node[data-id="large"]').click()
+        page.locator('.palette-item[data-block="transform.set"]').click()
+    boxes = [
+        page.locator(f'.react-flow__node[data-id="{name}"]').bounding_box()
+        for name in ("set", "set_2")
+    ]
+    assert abs(boxes[0]["y"] - boxes[1]["y"]) >= boxes[0]["height"]
+
+    # Renaming the case's port moves its connection with it.
+    page.locator('.react-flow__node[data-id="route"]').click()
+    page.locator(".inspector").get_by_label("Port").fill("huge")
+    expect(page.locator('.react-flow__node[data-id="route"]')).to_contain_text("huge")
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+
+    def edges() -> list:
+        flow.refresh_from_db()
+        return flow.draft_definition["edges"]
+
+    wait_for(lambda: {"from": "route", "to": "large", "port": "huge"} in edges())

@@ -7,6 +7,17 @@ import { autoLayout, makeEdge, newNodeId, snapshot } from "./graph.js";
 import { useHistory } from "./history.js";
 import { DRAG_TYPE } from "./Palette.jsx";
 
+// Nodes are about 220 × 70: a new one placed where another already is moves down a row
+// until it overlaps none (blocks added one after another after the same block stack up).
+const NODE_BOX = { width: 230, height: 90 };
+function freeSpot(at, nodes) {
+  const taken = (spot) =>
+    nodes.some((node) => Math.abs(node.position.x - spot.x) < NODE_BOX.width && Math.abs(node.position.y - spot.y) < NODE_BOX.height);
+  let spot = at;
+  for (let step = 0; step < 50 && taken(spot); step += 1) spot = { x: spot.x, y: spot.y + NODE_BOX.height + 10 };
+  return spot;
+}
+
 export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdges, onNodesChange, onEdgesChange, wrapper, notify, setTab }) {
   const flowApi = useReactFlow();
   const updateNodeInternals = useUpdateNodeInternals();
@@ -90,6 +101,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
         at = flowApi.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 });
         at = { x: at.x - 110, y: at.y - 35 };
       }
+      if (!position) at = freeSpot(at, current);
       record();
       const id = newNodeId(key, new Set(current.map((node) => node.id)));
       const node = {
@@ -162,6 +174,16 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     [record, setNodes],
   );
 
+  // One port renamed in place (a switch case's name edited): its connections follow it
+  // instead of pointing at a port that no longer exists.
+  const followRenamedPort = (id, before, after) => {
+    if (before.length !== after.length) return;
+    const renamed = before.map((port, index) => [port, after[index]]).filter(([old, now]) => old !== now);
+    if (renamed.length !== 1) return;
+    const [[old, now]] = renamed;
+    setEdges((all) => all.map((edge) => (edge.source === id && edge.sourceHandle === old ? makeEdge(id, now, edge.target) : edge)));
+  };
+
   // Blocks whose ports depend on their config (switch cases, policy routes) ask the server.
   useEffect(() => {
     const dynamic = nodes.filter((node) => blocks[node.data.type] && blocks[node.data.type].dynamic_ports);
@@ -172,6 +194,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
           const answer = await api.ports(node.data.type, node.data.config || {});
           if (answer.config_valid && answer.ports.join() !== (node.data.ports || []).join()) {
             setNodes((all) => all.map((old) => (old.id === node.id ? { ...old, data: { ...old.data, ports: answer.ports } } : old)));
+            followRenamedPort(node.id, node.data.ports || [], answer.ports);
             requestAnimationFrame(() => updateNodeInternals(node.id));
           }
         } catch {
