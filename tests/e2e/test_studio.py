@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from apps.flows import services
 from apps.flows.models import Flow
+from apps.runs.models import Run
 from tests.e2e.conftest import ARTIFACTS, log_in
 from tests.runs.helpers import definition, node
 from tests.support.waiting import wait_for
@@ -100,6 +101,8 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     expect(start).to_have_attribute("data-status", "succeeded", timeout=30_000)
     expect(added).to_have_attribute("data-status", "succeeded", timeout=30_000)
     expect(page.locator("[data-run-status]")).to_have_text("succeeded")
+    run = Run.objects.get(flow__name="Order doubler")
+    expect(page.locator(".run-line a")).to_have_attribute("href", f"/w/acme/runs/{run.id}/")
     _screenshot(page, "studio-canvas")
 
     # Open the step's output.

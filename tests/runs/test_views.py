@@ -129,6 +129,8 @@ def test_detail_shows_input_result_steps_ports_and_errors(builder_client, good_f
     assert "<code>small</code>" in body and "Skipped" in body
     assert f'data-live-run="{run.id}"' in body and 'data-live-active="false"' in body
     assert body.count('class="step-bar"') >= 2  # executed steps on the run's timeline
+    editor = reverse("flows:editor", kwargs={"workspace_slug": "acme", "flow_id": good_flow.id})
+    assert f'href="{editor}"' in body  # back to the flow
     failed = execute(broken_flow, {})
     body = builder_client.get(url("detail", run_id=failed.id)).content.decode()
     assert "trigger.body.missing.deep" in body  # the failing expression

@@ -322,6 +322,7 @@ export default function App({ api, loaded, settings }) {
               {dock === "problems" && <ProblemsList problems={problems} onFocusNode={focusNode} />}
               {dock === "test" && (
                 <TestRunPanel
+                  runUrl={settings.runUrl}
                   sample={sample}
                   setSample={setSample}
                   testRun={testRun}

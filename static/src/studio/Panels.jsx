@@ -25,7 +25,7 @@ export function ProblemsList({ problems, onFocusNode }) {
   );
 }
 
-export function TestRunPanel({ sample, setSample, testRun, onStart, busy, readOnly, onFocusNode }) {
+export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy, readOnly, onFocusNode }) {
   const [dryRun, setDryRun] = useState(false);
   const [inputError, setInputError] = useState("");
   const { run, steps, error } = testRun;
@@ -70,7 +70,7 @@ export function TestRunPanel({ sample, setSample, testRun, onStart, busy, readOn
         {run && (
           <>
             <p className="run-line">
-              Run <code>{run.id.slice(0, 8)}</code>{" "}
+              Run <a href={runUrl(run.id)} title="Open the run's page"><code>{run.id.slice(0, 8)}</code></a>{" "}
               <span className={`status status-${run.status}`} data-run-status={run.status}>{run.status}</span>
               {run.duration_ms !== null && run.duration_ms !== undefined && <span className="muted"> · {Math.round(run.duration_ms)} ms</span>}
               {!TERMINAL.has(run.status) && <span className="spinner" aria-hidden="true" />}

@@ -30,6 +30,8 @@ async function mount(root) {
     workspace: root.dataset.workspace,
     listUrl: root.dataset.listUrl,
     runsUrl: root.dataset.runsUrl,
+    // A run's page: the server's URL with the run id in place of the zero UUID.
+    runUrl: (id) => root.dataset.runUrl.replace("00000000-0000-0000-0000-000000000000", id),
     canEdit: root.dataset.canEdit === "true",
     canPublish: root.dataset.canPublish === "true",
   };
