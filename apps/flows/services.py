@@ -133,6 +133,8 @@ def flow_publish(
     """Freeze the draft (or ``definition``) into the next immutable version, if it is
     valid and the publish gate allows it."""
     locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    if locked.status == FlowStatus.ARCHIVED:
+        raise FlowError("this flow is archived: restore it before publishing", code="conflict")
     definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
     problems = validate_definition(definition)
     if problems:
@@ -282,6 +284,27 @@ def flow_archive(*, flow: Flow, actor: Any) -> Flow:
     return flow
 
 
+@transaction.atomic
+def flow_restore(*, flow: Flow, actor: Any) -> Flow:
+    """Undo an archive: the flow is published again if it has a version (its schedule
+    resumes), else a draft."""
+    latest = flow.latest_version
+    flow.status = FlowStatus.PUBLISHED if latest is not None else FlowStatus.DRAFT
+    flow.save(update_fields=["status", "updated_at"])
+    from apps.runs.triggers import schedule_sync
+
+    schedule_sync(flow=flow, definition=latest.definition if latest is not None else None)
+    audit_record(
+        workspace_id=flow.workspace_id,
+        action="flow.restored",
+        actor=actor,
+        object_type="flow",
+        object_id=flow.id,
+        summary=f"restored {flow.name}",
+    )
+    return flow
+
+
 __all__ = [
     "FlowError",
     "IntegrityError",
@@ -292,5 +315,6 @@ __all__ = [
     "flow_export",
     "flow_import",
     "flow_publish",
+    "flow_restore",
     "flow_rollback",
 ]

@@ -134,6 +134,15 @@ def flow_archive_view(request: HttpRequest, flow_id: str) -> HttpResponse:
     return redirect(_list_url(request))
 
 
+@require_POST
+@workspace_view(Capability.EDIT_FLOWS)
+def flow_restore_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    services.flow_restore(flow=flow, actor=request.user)
+    messages.success(request, f"Restored “{flow.name}”.")
+    return redirect(_editor_url(request, flow))
+
+
 @workspace_view(Capability.VIEW_FLOWS)
 def flow_editor_view(request: HttpRequest, flow_id: str) -> HttpResponse:
     flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]

@@ -17,8 +17,18 @@ function bindWorkspaceSwitch() {
   form.addEventListener("change", () => form.requestSubmit());
 }
 
+// Forms that undo work or stop something (archive a flow, cancel a run) carry
+// data-confirm="question": the browser's own dialog asks it, with the keyboard.
+function bindConfirmations() {
+  document.addEventListener("submit", (event) => {
+    const question = event.target instanceof HTMLFormElement && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+}
+
 function start() {
   bindWorkspaceSwitch();
+  bindConfirmations();
   startLivePages();
   const slug = document.body.dataset.workspace;
   if (slug) connectWorkspaceEvents(slug);

@@ -397,11 +397,25 @@ def test_flows_list_search_duplicate_and_archive(page: Page, builder_user, works
     expect(
         page.get_by_role("status").filter(has_text="Created “Invoice intake (copy)”")
     ).to_be_visible()
+    # Archiving asks first: saying no changes nothing, yes archives.
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Archive Invoice intake (copy)").click()
+    expect(page.get_by_role("link", name="Invoice intake (copy)")).to_be_visible()
+    assert questions and "Its webhook and schedule stop" in questions[0]
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Archive Invoice intake (copy)").click()
     expect(page.get_by_role("status").filter(has_text="Archived")).to_be_visible()
     expect(page.get_by_role("link", name="Invoice intake (copy)")).to_have_count(0)
     page.get_by_label("Show archived").check()
     expect(page.get_by_role("link", name="Invoice intake (copy)")).to_be_visible()
+
+    # Restored, it is a draft again (it was never published) and opens in the editor.
+    page.get_by_role("button", name="Restore Invoice intake (copy)").click()
+    expect(page.get_by_role("status").filter(has_text="Restored")).to_be_visible()
+    copy = Flow.objects.get(name="Invoice intake (copy)")
+    assert copy.status == "draft"
+    expect(page).to_have_url(re.compile(rf"/flows/{copy.id}/$"))
 
 
 def test_added_blocks_do_not_pile_up_and_a_renamed_case_keeps_its_connection(

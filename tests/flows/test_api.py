@@ -278,3 +278,22 @@ def test_a_flow_that_touches_no_classified_field_is_published_by_its_builder(
         api(workspace, f"flows/{flow['id']}/publish/"), data={}, content_type="application/json"
     )
     assert published.status_code == 201
+
+
+def test_an_archived_flow_is_restored_before_it_can_be_published(
+    builder_client, builder_user, workspace
+):
+    from apps.flows import services
+
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Doubler", definition=VALID
+    )
+    services.flow_publish(flow=flow, actor=builder_user)
+    services.flow_archive(flow=flow, actor=builder_user)
+    refused = builder_client.post(
+        api(workspace, f"flows/{flow.id}/publish/"), data={}, content_type="application/json"
+    )
+    assert refused.status_code == 409 and "restore it" in refused.json()["error"]["message"]
+    services.flow_restore(flow=flow, actor=builder_user)
+    flow.refresh_from_db()
+    assert flow.status == "published"  # it had a version: live again
