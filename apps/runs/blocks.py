@@ -18,7 +18,15 @@ def envelope(body: Any, **extra: Any) -> dict[str, Any]:
     return {"body": body, **extra}
 
 
-class WebhookConfig(BlockConfig):
+class SampleInput(BlockConfig):
+    """An example input: the editor's test run starts with it, people starting a run see it."""
+
+    sample: dict[str, Any] = Field(
+        default_factory=dict, description="Example input, used by the editor's test runs."
+    )
+
+
+class WebhookConfig(SampleInput):
     mode: Literal["sync", "async"] = Field(
         default="async",
         description="sync answers with the flow's response; async answers 202 with the run id.",
@@ -89,10 +97,8 @@ class ScheduleTrigger(Block):
         return Result(output=input)
 
 
-class ManualConfig(BlockConfig):
-    sample: dict[str, Any] = Field(
-        default_factory=dict, description="Example input shown to people who start it."
-    )
+class ManualConfig(SampleInput):
+    pass
 
 
 class ManualTrigger(Block):

@@ -463,3 +463,10 @@ def test_added_blocks_do_not_pile_up_and_a_renamed_case_keeps_its_connection(
         return flow.draft_definition["edges"]
 
     wait_for(lambda: {"from": "route", "to": "large", "port": "huge"} in edges())
+
+    # The test input typed here is still there after a reload.
+    page.get_by_role("tab", name="Test run").click()
+    page.get_by_label("Sample input").fill('{"amount": 250}')
+    page.reload()
+    page.get_by_role("tab", name="Test run").click()
+    expect(page.get_by_label("Sample input")).to_have_value('{"amount": 250}')

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 
@@ -104,3 +106,15 @@ def test_the_demo_seed_publishes_every_available_template_once(workspace, admin_
     assert again == []
     published = Flow.objects.filter(workspace=workspace, latest_version__isnull=False)
     assert set(published.values_list("name", flat=True)) == names
+
+
+@pytest.mark.parametrize("key", [template["key"] for template in template_list()])
+def test_each_template_brings_a_sample_with_every_field_it_reads(key):
+    """The editor's first test run of a template uses its trigger's sample: it must hold
+    every ``trigger.body`` field the flow reads, or that run fails on a missing field."""
+    import re
+
+    document = template_definition(key)
+    trigger = next(n for n in document["nodes"] if n["type"].startswith("trigger."))
+    read = set(re.findall(r"trigger\.body\.([A-Za-z_]\w*)", json.dumps(document)))
+    assert read and read <= set(trigger["config"]["sample"])

@@ -1,7 +1,7 @@
 // The flow editor: canvas, palette, inspector and dock, wired to the REST API.
 // State lives here; the pieces it renders are presentational.
 import { Background, Controls, MiniMap, ReactFlow, useEdgesState, useNodesState, useReactFlow } from "@xyflow/react";
-import { useCallback, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import BlockNode from "./BlockNode.jsx";
 import { EditorView } from "./context.js";
 import { ancestors, completions, runScope } from "./expressions.jsx";
@@ -53,7 +53,16 @@ export default function App({ api, loaded, settings }) {
   const [published, setPublished] = useState(flow.published_version);
   const [versionsKey, setVersionsKey] = useState(0);
   const [notice, setNotice] = useState("");
-  const [sample, setSample] = useState(() => sampleFor(flow.draft.definition));
+  // The test input typed last time for this flow (kept in this browser), else the trigger's sample.
+  const sampleKey = `flowgate:sample:${flow.id}`;
+  const [sample, setSample] = useState(() => window.localStorage.getItem(sampleKey) ?? sampleFor(flow.draft.definition));
+  useEffect(() => {
+    try {
+      window.localStorage.setItem(sampleKey, sample);
+    } catch {
+      /* storage full or off: the input is only kept for this page */
+    }
+  }, [sampleKey, sample]);
   const [starting, setStarting] = useState(false);
   const [diff, setDiff] = useState(null);
   const flowApi = useReactFlow();
