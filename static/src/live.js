@@ -12,24 +12,23 @@ function refresh(element) {
   window.htmx.trigger(element, "flowgate:refresh");
 }
 
-const pending = new WeakMap();
-function refreshSoon(element) {
-  if (pending.has(element)) return;
-  pending.set(element, setTimeout(() => {
-    pending.delete(element);
-    if (element.isConnected) refresh(element);
-  }, DEBOUNCE_MS));
+// Debounced by selector, not by element: a refresh in flight may swap the element out
+// before the timer fires, and the events it was scheduled for must still be shown.
+const pending = new Set();
+function refreshSoon(selector) {
+  if (pending.has(selector)) return;
+  pending.add(selector);
+  setTimeout(() => {
+    pending.delete(selector);
+    document.querySelectorAll(selector).forEach(refresh);
+  }, DEBOUNCE_MS);
 }
 
 function onEvent(event) {
   const detail = event.detail || {};
   if (!String(detail.type || "").startsWith("run.")) return;
-  for (const element of document.querySelectorAll("[data-live-run]")) {
-    if (element.dataset.liveRun === detail.run) refreshSoon(element);
-  }
-  if (detail.type === "run.status") {
-    document.querySelectorAll("[data-live-runs], [data-live-poll]").forEach(refreshSoon);
-  }
+  if (detail.run && /^[0-9a-f-]+$/i.test(detail.run)) refreshSoon(`[data-live-run="${detail.run}"]`);
+  if (detail.type === "run.status") refreshSoon("[data-live-runs], [data-live-poll]");
 }
 
 function poll() {
