@@ -187,8 +187,10 @@ def list_models() -> list[ModelInfo]:
     return sorted((_model(rm, with_runs=True) for rm in registered), key=lambda m: m.name)
 
 
-def get_model(name: str) -> ModelInfo:
-    return _model(_call(_client().get_registered_model, name), with_runs=True)
+def get_model(name: str, *, with_runs: bool = True) -> ModelInfo:
+    """The model, its aliases, tags and versions; ``with_runs`` also reads each version's
+    run (metrics, parameters): one more registry call per version, for pages only."""
+    return _model(_call(_client().get_registered_model, name), with_runs=with_runs)
 
 
 def get_version(name: str, version: str) -> VersionInfo:

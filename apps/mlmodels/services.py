@@ -103,7 +103,7 @@ def promotion_request_create(
         f"The registry has no version {version} of a model named {name!r}.", status=404
     )
     try:
-        model: registry.ModelInfo | None = registry.get_model(name)
+        model: registry.ModelInfo | None = registry.get_model(name, with_runs=False)
     except registry.RegistryNotFound:
         raise missing from None
     except registry.RegistryUnavailable:
@@ -263,7 +263,7 @@ def model_rollback(
     that version, and still checks metrics, signature and checksum)."""
     if alias not in registry.ALIASES:
         raise PromotionError(f"Unknown alias {alias!r}.", status=400)
-    model = registry.get_model(name)
+    model = registry.get_model(name, with_runs=False)
     _check_ownership(model, workspace)
     previous = registry.previous_version(model, alias)
     if not previous:
@@ -307,7 +307,7 @@ def _move_alias(
     transaction: the audit record commits with the caller's change. A version missing
     from the registry (deleted since the request, say) is denied, not an error."""
     try:
-        model = registry.get_model(name)
+        model = registry.get_model(name, with_runs=False)
         _check_ownership(model, workspace)
         target = registry.get_version(name, version)
     except registry.RegistryNotFound:

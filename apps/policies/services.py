@@ -35,7 +35,7 @@ from .engine import (
 )
 from .models import Policy, PolicyEvaluation, PolicyTestCase, PolicyVersion
 from .redaction import redact
-from .selectors import policy_published_source
+from .selectors import policy_latest_version, policy_published_source
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 
@@ -144,7 +144,7 @@ def policy_test_case_save(
         input,
         expected,
     )
-    created = test_case.pk is None or test_case._state.adding
+    created = test_case._state.adding
     try:
         with transaction.atomic():
             test_case.save()
@@ -211,7 +211,7 @@ def policy_publish(
     PolicyValidationError with the compile errors or failing tests; nothing is published then.
     """
     source = policy.draft_source if source is None else source
-    latest = policy.versions.order_by("-number").first()
+    latest = policy_latest_version(policy=policy)
     if latest is not None and latest.sha256 == source_digest(source):
         raise PolicyValidationError(
             f"Nothing to publish: the draft is the same as v{latest.number}, which is live."

@@ -115,14 +115,16 @@ def webhook_deliver(
     return _outcome(run, started.created)
 
 
+# What the run's columns hold; longer keys are refused, not cut: cut keys could collide.
+HEADER_LIMITS = {
+    "idempotency-key": Run._meta.get_field("idempotency_key").max_length,
+    "x-event-id": Run._meta.get_field("idempotency_key").max_length,
+    "x-correlation-id": Run._meta.get_field("correlation_id").max_length,
+}
+
+
 def _check_header_lengths(headers: dict[str, str]) -> None:
-    """Keys longer than the run's columns hold are refused, not cut: cut keys could collide."""
-    limits = {
-        "idempotency-key": Run._meta.get_field("idempotency_key").max_length,
-        "x-event-id": Run._meta.get_field("idempotency_key").max_length,
-        "x-correlation-id": Run._meta.get_field("correlation_id").max_length,
-    }
-    for header, limit in limits.items():
+    for header, limit in HEADER_LIMITS.items():
         if len(headers.get(header) or "") > limit:
             raise WebhookRejected(f"the {header} header is longer than {limit} characters", 400)
 

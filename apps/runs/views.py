@@ -167,6 +167,6 @@ def run_start_view(request: HttpRequest, flow_id: str) -> HttpResponse:
         )
     except (jsonsafe.UnstorableJSON, services.RunError) as error:
         messages.error(request, f"{flow.name} was not started: {error}.")
-        return redirect(reverse("flows:list", kwargs={"workspace_slug": flow.workspace.slug}))
+        return redirect(reverse("flows:list", kwargs={"workspace_slug": request.workspace.slug}))  # type: ignore[attr-defined]
     messages.success(request, f"Started a run of {flow.name} v{started.run.version.number}.")
     return redirect(_url(request, "detail", run_id=started.run.id))

@@ -31,11 +31,15 @@ function onEvent(event) {
   if (detail.type === "run.status") refreshSoon("[data-live-runs], [data-live-poll]");
 }
 
-function poll() {
-  if (document.body.dataset.live === "on" || document.hidden) return;
+function refreshActiveRuns() {
   for (const element of document.querySelectorAll("[data-live-run]")) {
     if (element.dataset.liveActive === "true") refresh(element);
   }
+}
+
+function poll() {
+  if (document.body.dataset.live === "on" || document.hidden) return;
+  refreshActiveRuns();
   document.querySelectorAll("[data-live-runs], [data-live-poll]").forEach(refresh);
 }
 
@@ -86,9 +90,7 @@ function restoreSteps() {
 
 // Events sent before the socket was open (or while it was down) were missed: catch up.
 function catchUp() {
-  for (const element of document.querySelectorAll("[data-live-run]")) {
-    if (element.dataset.liveActive === "true") refresh(element);
-  }
+  refreshActiveRuns();
   document.querySelectorAll("[data-live-runs]").forEach(refresh);
 }
 

@@ -218,12 +218,10 @@ export function PublishDialog({ onPublish, onClose, result }) {
     // A modal <dialog>: the browser keeps Tab inside it and makes the page behind inert.
     const element = dialog.current;
     element.showModal();
-    const onCancel = (event) => {
-      event.preventDefault(); // Escape: the parent closes it, so its state stays the truth
-      close.current();
-    };
-    // Escape also when focus fell to <body> (the submit button disables itself while busy):
-    // the browser then sends no "cancel".
+    // Escape is handled once, on the page (focus may have fallen to <body> while the submit
+    // button was disabled, where the dialog gets no "cancel"); the parent closes the dialog,
+    // so the browser must not close it by itself.
+    const onCancel = (event) => event.preventDefault();
     const onKey = (event) => {
       if (event.key === "Escape") close.current();
     };
