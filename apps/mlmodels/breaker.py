@@ -12,20 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from django.conf import settings
 
+from apps.core.redis_clients import redis_client
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-_clients: dict[str, redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    client = _clients.get(settings.REDIS_URL)
-    if client is None:
-        client = _clients[settings.REDIS_URL] = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2
-        )
-    return client
 
 
 class CircuitBreaker:
@@ -40,7 +31,7 @@ class CircuitBreaker:
     ) -> None:
         self.threshold = threshold or settings.FLOWGATE["MODEL_BREAKER_FAILURES"]
         self.cooldown = cooldown or settings.FLOWGATE["MODEL_BREAKER_COOLDOWN_SECONDS"]
-        self.redis = client or _redis()
+        self.redis = client or redis_client()
         self.clock = clock
         prefix = f"flowgate:breaker:{name}"
         self._failures, self._open_until, self._probe = (
