@@ -112,6 +112,10 @@ class Block:
     idempotent: ClassVar[bool] = True
     # Steps whose block may wait cannot run on the synchronous webhook fast path.
     may_wait: ClassVar[bool] = False
+    # Blocks that wait on another service (an API, a database, the model service): before
+    # one starts, a drain gives back the runs of its batch it has not started, so a slow
+    # call holds up no other run.
+    calls_out: ClassVar[bool] = False
     # Joins receive {source node: output} even when only one incoming path was taken.
     joins: ClassVar[bool] = False
     # Default retry policy; a node's config may override it.

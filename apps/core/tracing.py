@@ -38,8 +38,9 @@ CORRELATION_ID = "flowgate.correlation_id"  # the span attribute and the baggage
 # Probes and scrapes would fill a trace store with noise.
 UNTRACED_URLS = "healthz,readyz,livez,metrics,static/"
 # Beat's housekeeping ticks (the reconciler every few seconds) would each start a trace of
-# their own; a run they re-drive is traced in the run's own trace all the same.
-HOUSEKEEPING_TASKS = frozenset({"runs.reconcile", "runs.purge_expired"})
+# their own; a run they re-drive is traced in the run's own trace all the same. A drain
+# serves many runs: each run it advances is traced in its own trace, the drain in none.
+HOUSEKEEPING_TASKS = frozenset({"runs.reconcile", "runs.purge_expired", "runs.drain"})
 _configured = False
 
 
@@ -175,6 +176,17 @@ def continued_trace(carrier: Mapping[str, str] | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
+@contextmanager
+def outside_any_trace() -> Iterator[None]:
+    """Work done here starts no span in the current trace (a drain requested in a request
+    belongs to every run it will advance, not to that request's)."""
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def current_correlation_id() -> str | None:
     """The correlation id of the run whose work is running now (from the baggage)."""
     value = baggage.get_baggage(CORRELATION_ID)
@@ -188,6 +200,16 @@ def _run_attributes(run: Any) -> dict[str, Any]:
         "flowgate.trigger": str(run.trigger),
         CORRELATION_ID: run.correlation_id,
     }
+
+
+@contextmanager
+def run_span(name: str, run: Any) -> Iterator[Any]:
+    """A span for work on ``run`` taken from the queue (a drain advancing it), tagged with
+    the run: a consumer's span, as a Celery task's is."""
+    with tracer.start_as_current_span(
+        name, kind=trace.SpanKind.CONSUMER, attributes=_run_attributes(run)
+    ) as span:
+        yield span
 
 
 @contextmanager

@@ -214,6 +214,7 @@ class ModelPredictBlock(Block):
     key = "model.predict"
     title = "Model prediction"
     category = "model"
+    calls_out = True
     icon = "cube"
     Config = ModelPredictConfig
     ports = (DEFAULT_PORT, LOW_CONFIDENCE, FALLBACK)

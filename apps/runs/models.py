@@ -134,6 +134,8 @@ class Run(WorkspaceOwned):
             models.Index(
                 fields=["wake_at"], name="run_wake_due", condition=Q(wake_at__isnull=False)
             ),
+            # The drain's claim: the oldest queued runs.
+            models.Index(fields=["created_at"], name="run_queued", condition=Q(status="queued")),
             models.Index(fields=["correlation_id"], name="run_correlation_id"),
             *(
                 models.Index(

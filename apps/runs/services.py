@@ -37,9 +37,10 @@ class StartedRun:
 
 
 def _enqueue(run: Run) -> None:
-    from .tasks import enqueue_advance
+    """``run`` was (re)queued: after commit, a drain will claim it with others."""
+    from .tasks import request_drain
 
-    enqueue_advance(run.pk, run.trace_context)
+    request_drain()
 
 
 def run_start(

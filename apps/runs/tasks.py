@@ -1,17 +1,34 @@
-"""Celery entry points for the engine. Thin: they take ids and call the engine."""
+"""Celery entry points for the engine. Thin: they take ids and call the engine.
+
+Queued runs (new, resumed, retried) are not sent one message each: committing one asks
+for a *drain* (``request_drain``), and a drain claims queued runs in batches, so a burst
+of runs costs a few messages and a few transactions rather than one of each per run. A
+flag in Redis keeps one drain request outstanding at a time: a run queued while a drain
+is pending is found by that drain, because the drain clears the flag before each claim.
+Postgres stays the source of truth: a lost request delays queued runs until the
+reconciler re-drives them, it never loses them.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
-from apps.core.tracing import continued_trace
+from apps.core.redis_clients import redis_client
+from apps.core.tracing import continued_trace, outside_any_trace
 
 from . import reconciler
-from .engine import advance
+from .engine import advance, drain_queued
+
+logger = logging.getLogger("flowgate.engine")
+# The flag outlives a lost request by this long at most; the reconciler covers the rest.
+DRAIN_FLAG_SECONDS = 5
 
 
 @shared_task(name="runs.advance", ignore_result=True)
@@ -19,18 +36,64 @@ def advance_run(run_id: str) -> None:
     advance(run_id)
 
 
+@shared_task(name="runs.drain", ignore_result=True)
+def drain() -> None:
+    drain_queued(
+        before_claim=_clear_drain_flag,
+        wake_another=_send_drain,
+        batch_size=settings.FLOWGATE["DRAIN_BATCH_SIZE"],
+        seconds=settings.FLOWGATE["DRAIN_SECONDS"],
+    )
+
+
 def enqueue_advance(
     run_id: Any, trace_context: Mapping[str, str] | None, *, countdown: float | None = None
 ) -> None:
     """After commit (at once outside a transaction), ask a worker to advance the run. The
     message carries the run's stored trace context, so the task continues the run's trace
-    whoever enqueues it: the request that started it, a decision, the reconciler."""
+    whoever enqueues it: a retry's backoff, the reconciler, the webhook's overflow."""
 
     def send() -> None:
         with continued_trace(trace_context):
             advance_run.apply_async(args=[str(run_id)], countdown=countdown)
 
     transaction.on_commit(send)
+
+
+def request_drain() -> None:
+    """After commit, make sure a drain will look at the queue: send one unless one is
+    pending already."""
+    transaction.on_commit(_request_drain_now)
+
+
+def _request_drain_now() -> None:
+    try:
+        pending = not redis_client().set(_drain_flag(), 1, nx=True, ex=DRAIN_FLAG_SECONDS)
+    except redis.RedisError as error:
+        logger.warning("drain flag unavailable (%s); sending a drain request", error)
+        pending = False
+    if not pending:
+        _publish_drain()
+
+
+def _send_drain() -> None:
+    redis_client().set(_drain_flag(), 1, ex=DRAIN_FLAG_SECONDS)
+    _publish_drain()
+
+
+def _publish_drain() -> None:
+    # Each run the drain advances continues its own trace (see the executor).
+    with outside_any_trace():
+        drain.apply_async()
+
+
+def _clear_drain_flag() -> None:
+    redis_client().delete(_drain_flag())
+
+
+def _drain_flag() -> str:
+    # Deployments (and test runs) sharing one Redis have queues of their own.
+    return f"flowgate:drain-requested:{drain.app.conf.task_default_queue}"
 
 
 @shared_task(name="runs.reconcile", ignore_result=True)

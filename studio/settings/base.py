@@ -286,6 +286,10 @@ FLOWGATE = {
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
     "MAX_DELIVERIES": env_int("MAX_DELIVERIES", 5, minimum=1),
     "RUN_LEASE_SECONDS": env_int("RUN_LEASE_SECONDS", 120, minimum=5),
+    # Queued runs are claimed this many at a time and advanced in one transaction; a drain
+    # gives its worker back after this long (another worker carries on).
+    "DRAIN_BATCH_SIZE": env_int("DRAIN_BATCH_SIZE", 25, minimum=1),
+    "DRAIN_SECONDS": env_float("DRAIN_SECONDS", 1.0),
     # /metrics: a bearer token when set; otherwise only these networks may scrape it.
     "METRICS_TOKEN": env_str("METRICS_TOKEN", ""),
     "METRICS_ALLOWED_NETWORKS": env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]),

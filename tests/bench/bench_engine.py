@@ -8,8 +8,10 @@ web server (uvicorn), then measures:
 - bare Celery round trip: ``core.ping.delay().get()`` — the floor under any engine step;
 - engine latency: a manual run of a 1-step and a 10-step ``transform.set`` chain, from
   ``run_start`` to the run's ``succeeded`` row, so per-step overhead = (10-step - 1-step) / 9;
-- engine throughput: N runs of a 3-step flow started at once, drained by the 2 workers,
-  beside its floor: 2N bare tasks (no result) drained by the same workers;
+- engine throughput: N runs of a 3-step flow queued at once (one transaction), drained
+  by the 2 workers, timed from the commit; also N runs started one at a time by this
+  process while the workers drain them (bounded by how fast one client starts runs);
+  beside their floor: 2N bare tasks (no result) drained by the same workers;
 - sync webhook: ``POST /hooks/<token>`` of a 5-step flow answered with the flow's response
   (inline fast path), against ``GET /healthz`` (a bare view through the same server and
   middleware).
@@ -68,6 +70,7 @@ create_database()
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from django.db import transaction  # noqa: E402
 
 from apps.accounts.models import Role  # noqa: E402
 from apps.core.tasks import ping  # noqa: E402
@@ -251,7 +254,10 @@ def main() -> None:
         per_step = (results["run_10_steps"]["p50_ms"] - results["run_1_step"]["p50_ms"]) / 9
         results["engine_overhead_per_step_p50_ms"] = round(per_step, 2)
         results["celery_throughput"] = celery_throughput(workers, arguments.runs * 2)
-        results["throughput"] = throughput(three_steps, workers, arguments.runs)
+        results["throughput"] = throughput(three_steps, workers, arguments.runs, burst=True)
+        results["throughput_one_by_one"] = throughput(
+            three_steps, workers, arguments.runs, burst=False
+        )
         with web_server() as (url, server_pid), httpx.Client(base_url=url, timeout=30) as client:
             results["bare_view_healthz"] = summary(
                 timed(lambda: client.get("/healthz").raise_for_status(), arguments.repeat * 4)
@@ -316,25 +322,35 @@ def celery_throughput(workers: list, count: int) -> dict:
     }
 
 
-def throughput(flow, workers: list, count: int) -> dict:
-    """``count`` runs started at once and drained by the workers. The poll is coarse (50 ms)
-    so that watching does not take CPU from the work being watched."""
-    with cpu_per_run(
-        {
-            "workers": lambda: worker_processes(workers),
-            "postgres": database_backends,
-            "load_generator": lambda: [psutil.Process()],
-        },
-        count,
-    ) as cpu:
-        started = time.perf_counter()
-        runs = [
+def throughput(flow, workers: list, count: int, *, burst: bool) -> dict:
+    """``count`` runs of ``flow`` drained by the workers. A burst queues them all in one
+    transaction (a backlog, a bulk import) and times the workers alone, from the commit
+    to the last run's end; otherwise this process starts them one at a time while the
+    workers drain them, and the rate it can start them at bounds the figure. The poll is
+    coarse (50 ms) so that watching does not take CPU from the work being watched."""
+    groups = {
+        "workers": lambda: worker_processes(workers),
+        "postgres": database_backends,
+        "load_generator": lambda: [psutil.Process()],
+    }
+
+    def start_all() -> list:
+        return [
             run_start(flow=flow, trigger="manual", payload=envelope({"n": i})).run.pk
             for i in range(count)
         ]
+
+    if burst:
+        with transaction.atomic():
+            runs = start_all()
+    with cpu_per_run(groups, count) as cpu:
+        started = time.perf_counter()
+        if not burst:
+            runs = start_all()
+        all_started = time.perf_counter() - started
         wait_until_finished(runs, poll=0.05)
         elapsed = time.perf_counter() - started
-    return {
+    figures = {
         "runs": count,
         "steps_per_run": 3,
         "seconds": round(elapsed, 2),
@@ -342,6 +358,9 @@ def throughput(flow, workers: list, count: int) -> dict:
         "steps_per_second": round(count * 3 / elapsed, 1),
         "cpu_ms_per_run": cpu,
     }
+    if not burst:
+        figures["runs_started_per_second"] = round(count / all_started, 1)
+    return figures
 
 
 def print_table(results: dict) -> None:
@@ -363,6 +382,12 @@ def print_table(results: dict) -> None:
         f"{drained['runs_per_second']} runs/s ({drained['runs']} runs in {drained['seconds']} s)"
     )
     print(f"  CPU ms per run: {drained['cpu_ms_per_run']}")
+    trickle = results["throughput_one_by_one"]
+    print(
+        f"  started one at a time by this process while they run: "
+        f"{trickle['runs_per_second']} runs/s (started at {trickle['runs_started_per_second']}/s);"
+        f" CPU ms per run: {trickle['cpu_ms_per_run']}"
+    )
     floor = results["celery_throughput"]
     print(
         f"floor: bare Celery tasks, same workers: {floor['tasks_per_second']} tasks/s "

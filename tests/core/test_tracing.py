@@ -29,6 +29,7 @@ from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start, step_resume
+from apps.runs.tasks import drain
 from studio.celery import app as celery_app
 from studio.processes import model_service_process, studio_processes
 from tests.inbox.helpers import start_waiting_run
@@ -118,10 +119,16 @@ def test_a_run_started_in_a_request_continues_its_trace_into_the_message(
     assert created.context.span_id == created_id
     assert created.parent.span_id == request.get_span_context().span_id
     assert created.attributes["flowgate.run_id"] == str(run.id)
-    [published] = spans_named(traced, "apply_async/runs.advance")
-    assert published.parent.span_id == created_id
-    assert published.context.trace_id == trace_id
-    assert published.attributes[CORRELATION] == "corr-7"
+    # The drain request belongs to no trace; the drain (here in this process) advances the
+    # run in the run's own trace.
+    assert not spans_named(traced, "apply_async/runs.drain")
+    drain()
+    [advanced] = spans_named(traced, "advance run")
+    assert advanced.parent.span_id == created_id
+    assert advanced.context.trace_id == trace_id
+    assert advanced.attributes[CORRELATION] == "corr-7"
+    [step] = spans_named(traced, "step ok")
+    assert step.parent.span_id == advanced.context.span_id
     # The request began before the run: it is tagged when the run is created.
     [request_span] = spans_named(traced, "POST /runs/")
     assert request_span.attributes[CORRELATION] == "corr-7"
@@ -164,8 +171,9 @@ def test_a_wait_ended_by_a_decision_or_a_deadline_continues_the_run_trace(
     )
     assert reconciler.reconcile()["expired_waits"] == 1
 
-    published = spans_named(traced, "apply_async/runs.advance")
-    assert sorted((s.context.trace_id, s.parent.span_id) for s in published) == sorted(
+    drain()
+    advanced = spans_named(traced, "advance run")
+    assert sorted((s.context.trace_id, s.parent.span_id) for s in advanced) == sorted(
         [run_trace(decided), run_trace(expired)]
     )
 

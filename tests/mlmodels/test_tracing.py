@@ -128,10 +128,10 @@ def wait_for_status(run_id: str, status: str, seconds: float = 90) -> Run:
 
 
 def finished(spans: list[ReceivedSpan], trace_id: str, *, tasks: int, predictions: int) -> bool:
-    """Whether ``trace_id`` holds that many ``runs.advance`` tasks and model-service requests
-    (a task's span ends, and is exported, after its steps')."""
+    """Whether ``trace_id`` holds that many advances of the run by a worker and model-service
+    requests (an advance's span ends, and is exported, after its steps')."""
     in_trace = [span for span in spans if span.trace_id == trace_id]
-    worker_tasks = [s for s in in_trace if s.name == "run/runs.advance"]
+    worker_tasks = [s for s in in_trace if s.name == "advance run"]
     served = [s for s in in_trace if s.service == "flowgate-models" and s.kind == SERVER]
     return len(worker_tasks) == tasks and len(served) == predictions
 
@@ -180,11 +180,9 @@ def test_a_run_is_one_trace_from_the_request_through_the_worker_to_the_model_ser
     assert created.parent_span_id == request.span_id
     assert created.attributes["flowgate.run_id"] == str(run.id)
 
-    # The Celery message: published under the run's start, run by the worker.
-    published = children(spans, created, service="flowgate-web", kind=PRODUCER)
-    assert [span.name for span in published] == ["apply_async/runs.advance"]
-    task = only(children(spans, published[0]), service="flowgate-worker", kind=CONSUMER)
-    assert task.name == "run/runs.advance"
+    # The worker's drain advanced the run in the run's trace, under the run's start.
+    task = only(children(spans, created), service="flowgate-worker", kind=CONSUMER)
+    assert task.name == "advance run"
 
     # The step, its call to the model service, and the model service's own span.
     step = only(children(spans, task), name="step score")
@@ -207,10 +205,12 @@ def test_a_run_is_one_trace_from_the_request_through_the_worker_to_the_model_ser
     spans = receiver.in_trace(trace_id)
     rescore = only(spans, name="step rescore")
     resumed = only(spans, span_id=rescore.parent_span_id)
-    assert (resumed.service, resumed.kind) == ("flowgate-worker", CONSUMER)
-    resume_published = only(spans, span_id=resumed.parent_span_id)
-    assert (resume_published.service, resume_published.kind) == ("flowgate-web", PRODUCER)
-    assert resume_published.parent_span_id == created.span_id
+    assert (resumed.service, resumed.kind, resumed.name) == (
+        "flowgate-worker",
+        CONSUMER,
+        "advance run",
+    )
+    assert resumed.parent_span_id == created.span_id
     rescore_call = only(children(spans, rescore), kind=CLIENT)
     only(children(spans, rescore_call), service="flowgate-models", kind=SERVER)
     decision_requests = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import psycopg
+
 from apps.flows.services import flow_create, flow_publish
 
 
@@ -44,3 +46,15 @@ def chain(steps: int) -> dict:
     ]
     ids = [item["id"] for item in nodes]
     return definition(nodes, list(itertools.pairwise(ids)), name=f"Chain of {steps}")
+
+
+def record_s0_elsewhere(database_url: str, run_id: Any) -> None:
+    """As another worker would (whose lease took over): record ``s0`` of ``run_id`` as
+    succeeded with output ``{"n": 100}``, committed on a connection of its own."""
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute(
+            "INSERT INTO runs_steprun (run_id, node_id, block_type, block_version, attempt,"
+            " status, output, port, meta, wait_kind, wait_reference) VALUES (%s, 's0',"
+            " 'transform.set', 1, 1, 'succeeded', '{\"n\": 100}', 'out', '{}', '', '')",
+            [run_id],
+        )

@@ -14,7 +14,7 @@ from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start
 from tests.core.test_events import socket_for
-from tests.runs.helpers import chain, published_flow
+from tests.runs.helpers import chain, published_flow, record_s0_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,26 +76,19 @@ def test_an_outcome_recorded_first_by_another_worker_stands(
     """Batched outcomes meet the unique completion index at the batch's INSERT: if another
     worker (whose lease took over) recorded a step first, this advance rolls back and
     yields, and the run completes from the other worker's outcome."""
-    import psycopg
 
     from apps.runs.engine import executor
 
     flow = published_flow(workspace, builder_user, chain(2))
     run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False).run
-    real_flush = executor._RunExecutor._flush
+    real_flush = executor._Batch._flush
 
     def other_worker_completes_s0_first(self) -> None:
-        with psycopg.connect(test_database_url, autocommit=True) as other:
-            other.execute(
-                "INSERT INTO runs_steprun (run_id, node_id, block_type, block_version, attempt,"
-                " status, output, port, meta, wait_kind, wait_reference) VALUES (%s, 's0',"
-                " 'transform.set', 1, 1, 'succeeded', '{\"n\": 100}', 'out', '{}', '', '')",
-                [run.id],
-            )
-        monkeypatch.setattr(executor._RunExecutor, "_flush", real_flush)
+        record_s0_elsewhere(test_database_url, run.id)
+        monkeypatch.setattr(executor._Batch, "_flush", real_flush)
         real_flush(self)
 
-    monkeypatch.setattr(executor._RunExecutor, "_flush", other_worker_completes_s0_first)
+    monkeypatch.setattr(executor._Batch, "_flush", other_worker_completes_s0_first)
     yielded = advance(run.id)
 
     assert yielded.claimed and yielded.steps_executed == 0

@@ -83,6 +83,7 @@ class EmailSendBlock(Block):
     key = "connector.email.send"
     title = "Send email"
     category = "connector"
+    calls_out = True
     icon = "mail"
     Config = EmailSendConfig
     side_effect = True

@@ -45,6 +45,7 @@ class HttpBlock(Block):
     key = "connector.http"
     title = "HTTP request"
     category = "connector"
+    calls_out = True
     icon = "globe"
     Config = HttpConfig
     ports = ("out",)

@@ -98,6 +98,7 @@ class SqlQueryBlock(Block):
     key = "connector.sql.query"
     title = "SQL query"
     category = "connector"
+    calls_out = True
     icon = "database"
     Config = SqlQueryConfig
     side_effect = False  # read-only by default; turn read_only off only for a reason
@@ -113,6 +114,7 @@ class SqlExecuteBlock(Block):
     key = "connector.sql.execute"
     title = "SQL execute"
     category = "connector"
+    calls_out = True
     icon = "database"
     Config = SqlConfig
     side_effect = True

@@ -51,6 +51,7 @@ class StreamPublishBlock(Block):
     key = "connector.stream.publish"
     title = "Publish to stream"
     category = "connector"
+    calls_out = True
     icon = "send"
     Config = PublishConfig
     side_effect = True

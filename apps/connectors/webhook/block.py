@@ -38,6 +38,7 @@ class WebhookOutBlock(Block):
     key = "connector.webhook.out"
     title = "Send webhook"
     category = "connector"
+    calls_out = True
     icon = "webhook"
     Config = WebhookOutConfig
     side_effect = True

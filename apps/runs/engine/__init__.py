@@ -1,9 +1,10 @@
-"""The flow engine: advances runs durably, one claimed run at a time.
+"""The flow engine: advances runs durably.
 
-``advance(run_id)`` is the whole interface: Celery tasks, the synchronous webhook path,
-the reconciler and resumptions all call it. See ``executor.py`` for the algorithm.
+``advance(run_id)`` advances one run: Celery tasks, the synchronous webhook path, the
+reconciler and retries call it. ``drain_queued`` advances queued runs in claimed batches
+(new, resumed and retried runs). See ``executor.py`` for the algorithm.
 """
 
-from .executor import AdvanceOutcome, advance, graph_for
+from .executor import AdvanceOutcome, advance, drain_queued, graph_for
 
-__all__ = ["AdvanceOutcome", "advance", "graph_for"]
+__all__ = ["AdvanceOutcome", "advance", "drain_queued", "graph_for"]

@@ -15,6 +15,10 @@ The algorithm, and why it is safe under crashes and duplicate messages:
 4. **Park or finish.** Waiting steps (approvals, delays, sub-flows) and scheduled retries
    leave the run without holding a worker; ``wake_at`` tells the reconciler when to look
    again. Otherwise the run succeeds or fails.
+
+Queued runs (new, resumed, retried) are advanced by ``drain_queued``: one claim takes a
+batch of them (``FOR UPDATE SKIP LOCKED``), and the same steps 2-4 run for each in one
+shared transaction, so a batch costs the statements and the commit of one run.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.blocks.base import BlockError, Result, Wait
 from apps.blocks.expressions import ExpressionError
 from apps.core import jsonsafe
-from apps.core.tracing import step_span
+from apps.core.tracing import continued_trace, run_span, step_span
 from apps.flows.definition import FlowGraph, Node
 from apps.flows.models import FlowVersion
 
@@ -66,18 +71,11 @@ def advance(
     run = _claim(run_id, owner)
     if run is None:
         return AdvanceOutcome(run_id, claimed=False)
-    executor = _RunExecutor(run, owner, budget_seconds, graph)
+    executor = _RunExecutor(run, owner, budget_seconds, graph, batch=_Batch())
     committed = False
     try:
         with executor.batch:
-            if run.deliveries > settings.FLOWGATE["MAX_DELIVERIES"]:
-                executor.dead_letter()
-            else:
-                executor.execute()
-            # In the last batch's transaction: one commit (one disk flush) fewer per advance.
-            # A finished run's last UPDATE released the lease already.
-            if not executor.lease_released:
-                _release(run, owner, progressed=executor.steps_executed > 0)
+            executor.advance()
         committed = True
     except IntegrityError:
         logger.warning("run %s: a step was completed by another worker; yielding", run_id)
@@ -93,15 +91,20 @@ class _Batch:
 
     Recomputing such steps after a crash is harmless, so they need not be committed one
     by one (each commit waits for a disk flush), nor written one by one: new outcome rows
-    wait in the executor's ``pending`` list and go to Postgres in one INSERT just before
-    the commit (``before_commit``). Before a
-    side effect starts, the batch commits, so "this effect started" is durable before the
-    effect happens.
+    wait in ``pending`` and go to Postgres in one INSERT just before the commit. One batch
+    can serve many runs (the drain advances a claimed batch of runs in one transaction).
+    Before a side effect starts, the batch commits, so "this effect started" is durable
+    before the effect happens.
     """
 
-    def __init__(self, before_commit: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         self._atomic: Any = None
-        self._before_commit = before_commit
+        self.pending: list[StepRun] = []  # new outcome rows, inserted together on commit
+        self.before_commit: list[Callable[[], None]] = []  # each run's last writes
+        self.finishing: list[effects.Finish] = []  # runs that end, written together
+        # A drain's claimed runs not started yet, and how to give them back.
+        self.unstarted: list[Run] = []
+        self.give_back: Callable[[list[Run]], None] = lambda runs: None
 
     def __enter__(self) -> _Batch:
         self._atomic = transaction.atomic()
@@ -114,16 +117,36 @@ class _Batch:
             return
         if exc_info[0] is None:
             try:
-                self._before_commit()
+                self._flush()
             except BaseException:
                 atomic.__exit__(*sys.exc_info())
                 raise
+        else:
+            self.pending, self.finishing = [], []
         atomic.__exit__(*exc_info)
 
     def commit(self) -> None:
         """Commit what is pending and carry on in a new transaction."""
         self.__exit__(None, None, None)
         self.__enter__()
+
+    def give_back_unstarted(self) -> bool:
+        """Put the runs not started yet back in the queue (with this batch's commit)."""
+        if not self.unstarted:
+            return False
+        runs, self.unstarted = self.unstarted, []
+        self.give_back(runs)
+        return True
+
+    def _flush(self) -> None:
+        for write in self.before_commit:
+            write()
+        if self.pending:
+            rows, self.pending = self.pending, []
+            StepRun.objects.bulk_create(rows)
+        if self.finishing:
+            finishing, self.finishing = self.finishing, []
+            effects.runs_finished(finishing)
 
 
 # The table name is our own constant; every value is a bound parameter. One round trip
@@ -155,6 +178,126 @@ def _release(run: Run, owner: str, *, progressed: bool) -> None:
     Run.objects.filter(pk=run.pk, lease_owner=owner).update(**updates)
 
 
+# The claim of the drain: the oldest queued runs nobody holds, skipping rows another
+# drain has locked, so concurrent drains never wait for each other nor take the same run.
+CLAIM_QUEUED_SQL = f"""
+    WITH due AS (
+        SELECT id FROM {Run._meta.db_table}
+         WHERE status = 'queued'
+           AND (lease_expires_at IS NULL OR lease_expires_at < now())
+           AND (wake_at IS NULL OR wake_at <= now())
+         ORDER BY created_at
+         LIMIT %s
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {Run._meta.db_table} AS run
+       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+           deliveries = deliveries + 1, status = 'running',
+           started_at = COALESCE(started_at, now()), updated_at = now()
+      FROM due
+     WHERE run.id = due.id
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
+"""  # noqa: S608
+
+
+def drain_queued(
+    *,
+    before_claim: Callable[[], None],
+    wake_another: Callable[[], None],
+    batch_size: int,
+    seconds: float,
+) -> int:
+    """Advance queued runs, ``batch_size`` at a time, until none is left or ``seconds``
+    have passed; returns how many were advanced. ``before_claim`` runs before each claim
+    (the caller's wake-up flag is cleared there, so a run queued after it is either seen
+    by the claim or wakes a drain of its own); ``wake_another`` asks for another drain
+    when this one leaves work behind or finds a full batch (another worker joins in)."""
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + seconds
+    advanced = 0
+    while True:
+        before_claim()
+        runs = _claim_queued(owner, batch_size)
+        if not runs:
+            return advanced
+        if len(runs) == batch_size:
+            wake_another()
+        advanced += _advance_batch(runs, owner, deadline, wake_another)
+        if time.monotonic() > deadline:
+            wake_another()
+            return advanced
+
+
+def _claim_queued(owner: str, limit: int) -> list[Run]:
+    lease = settings.FLOWGATE["RUN_LEASE_SECONDS"]
+    runs = list(Run.objects.raw(CLAIM_QUEUED_SQL, [limit, owner, lease]))
+    return sorted(runs, key=lambda run: run.created_at)
+
+
+def _advance_batch(
+    runs: list[Run], owner: str, deadline: float, wake_another: Callable[[], None]
+) -> int:
+    """Advance claimed ``runs`` in one transaction: one INSERT of their steps, one UPDATE
+    of their ends and one commit for the lot. The runs not started are given back to the
+    queue when the deadline passes or a step is about to call out (a slow call must not
+    hold them up), and another drain is asked for. Should the batch fail (a step completed
+    twice, a database error), it is rolled back and each run is advanced on its own, so
+    one run's trouble costs the others nothing."""
+    claimed_at, batch, done = time.monotonic(), _Batch(), 0
+
+    def give_back(unstarted: list[Run]) -> None:
+        _requeue_unstarted(unstarted, owner)
+        transaction.on_commit(wake_another)
+
+    batch.unstarted, batch.give_back = list(runs), give_back
+    try:
+        with batch:
+            while batch.unstarted:
+                if done and time.monotonic() > deadline:
+                    batch.give_back_unstarted()
+                    break
+                run = batch.unstarted.pop(0)
+                # The claim read the database's clock; move it on to when this run begins.
+                run.database_now += timedelta(seconds=time.monotonic() - claimed_at)
+                with continued_trace(run.trace_context), run_span("advance run", run):
+                    _RunExecutor(run, owner, None, None, batch=batch).advance()
+                done += 1
+    except Exception:
+        logger.exception("a batch of %d runs failed; advancing them one by one", len(runs))
+        _release_batch(runs, owner)
+        for run in runs:
+            try:
+                advance(run.pk)
+            except Exception:  # left to the reconciler; the others still get their turn
+                logger.exception("run %s could not be advanced", run.pk)
+        return len(runs)
+    return done
+
+
+def _release_batch(runs: list[Run], owner: str) -> None:
+    Run.objects.filter(pk__in=[run.pk for run in runs], lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None
+    )
+
+
+def _requeue_unstarted(runs: list[Run], owner: str) -> None:
+    """Give back claimed runs this drain had no time for, as they were before the claim."""
+    for has_steps in (True, False):
+        put_back = Run.objects.filter(
+            pk__in=[run.pk for run in runs if run.has_steps == has_steps], lease_owner=owner
+        )
+        # A run that never started shows no start time.
+        started_at = {} if has_steps else {"started_at": None}
+        put_back.update(
+            status=RunStatus.QUEUED,
+            lease_owner="",
+            lease_expires_at=None,
+            deliveries=F("deliveries") - 1,
+            **started_at,
+        )
+
+
 @lru_cache(maxsize=512)
 def _version_graph(version_id: int) -> FlowGraph:
     # A published version never changes, so each process parses it once.
@@ -169,7 +312,15 @@ def graph_for(run: Run) -> FlowGraph:
 
 
 class _RunExecutor:
-    def __init__(self, run: Run, owner: str, budget_seconds: float | None, graph: FlowGraph | None):
+    def __init__(
+        self,
+        run: Run,
+        owner: str,
+        budget_seconds: float | None,
+        graph: FlowGraph | None,
+        *,
+        batch: _Batch,
+    ):
         self.run = run
         self.owner = owner
         self.now = run.database_now
@@ -181,10 +332,21 @@ class _RunExecutor:
         self.lease_released = False
         self.response_changed = False
         self.claimed_at = self.cancel_checked_at = time.monotonic()
-        self.pending: list[StepRun] = []  # new outcome rows, inserted together on commit
-        self.batch = _Batch(before_commit=self._flush)
+        self.batch = batch
+        batch.before_commit.append(self._store_response)
 
     # --- the loop ------------------------------------------------------------------
+    def advance(self) -> None:
+        """Execute (or dead-letter) the run, then give its lease back: in the batch's last
+        transaction, one commit fewer per advance. A finished run's last UPDATE released
+        the lease already."""
+        if self.run.deliveries > settings.FLOWGATE["MAX_DELIVERIES"]:
+            self.dead_letter()
+        else:
+            self.execute()
+        if not self.lease_released:
+            _release(self.run, self.owner, progressed=self.steps_executed > 0)
+
     def execute(self) -> None:
         self._recover_interrupted()
         progressed = True
@@ -279,8 +441,10 @@ class _RunExecutor:
         node_input = self._node_input(node.id)
         block = node.block()
         started = timezone.now()
+        gave_back = node.block.calls_out and self.batch.give_back_unstarted()
+        if gave_back or node.block.side_effect:
+            self.batch.commit()  # others may take the runs given back while this step waits
         if node.block.side_effect:
-            self.batch.commit()
             row = self._mark_started(node, attempt, row, node_input, started)
             self.batch.commit()
         node_settings = NodeSettings.for_node(node)
@@ -497,31 +661,34 @@ class _RunExecutor:
         only when our lease expired mid-step), the unique index raises IntegrityError, which
         aborts this advance and rolls back its batch: the other worker's outcome stands."""
         if row.pk is None:
-            self.pending.append(row)
+            self.batch.pending.append(row)
         else:
             row.save()
         self.steps[row.node_id] = row
         return True
 
-    def _flush(self) -> None:
-        """Write what waits for the batch's commit, in as few statements as possible."""
-        if self.pending:
-            rows, self.pending = self.pending, []
-            StepRun.objects.bulk_create(rows)
+    def _store_response(self) -> None:
+        """Before the batch commits: a ``flow.respond`` response not yet written."""
         if self.response_changed:
             Run.objects.filter(pk=self.run.pk).update(response=self.run.response)
             self.response_changed = False
 
     def _finish(self, status: str, *, output: Any = None, error: dict | None = None) -> None:
-        """End the run, releasing the lease and storing its response in the same UPDATE."""
-        release: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
-        if self.steps_executed:
-            release["deliveries"] = 0
-        if self.response_changed:
-            release["response"], self.response_changed = self.run.response, False
-        self.lease_released = effects.run_finished(
-            self.run, status, output=output, error=error, also=release
+        """End the run with the batch's next write, which also gives the lease back and
+        stores a response not yet written."""
+        self.batch.finishing.append(
+            effects.Finish(
+                run=self.run,
+                owner=self.owner,
+                status=status,
+                output=output,
+                error=error,
+                progressed=self.steps_executed > 0,
+                response_changed=self.response_changed,
+            )
         )
+        self.response_changed = False
+        self.lease_released = True
 
     # --- recovery, settling -------------------------------------------------------
     def _recover_interrupted(self) -> None:

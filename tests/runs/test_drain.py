@@ -1,0 +1,184 @@
+"""Draining queued runs: many runs per claim, per transaction and per Celery message."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from apps.blocks.registry import registry
+from apps.runs import tasks
+from apps.runs.blocks import envelope
+from apps.runs.engine import drain_queued, executor
+from apps.runs.models import Run, StepRun
+from apps.runs.services import run_start
+from tests.runs.helpers import chain, published_flow, record_s0_elsewhere
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queue_runs(flow, count: int) -> list[Run]:
+    return [
+        run_start(flow=flow, trigger="manual", payload=envelope({"n": i}), enqueue=False).run
+        for i in range(count)
+    ]
+
+
+def drain_now(*, batch_size: int = 25, seconds: float = 30) -> tuple[int, list[str]]:
+    calls: list[str] = []
+    advanced = drain_queued(
+        before_claim=lambda: calls.append("claim"),
+        wake_another=lambda: calls.append("wake"),
+        batch_size=batch_size,
+        seconds=seconds,
+    )
+    return advanced, calls
+
+
+def statuses(runs: list[Run]) -> list[str]:
+    by_id = dict(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("pk", "status"))
+    return [by_id[run.pk] for run in runs]
+
+
+@pytest.fixture
+def flow(workspace, builder_user):
+    return published_flow(workspace, builder_user, chain(2))
+
+
+def test_a_batch_of_runs_costs_the_round_trips_of_one_run(flow):
+    queue_runs(flow, 1)
+    drain_now()  # a process reads a version's definition once
+    counts = []
+    for count in (2, 20):
+        runs = queue_runs(flow, count)
+        with CaptureQueriesContext(connection) as queries:
+            advanced, _ = drain_now()
+        counts.append(len(queries.captured_queries))
+        assert advanced == count
+        assert statuses(runs) == ["succeeded"] * count
+        assert [Run.objects.get(pk=run.pk).output for run in runs] == [
+            {"n": index + 1} for index in range(count)
+        ]
+    assert StepRun.objects.filter(status="succeeded").count() == (1 + 2 + 20) * 3
+    assert counts[0] == counts[1]
+    released = Run.objects.exclude(lease_owner="").count()
+    assert released == 0
+
+
+def test_a_full_batch_asks_another_drain_to_share_the_queue(flow):
+    runs = queue_runs(flow, 5)
+    advanced, calls = drain_now(batch_size=2)
+    assert advanced == 5
+    assert calls == ["claim", "wake", "claim", "wake", "claim", "claim"]
+    assert statuses(runs) == ["succeeded"] * 5
+
+
+def test_a_drain_out_of_time_puts_the_rest_back_as_it_found_them(flow):
+    runs = queue_runs(flow, 4)
+    advanced, calls = drain_now(seconds=0)
+    assert advanced == 1 and calls[-1] == "wake"
+    assert statuses(runs) == ["succeeded", "queued", "queued", "queued"]
+    left = Run.objects.filter(pk__in=[run.pk for run in runs[1:]])
+    assert set(left.values_list("lease_owner", "started_at", "deliveries")) == {("", None, 0)}
+    assert drain_now()[0] == 3
+    assert statuses(runs) == ["succeeded"] * 4
+
+
+def test_a_batch_that_fails_is_advanced_run_by_run_and_nothing_is_lost(
+    flow, test_database_url, monkeypatch
+):
+    """Another worker (whose lease took over) recorded a step of one run first: the batch's
+    INSERT meets the unique completion index and rolls back; every run is then advanced
+    on its own, and the other worker's outcome stands."""
+    runs = queue_runs(flow, 3)
+    real_flush = executor._Batch._flush
+
+    def other_worker_completes_a_step_first(self) -> None:
+        monkeypatch.setattr(executor._Batch, "_flush", real_flush)
+        record_s0_elsewhere(test_database_url, runs[1].id)
+        real_flush(self)
+
+    monkeypatch.setattr(executor._Batch, "_flush", other_worker_completes_a_step_first)
+    assert drain_now()[0] == 3
+    assert statuses(runs) == ["succeeded"] * 3
+    assert StepRun.objects.get(run=runs[1], node_id="s0").output == {"n": 100}
+    assert Run.objects.get(pk=runs[1].pk).output == {"n": 2}
+    assert StepRun.objects.filter(run=runs[0]).count() == 3
+
+
+def test_a_run_cancelled_while_its_batch_runs_stays_cancelled(flow, test_database_url, monkeypatch):
+    runs = queue_runs(flow, 2)
+    real_flush = executor._Batch._flush
+
+    def cancel_first(self) -> None:
+        with psycopg.connect(test_database_url, autocommit=True) as other:
+            other.execute("UPDATE runs_run SET status = 'cancelled' WHERE id = %s", [runs[0].id])
+        real_flush(self)
+
+    monkeypatch.setattr(executor._Batch, "_flush", cancel_first)
+    drain_now()
+    assert statuses(runs) == ["cancelled", "succeeded"]
+    cancelled = Run.objects.get(pk=runs[0].pk)
+    assert cancelled.lease_owner == "" and cancelled.output is None
+
+
+def test_a_run_that_keeps_crashing_its_worker_is_dead_lettered_by_the_drain(flow):
+    [run] = queue_runs(flow, 1)
+    Run.objects.filter(pk=run.pk).update(deliveries=settings.FLOWGATE["MAX_DELIVERIES"])
+    drain_now()
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error["type"] == "DeadLettered"
+
+
+def test_a_burst_of_runs_sends_one_drain_request(flow, monkeypatch):
+    sent: list[object] = []
+    monkeypatch.setattr(tasks.drain, "apply_async", lambda *args, **kwargs: sent.append(args))
+    tasks.drain()  # as a worker would: clears any request left by an earlier test
+    with transaction.atomic():
+        runs = [
+            run_start(flow=flow, trigger="manual", payload=envelope({"n": i})).run
+            for i in range(10)
+        ]
+    assert len(sent) == 1
+    runs.append(run_start(flow=flow, trigger="manual", payload=envelope({"n": 10})).run)
+    assert len(sent) == 1  # that request is still pending: its drain will find this run
+
+    tasks.drain()
+    assert statuses(runs) == ["succeeded"] * 11
+    run_start(flow=flow, trigger="manual", payload=envelope({"n": 11}))
+    assert len(sent) == 2  # the drain took the request: a new run asks again
+    tasks.drain()  # no request left pending for the tests that follow
+
+
+def test_a_step_about_to_call_out_gives_back_the_runs_its_batch_has_not_started(
+    flow, test_database_url, monkeypatch
+):
+    """A slow API must not hold up the runs claimed with this one: before the call, they
+    are back in the queue (committed) for any worker to take."""
+    runs = queue_runs(flow, 3)
+    transform = registry.get("transform.set")
+    real_execute = transform.execute
+    seen_during_calls: list[list[tuple]] = []
+
+    def execute_watching_the_queue(self, ctx, config, data):  # type: ignore[no-untyped-def]
+        with psycopg.connect(test_database_url, autocommit=True) as other:
+            seen_during_calls.append(
+                other.execute(
+                    "SELECT status, lease_owner FROM runs_run WHERE id = ANY(%s) ORDER BY created_at",
+                    [[run.id for run in runs]],
+                ).fetchall()
+            )
+        return real_execute(self, ctx, config, data)
+
+    monkeypatch.setattr(transform, "calls_out", True)
+    monkeypatch.setattr(transform, "execute", execute_watching_the_queue)
+    advanced, calls = drain_now()
+
+    assert advanced == 3
+    assert statuses(runs) == ["succeeded"] * 3
+    first_call = seen_during_calls[0]
+    assert first_call[0][0] == "running" and first_call[0][1] != ""
+    assert first_call[1:] == [("queued", ""), ("queued", "")]
+    assert calls.count("wake") == 2  # one per give-back, after its commit
