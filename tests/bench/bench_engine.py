@@ -219,7 +219,7 @@ def web_server() -> Iterator[tuple[str, int]]:
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200, help="runs for the throughput test")
+    parser.add_argument("--runs", type=int, default=2000, help="runs per throughput test")
     parser.add_argument("--repeat", type=int, default=50, help="samples per latency figure")
     # The setting is two worker processes; on a machine with more cores, give each
     # worker a pool of several processes to see how the engine scales out.

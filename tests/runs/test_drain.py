@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.blocks.registry import registry
 from apps.runs import tasks
@@ -182,3 +185,15 @@ def test_a_step_about_to_call_out_gives_back_the_runs_its_batch_has_not_started(
     assert first_call[0][0] == "running" and first_call[0][1] != ""
     assert first_call[1:] == [("queued", ""), ("queued", "")]
     assert calls.count("wake") == 2  # one per give-back, after its commit
+
+
+def test_a_queued_run_another_worker_still_holds_is_left_to_it(flow):
+    """Resumed while a worker was advancing it: that worker's lease stands (the reconciler
+    re-drives the run once the lease is given back or expires)."""
+    [run] = queue_runs(flow, 1)
+    Run.objects.filter(pk=run.pk).update(
+        lease_owner="other-worker", lease_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    assert drain_now()[0] == 0
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner) == ("queued", "other-worker")

@@ -180,12 +180,13 @@ def _release(run: Run, owner: str, *, progressed: bool) -> None:
 
 # The claim of the drain: the oldest queued runs nobody holds, skipping rows another
 # drain has locked, so concurrent drains never wait for each other nor take the same run.
+# Its WHERE is the ``run_queued`` index's condition, word for word, so that the planner
+# walks that index. (A queued run still leased — resumed while a worker held it — is left
+# to the reconciler, which re-drives it once the lease is given back or expires.)
 CLAIM_QUEUED_SQL = f"""
     WITH due AS (
         SELECT id FROM {Run._meta.db_table}
-         WHERE status = 'queued'
-           AND (lease_expires_at IS NULL OR lease_expires_at < now())
-           AND (wake_at IS NULL OR wake_at <= now())
+         WHERE status = 'queued' AND lease_owner = ''
          ORDER BY created_at
          LIMIT %s
            FOR UPDATE SKIP LOCKED
