@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import kombu.exceptions
 import redis
 from celery import shared_task
 from django.conf import settings
@@ -67,13 +68,14 @@ def request_drain() -> None:
 
 
 def _request_drain_now() -> None:
+    # The runs are committed whatever happens here: a request that cannot be sent (the
+    # broker is down) is logged, not raised to the caller, and the reconciler re-drives
+    # the queued runs it finds.
     try:
-        pending = not redis_client().set(_drain_flag(), 1, nx=True, ex=DRAIN_FLAG_SECONDS)
-    except redis.RedisError as error:
-        logger.warning("drain flag unavailable (%s); sending a drain request", error)
-        pending = False
-    if not pending:
-        _publish_drain()
+        if redis_client().set(_drain_flag(), 1, nx=True, ex=DRAIN_FLAG_SECONDS):
+            _publish_drain()
+    except (redis.RedisError, kombu.exceptions.OperationalError) as error:
+        logger.warning("no drain requested (%s); the reconciler will re-drive queued runs", error)
 
 
 def _send_drain() -> None:

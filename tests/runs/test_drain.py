@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import kombu.exceptions
 import psycopg
 import pytest
 from django.conf import settings
@@ -197,3 +198,20 @@ def test_a_queued_run_another_worker_still_holds_is_left_to_it(flow):
     assert drain_now()[0] == 0
     run.refresh_from_db()
     assert (run.status, run.lease_owner) == ("queued", "other-worker")
+
+
+def test_a_run_started_while_the_broker_is_down_is_kept_for_the_reconciler(
+    flow, monkeypatch, caplog
+):
+    def broker_down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379")
+
+    tasks.drain()  # no request left pending by an earlier test
+    monkeypatch.setattr(tasks.drain, "apply_async", broker_down)
+    started = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}))
+
+    assert started.created and statuses([started.run]) == ["queued"]
+    assert "no drain requested" in caplog.text
+    monkeypatch.undo()
+    tasks.drain()  # later, the next drain (or the reconciler's re-drive) advances it
+    assert statuses([started.run]) == ["succeeded"]
