@@ -30,6 +30,7 @@ Redis
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -134,13 +135,21 @@ def _shared_worker(test_database_url: str) -> Iterator[WorkerProcess]:
 
 
 @pytest.fixture
-def celery_worker(_shared_worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch) -> WorkerProcess:
+def celery_worker(
+    _shared_worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WorkerProcess]:
     """The session's real worker. It reads a queue of its own, and only the tests that ask
     for it send tasks there: other tests' tasks are never run behind their backs (a worker
-    writing while a test's database is being flushed deadlocks)."""
+    writing while a test's database is being flushed deadlocks). A test ends once the
+    worker has taken every message the test sent: a drain request left behind would claim
+    the queued runs of the next test (which may mean to advance them itself)."""
     queue = _shared_worker.environment["CELERY_QUEUE"]
     monkeypatch.setitem(celery_app.conf, "task_default_queue", queue)
-    return _shared_worker
+    yield _shared_worker
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + 10
+    while broker.llen(queue) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture
