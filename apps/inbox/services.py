@@ -127,6 +127,7 @@ def task_claim(*, task: ReviewTask, actor: Any, membership: Membership) -> Revie
             raise refusal
         locked.claimed_by, locked.claimed_at = actor, timezone.now()
         _touch(locked, "claimed_by", "claimed_at")
+        _audit_claim(locked, actor, "task.claimed", f"claimed: {locked.title}")
         _task_event(locked, "claimed")
     return locked
 
@@ -139,10 +140,25 @@ def task_release(*, task: ReviewTask, actor: Any, membership: Membership) -> Rev
             return locked
         if locked.claimed_by_id != actor.pk and membership.role != Role.ADMIN:
             raise TaskError(f"{locked.claimed_by} has claimed this task.", code="forbidden")
+        claimer = locked.claimed_by
         locked.claimed_by, locked.claimed_at = None, None
         _touch(locked, "claimed_by", "claimed_at")
+        _audit_claim(locked, actor, "task.released", f"released {claimer}'s claim: {locked.title}")
         _task_event(locked, "released")
     return locked
+
+
+def _audit_claim(task: ReviewTask, actor: Any, action: str, summary: str) -> None:
+    """Who held a case, and when, is part of how it was decided."""
+    audit_record(
+        workspace_id=task.workspace_id,
+        action=action,
+        actor=actor,
+        object_type="review_task",
+        object_id=task.id,
+        summary=summary,
+        data={"task": str(task.id), "run": str(task.run_id), "node": task.node_id},
+    )
 
 
 # --- deciding ---------------------------------------------------------------------------

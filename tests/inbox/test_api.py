@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.audit.models import AuditEvent
 from tests.inbox.helpers import finish_inline, start_waiting_run, task_of
 
 BASE = "/api/w/acme/tasks/"
@@ -111,6 +112,14 @@ def test_the_requester_gets_403_with_the_reason(workspace, admin_user, admin_cli
 
 def test_claim_and_release(workspace, builder_user, reviewer_client):
     run = start_waiting_run(workspace, builder_user)
-    url = f"{BASE}{task_of(run).id}/"
+    task = task_of(run)
+    url = f"{BASE}{task.id}/"
     assert reviewer_client.post(url + "claim/").json()["claimed_by"] == "rui"
     assert reviewer_client.post(url + "release/").json()["claimed_by"] is None
+    # Who held the case, and when, is in the audit trail.
+    trail = AuditEvent.objects.filter(object_id=str(task.id), action__startswith="task.")
+    assert [(e.action, e.actor.username) for e in trail.order_by("sequence")] == [
+        ("task.claimed", "rui"),
+        ("task.released", "rui"),
+    ]
+    assert trail.get(action="task.released").summary.startswith("released Rui's claim")
