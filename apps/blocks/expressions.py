@@ -55,8 +55,36 @@ def compile_expression(source: str) -> cel.Program:
 
 def _clean(message: str) -> str:
     # The CEL library prefixes its own wording; keep the part a builder can act on.
+    if syntax := SYNTAX_ERROR.search(message):
+        return f"cannot parse: {_syntax_problem(syntax)}"
     message = message.replace("Failed to parse expression", "cannot parse")
     return _first_line(message)
+
+
+# The parser's report: "ERROR: <input>:1:22: Syntax error: mismatched input '<EOF>'
+# expecting {'[', '{', '(', ...}" followed by the line and a caret.
+SYNTAX_ERROR = re.compile(r"<input>:\d+:(?P<column>\d+): Syntax error: (?P<detail>[^\n]*)")
+_UNEXPECTED = re.compile(r"(?:mismatched|extraneous) input '(?P<token>.*)' expecting")
+_UNREADABLE = re.compile(r"token recognition error at: '(?P<text>.*)'$")
+_NO_ALTERNATIVE = re.compile(r"no viable alternative at input '(?P<text>.*)'$")
+
+
+def _syntax_problem(syntax: re.Match[str]) -> str:
+    """The parser's report in a builder's words: where, and what is wrong there."""
+    detail, where = syntax.group("detail").strip(), f"at character {syntax.group('column')}"
+    if unexpected := _UNEXPECTED.match(detail):
+        found = unexpected.group("token")
+        if found == "<EOF>":
+            return f"it ends too soon {where}: something is missing at the end"
+        return f"unexpected {found!r} {where}"
+    if unreadable := _UNREADABLE.match(detail):
+        text = unreadable.group("text")
+        if text[:1] in "'\"":
+            return f"a string is not closed {where}: {text}"
+        return f"cannot read {text!r} {where}"
+    if no_alternative := _NO_ALTERNATIVE.match(detail):
+        return f"unexpected {no_alternative.group('text')[-1:]!r} {where}"
+    return f"{detail.split(' expecting ')[0]} {where}"
 
 
 def evaluate(source: str, scope: dict[str, Any]) -> Any:
