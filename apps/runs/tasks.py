@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 import kombu.exceptions
@@ -68,25 +69,28 @@ def request_drain() -> None:
 
 
 def _request_drain_now() -> None:
-    # The runs are committed whatever happens here: a request that cannot be sent (the
-    # broker is down) is logged, not raised to the caller, and the reconciler re-drives
-    # the queued runs it finds.
-    try:
-        if redis_client().set(_drain_flag(), 1, nx=True, ex=DRAIN_FLAG_SECONDS):
-            _publish_drain()
-    except (redis.RedisError, kombu.exceptions.OperationalError) as error:
-        logger.warning("no drain requested (%s); the reconciler will re-drive queued runs", error)
+    _ask_for_drain(unless_pending=True)
 
 
 def _send_drain() -> None:
-    redis_client().set(_drain_flag(), 1, ex=DRAIN_FLAG_SECONDS)
-    _publish_drain()
+    _ask_for_drain(unless_pending=False)
 
 
-def _publish_drain() -> None:
-    # Each run the drain advances continues its own trace (see the executor).
-    with outside_any_trace():
-        drain.apply_async()
+def _ask_for_drain(*, unless_pending: bool) -> None:
+    """Raise the flag and publish a drain (only when the flag was down, if asked). The
+    work is committed whatever happens here: a request that cannot be sent (the broker is
+    down) is logged, not raised, its flag is taken down so that the next request tries
+    again, and meanwhile the reconciler re-drives the queued runs it finds."""
+    flag = _drain_flag()
+    try:
+        if redis_client().set(flag, 1, nx=unless_pending, ex=DRAIN_FLAG_SECONDS):
+            # Each run the drain advances continues its own trace (see the executor).
+            with outside_any_trace():
+                drain.apply_async()
+    except (redis.RedisError, kombu.exceptions.OperationalError) as error:
+        logger.warning("no drain requested (%s); the reconciler will re-drive queued runs", error)
+        with suppress(redis.RedisError):
+            redis_client().delete(flag)
 
 
 def _clear_drain_flag() -> None:

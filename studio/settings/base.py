@@ -9,6 +9,7 @@ from celery.schedules import crontab
 from csp.constants import NONCE
 
 from studio.env import (
+    ConfigurationError,
     channel_layer,
     database_from_url,
     env_bool,
@@ -297,6 +298,14 @@ FLOWGATE = {
     # (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT). The model service reads the same variables.
     "TRACING_EXPORTER": env_choice("TRACING_EXPORTER", "none", choices=("none", "console", "otlp")),
 }
+
+# A drain's runs are leased from its claim: were a drain to run past half a lease, the
+# reconciler could hand a run it has not reached yet to another worker as well.
+if not 0 < FLOWGATE["DRAIN_SECONDS"] <= FLOWGATE["RUN_LEASE_SECONDS"] / 2:
+    raise ConfigurationError(
+        f"DRAIN_SECONDS must be above 0 and at most half of RUN_LEASE_SECONDS "
+        f"({FLOWGATE['RUN_LEASE_SECONDS']}), got {FLOWGATE['DRAIN_SECONDS']}"
+    )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CELERY_TASK_LOG_LEVEL = env_choice("CELERY_TASK_LOG_LEVEL", "WARNING", choices=LOG_LEVELS)

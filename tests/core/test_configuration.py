@@ -53,6 +53,8 @@ PRODUCTION = {
         ({"SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE"),
         ({"MODEL_COSTS": "claim-fraud=cheap"}, "MODEL_COSTS"),
         ({"MODEL_COSTS": "=0.1"}, "MODEL_COSTS"),
+        ({"DRAIN_SECONDS": "90"}, "DRAIN_SECONDS"),
+        ({"DRAIN_SECONDS": "0"}, "DRAIN_SECONDS"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )

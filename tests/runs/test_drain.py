@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import kombu.exceptions
@@ -18,7 +19,7 @@ from apps.runs.blocks import envelope
 from apps.runs.engine import drain_queued, executor
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start
-from tests.runs.helpers import chain, published_flow, record_s0_elsewhere
+from tests.runs.helpers import chain, definition, node, published_flow, record_s0_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -215,3 +216,90 @@ def test_a_run_started_while_the_broker_is_down_is_kept_for_the_reconciler(
     monkeypatch.undo()
     tasks.drain()  # later, the next drain (or the reconciler's re-drive) advances it
     assert statuses([started.run]) == ["succeeded"]
+
+
+def test_a_wait_ended_while_a_worker_holds_the_run_is_not_lost(
+    workspace, builder_user, test_database_url, monkeypatch
+):
+    """A decision resumes one branch while a worker advances another (a retry, say): the
+    worker must not park the run as waiting on the step that was just resumed."""
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node("pause", "util.delay", seconds=3600),
+                node("calc", "transform.set", values={"n": "trigger.body.n"}),
+            ],
+            [("start", "pause"), ("start", "calc")],
+        ),
+    )
+    [run] = queue_runs(flow, 1)
+    drain_now()
+    assert statuses([run]) == ["waiting"]
+    Run.objects.filter(pk=run.pk).update(status="running")  # due again, as for a retry
+    real_settle = executor._RunExecutor._settle
+
+    def resumed_meanwhile(self) -> None:
+        with psycopg.connect(test_database_url, autocommit=True) as other:
+            other.execute(
+                "UPDATE runs_steprun SET status = 'resuming', resume_signal = '{}'"
+                " WHERE run_id = %s AND node_id = 'pause'",
+                [run.id],
+            )
+            other.execute("UPDATE runs_run SET status = 'queued' WHERE id = %s", [run.id])
+        real_settle(self)
+
+    monkeypatch.setattr(executor._RunExecutor, "_settle", resumed_meanwhile)
+    executor.advance(run.id)
+    monkeypatch.undo()
+
+    assert statuses([run]) == ["queued"]
+    drain_now()
+    assert statuses([run]) == ["succeeded"]
+
+
+def cancel_elsewhere(database_url: str, run: Run) -> None:
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("UPDATE runs_run SET status = 'cancelled' WHERE id = %s", [run.id])
+
+
+def test_a_run_cancelled_before_its_batch_gives_it_back_stays_cancelled(
+    flow, test_database_url, monkeypatch
+):
+    runs = queue_runs(flow, 3)
+    real_give_back = executor._Batch.give_back_unstarted
+
+    def cancel_then_give_back(self) -> bool:
+        if self.unstarted:
+            cancel_elsewhere(test_database_url, runs[2])
+        return real_give_back(self)
+
+    monkeypatch.setattr(executor._Batch, "give_back_unstarted", cancel_then_give_back)
+    monkeypatch.setattr(registry.get("transform.set"), "calls_out", True)
+    drain_now()
+
+    assert statuses(runs) == ["succeeded", "succeeded", "cancelled"]
+    cancelled = Run.objects.get(pk=runs[2].pk)
+    assert cancelled.lease_owner == "" and not StepRun.objects.filter(run=cancelled).exists()
+
+
+def test_a_run_cancelled_while_it_waits_its_turn_in_the_batch_runs_no_step(
+    flow, test_database_url, monkeypatch
+):
+    runs = queue_runs(flow, 2)
+    transform = registry.get("transform.set")
+    real_execute = transform.execute
+
+    def slow_first_run(self, ctx, config, data):  # type: ignore[no-untyped-def]
+        if str(ctx.run_id) == str(runs[0].id) and ctx.node_id == "s0":
+            cancel_elsewhere(test_database_url, runs[1])
+            time.sleep(0.6)  # past the half second after which a run's status is read again
+        return real_execute(self, ctx, config, data)
+
+    monkeypatch.setattr(transform, "execute", slow_first_run)
+    drain_now()
+
+    assert statuses(runs) == ["succeeded", "cancelled"]
+    assert not StepRun.objects.filter(run=runs[1]).exists()

@@ -95,10 +95,16 @@ def retry_scheduled(run: Run, delay: float) -> None:
 def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool = False) -> None:
     updated = (
         Run.objects.filter(pk=run.pk)
-        .exclude(status__in=TERMINAL_RUN_STATUSES)
+        .exclude(status__in=(*TERMINAL_RUN_STATUSES, RunStatus.QUEUED))
         .update(status=status, wake_at=wake_at, updated_at=timezone.now())
     )
     if not updated:
+        # A wait of this run ended (a decision, a deadline) while this advance held it:
+        # the run stays queued, and a drain takes it once this advance lets go of it.
+        if Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).exists():
+            from ..tasks import request_drain
+
+            request_drain()
         return
     changed = run.status != status
     run.status, run.wake_at = status, wake_at

@@ -221,7 +221,15 @@ def drain_queued(
         before_claim()
         runs = _claim_queued(owner, batch_size)
         if not runs:
-            return advanced
+            # SKIP LOCKED also passes over a queued run locked for a moment (being cancelled,
+            # resumed twice): look again shortly rather than leave it to the reconciler.
+            if not Run.objects.filter(status=RunStatus.QUEUED, lease_owner="").exists():
+                return advanced
+            if time.monotonic() > deadline:
+                wake_another()
+                return advanced
+            time.sleep(0.02)
+            continue
         if len(runs) == batch_size:
             wake_another()
         advanced += _advance_batch(runs, owner, deadline, wake_another)
@@ -259,10 +267,9 @@ def _advance_batch(
                     batch.give_back_unstarted()
                     break
                 run = batch.unstarted.pop(0)
-                # The claim read the database's clock; move it on to when this run begins.
-                run.database_now += timedelta(seconds=time.monotonic() - claimed_at)
+                executor = _RunExecutor(run, owner, None, None, batch=batch, claimed_at=claimed_at)
                 with continued_trace(run.trace_context), run_span("advance run", run):
-                    _RunExecutor(run, owner, None, None, batch=batch).advance()
+                    executor.advance()
                 done += 1
     except Exception:
         logger.exception("a batch of %d runs failed; advancing them one by one", len(runs))
@@ -283,20 +290,23 @@ def _release_batch(runs: list[Run], owner: str) -> None:
 
 
 def _requeue_unstarted(runs: list[Run], owner: str) -> None:
-    """Give back claimed runs this drain had no time for, as they were before the claim."""
+    """Give back claimed runs this drain had no time for, as they were before the claim.
+    One cancelled meanwhile keeps its end; only its lease is given back."""
+    claimed = Run.objects.filter(pk__in=[run.pk for run in runs], lease_owner=owner)
     for has_steps in (True, False):
-        put_back = Run.objects.filter(
-            pk__in=[run.pk for run in runs if run.has_steps == has_steps], lease_owner=owner
-        )
         # A run that never started shows no start time.
         started_at = {} if has_steps else {"started_at": None}
-        put_back.update(
+        claimed.filter(
+            pk__in=[run.pk for run in runs if run.has_steps == has_steps],
+            status=RunStatus.RUNNING,
+        ).update(
             status=RunStatus.QUEUED,
             lease_owner="",
             lease_expires_at=None,
             deliveries=F("deliveries") - 1,
             **started_at,
         )
+    claimed.update(lease_owner="", lease_expires_at=None)
 
 
 @lru_cache(maxsize=512)
@@ -321,6 +331,7 @@ class _RunExecutor:
         graph: FlowGraph | None,
         *,
         batch: _Batch,
+        claimed_at: float | None = None,
     ):
         self.run = run
         self.owner = owner
@@ -332,7 +343,9 @@ class _RunExecutor:
         self.steps_executed = 0
         self.lease_released = False
         self.response_changed = False
-        self.claimed_at = self.cancel_checked_at = time.monotonic()
+        # When the claim read the database's clock and the run's status (a drain claims a
+        # batch before it starts each run): both are moved on, or looked at again, from then.
+        self.claimed_at = self.cancel_checked_at = claimed_at or time.monotonic()
         self.batch = batch
         batch.before_commit.append(self._store_response)
 
