@@ -7,6 +7,7 @@ a crashed worker's run is re-driven quickly by the reconciler.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 
@@ -121,17 +122,7 @@ def test_a_killed_worker_loses_no_run_and_repeats_no_completed_effect(
 
 
 def test_a_broker_that_lost_every_message_loses_no_run(admin_user, workspace, test_database_url):
-    flow = published_flow(
-        workspace,
-        admin_user,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node("calc", "transform.set", values={"x": "trigger.body.n + 1"}),
-            ],
-            [("start", "calc")],
-        ),
-    )
+    flow = published_flow(workspace, admin_user, plus_one_chain())
     runs = [
         run_start(flow=flow, trigger="manual", payload=envelope({"n": n})).run for n in range(3)
     ]
@@ -147,6 +138,17 @@ def test_a_broker_that_lost_every_message_loses_no_run(admin_user, workspace, te
     assert sorted(Run.objects.get(pk=r.pk).output["x"] for r in runs) == [1, 2, 3]
 
 
+def plus_one_chain(*then: dict) -> dict:
+    """A manual trigger, ``calc`` (x = n + 1), then ``then`` in a line."""
+    nodes = [
+        node("start", "trigger.manual"),
+        node("calc", "transform.set", values={"x": "trigger.body.n + 1"}),
+        *then,
+    ]
+    ids = [item["id"] for item in nodes]
+    return definition(nodes, list(itertools.pairwise(ids)))
+
+
 def time_ago(seconds: float):
     from datetime import timedelta
 
@@ -160,18 +162,8 @@ def test_two_workers_draining_one_burst_run_each_run_once(admin_user, workspace,
     each step once, whichever worker took it."""
     from django.db import transaction
 
-    flow = published_flow(
-        workspace,
-        admin_user,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node("calc", "transform.set", values={"x": "trigger.body.n + 1"}),
-                node("twice", "transform.set", values={"y": "steps.calc.output.x * 2"}),
-            ],
-            [("start", "calc"), ("calc", "twice")],
-        ),
-    )
+    twice = node("twice", "transform.set", values={"y": "steps.calc.output.x * 2"})
+    flow = published_flow(workspace, admin_user, plus_one_chain(twice))
     workers = [
         WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT).start()
         for _ in range(2)

@@ -306,7 +306,7 @@ def _requeue_unstarted(runs: list[Run], owner: str) -> None:
             deliveries=F("deliveries") - 1,
             **started_at,
         )
-    claimed.update(lease_owner="", lease_expires_at=None)
+    _release_batch(runs, owner)
 
 
 @lru_cache(maxsize=512)
