@@ -12,7 +12,7 @@ other apps register (policies, models, approvals, connections).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -130,6 +130,15 @@ class Block:
     def output_ports(cls, config: BlockConfig) -> tuple[str, ...]:
         """Ports for this configuration; blocks with configurable routes override it."""
         return cls.ports
+
+    @classmethod
+    def workspace_problems(
+        cls, config: Any, service: Callable[[str], Any]
+    ) -> list[tuple[str, str]]:
+        """(field, message) for what is wrong with ``config`` in this workspace (a URL
+        outside the connection it names). ``service(name)`` is ``ctx.service`` bound to the
+        workspace. The flow validator calls it when it knows the workspace."""
+        return []
 
     def execute(self, ctx: BlockContext, config: Any, input: Any) -> Result:
         raise BlockError(f"{self.key} cannot be executed", retryable=False)

@@ -130,4 +130,7 @@ class ConnectionTestApi(WorkspaceAPIView):
             workspace=request.workspace, connection_id=connection_id
         )
         outcome = services.connection_test(connection=connection)
-        return Response({"ok": outcome.ok, "stage": outcome.stage, "message": outcome.message})
+        return Response(
+            {"ok": outcome.ok, "stage": outcome.stage, "message": outcome.message},
+            status=outcome.http_status,
+        )

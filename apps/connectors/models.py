@@ -37,3 +37,22 @@ class Connection(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EgressSettings(models.Model):
+    """A workspace's egress allow-list (Settings → Egress): host names and networks its
+    flows and connections may reach although they are private or special-purpose (an API
+    in the office network). Added to the environment's ``SSRF_ALLOWLIST``; cloud metadata
+    addresses stay refused whatever is listed."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    allowlist = models.JSONField(default=list)  # lower-case host names and CIDR networks
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"egress settings of {self.workspace_id}"

@@ -9,7 +9,7 @@ from django.http import Http404
 
 from apps.flows.models import Flow
 
-from .models import Connection
+from .models import Connection, EgressSettings
 
 
 def connection_list(*, workspace: Any) -> QuerySet[Connection]:
@@ -47,3 +47,10 @@ def _uses(flow: Flow, name: str) -> bool:
         for node in (definition or {}).get("nodes", [])
         if isinstance(node, dict)
     )
+
+
+def egress_allowlist_get(*, workspace_id: Any) -> list[str]:
+    """The workspace's own egress allow-list (empty until an admin saves one). Read at each
+    use, so a change applies to the next request without a restart."""
+    found = EgressSettings.objects.filter(workspace_id=workspace_id).first()
+    return list(found.allowlist) if found else []

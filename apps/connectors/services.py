@@ -16,9 +16,12 @@ from pydantic import ValidationError
 
 from apps.audit.services import audit_record
 from apps.blocks.base import BlockError
+from apps.core.egress import MAX_ALLOWLIST_ENTRIES, allowlist_entry_check
+from apps.core.http import egress_allowed
 
 from .crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets, reencrypt
-from .models import Connection
+from .models import Connection, EgressSettings
+from .selectors import egress_allowlist_get
 from .types import (
     ConnectionHandle,
     ConnectionTypeError,
@@ -175,7 +178,8 @@ def connection_test(*, connection: Connection) -> TestOutcome:
     connection_type = connection_type_get(connection.type)
     try:
         config = connection_type.Config.model_validate(connection.config)
-        outcome = connection_type.test(config, decrypt_secrets(connection.secrets_encrypted))
+        with egress_allowed(egress_allowlist_get(workspace_id=connection.workspace_id)):
+            outcome = connection_type.test(config, decrypt_secrets(connection.secrets_encrypted))
     except SecretsUnreadable as error:
         outcome = TestOutcome(False, "config", str(error))
     except ValidationError as error:
@@ -209,6 +213,10 @@ class WorkspaceConnections:
     def __init__(self, workspace_id: Any) -> None:
         self.workspace_id = workspace_id
 
+    def egress_allowlist(self) -> list[str]:
+        """The workspace's egress allow-list (Settings → Egress), for ``egress_allowed``."""
+        return egress_allowlist_get(workspace_id=self.workspace_id)
+
     def get(self, name: str, *, type: str | tuple[str, ...] | None = None) -> ConnectionHandle:
         connection = Connection.objects.filter(workspace_id=self.workspace_id, name=name).first()
         if connection is None:
@@ -231,3 +239,31 @@ class WorkspaceConnections:
             config=connection_type.Config.model_validate(connection.config),
             secrets=secrets,
         )
+
+
+def egress_settings_save(*, workspace: Any, actor: Any, allowlist: list[str]) -> EgressSettings:
+    """Replace the workspace's egress allow-list, audited with before and after. Raises
+    ConnectionInvalid naming the first entry that is not a host name or a narrow enough
+    network. Takes effect for the next request: it is read at each use."""
+    try:
+        entries = sorted({allowlist_entry_check(entry) for entry in allowlist if entry.strip()})
+    except ValueError as error:
+        raise ConnectionInvalid(str(error), {"allowlist": str(error)}) from None
+    if len(entries) > MAX_ALLOWLIST_ENTRIES:
+        message = f"at most {MAX_ALLOWLIST_ENTRIES} entries"
+        raise ConnectionInvalid(message, {"allowlist": message})
+    with transaction.atomic():
+        current, _ = EgressSettings.objects.select_for_update().get_or_create(workspace=workspace)
+        before = list(current.allowlist)
+        current.allowlist, current.updated_by = entries, actor
+        current.save()
+        audit_record(
+            workspace_id=workspace.id,
+            action="settings.egress_changed",
+            actor=actor,
+            object_type="workspace",
+            object_id=workspace.id,
+            summary=f"Egress allow-list: {len(entries)} entries",
+            data={"before": {"allowlist": before}, "after": {"allowlist": entries}},
+        )
+    return current

@@ -38,11 +38,18 @@ class SecretField:
 @dataclass(frozen=True)
 class TestOutcome:
     """The result of "Test connection". ``stage`` is one of ``ok``, ``dns``, ``refused``,
-    ``timeout``, ``tls``, ``auth``, ``config``, ``error``."""
+    ``timeout``, ``tls``, ``auth``, ``config``, ``url``, ``error``."""
 
     ok: bool
     stage: str
     message: str
+
+    @property
+    def http_status(self) -> int:
+        """422 when the stored settings themselves cannot be used (a URL that cannot be
+        read, settings that no longer validate): the person must fix them first; any other
+        outcome is a report on the far end, 200."""
+        return 422 if self.stage in ("url", "config") else 200
 
 
 class ConnectionType(ABC):

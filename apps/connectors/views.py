@@ -123,7 +123,12 @@ def connection_test_view(request: HttpRequest, connection_id: str) -> HttpRespon
     )
     outcome = services.connection_test(connection=connection)
     if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "connectors/partials/test_result.html", {"outcome": outcome})
+        return render(
+            request,
+            "connectors/partials/test_result.html",
+            {"outcome": outcome},
+            status=outcome.http_status,
+        )
     (messages.success if outcome.ok else messages.error)(request, outcome.message)
     return redirect(_detail_url(request, connection))
 

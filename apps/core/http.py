@@ -1,10 +1,12 @@
 """The one outbound HTTP client, with an SSRF guard.
 
-Every request to a user-supplied URL goes through ``safe_client()``: the host is resolved
-and refused when any address is loopback, private, link-local, CGNAT, multicast, reserved
-or a cloud metadata address (IPv4 and IPv6 alike), unless it is on the allow-list an admin
-configured. The check runs in the transport, so every redirect hop is checked again.
-Only http and https are allowed.
+Every request to a user-supplied URL goes through ``safe_client()`` (or its asyncio twin
+``safe_async_client()``). Each hop, redirects included, is read strictly and its host
+resolved once; the connection goes to exactly the address that was checked, so DNS
+rebinding cannot swap in an internal one (apps/core/egress.py). Special-purpose and cloud
+metadata addresses are refused (apps/core/special_addresses.py) unless an admin allow-listed
+the range (``SSRF_ALLOWLIST``, and each workspace's Settings → Egress); metadata never.
+Only http and https are allowed. Proxies from the environment are not used.
 
 Calls made while a run's step executes carry the run's correlation id (``X-Correlation-ID``);
 with tracing on, the httpx instrumentation adds the W3C trace context (apps/core/tracing.py).
@@ -12,96 +14,118 @@ with tracing on, the httpx instrumentation adds the W3C trace context (apps/core
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+import functools
+import ssl
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
+import httpcore
 import httpx
 from django.conf import settings
 
+from .egress import (
+    Allowance,
+    AsyncPinnedBackend,
+    PinnedBackend,
+    SSRFError,
+    UnusableURL,
+    addresses_checked,
+    same_origin,
+    target_check,
+    url_within,
+)
 from .tracing import current_correlation_id
 
-ALLOWED_SCHEMES = {"http", "https"}
-CGNAT = ipaddress.ip_network("100.64.0.0/10")
-METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+__all__ = [
+    "SSRFError",
+    "UnusableURL",
+    "check_url",
+    "credential_scope",
+    "egress_allowed",
+    "internal_async_client",
+    "internal_client",
+    "safe_async_client",
+    "safe_client",
+    "same_origin",
+    "target_check",
+    "url_within",
+]
+
 CORRELATION_HEADER = "X-Correlation-ID"
+MAX_REDIRECTS = 5
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5)
+# The allow-list of the workspace whose work runs now (see ``egress_allowed``).
+_workspace_allowlist: ContextVar[tuple[str, ...]] = ContextVar("egress_allowlist", default=())
 
 
-class SSRFError(httpx.RequestError):
-    """The destination is not allowed. Permanent: retrying cannot help."""
+@contextmanager
+def egress_allowed(entries: Iterable[str]) -> Iterator[None]:
+    """Safe clients made inside also allow ``entries``: a workspace's own allow-list (Settings
+    → Egress), set by whoever knows the workspace (a block, the connection test) so that
+    code deeper down (an OAuth2 token request) needs no extra argument."""
+    token = _workspace_allowlist.set(tuple(entries))
+    try:
+        yield
+    finally:
+        _workspace_allowlist.reset(token)
 
 
-def _allowed_networks(allow: Iterable[str]) -> tuple[set[str], list[ipaddress._BaseNetwork]]:
-    hosts, networks = set(), []
-    for entry in allow:
-        entry = entry.strip().lower()
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            hosts.add(entry)
-    return hosts, networks
-
-
-def is_forbidden_address(address: ipaddress._BaseAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or (isinstance(address, ipaddress.IPv4Address) and address in CGNAT)
-        or (
-            isinstance(address, ipaddress.IPv6Address)
-            and address.sixtofour is not None
-            and is_forbidden_address(address.sixtofour)
-        )
+def _allowance(allow: Iterable[str]) -> Allowance:
+    return Allowance.parse(
+        [*settings.FLOWGATE["SSRF_ALLOWLIST"], *_workspace_allowlist.get(), *allow]
     )
 
 
 def check_url(url: str, *, allow: Iterable[str] = ()) -> None:
-    """Raise SSRFError unless ``url`` may be fetched. Resolves the host name."""
-    parts = urlsplit(url)
-    if parts.scheme not in ALLOWED_SCHEMES:
-        raise SSRFError(f"only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
-        raise SSRFError("the URL has no host")
-    allowed_hosts, allowed_networks = _allowed_networks(
-        [*settings.FLOWGATE["SSRF_ALLOWLIST"], *allow]
-    )
-    if host in allowed_hosts:
-        return
-    if host in METADATA_HOSTS:
-        raise SSRFError(f"{host} is a cloud metadata address")
-    try:
-        infos = socket.getaddrinfo(host, parts.port or 80, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as error:
-        raise httpx.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if any(address in network for network in allowed_networks):
-            continue
-        if is_forbidden_address(address):
-            raise SSRFError(
-                f"{host} resolves to {address}, a private or internal address; "
-                "an admin can allow-list it"
-            )
+    """Raise SSRFError (UnusableURL for a URL that cannot be read) unless ``url`` may be
+    fetched. Resolves the host name; the clients below check again when they connect."""
+    target = target_check(url)
+    addresses_checked(target.host, target.port, _allowance(allow))
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: making one costs milliseconds (it loads the
+    CA bundle), more than a call to a nearby API, so clients made per call share it."""
+    return httpx.create_ssl_context()
+
+
+def _pool_options() -> dict[str, Any]:
+    return {
+        "ssl_context": _ssl_context(),
+        "max_connections": LIMITS.max_connections,
+        "max_keepalive_connections": LIMITS.max_keepalive_connections,
+        "keepalive_expiry": LIMITS.keepalive_expiry,
+    }
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, *, allow: Iterable[str] = (), **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(**kwargs)
-        self._allow = tuple(allow)
+    """An httpx transport whose connections go through PinnedBackend."""
+
+    def __init__(self, *, allow: Iterable[str] = ()) -> None:
+        # Not calling HTTPTransport.__init__: it would build a pool that resolves names.
+        self._pool = httpcore.ConnectionPool(
+            **_pool_options(), network_backend=PinnedBackend(_allowance(allow))
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        check_url(str(request.url), allow=self._allow)
+        target_check(request.url)
         return super().handle_request(request)
+
+
+class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
+    """The asyncio twin of GuardedTransport."""
+
+    def __init__(self, *, allow: Iterable[str] = ()) -> None:
+        self._pool = httpcore.AsyncConnectionPool(  # type: ignore[assignment]
+            **_pool_options(), network_backend=AsyncPinnedBackend(_allowance(allow))
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        target_check(request.url)
+        return await super().handle_async_request(request)
 
 
 def _send_correlation_id(request: httpx.Request) -> None:
@@ -111,17 +135,87 @@ def _send_correlation_id(request: httpx.Request) -> None:
         request.headers[CORRELATION_HEADER] = correlation_id
 
 
+CREDENTIAL_SCOPE = "flowgate.credential_scope"
+
+
+def credential_scope(base_url: str, header_names: Iterable[str]) -> dict[str, Any]:
+    """Request ``extensions`` saying which headers are a connection's credentials and the
+    base URL they belong to: any hop (a redirect) outside it goes without them. httpx
+    copies extensions to each redirect request, so a shared client works as well."""
+    return {CREDENTIAL_SCOPE: (base_url, tuple(name.lower() for name in header_names))}
+
+
+def _keep_credentials_in_scope(request: httpx.Request) -> None:
+    """Once a hop leaves the scope, the headers are removed; later hops are built from it,
+    so they stay removed even back on the base URL."""
+    scope = request.extensions.get(CREDENTIAL_SCOPE)
+    if scope and not url_within(request.url, scope[0]):
+        for name in scope[1]:
+            request.headers.pop(name, None)
+
+
+REQUEST_HOOKS = (_send_correlation_id, _keep_credentials_in_scope)
+
+
+class _GuardedClient(httpx.Client):
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        return super().build_request(method, _readable(url), **kwargs)
+
+
+class _AsyncGuardedClient(httpx.AsyncClient):
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        return super().build_request(method, _readable(url), **kwargs)
+
+
+def _readable(url: Any) -> httpx.URL:
+    """httpx raises InvalidURL (not a RequestError) for a URL it cannot parse; callers
+    catch SSRFError, so they answer with a message instead of crashing."""
+    try:
+        return httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as error:
+        raise UnusableURL(f"the URL cannot be used: {error}") from None
+
+
 def safe_client(
-    *, allow: Iterable[str] = (), timeout: float | None = None, follow_redirects: bool = True
+    *,
+    allow: Iterable[str] = (),
+    timeout: float | None = None,
+    follow_redirects: bool = True,
 ) -> httpx.Client:
-    """An httpx client whose every request (and redirect) passes the SSRF guard."""
-    return httpx.Client(
-        transport=GuardedTransport(allow=allow, retries=0),
+    """An httpx client whose every request (and redirect) passes the SSRF guard.
+
+    ``allow``: allow-list entries on top of ``SSRF_ALLOWLIST`` and of the workspace's list
+    (``egress_allowed``), fixed when the client is made. Requests sent with
+    ``extensions=credential_scope(...)`` keep those headers to that base URL."""
+    return _GuardedClient(
+        transport=GuardedTransport(allow=allow),
         timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
         follow_redirects=follow_redirects,
-        max_redirects=5,
+        max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": "Flowgate/1"},
-        event_hooks={"request": [_send_correlation_id]},
+        event_hooks={"request": list(REQUEST_HOOKS)},
+    )
+
+
+def safe_async_client(
+    *,
+    allow: Iterable[str] = (),
+    timeout: float | None = None,
+    follow_redirects: bool = True,
+) -> httpx.AsyncClient:
+    """``safe_client`` for asyncio code: the same guard, the same pinning."""
+
+    async def run_hooks(request: httpx.Request) -> None:
+        for hook in REQUEST_HOOKS:
+            hook(request)
+
+    return _AsyncGuardedClient(
+        transport=AsyncGuardedTransport(allow=allow),
+        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        follow_redirects=follow_redirects,
+        max_redirects=MAX_REDIRECTS,
+        headers={"User-Agent": "Flowgate/1"},
+        event_hooks={"request": [run_hooks]},
     )
 
 
@@ -131,4 +225,16 @@ def internal_client(*, timeout: float | None = None) -> httpx.Client:
     return httpx.Client(
         timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
         event_hooks={"request": [_send_correlation_id]},
+    )
+
+
+def internal_async_client(*, timeout: float | None = None) -> httpx.AsyncClient:
+    """``internal_client`` for asyncio code."""
+
+    async def send_correlation_id(request: httpx.Request) -> None:
+        _send_correlation_id(request)
+
+    return httpx.AsyncClient(
+        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        event_hooks={"request": [send_correlation_id]},
     )

@@ -152,7 +152,14 @@ class FlowValidateApi(WorkspaceAPIView):
             )
         definition = request.data.get("definition", flow.draft_definition)
         return Response(
-            {"problems": [problem.as_dict() for problem in validate_definition(definition)]}
+            {
+                "problems": [
+                    problem.as_dict()
+                    for problem in validate_definition(
+                        definition, workspace_id=request.workspace.id
+                    )
+                ]
+            }
         )
 
 

@@ -148,8 +148,9 @@ def definition_digest(definition: dict[str, Any]) -> str:
 
 
 # --- validation ------------------------------------------------------------------------
-def validate_definition(definition: Any) -> list[Problem]:
-    """Every problem in ``definition``, each tied to a node and field where possible."""
+def validate_definition(definition: Any, *, workspace_id: Any = None) -> list[Problem]:
+    """Every problem in ``definition``, each tied to a node and field where possible; with
+    ``workspace_id``, also those that depend on the workspace (``Block.workspace_problems``)."""
     if not isinstance(definition, dict):
         return [Problem("a flow definition must be a JSON object")]
     problems: list[Problem] = []
@@ -165,6 +166,8 @@ def validate_definition(definition: Any) -> list[Problem]:
         return [*problems, Problem(f"a flow may have at most {MAX_NODES} nodes", field="nodes")]
     nodes, node_problems = _validate_nodes(raw_nodes)
     problems += node_problems
+    if workspace_id is not None:
+        problems += _workspace_problems(nodes, workspace_id)
     edges, edge_problems = _validate_edges(raw_edges, nodes)
     problems += edge_problems
     problems += _validate_shape(nodes, edges)
@@ -208,6 +211,21 @@ def _validate_nodes(
         problems += config_problems + _node_setting_problems(node_id, raw)
         nodes[node_id] = (block, config)
     return nodes, problems
+
+
+def _workspace_problems(
+    nodes: dict[str, tuple[type[Block], BlockConfig | None]], workspace_id: Any
+) -> list[Problem]:
+    def service(name: str) -> Any:
+        factory = registry.service_factory(name)
+        return factory(workspace_id) if factory else None
+
+    return [
+        Problem(message, node=node_id, field=field)
+        for node_id, (block, config) in nodes.items()
+        if config is not None
+        for field, message in block.workspace_problems(config, service)
+    ]
 
 
 def _node_setting_problems(node_id: str, raw: dict[str, Any]) -> list[Problem]:

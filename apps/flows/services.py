@@ -123,7 +123,7 @@ def flow_draft_save(
             code="conflict",
         )
     flow.refresh_from_db()
-    return SavedDraft(flow, validate_definition(definition))
+    return SavedDraft(flow, validate_definition(definition, workspace_id=flow.workspace_id))
 
 
 @transaction.atomic
@@ -136,7 +136,7 @@ def flow_publish(
     if locked.status == FlowStatus.ARCHIVED:
         raise FlowError("this flow is archived: restore it before publishing", code="conflict")
     definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
-    problems = validate_definition(definition)
+    problems = validate_definition(definition, workspace_id=locked.workspace_id)
     if problems:
         raise FlowError(
             f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
@@ -236,7 +236,7 @@ def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> Flo
 @transaction.atomic
 def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
     """Create a flow from a ``*.flow.json`` document; nothing is created unless it is valid."""
-    problems = validate_definition(document)
+    problems = validate_definition(document, workspace_id=workspace.id)
     if problems:
         raise FlowError("the file is not a valid Flowgate flow", problems=problems)
     return flow_create(

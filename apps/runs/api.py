@@ -127,7 +127,7 @@ class TestRunApi(WorkspaceAPIView):
         data.is_valid(raise_exception=True)
         from apps.flows.definition import validate_definition
 
-        problems = validate_definition(flow.draft_definition)
+        problems = validate_definition(flow.draft_definition, workspace_id=flow.workspace_id)
         if problems:
             return Response(
                 {

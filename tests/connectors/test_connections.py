@@ -165,7 +165,7 @@ def test_a_dry_run_masks_connection_headers_of_any_name(workspace, admin_user, s
         actor=admin_user,
         name="keyed",
         type="http_api",
-        config={"auth": "header", "header_name": "X-Shop"},
+        config={"auth": "header", "header_name": "X-Shop", "base_url": "https://example.com"},
         secrets={"api_key": SECRET},
     )
     flow = published_flow(workspace, admin_user, _http_flow("https://example.com/x", "keyed"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
@@ -10,10 +11,10 @@ from pydantic import Field
 
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
-from apps.core.http import SSRFError, safe_client
+from apps.core.http import SSRFError, credential_scope, egress_allowed, safe_client
 
 from ..types import connection_reference
-from .connection import AuthFailure, auth_headers, resolve_url
+from .connection import AuthFailure, auth_headers, resolve_url, scope_problem, static_scope_problem
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -53,17 +54,39 @@ class HttpBlock(Block):
     idempotent = True  # sends Idempotency-Key = hash(run, node) on every attempt
     max_attempts = 3
 
+    @classmethod
+    def workspace_problems(
+        cls, config: HttpConfig, service: Callable[[str], Any]
+    ) -> list[tuple[str, str]]:
+        if not config.connection:
+            return []
+        try:
+            connection = service("connections").get(config.connection, type="http_api")
+        except BlockError:
+            return []  # a missing connection is reported when the step runs
+        problem = static_scope_problem(connection.config, config.url)
+        return [("url", problem)] if problem else []
+
     def execute(self, ctx: BlockContext, config: HttpConfig, input: Any) -> Result:
-        request = self._request(ctx, config)
-        if ctx.dry_run:
-            shown = _visible(request, request.pop("connection_headers", ()))
-            return Result(
-                output={"dry_run": True, "request": shown}, meta={"dry_run": True, "request": shown}
-            )
-        request.pop("connection_headers", None)
+        connections = ctx.service("connections")
+        with egress_allowed(connections.egress_allowlist()):
+            request, scope = self._request(ctx, config, connections)
+            if ctx.dry_run:
+                shown = _visible(request, scope[1] if scope else ())
+                return Result(
+                    output={"dry_run": True, "request": shown},
+                    meta={"dry_run": True, "request": shown},
+                )
+            return self._send(config, request, scope)
+
+    def _send(
+        self, config: HttpConfig, request: dict[str, Any], scope: tuple[str, tuple[str, ...]] | None
+    ) -> Result:
         try:
             with safe_client(timeout=config.timeout_seconds) as client:
-                response = client.request(**request)
+                response = client.request(
+                    **request, extensions=credential_scope(*scope) if scope else {}
+                )
         except SSRFError as error:
             raise BlockError(f"refused: {error}", retryable=False) from None
         except httpx.TimeoutException:
@@ -75,13 +98,24 @@ class HttpBlock(Block):
             raise BlockError(f"could not reach {request['url']}: {error}", retryable=True) from None
         return self._result(config, request, response)
 
-    def _request(self, ctx: BlockContext, config: HttpConfig) -> dict[str, Any]:
+    def _request(
+        self, ctx: BlockContext, config: HttpConfig, connections: Any
+    ) -> tuple[dict[str, Any], tuple[str, tuple[str, ...]] | None]:
+        """The request to send, and the credential scope (base URL, the header names the
+        connection added) when a connection is used. A URL outside the connection's base
+        URL is refused here, before any credential is fetched or sent."""
         headers = {name: ctx.render(value) for name, value in config.headers.items()}
         headers["Idempotency-Key"] = ctx.idempotency_key
         headers["X-Correlation-ID"] = ctx.correlation_id
-        connection, supplied = None, {}
-        if config.connection:
-            connection = ctx.service("connections").get(config.connection, type="http_api")
+        connection = (
+            connections.get(config.connection, type="http_api") if config.connection else None
+        )
+        url = resolve_url(connection, ctx.render(config.url))
+        scope = None
+        if connection is not None:
+            problem = scope_problem(connection.config, url)
+            if problem:
+                raise BlockError(f"connection {config.connection!r}: {problem}", retryable=False)
             try:
                 supplied = auth_headers(connection)
             except AuthFailure as failure:
@@ -89,19 +123,17 @@ class HttpBlock(Block):
                     f"connection {config.connection!r}: {failure.message}",
                     retryable=failure.retryable,
                 ) from None
+            # A header the step sets under the same name as the connection's would be
+            # overwritten here; the connection's value (its credential) wins.
             headers.update(supplied)
-        request: dict[str, Any] = {
-            "method": config.method,
-            "url": resolve_url(connection, ctx.render(config.url)),
-            "headers": headers,
-            "connection_headers": tuple(supplied),
-        }
+            scope = (connection.config.base_url, tuple(supplied))
+        request: dict[str, Any] = {"method": config.method, "url": url, "headers": headers}
         if config.query:  # an empty params= would drop the URL's own query string
             values = ctx.evaluate_tree(dict(config.query))
             request["params"] = {key: _text(value) for key, value in values.items()}
         if config.body is not None:
             request["json"] = ctx.evaluate_tree(config.body)
-        return request
+        return request, scope
 
     def _result(
         self, config: HttpConfig, request: dict[str, Any], response: httpx.Response

@@ -10,9 +10,17 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from apps.core.http import SSRFError, safe_client
+from apps.core.http import (
+    SSRFError,
+    UnusableURL,
+    credential_scope,
+    safe_client,
+    same_origin,
+    target_check,
+    url_within,
+)
 
 from ..types import ConnectionConfig, ConnectionHandle, ConnectionType, SecretField, TestOutcome
 
@@ -37,6 +45,16 @@ class HttpApiConfig(ConnectionConfig):
     )
     client_id: str = Field(default="", description="OAuth2 client id.")
     scope: str = Field(default="", description="OAuth2 scopes, space-separated (optional).")
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def readable_url(cls, value: str) -> str:
+        if value:
+            try:
+                target_check(value)
+            except SSRFError as error:
+                raise ValueError(str(error)) from None
+        return value
 
     @model_validator(mode="after")
     def oauth2_needs_its_endpoint(self) -> HttpApiConfig:
@@ -64,9 +82,15 @@ class HttpApiConnection(ConnectionType):
         try:
             headers = auth_headers_for(config, secrets)
             with safe_client(timeout=10) as client:
-                response = client.get(config.base_url, headers=headers)
+                response = client.get(
+                    config.base_url,
+                    headers=headers,
+                    extensions=credential_scope(config.base_url, headers),
+                )
         except AuthFailure as failure:
             return TestOutcome(False, failure.stage, failure.message)
+        except UnusableURL as error:
+            return TestOutcome(False, "url", str(error))
         except SSRFError as error:
             return TestOutcome(False, "refused", f"refused by the SSRF guard: {error}")
         except httpx.TimeoutException:
@@ -120,8 +144,11 @@ def _oauth2_token(config: HttpApiConfig, secrets: Mapping[str, str]) -> str:
         return cached[0]
     form = {"grant_type": "client_credentials", **({"scope": config.scope} if config.scope else {})}
     try:
-        with safe_client(timeout=10) as client:
+        # No redirects: a token endpoint has no reason to send the client secret elsewhere.
+        with safe_client(timeout=10, follow_redirects=False) as client:
             response = client.post(config.token_url, data=form, auth=(config.client_id, secret))
+    except UnusableURL as error:
+        raise AuthFailure("url", f"token URL: {error}", retryable=False) from None
     except SSRFError as error:
         raise AuthFailure("refused", f"token URL refused: {error}", retryable=False) from None
     except httpx.RequestError as error:
@@ -174,9 +201,42 @@ def auth_headers(connection: ConnectionHandle) -> dict[str, str]:
     return auth_headers_for(connection.config, connection.secrets)
 
 
+def scope_problem(config: HttpApiConfig, url: str) -> str | None:
+    """Why a step using a connection may not call ``url`` (its credentials belong to the
+    connection's base URL: same scheme, host, port and path prefix), or None."""
+    if not config.base_url:
+        return "the connection has no base URL, so its credentials may go nowhere; set one"
+    if not url_within(url, config.base_url):
+        return f"{url} is not under the connection's base URL {config.base_url}"
+    return None
+
+
+def static_scope_problem(config: HttpApiConfig, template: str) -> str | None:
+    """``scope_problem`` for a URL template as written, before it is filled in: decided
+    when the text up to the first ``{{`` fixes the origin (and, written out, the path);
+    otherwise the check at run time decides."""
+    head, templated = template.split("{{", 1)[0], "{{" in template
+    if not config.base_url:
+        return scope_problem(config, head)
+    if not head.startswith(("http://", "https://")):
+        return None if templated else scope_problem(config, _joined(config.base_url, head))
+    if not templated:
+        return scope_problem(config, head)
+    if "/" not in head.split("://", 1)[1]:
+        return (
+            "write the URL's host out (up to the first '/') when the step uses a "
+            "connection, or make the URL relative to the connection's base URL"
+        )
+    return None if same_origin(head, config.base_url) else scope_problem(config, head)
+
+
+def _joined(base: str, url: str) -> str:
+    return f"{base.rstrip('/')}/{url.lstrip('/')}"
+
+
 def resolve_url(connection: ConnectionHandle | None, url: str) -> str:
     """``url`` as given when absolute; joined to the connection's base URL when relative."""
     if connection is None or url.startswith(("http://", "https://")):
         return url
     base: Any = connection.config.base_url
-    return f"{base.rstrip('/')}/{url.lstrip('/')}" if base else url
+    return _joined(base, url) if base else url
