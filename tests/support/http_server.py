@@ -13,7 +13,9 @@ class CountingServer:
     echo; records each request. ``/redirect?to=URL`` answers 302 to URL; ``/slow?seconds=N``
     answers after N seconds."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
         server = self
@@ -54,9 +56,9 @@ class CountingServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> CountingServer:
