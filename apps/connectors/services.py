@@ -47,12 +47,24 @@ def _validated_config(type_key: str, config: Mapping[str, Any]) -> dict[str, Any
     try:
         model = connection_type.Config.model_validate(dict(config))
     except ValidationError as error:
-        fields = {
-            ".".join(str(part) for part in item["loc"]) or "config": item["msg"]
-            for item in error.errors()
-        }
-        raise ConnectionInvalid("the connection settings are not valid", fields) from None
+        raise ConnectionInvalid("the connection settings are not valid", _fields(error)) from None
     return model.model_dump(mode="json")
+
+
+def _fields(error: ValidationError) -> dict[str, str]:
+    """Field name → message, without pydantic's "Value error, " prefix."""
+    return {
+        ".".join(str(part) for part in item["loc"]) or "config": item["msg"].removeprefix(
+            "Value error, "
+        )
+        for item in error.errors()
+    }
+
+
+def _settings_problem(error: ValidationError) -> str:
+    return "the settings are not valid: " + "; ".join(
+        f"{name}: {message}" for name, message in _fields(error).items()
+    )
 
 
 def _clean_secrets(type_key: str, secrets: Mapping[str, str | None]) -> dict[str, str]:
@@ -183,7 +195,7 @@ def connection_test(*, connection: Connection) -> TestOutcome:
     except SecretsUnreadable as error:
         outcome = TestOutcome(False, "config", str(error))
     except ValidationError as error:
-        outcome = TestOutcome(False, "config", f"the settings are not valid: {error}")
+        outcome = TestOutcome(False, "config", _settings_problem(error))
     Connection.objects.filter(pk=connection.pk).update(
         last_tested_at=timezone.now(),
         last_test_ok=outcome.ok,
@@ -231,13 +243,15 @@ class WorkspaceConnections:
         connection_type = connection_type_get(connection.type)
         try:
             secrets = decrypt_secrets(connection.secrets_encrypted)
+            config = connection_type.Config.model_validate(connection.config)
         except SecretsUnreadable as error:
             raise BlockError(f"connection {name!r}: {error}", retryable=False) from None
+        except ValidationError as error:  # saved before a rule was added
+            raise BlockError(
+                f"connection {name!r}: {_settings_problem(error)}", retryable=False
+            ) from None
         return ConnectionHandle(
-            name=connection.name,
-            type=connection.type,
-            config=connection_type.Config.model_validate(connection.config),
-            secrets=secrets,
+            name=connection.name, type=connection.type, config=config, secrets=secrets
         )
 
 

@@ -139,11 +139,14 @@ def _host(raw: str) -> str:
         raise UnusableURL("the URL cannot be used: it has no host")
     if ":" in host:  # an IPv6 literal
         try:
-            return str(ipaddress.IPv6Address(host))
+            address = ipaddress.IPv6Address(host)
         except ValueError:
+            address = None
+        if address is None or address.scope_id:
             raise UnusableURL(
                 f"the URL cannot be used: {raw!r} is not an IPv6 address (zone ids are refused)"
-            ) from None
+            )
+        return str(address)
     labels = host.split(".")
     if NUMERIC_LABEL.match(labels[-1]):
         try:
