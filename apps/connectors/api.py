@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
+from apps.core.egress import MAX_ALLOWLIST_ENTRIES
 
 from . import selectors, services
 from .models import Connection
@@ -134,3 +136,42 @@ class ConnectionTestApi(WorkspaceAPIView):
             {"ok": outcome.ok, "stage": outcome.stage, "message": outcome.message},
             status=outcome.http_status,
         )
+
+
+class EgressSettingsApi(WorkspaceAPIView):
+    """The workspace's egress allow-list (Settings → Egress), besides the environment's
+    ``SSRF_ALLOWLIST``. ``PUT {"allowlist": [...]}`` replaces it, audited; admins only."""
+
+    capability = Capability.MANAGE_SETTINGS
+
+    class InputSerializer(serializers.Serializer):
+        allowlist = serializers.ListField(
+            child=serializers.CharField(max_length=253), max_length=MAX_ALLOWLIST_ENTRIES
+        )
+
+    request_serializer = {"PUT": InputSerializer}
+
+    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        current = selectors.egress_settings_get(workspace_id=request.workspace.id)
+        return Response(egress_settings_data(current))
+
+    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            saved = services.egress_settings_save(
+                workspace=request.workspace,
+                actor=request.user,
+                allowlist=data.validated_data["allowlist"],
+            )
+        except services.ConnectionInvalid as error:
+            return invalid_response(error)
+        return Response(egress_settings_data(saved))
+
+
+def egress_settings_data(current: Any) -> dict[str, Any]:
+    return {
+        "allowlist": list(current.allowlist),
+        "environment_allowlist": list(settings.FLOWGATE["SSRF_ALLOWLIST"]),
+        "updated_at": current.updated_at,
+    }

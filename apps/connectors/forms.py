@@ -3,6 +3,7 @@ inputs and its secret fields become write-only password inputs (never rendered b
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any, Literal
 
@@ -85,3 +86,22 @@ class ConnectionForm(forms.Form):
                     break
         if not placed:
             self.add_error(None, message)
+
+
+class EgressSettingsForm(forms.Form):
+    """Settings → Egress: the workspace's allow-list (checked by the service)."""
+
+    allowlist = forms.CharField(
+        required=False,
+        label="Allowed private hosts and networks",
+        widget=forms.Textarea({"rows": 6, "placeholder": "crm.office.internal\n10.20.0.0/16"}),
+        help_text=(
+            "One host name or network per line. Flows and connections of this workspace may "
+            "call these although they are private or special-purpose addresses. Cloud "
+            "metadata addresses stay refused whatever is listed."
+        ),
+    )
+
+    def entries(self) -> list[str]:
+        raw = self.cleaned_data.get("allowlist") or ""
+        return [part.strip() for part in re.split(r"[\n,]", raw) if part.strip()]

@@ -49,8 +49,13 @@ def _uses(flow: Flow, name: str) -> bool:
     )
 
 
-def egress_allowlist_get(*, workspace_id: Any) -> list[str]:
-    """The workspace's own egress allow-list (empty until an admin saves one). Read at each
-    use, so a change applies to the next request without a restart."""
+def egress_settings_get(*, workspace_id: Any) -> EgressSettings:
+    """The workspace's egress settings; an empty allow-list until an admin saves one."""
     found = EgressSettings.objects.filter(workspace_id=workspace_id).first()
-    return list(found.allowlist) if found else []
+    return found or EgressSettings(workspace_id=workspace_id)
+
+
+def egress_allowlist_get(*, workspace_id: Any) -> list[str]:
+    """The workspace's own egress allow-list. Read at each use, so a change applies to the
+    next request without a restart."""
+    return list(egress_settings_get(workspace_id=workspace_id).allowlist)

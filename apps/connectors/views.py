@@ -3,6 +3,7 @@ write-only: forms never render them back. htmx requests to ``test`` get a partia
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,7 +14,7 @@ from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability
 
 from . import selectors, services
-from .forms import ConnectionForm
+from .forms import ConnectionForm, EgressSettingsForm
 from .types import ConnectionTypeError, connection_type_get, connection_types
 
 
@@ -143,3 +144,34 @@ def connection_delete_view(request: HttpRequest, connection_id: str) -> HttpResp
     services.connection_delete(connection=connection, actor=request.user)
     messages.success(request, f"Connection {connection.name} deleted.")
     return redirect(reverse("connections:list", kwargs={"workspace_slug": request.workspace.slug}))  # type: ignore[attr-defined]
+
+
+@workspace_view(Capability.MANAGE_SETTINGS)
+def egress_settings_view(request: HttpRequest) -> HttpResponse:
+    """Settings → Egress: which private hosts and networks this workspace may call."""
+    workspace = request.workspace  # type: ignore[attr-defined]
+    current = selectors.egress_settings_get(workspace_id=workspace.id)
+    form = EgressSettingsForm(
+        request.POST or None, initial={"allowlist": "\n".join(current.allowlist)}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.egress_settings_save(
+                workspace=workspace, actor=request.user, allowlist=form.entries()
+            )
+        except services.ConnectionInvalid as error:
+            form.add_error("allowlist", error.message)
+        else:
+            messages.success(request, "Egress allow-list saved; it applies to the next call.")
+            return redirect("connections:egress", workspace_slug=workspace.slug)
+    context = {
+        "form": form,
+        "current": current,
+        "environment": settings.FLOWGATE["SSRF_ALLOWLIST"],
+    }
+    return render(
+        request,
+        "connectors/egress.html",
+        context,
+        status=400 if request.method == "POST" else 200,
+    )
