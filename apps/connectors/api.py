@@ -172,6 +172,6 @@ class EgressSettingsApi(WorkspaceAPIView):
 def egress_settings_data(current: Any) -> dict[str, Any]:
     return {
         "allowlist": list(current.allowlist),
-        "environment_allowlist": list(settings.FLOWGATE["SSRF_ALLOWLIST"]),
+        "environment_allowlist": settings.FLOWGATE["SSRF_ALLOWLIST"],
         "updated_at": current.updated_at,
     }

@@ -139,14 +139,14 @@ def _host(raw: str) -> str:
         raise UnusableURL("the URL cannot be used: it has no host")
     if ":" in host:  # an IPv6 literal
         try:
-            address = ipaddress.IPv6Address(host)
+            literal: ipaddress.IPv6Address | None = ipaddress.IPv6Address(host)
         except ValueError:
-            address = None
-        if address is None or address.scope_id:
+            literal = None
+        if literal is None or literal.scope_id:
             raise UnusableURL(
                 f"the URL cannot be used: {raw!r} is not an IPv6 address (zone ids are refused)"
             )
-        return str(address)
+        return str(literal)
     labels = host.split(".")
     if NUMERIC_LABEL.match(labels[-1]):
         try:
@@ -236,7 +236,9 @@ class PinnedBackend(httpcore.NetworkBackend):
         self._allowance = allowance
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, **options: Any) -> httpcore.NetworkStream:
+    def connect_tcp(  # type: ignore[override]  # options are passed through as given
+        self, host: str, port: int, **options: Any
+    ) -> httpcore.NetworkStream:
         addresses = addresses_checked(host, port, self._allowance)
         for index, address in enumerate(addresses):
             try:
@@ -260,7 +262,7 @@ class AsyncPinnedBackend(httpcore.AsyncNetworkBackend):
         self._allowance = allowance
         self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
+    async def connect_tcp(  # type: ignore[override]  # options are passed through as given
         self, host: str, port: int, **options: Any
     ) -> httpcore.AsyncNetworkStream:
         addresses = await anyio.to_thread.run_sync(addresses_checked, host, port, self._allowance)

@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -73,9 +73,8 @@ def egress_allowed(entries: Iterable[str]) -> Iterator[None]:
 
 
 def _allowance(allow: Iterable[str]) -> Allowance:
-    return Allowance.parse(
-        [*settings.FLOWGATE["SSRF_ALLOWLIST"], *_workspace_allowlist.get(), *allow]
-    )
+    environment = cast(list[str], settings.FLOWGATE["SSRF_ALLOWLIST"])
+    return Allowance.parse([*environment, *_workspace_allowlist.get(), *allow])
 
 
 def check_url(url: str, *, allow: Iterable[str] = ()) -> None:
