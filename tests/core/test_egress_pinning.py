@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
+import httpx
 import pytest
 
 from apps.core.http import SSRFError, safe_async_client, safe_client
@@ -120,3 +122,39 @@ def test_the_async_client_refuses_what_the_sync_client_refuses(listeners):
     with pytest.raises(SSRFError, match="internal address"), safe_client() as client:
         client.get(f"{internal.url}/")
     assert internal.requests == []
+
+
+@pytest.fixture
+def tls_listener(monkeypatch):
+    """An HTTPS listener on CHECKED whose certificate names a.rebind.test, and clients that
+    trust the test CA that signed it."""
+    trustme = pytest.importorskip("trustme")
+    import apps.core.http as http
+
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("a.rebind.test").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    monkeypatch.setattr(http, "_ssl_context", lambda: client_context)
+    server = CountingServer(host=CHECKED)
+    server._server.socket = server_context.wrap_socket(server._server.socket, server_side=True)
+    with server:
+        yield server
+
+
+def test_tls_to_the_pinned_address_still_verifies_the_host_name(tls_listener, monkeypatch):
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if not str(host).endswith(".test"):
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (CHECKED, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with safe_client(allow=ALLOW) as client:
+        assert client.get(f"https://a.rebind.test:{tls_listener.port}/secure").status_code == 200
+        # The same address under a name the certificate does not carry: refused by TLS.
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            client.get(f"https://b.rebind.test:{tls_listener.port}/secure")
+    assert [request["path"] for request in tls_listener.requests] == ["/secure"]
