@@ -89,14 +89,18 @@ def test_the_validate_api_flags_a_host_that_is_not_written_out(
     assert problems and "write the URL's host out" in problems[0]["message"]
 
 
-@pytest.mark.parametrize("trigger", ["manual", "test"])
+@pytest.mark.parametrize(
+    ("trigger", "dry_run"), [("manual", False), ("test", False), ("test", True)]
+)
 def test_a_url_filled_in_at_run_time_cannot_take_the_token_elsewhere(
-    workspace, admin_user, hosts, trigger
+    workspace, admin_user, hosts, trigger, dry_run
 ):
     api, other = hosts
     api_connection(workspace, admin_user, api.url)
     flow = published_flow(workspace, admin_user, call_flow("{{ trigger.body.url }}"))
-    extra = {"draft_definition": flow.draft_definition} if trigger == "test" else {}
+    extra = (
+        {"draft_definition": flow.draft_definition, "dry_run": dry_run} if trigger == "test" else {}
+    )
     run, step = run_call(flow, {"url": f"{other.url}/steal"}, trigger=trigger, **extra)
     assert run.status == "failed"
     assert "not under the connection's base URL" in step.error["message"]
