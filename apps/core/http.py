@@ -72,6 +72,10 @@ def egress_allowed(entries: Iterable[str]) -> Iterator[None]:
         _workspace_allowlist.reset(token)
 
 
+def _default_timeout() -> float:
+    return cast(float, settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"])
+
+
 def _allowance(allow: Iterable[str]) -> Allowance:
     environment = cast(list[str], settings.FLOWGATE["SSRF_ALLOWLIST"])
     return Allowance.parse([*environment, *_workspace_allowlist.get(), *allow])
@@ -188,7 +192,7 @@ def safe_client(
     ``extensions=credential_scope(...)`` keep those headers to that base URL."""
     return _GuardedClient(
         transport=GuardedTransport(allow=allow),
-        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        timeout=timeout or _default_timeout(),
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": "Flowgate/1"},
@@ -210,7 +214,7 @@ def safe_async_client(
 
     return _AsyncGuardedClient(
         transport=AsyncGuardedTransport(allow=allow),
-        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        timeout=timeout or _default_timeout(),
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": "Flowgate/1"},
@@ -222,7 +226,7 @@ def internal_client(*, timeout: float | None = None) -> httpx.Client:
     """A client for Flowgate's own services (model server, registry, OPA) at addresses an
     operator configured, not a user: no SSRF guard, no redirects."""
     return httpx.Client(
-        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        timeout=timeout or _default_timeout(),
         event_hooks={"request": [_send_correlation_id]},
     )
 
@@ -234,6 +238,6 @@ def internal_async_client(*, timeout: float | None = None) -> httpx.AsyncClient:
         _send_correlation_id(request)
 
     return httpx.AsyncClient(
-        timeout=timeout or settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"],
+        timeout=timeout or _default_timeout(),
         event_hooks={"request": [send_correlation_id]},
     )
