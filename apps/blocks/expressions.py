@@ -3,17 +3,22 @@
 Config fields typed ``Expression`` hold CEL source; ``Template`` fields hold text with
 ``{{ expression }}`` placeholders. Both are marked in the block's JSON Schema (``format:
 cel`` / ``format: cel-template``), which is how the flow validator and the canvas find them.
-Expressions are bounded in size; compiled programs are cached.
+Expressions are bounded in size; compiled programs are cached. Expressions with
+comprehension macros run under a time and memory budget in a child process
+(``expression_sandbox``); the rest cost at most linear time in their size and data.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 from functools import lru_cache
 from typing import Annotated, Any
 
 import cel
 from pydantic import Field
+
+from .expression_sandbox import BudgetExceeded, evaluate_bounded, needs_bounds
 
 MAX_EXPRESSION_LENGTH = 4_000
 TEMPLATE_PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
@@ -89,12 +94,28 @@ def _syntax_problem(syntax: re.Match[str]) -> str:
 
 def evaluate(source: str, scope: dict[str, Any]) -> Any:
     program = compile_expression(source)
+    if needs_bounds(source):
+        return _evaluate_bounded(source, scope)
     try:
         return program.execute(scope)
     except KeyError as error:
         raise ExpressionError(source, f"no field {error.args[0]!r}") from None
     except Exception as error:  # the CEL runtime raises several types; all mean "failed"
         raise ExpressionError(source, _clean(str(error)) or type(error).__name__) from None
+
+
+def _evaluate_bounded(source: str, scope: dict[str, Any]) -> Any:
+    try:
+        kind, detail = evaluate_bounded(source, scope)
+    except BudgetExceeded as error:
+        raise ExpressionError(source, str(error)) from None
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise ExpressionError(source, f"its data cannot be evaluated: {error}") from None
+    if kind == "missing":
+        raise ExpressionError(source, f"no field {detail!r}")
+    if kind == "error":
+        raise ExpressionError(source, _clean(detail))
+    return detail
 
 
 def template_expressions(template: str) -> list[str]:

@@ -200,6 +200,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.ratelimit.RedisRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Flowgate API",
@@ -282,6 +283,16 @@ FLOWGATE = {
     "POLICY_MAX_SOURCE_BYTES": env_int("POLICY_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024),
     "POLICY_MAX_INPUT_BYTES": env_int("POLICY_MAX_INPUT_BYTES", 256 * 1024, minimum=1024),
     "POLICY_TIMEOUT_MS": env_int("POLICY_TIMEOUT_MS", 1000, minimum=10),
+    # Bounds on a CEL expression with comprehension macros (evaluated in a child process).
+    "EXPRESSION_TIMEOUT_MS": env_int("EXPRESSION_TIMEOUT_MS", 1000, minimum=10),
+    "EXPRESSION_MAX_MEMORY_MB": env_int("EXPRESSION_MAX_MEMORY_MB", 256, minimum=16),
+    # Requests per window ("<count>/<seconds>"; "0/60" switches a scope off): the REST API
+    # per token (or signed-in user), each flow's webhook, the expression preview per user.
+    "RATE_LIMITS": {
+        "api": env_str("RATE_LIMIT_API", "600/60"),
+        "webhook": env_str("RATE_LIMIT_WEBHOOK", "600/60"),
+        "preview": env_str("RATE_LIMIT_PREVIEW", "60/60"),
+    },
     "HTTP_TIMEOUT_SECONDS": env_float("HTTP_TIMEOUT_SECONDS", 10.0),
     "SSRF_ALLOWLIST": env_list("SSRF_ALLOWLIST", []),
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),

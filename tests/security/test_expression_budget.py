@@ -1,0 +1,60 @@
+"""Expressions run under a time and memory budget (issue 16, "Evaluation is bounded")."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.blocks.expressions import ExpressionError, evaluate, render
+from apps.runs.blocks import envelope
+from apps.runs.models import Run
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+from tests.security.runaway import GREEDY_EXPRESSION, RUNAWAY_EXPRESSION
+from tests.support.waiting import wait_for
+
+
+def test_a_runaway_expression_ends_with_an_error_naming_the_time_budget(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "EXPRESSION_TIMEOUT_MS": 500}
+    with pytest.raises(ExpressionError) as raised:
+        evaluate(RUNAWAY_EXPRESSION, {})
+    assert raised.value.reason == "ran longer than the 0.5 s evaluation budget"
+
+
+def test_an_expression_building_a_huge_string_ends_with_the_memory_budget(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "EXPRESSION_MAX_MEMORY_MB": 64}
+    with pytest.raises(ExpressionError) as raised:
+        render("size: {{ " + GREEDY_EXPRESSION + " }}", {})
+    assert raised.value.reason == "used more than the 64 MiB evaluation memory budget"
+
+
+def test_comprehensions_still_evaluate_with_their_data_and_errors_after_a_runaway(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "EXPRESSION_TIMEOUT_MS": 300}
+    scope = {"trigger": {"body": {"items": [{"amount": 5}, {"amount": 50}]}}}
+    with pytest.raises(ExpressionError):
+        evaluate(RUNAWAY_EXPRESSION, {})
+    # the evaluator that was killed is replaced; nothing of the runaway is left behind
+    big = "trigger.body.items.filter(i, i.amount > 10).map(i, i.amount)"
+    assert evaluate(big, scope) == [50]
+    assert evaluate("trigger.body.items.all(i, i.amount > 1)", scope) is True
+    with pytest.raises(ExpressionError) as raised:
+        evaluate("trigger.body.missing.map(i, i)", scope)
+    assert raised.value.reason == "no field 'missing'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_worker_the_step_fails_with_the_budget_error(workspace, builder_user, celery_worker):
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node("calc", "transform.set", values={"n": RUNAWAY_EXPRESSION}),
+            ],
+            [("start", "calc")],
+        ),
+    )
+    run = run_start(flow=flow, trigger="manual", payload=envelope({})).run
+    wait_for(lambda: Run.objects.get(pk=run.pk).status == "failed", timeout=60)
+    run.refresh_from_db()
+    assert "evaluation budget" in str(run.error)
