@@ -88,3 +88,12 @@ def flow_definition_at(*, flow: Flow, reference: str) -> dict[str, Any]:
     except ValueError:
         raise Http404(f"{reference!r} is neither a version number nor 'draft'.") from None
     return flow_version_get(flow=flow, number=number).definition
+
+
+def flow_webhook_secret(flow: Flow) -> str:
+    """The flow's webhook signing secret in clear ("" when none was generated yet)."""
+    from apps.connectors.crypto import decrypt_secrets
+
+    if not flow.webhook_signing_secret:
+        return ""
+    return str(decrypt_secrets(flow.webhook_signing_secret).get("signing_secret", ""))
