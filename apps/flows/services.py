@@ -23,6 +23,7 @@ from .definition import (
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
+from .selectors import subflow_cycle
 
 
 class FlowError(Exception):
@@ -141,6 +142,13 @@ def flow_publish(
     if problems:
         raise FlowError(
             f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
+        )
+    if cycle := subflow_cycle(
+        workspace_id=locked.workspace_id, slug=locked.slug, definition=definition
+    ):
+        raise FlowError(
+            f"this flow would call itself through sub-flows ({' → '.join(cycle)}); "
+            "a cycle of sub-flows never ends, so it cannot be published"
         )
     decision = evaluate_gate(
         workspace_id=locked.workspace_id,

@@ -296,6 +296,8 @@ FLOWGATE = {
         "webhook": env_str("RATE_LIMIT_WEBHOOK", "600/60"),
         "preview": env_str("RATE_LIMIT_PREVIEW", "60/60"),
     },
+    # How many runs deep sub-flows may nest (a cycle through flows published later ends here).
+    "SUBFLOW_MAX_DEPTH": env_int("SUBFLOW_MAX_DEPTH", 8, minimum=1),
     "HTTP_TIMEOUT_SECONDS": env_float("HTTP_TIMEOUT_SECONDS", 10.0),
     "SSRF_ALLOWLIST": env_list("SSRF_ALLOWLIST", []),
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
