@@ -20,6 +20,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,25 @@ MACRO = re.compile(r"\b(?:map|filter|all|exists|exists_one)\b")
 STARTUP_SECONDS = 20.0
 TIMED_OUT = object()
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+
+
+# One budget for all the expressions of a template or a tree of expressions (a step's
+# config field): many expressions each just under the budget must not add up to minutes.
+clock = time.monotonic
+_deadline: ContextVar[float | None] = ContextVar("expression_deadline", default=None)
+
+
+@contextmanager
+def shared_budget() -> Iterator[None]:
+    """Evaluations inside share one time budget (the outermost ``with`` sets it)."""
+    if _deadline.get() is not None:
+        yield
+        return
+    token = _deadline.set(clock() + budget()[0])
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 class BudgetExceeded(Exception):
@@ -76,10 +99,12 @@ class _Evaluator:
             return TIMED_OUT
         return read_frame(stdout)  # None at end of file: the child died
 
-    def run(self, source: str, scope: dict[str, Any], seconds: float) -> tuple[str, Any]:
+    def run(
+        self, source: str, scope: dict[str, Any], seconds: float, left: float
+    ) -> tuple[str, Any]:
         assert self.process.stdin is not None
         write_frame(self.process.stdin, (source, scope))
-        answer = self._receive(seconds)
+        answer = self._receive(left)
         if answer is not None and answer is not TIMED_OUT:
             return answer
         self.close()
@@ -110,13 +135,17 @@ def evaluate_bounded(source: str, scope: dict[str, Any]) -> tuple[str, Any]:
     """Evaluate in this thread's child: ("value", v), ("missing", field) or ("error", text).
     Raises BudgetExceeded when the time or memory budget is spent (the child is replaced)."""
     seconds, memory = budget()
+    deadline = _deadline.get()
+    left = seconds if deadline is None else min(seconds, deadline - clock())
+    if left <= 0:
+        raise BudgetExceeded(f"ran longer than the {seconds:g} s evaluation budget")
     evaluator: _Evaluator | None = getattr(_local, "evaluator", None)
     if evaluator is None or not evaluator.alive() or evaluator.memory != memory:
         if evaluator is not None and evaluator.owner == os.getpid():
             evaluator.close()
         evaluator = _local.evaluator = _Evaluator(memory)
     try:
-        return evaluator.run(source, scope, seconds)
+        return evaluator.run(source, scope, seconds, left)
     except (BrokenPipeError, EOFError, OSError) as error:
         evaluator.close()
         raise BudgetExceeded(f"the evaluator stopped ({error})") from None

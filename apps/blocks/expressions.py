@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import cel
 from pydantic import Field
 
-from .expression_sandbox import BudgetExceeded, evaluate_bounded, needs_bounds
+from .expression_sandbox import BudgetExceeded, evaluate_bounded, needs_bounds, shared_budget
 
 MAX_EXPRESSION_LENGTH = 4_000
 TEMPLATE_PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
@@ -123,19 +123,27 @@ def template_expressions(template: str) -> list[str]:
 
 
 def render(template: str, scope: dict[str, Any]) -> str:
+    """Substitute each placeholder; all of them share one time budget."""
+
     def substitute(match: re.Match[str]) -> str:
         value = evaluate(match.group(1).strip(), scope)
         return "" if value is None else str(value)
 
-    return TEMPLATE_PLACEHOLDER.sub(substitute, template)
+    with shared_budget():
+        return TEMPLATE_PLACEHOLDER.sub(substitute, template)
 
 
 def evaluate_tree(value: Any, scope: dict[str, Any]) -> Any:
-    """Evaluate every string leaf of a nested dict/list as CEL."""
+    """Evaluate every string leaf of a nested dict/list as CEL, under one time budget."""
+    with shared_budget():
+        return _evaluate_leaves(value, scope)
+
+
+def _evaluate_leaves(value: Any, scope: dict[str, Any]) -> Any:
     if isinstance(value, str):
         return evaluate(value, scope)
     if isinstance(value, dict):
-        return {key: evaluate_tree(item, scope) for key, item in value.items()}
+        return {key: _evaluate_leaves(item, scope) for key, item in value.items()}
     if isinstance(value, list):
-        return [evaluate_tree(item, scope) for item in value]
+        return [_evaluate_leaves(item, scope) for item in value]
     return value

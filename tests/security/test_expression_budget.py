@@ -58,3 +58,20 @@ def test_in_a_worker_the_step_fails_with_the_budget_error(workspace, builder_use
     wait_for(lambda: Run.objects.get(pk=run.pk).status == "failed", timeout=60)
     run.refresh_from_db()
     assert "evaluation budget" in str(run.error)
+
+
+def test_the_expressions_of_a_template_share_one_budget(settings, monkeypatch):
+    """Many expressions each just under the budget must not add up: a template (or a tree
+    of expressions, or a for-each's items) has one budget for all its expressions."""
+    from apps.blocks import expression_sandbox
+
+    settings.FLOWGATE = {**settings.FLOWGATE, "EXPRESSION_TIMEOUT_MS": 1000}
+    ticks = iter(range(100))
+    monkeypatch.setattr(expression_sandbox, "clock", lambda: next(ticks) * 0.6)  # 0.6 s a look
+    template = "{{ [1].map(x, x) }} and {{ [2].map(x, x) }}"
+    with pytest.raises(ExpressionError) as raised:
+        render(template, {})
+    assert raised.value.expression == "[2].map(x, x)"
+    assert raised.value.reason == "ran longer than the 1 s evaluation budget"
+    # each on its own fits the budget
+    assert render("{{ [1].map(x, x) }}", {}) == "[1]"
