@@ -138,6 +138,7 @@ def webhook_deliver(
 HEADER_LIMITS = {
     "idempotency-key": Run._meta.get_field("idempotency_key").max_length,
     "x-event-id": Run._meta.get_field("idempotency_key").max_length,
+    "webhook-id": Run._meta.get_field("idempotency_key").max_length,
     "x-correlation-id": Run._meta.get_field("correlation_id").max_length,
 }
 

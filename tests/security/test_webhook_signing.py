@@ -141,3 +141,12 @@ def test_each_flows_webhook_is_rate_limited(client, settings, workspace, builder
     assert Run.objects.filter(flow=other).count() == 2
     # another flow's budget is its own
     assert deliver(client, flow, {}).status_code == 401
+
+
+def test_a_webhook_id_longer_than_an_idempotency_key_is_400(client, workspace, builder_user):
+    plain = published_flow(
+        workspace, builder_user, definition([node("hook", "trigger.webhook")]), name="Plain"
+    )
+    refused = deliver(client, plain, {"webhook-id": "m" * 201})
+    assert refused.status_code == 400
+    assert "webhook-id header is longer than 200 characters" in refused.json()["error"]["message"]
