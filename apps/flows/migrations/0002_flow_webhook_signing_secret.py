@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flows', '0001_initial'),
+        ("flows", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='flow',
-            name='webhook_secret_rotated_at',
+            model_name="flow",
+            name="webhook_secret_rotated_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='flow',
-            name='webhook_signing_secret',
-            field=models.TextField(blank=True, default=''),
+            model_name="flow",
+            name="webhook_signing_secret",
+            field=models.TextField(blank=True, default=""),
         ),
     ]
