@@ -3,6 +3,7 @@ default that is safe for a developer's machine; production sets the environment.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -322,6 +323,12 @@ if not 0 < FLOWGATE["DRAIN_SECONDS"] <= FLOWGATE["RUN_LEASE_SECONDS"] / 2:
         f"DRAIN_SECONDS must be above 0 and at most half of RUN_LEASE_SECONDS "
         f"({FLOWGATE['RUN_LEASE_SECONDS']}), got {FLOWGATE['DRAIN_SECONDS']}"
     )
+
+for _scope, _limit in FLOWGATE["RATE_LIMITS"].items():
+    if _limit and not re.fullmatch(r"\d+/[1-9]\d*", _limit):
+        raise ConfigurationError(
+            f"RATE_LIMIT_{_scope.upper()} must be <requests>/<seconds>, e.g. 600/60; got {_limit!r}"
+        )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CELERY_TASK_LOG_LEVEL = env_choice("CELERY_TASK_LOG_LEVEL", "WARNING", choices=LOG_LEVELS)
