@@ -18,6 +18,7 @@ import cel
 from apps.core.process_limits import cap_address_space
 
 HEADER = struct.Struct(">I")
+MAX_RESULT_BYTES = 8 * 1024 * 1024
 
 
 def read_frame(stream: BinaryIO) -> Any:
@@ -42,9 +43,14 @@ def answer(source: str, scope: dict[str, Any]) -> tuple[str, Any]:
     except Exception as error:  # the CEL runtime raises several types; all mean "failed"
         return ("error", str(error) or type(error).__name__)
     try:
-        pickle.dumps(value)
+        size = len(pickle.dumps(value))
     except Exception:  # a CEL-specific value; its text is what a template would show
         value = str(value)
+        size = len(value)
+    if size > MAX_RESULT_BYTES:
+        # The parent would hold it in memory (a web process), so the child's budget alone
+        # does not protect it.
+        return ("error", f"its result is larger than the {MAX_RESULT_BYTES >> 20} MiB limit")
     return ("value", value)
 
 

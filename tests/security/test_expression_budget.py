@@ -27,6 +27,14 @@ def test_an_expression_building_a_huge_string_ends_with_the_memory_budget(settin
     assert raised.value.reason == "used more than the 64 MiB evaluation memory budget"
 
 
+def test_a_result_too_large_to_hand_back_is_an_error():
+    thirteen_megabytes = '["' + "x" * 50 + '"]' + ".map(s, s + s + s + s)" * 9
+    with pytest.raises(ExpressionError) as raised:
+        evaluate(thirteen_megabytes, {})
+    assert raised.value.reason == "its result is larger than the 8 MiB limit"
+    assert evaluate(thirteen_megabytes + "[0].size()", {}) == 50 * 4**9
+
+
 def test_comprehensions_still_evaluate_with_their_data_and_errors_after_a_runaway(settings):
     settings.FLOWGATE = {**settings.FLOWGATE, "EXPRESSION_TIMEOUT_MS": 300}
     scope = {"trigger": {"body": {"items": [{"amount": 5}, {"amount": 50}]}}}
