@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
 
 from .models import ApiToken
 from .services import token_digest
@@ -21,11 +23,21 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         secret = header[len(self.keyword) + 1 :].strip()
         token = (
             ApiToken.objects.select_related("user", "workspace")
-            .filter(digest=token_digest(secret), revoked_at__isnull=True)
+            .filter(digest=token_digest(secret))
             .first()
         )
-        if token is None or not token.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid API token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed(
+                f"This API token was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC."
+            )
+        if token.expires_at is not None and token.expires_at <= timezone.now():
+            raise exceptions.AuthenticationFailed(
+                f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC."
+            )
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("This API token's owner is deactivated.")
         self._touch(token)
         return token.user, token
 
@@ -38,3 +50,19 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+class TokenScopePermission(permissions.BasePermission):
+    """A read-only API token may only read: any unsafe method is a 403, on every API view
+    (a default permission class; ``WorkspaceAPIView`` checks it too, in case a view
+    replaces the defaults)."""
+
+    message = "This API token is read-only: it cannot change anything."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        token = request.auth
+        return not (
+            isinstance(token, ApiToken)
+            and token.read_only
+            and request.method not in permissions.SAFE_METHODS
+        )

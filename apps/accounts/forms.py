@@ -1,5 +1,10 @@
+from datetime import datetime, timedelta
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.utils import timezone
+
+from .models import TokenScope
 
 
 class LoginForm(AuthenticationForm):
@@ -14,9 +19,39 @@ class LoginForm(AuthenticationForm):
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
 
 
+EXPIRY_CHOICES = [
+    ("", "Never"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+]
+
+
 class ApiTokenCreateForm(forms.Form):
     name = forms.CharField(
         max_length=100,
         label="Token name",
         help_text="What uses it, e.g. “CI pipeline” or “ERP integration”.",
     )
+    scope = forms.ChoiceField(
+        choices=TokenScope.choices,
+        initial=TokenScope.FULL,
+        required=False,  # full access unless asked otherwise
+        label="Access",
+        help_text="Read-only tokens get 403 on anything that changes data.",
+    )
+    expires_in_days = forms.TypedChoiceField(
+        choices=EXPIRY_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Expires",
+    )
+
+    def clean_scope(self) -> str:
+        return self.cleaned_data.get("scope") or TokenScope.FULL
+
+    def expires_at(self) -> datetime | None:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=days) if days else None

@@ -56,9 +56,15 @@ class Membership(PublicModel):
         return f"{self.user} is {self.role} in {self.workspace}"
 
 
+class TokenScope(models.TextChoices):
+    FULL = "full", "Full access (the owner's role)"
+    READ = "read", "Read-only"
+
+
 class ApiToken(PublicModel):
     """A per-user bearer token for one workspace. Only a SHA-256 digest is stored; the
-    token itself is shown once, when it is created."""
+    token itself is shown once, when it is created. It acts with its owner's role, limited
+    to reading (safe methods) when its scope is ``read``, until ``expires_at`` if set."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -69,9 +75,15 @@ class ApiToken(PublicModel):
     digest = models.CharField(max_length=64, unique=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    scope = models.CharField(max_length=10, choices=TokenScope.choices, default=TokenScope.FULL)
 
     class Meta:
         ordering = ["-created_at"]
+
+    @property
+    def read_only(self) -> bool:
+        return self.scope == TokenScope.READ
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -32,6 +32,11 @@ def api_token_list(*, user: User, workspace_id: UUID | str) -> QuerySet[ApiToken
     return ApiToken.objects.filter(user=user, workspace_id=workspace_id)
 
 
+def workspace_token_list(*, workspace_id: UUID | str) -> QuerySet[ApiToken]:
+    """Every token of every member of the workspace (what an admin oversees)."""
+    return ApiToken.objects.filter(workspace_id=workspace_id).select_related("user")
+
+
 def workspace_member_list(*, workspace: Workspace) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(workspace=workspace)
@@ -40,9 +45,17 @@ def workspace_member_list(*, workspace: Workspace) -> QuerySet[Membership]:
     )
 
 
-def api_token_get(*, user: User, workspace_id: UUID | str, token_id: UUID | str) -> ApiToken:
-    """One of the user's own tokens for the workspace; anyone else's is a 404."""
-    token = api_token_list(user=user, workspace_id=workspace_id).filter(pk=token_id).first()
+def api_token_get(
+    *, user: User, workspace_id: UUID | str, token_id: UUID | str, any_owner: bool = False
+) -> ApiToken:
+    """One of the user's own tokens for the workspace (with ``any_owner``, for admins, any
+    member's); anything else is a 404."""
+    tokens = (
+        workspace_token_list(workspace_id=workspace_id)
+        if any_owner
+        else api_token_list(user=user, workspace_id=workspace_id)
+    )
+    token = tokens.filter(pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
     return token

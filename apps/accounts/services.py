@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ApiToken, Membership, Role, User, Workspace
+from .models import ApiToken, Membership, Role, TokenScope, User, Workspace
 
 TOKEN_PREFIX = "fg_"  # noqa: S105 (a public marker, not a secret)
 
@@ -42,11 +43,26 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class TokenError(Exception):
+    """A token cannot be issued as asked; ``str()`` says why."""
+
+
 @transaction.atomic
-def api_token_create(*, user: User, workspace: Workspace, name: str) -> IssuedToken:
+def api_token_create(
+    *,
+    user: User,
+    workspace: Workspace,
+    name: str,
+    scope: TokenScope | str = TokenScope.FULL,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
     """Issue a token; its secret is in the result only, never stored or logged."""
     from apps.audit.services import audit_record
 
+    if scope not in TokenScope.values:
+        raise TokenError(f"scope must be one of {', '.join(TokenScope.values)}")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise TokenError("the expiry must be in the future")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -54,14 +70,17 @@ def api_token_create(*, user: User, workspace: Workspace, name: str) -> IssuedTo
         name=name,
         prefix=secret[:10],
         digest=token_digest(secret),
+        scope=scope,
+        expires_at=expires_at,
     )
+    until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
     audit_record(
         workspace_id=workspace.id,
         action="api_token.created",
         actor=user,
         object_type="api_token",
         object_id=token.id,
-        summary=f"created API token {name!r} ({token.prefix}…)",
+        summary=f"created API token {name!r} ({token.prefix}…, {token.scope}{until})",
     )
     return IssuedToken(token=token, secret=secret)
 
@@ -79,5 +98,5 @@ def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> None:
             actor=actor or token.user,
             object_type="api_token",
             object_id=token.id,
-            summary=f"revoked API token {token.name!r} ({token.prefix}…)",
+            summary=f"revoked API token {token.name!r} ({token.prefix}…) of {token.user}",
         )

@@ -6,13 +6,19 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import services
 from .decorators import workspace_view
 from .forms import ApiTokenCreateForm, LoginForm
 from .permissions import Capability, can
-from .selectors import api_token_get, api_token_list, workspace_member_list
+from .selectors import (
+    api_token_get,
+    api_token_list,
+    workspace_member_list,
+    workspace_token_list,
+)
 
 
 class LoginView(auth_views.LoginView):
@@ -37,14 +43,19 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
 
 
 def _tokens_page(request: HttpRequest, form: ApiTokenCreateForm, **extra: object) -> HttpResponse:
-    tokens = api_token_list(user=request.user, workspace_id=request.workspace.id)  # type: ignore[arg-type, attr-defined]
-    return render(request, "accounts/tokens.html", {"tokens": tokens, "form": form, **extra})
+    workspace_id = request.workspace.id  # type: ignore[attr-defined]
+    tokens = api_token_list(user=request.user, workspace_id=workspace_id)  # type: ignore[arg-type]
+    is_admin = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+    everyone = workspace_token_list(workspace_id=workspace_id) if is_admin else None
+    context = {"tokens": tokens, "workspace_tokens": everyone, "form": form, "now": timezone.now()}
+    return render(request, "accounts/tokens.html", {**context, **extra})
 
 
 @workspace_view(Capability.VIEW_FLOWS)
 def api_tokens(request: HttpRequest) -> HttpResponse:
-    """The user's own API tokens for this workspace. Creating one shows its secret in this
-    response only; it is never stored and cannot be shown again."""
+    """The user's own API tokens for this workspace (and, for admins, every member's).
+    Creating one shows its secret in this response only; it is never stored and cannot be
+    shown again."""
     if request.method != "POST":
         return _tokens_page(request, ApiTokenCreateForm())
     form = ApiTokenCreateForm(request.POST)
@@ -56,6 +67,8 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         user=request.user,  # type: ignore[arg-type]
         workspace=request.workspace,  # type: ignore[attr-defined]
         name=form.cleaned_data["name"],
+        scope=form.cleaned_data["scope"],
+        expires_at=form.expires_at(),
     )
     response = _tokens_page(request, ApiTokenCreateForm(), issued=issued)
     response["Cache-Control"] = "no-store"  # the page holds a secret
@@ -65,7 +78,14 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @workspace_view(Capability.VIEW_FLOWS)
 @require_POST
 def api_token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
-    token = api_token_get(user=request.user, workspace_id=request.workspace.id, token_id=token_id)  # type: ignore[arg-type, attr-defined]
+    token = api_token_get(
+        user=request.user,  # type: ignore[arg-type]
+        workspace_id=request.workspace.id,  # type: ignore[attr-defined]
+        token_id=token_id,
+        any_owner=can(request.membership, Capability.MANAGE_SETTINGS),  # type: ignore[attr-defined]
+    )
     services.api_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
-    messages.success(request, f"Revoked “{token.name}”. Requests with it now get 401.")
+    messages.success(
+        request, f"Revoked “{token.name}” of {token.user}. Requests with it now get 401."
+    )
     return redirect("settings:tokens", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]

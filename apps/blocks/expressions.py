@@ -3,17 +3,22 @@
 Config fields typed ``Expression`` hold CEL source; ``Template`` fields hold text with
 ``{{ expression }}`` placeholders. Both are marked in the block's JSON Schema (``format:
 cel`` / ``format: cel-template``), which is how the flow validator and the canvas find them.
-Expressions are bounded in size; compiled programs are cached.
+Expressions are bounded in size; compiled programs are cached. Expressions with
+comprehension macros run under a time and memory budget in a child process
+(``expression_sandbox``); the rest cost at most linear time in their size and data.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 from functools import lru_cache
 from typing import Annotated, Any
 
 import cel
 from pydantic import Field
+
+from .expression_sandbox import BudgetExceeded, evaluate_bounded, needs_bounds, shared_budget
 
 MAX_EXPRESSION_LENGTH = 4_000
 TEMPLATE_PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
@@ -89,6 +94,8 @@ def _syntax_problem(syntax: re.Match[str]) -> str:
 
 def evaluate(source: str, scope: dict[str, Any]) -> Any:
     program = compile_expression(source)
+    if needs_bounds(source):
+        return _evaluate_bounded(source, scope)
     try:
         return program.execute(scope)
     except KeyError as error:
@@ -97,24 +104,46 @@ def evaluate(source: str, scope: dict[str, Any]) -> Any:
         raise ExpressionError(source, _clean(str(error)) or type(error).__name__) from None
 
 
+def _evaluate_bounded(source: str, scope: dict[str, Any]) -> Any:
+    try:
+        kind, detail = evaluate_bounded(source, scope)
+    except BudgetExceeded as error:
+        raise ExpressionError(source, str(error)) from None
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise ExpressionError(source, f"its data cannot be evaluated: {error}") from None
+    if kind == "missing":
+        raise ExpressionError(source, f"no field {detail!r}")
+    if kind == "error":
+        raise ExpressionError(source, _clean(detail))
+    return detail
+
+
 def template_expressions(template: str) -> list[str]:
     return [match.strip() for match in TEMPLATE_PLACEHOLDER.findall(template)]
 
 
 def render(template: str, scope: dict[str, Any]) -> str:
+    """Substitute each placeholder; all of them share one time budget."""
+
     def substitute(match: re.Match[str]) -> str:
         value = evaluate(match.group(1).strip(), scope)
         return "" if value is None else str(value)
 
-    return TEMPLATE_PLACEHOLDER.sub(substitute, template)
+    with shared_budget():
+        return TEMPLATE_PLACEHOLDER.sub(substitute, template)
 
 
 def evaluate_tree(value: Any, scope: dict[str, Any]) -> Any:
-    """Evaluate every string leaf of a nested dict/list as CEL."""
+    """Evaluate every string leaf of a nested dict/list as CEL, under one time budget."""
+    with shared_budget():
+        return _evaluate_leaves(value, scope)
+
+
+def _evaluate_leaves(value: Any, scope: dict[str, Any]) -> Any:
     if isinstance(value, str):
         return evaluate(value, scope)
     if isinstance(value, dict):
-        return {key: evaluate_tree(item, scope) for key, item in value.items()}
+        return {key: _evaluate_leaves(item, scope) for key, item in value.items()}
     if isinstance(value, list):
-        return [evaluate_tree(item, scope) for item in value]
+        return [_evaluate_leaves(item, scope) for item in value]
     return value

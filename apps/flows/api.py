@@ -61,6 +61,7 @@ def flow_detail(flow: Flow) -> dict[str, Any]:
             "updated_at": flow.updated_at,
         },
         "webhook_path": f"/hooks/{flow.webhook_token}",
+        "webhook_signing": webhook_signing(flow),
     }
 
 
@@ -249,6 +250,33 @@ class FlowArchiveApi(WorkspaceAPIView):
     def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response(flow_summary(services.flow_archive(flow=flow, actor=request.user)))
+
+
+def webhook_signing(flow: Flow) -> dict[str, Any]:
+    return {
+        "signing_secret_set": bool(flow.webhook_signing_secret),
+        "rotated_at": flow.webhook_secret_rotated_at,
+    }
+
+
+class FlowWebhookSecretApi(WorkspaceAPIView):
+    """GET: whether the flow has a webhook signing secret. POST (admins): generate or rotate
+    it; the answer holds the secret, which is never shown again."""
+
+    capability = Capability.VIEW_FLOWS
+
+    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+        flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+        return Response(webhook_signing(flow))
+
+    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+        if not self.has_capability(Capability.MANAGE_SETTINGS):
+            self.permission_denied(request, message="Only an admin can rotate a signing secret.")
+        flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+        secret = services.flow_webhook_secret_rotate(flow=flow, actor=request.user)
+        response = Response({**webhook_signing(flow), "secret": secret}, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class FlowExportApi(WorkspaceAPIView):

@@ -24,5 +24,10 @@ urlpatterns = [
         "flows/<uuid:flow_id>/duplicate/", api.FlowDuplicateApi.as_view(), name="api-flow-duplicate"
     ),
     path("flows/<uuid:flow_id>/archive/", api.FlowArchiveApi.as_view(), name="api-flow-archive"),
+    path(
+        "flows/<uuid:flow_id>/webhook-secret/",
+        api.FlowWebhookSecretApi.as_view(),
+        name="api-flow-webhook-secret",
+    ),
     path("flows/<uuid:flow_id>/export/", api.FlowExportApi.as_view(), name="api-flow-export"),
 ]

@@ -25,7 +25,9 @@ class Flow(WorkspaceOwned):
 
     ``draft_revision`` increases on every save so two editors cannot silently overwrite each
     other (a save names the revision it started from). ``webhook_token`` is the secret in
-    the flow's webhook URL and the HMAC key for signed deliveries.
+    the flow's webhook URL; signed deliveries (``auth: hmac``) are checked with a secret of
+    their own, ``webhook_signing_secret`` (a Standard Webhooks ``whsec_`` key, encrypted at
+    rest like connection secrets, shown once when an admin generates or rotates it).
     """
 
     slug = models.SlugField(max_length=80)
@@ -39,6 +41,8 @@ class Flow(WorkspaceOwned):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     webhook_token = models.CharField(max_length=64, default=_webhook_token, unique=True)
+    webhook_signing_secret = models.TextField(blank=True, default="")
+    webhook_secret_rotated_at = models.DateTimeField(null=True, blank=True)
     latest_version = models.ForeignKey(
         "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -88,3 +88,49 @@ def flow_definition_at(*, flow: Flow, reference: str) -> dict[str, Any]:
     except ValueError:
         raise Http404(f"{reference!r} is neither a version number nor 'draft'.") from None
     return flow_version_get(flow=flow, number=number).definition
+
+
+def flow_webhook_secret(flow: Flow) -> str:
+    """The flow's webhook signing secret in clear ("" when none was generated yet)."""
+    from apps.connectors.crypto import decrypt_secrets
+
+    if not flow.webhook_signing_secret:
+        return ""
+    return str(decrypt_secrets(flow.webhook_signing_secret).get("signing_secret", ""))
+
+
+SUBFLOW_BLOCKS = ("flow.subflow", "logic.foreach")
+
+
+def subflows_called(definition: dict[str, Any]) -> set[str]:
+    """Slugs of the flows that ``definition``'s sub-flow and for-each nodes run."""
+    return {
+        str(node.get("config", {}).get("flow"))
+        for node in definition.get("nodes", [])
+        if isinstance(node, dict)
+        and node.get("type") in SUBFLOW_BLOCKS
+        and node.get("config", {}).get("flow")
+    }
+
+
+def subflow_cycle(*, workspace_id: Any, slug: str, definition: dict[str, Any]) -> list[str] | None:
+    """The chain of sub-flow calls that leads from ``definition`` (about to be published as
+    flow ``slug``) back to ``slug`` through the other flows' published versions, or None."""
+    path_to: dict[str, list[str]] = {slug: [slug]}
+    pending = [(slug, definition)]
+    while pending:
+        current, current_definition = pending.pop()
+        for called in sorted(subflows_called(current_definition)):
+            if called == slug:
+                return [*path_to[current], called]
+            if called in path_to:
+                continue
+            path_to[called] = [*path_to[current], called]
+            flow = (
+                Flow.objects.filter(workspace_id=workspace_id, slug=called)
+                .select_related("latest_version")
+                .first()
+            )
+            if flow is not None and flow.latest_version is not None:
+                pending.append((called, flow.latest_version.definition))
+    return None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import Membership
@@ -22,6 +23,7 @@ from .definition import (
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
+from .selectors import subflow_cycle
 
 
 class FlowError(Exception):
@@ -140,6 +142,13 @@ def flow_publish(
     if problems:
         raise FlowError(
             f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
+        )
+    if cycle := subflow_cycle(
+        workspace_id=locked.workspace_id, slug=locked.slug, definition=definition
+    ):
+        raise FlowError(
+            f"this flow would call itself through sub-flows ({' → '.join(cycle)}); "
+            "a cycle of sub-flows never ends, so it cannot be published"
         )
     decision = evaluate_gate(
         workspace_id=locked.workspace_id,
@@ -318,3 +327,27 @@ __all__ = [
     "flow_restore",
     "flow_rollback",
 ]
+
+
+@transaction.atomic
+def flow_webhook_secret_rotate(*, flow: Flow, actor: Any) -> str:
+    """Generate a new webhook signing secret for ``flow`` and return it: this is the only
+    time it is shown. The previous secret stops working at once."""
+    from apps.connectors.crypto import encrypt_secrets
+    from apps.connectors.webhook.signing import new_secret
+
+    secret = new_secret()
+    replaced = bool(flow.webhook_signing_secret)
+    flow.webhook_signing_secret = encrypt_secrets({"signing_secret": secret})
+    flow.webhook_secret_rotated_at = timezone.now()
+    flow.save(update_fields=["webhook_signing_secret", "webhook_secret_rotated_at", "updated_at"])
+    audit_record(
+        workspace_id=flow.workspace_id,
+        action="flow.webhook_secret_rotated" if replaced else "flow.webhook_secret_created",
+        actor=actor,
+        object_type="flow",
+        object_id=flow.id,
+        summary=f"{'rotated' if replaced else 'generated'} the webhook signing secret of "
+        f"{flow.name}",
+    )
+    return secret

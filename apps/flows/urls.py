@@ -12,4 +12,5 @@ urlpatterns = [
     path("<uuid:flow_id>/duplicate/", views.flow_duplicate_view, name="duplicate"),
     path("<uuid:flow_id>/archive/", views.flow_archive_view, name="archive"),
     path("<uuid:flow_id>/restore/", views.flow_restore_view, name="restore"),
+    path("<uuid:flow_id>/webhook/", views.flow_webhook_view, name="webhook"),
 ]

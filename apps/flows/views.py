@@ -5,6 +5,7 @@ service and render. The canvas editor is a JavaScript island that talks to the R
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -156,3 +157,29 @@ def flow_editor_view(request: HttpRequest, flow_id: str) -> HttpResponse:
             "can_publish": can(membership, Capability.PUBLISH_FLOWS),
         },
     )
+
+
+@workspace_view(Capability.VIEW_FLOWS)
+def flow_webhook_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+    """The flow's webhook URL and signing secret. An admin's POST generates (or rotates) the
+    secret, shown in this response only."""
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    can_rotate = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+    secret = ""
+    if request.method == "POST":
+        if not can_rotate:
+            raise PermissionDenied("Only an admin can rotate a signing secret.")
+        secret = services.flow_webhook_secret_rotate(flow=flow, actor=request.user)
+    response = render(
+        request,
+        "flows/webhook.html",
+        {
+            "flow": flow,
+            "can_rotate": can_rotate,
+            "secret": secret,
+            "webhook_url": request.build_absolute_uri(f"/hooks/{flow.webhook_token}"),
+        },
+    )
+    if secret:
+        response["Cache-Control"] = "no-store"  # the page holds a secret
+    return response

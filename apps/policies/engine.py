@@ -17,7 +17,9 @@ binding holds the GIL while it evaluates and has no execution-time limit, so an 
 evaluation cannot be interrupted; it is bounded after the fact (a result that arrives past
 the deadline is discarded and denied). Code that is still being written (drafts, test runs,
 the playground) is therefore evaluated by ``sandbox.py`` in a child process that is killed at
-the deadline; only versions whose tests passed there are published.
+the deadline; only versions whose tests passed there are published. What no test can rule
+out and would kill the process (a segfault) is refused for every version before it is
+loaded: recursion (``recursion.py``), and inputs nested deeper than 255 levels.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import orjson
 from django.conf import settings
 
 from .decision import Decision
+from .recursion import recursion_cycle
 
 RULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PACKAGE_LINE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
@@ -108,7 +111,9 @@ def input_size(input: Any) -> int | None:
     flow definition; json still measures what orjson refuses (integers over 64 bits)."""
     try:
         return len(orjson.dumps(input, default=str, option=orjson.OPT_NON_STR_KEYS))
-    except orjson.JSONEncodeError:
+    except orjson.JSONEncodeError as error:
+        if "Recursion" in str(error):
+            return None  # deeper than regorus can walk safely, and a cycle
         try:
             text = json.dumps(input, separators=(",", ":"), ensure_ascii=False, default=str)
         except ValueError:  # a circular reference
@@ -176,6 +181,10 @@ def compile_check(source: str) -> list[CompileError]:
         return [CompileError(1, 1, "the policy must start with a package declaration")]
     try:
         engine = new_regorus_engine(source, max_source_bytes=bound)
+        if cycle := recursion_cycle(engine.get_ast_as_json(), package):
+            names, line, column = cycle
+            message = f"{' → '.join(names)}: rules and functions may not call themselves"
+            return [CompileError(line, column, f"recursion is not allowed: {message}")]
         entry_points = [f"data.{package}.{name}" for name in rule_names(engine)]
         if entry_points:
             regorus.Program.compile_from_modules("{}", [("policy.rego", source)], entry_points)
@@ -307,8 +316,8 @@ def evaluate(
     if not isinstance(input, dict):
         return deny("the policy input must be a JSON object")
     size = input_size(input)
-    if size is None:
-        return deny("the policy input cannot be written as JSON")
+    if size is None:  # also an input nested deeper than orjson's 255 levels (stack safety)
+        return deny("the policy input cannot be written as JSON or nests over 255 levels")
     if size > bounds["max_input_bytes"]:
         return deny(f"the input is {size} bytes, over the {bounds['max_input_bytes']} byte limit")
     try:

@@ -8,13 +8,13 @@ collections costs at most that much time and memory.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from typing import Any
 
 import regorus
 
+from apps.core.process_limits import cap_address_space
 from apps.policies.engine import plain, rule_names
 
 
@@ -55,22 +55,13 @@ def _fired_rules(engine: Any, package: str) -> dict[str, Any]:
     return fired
 
 
-def _address_space_in_use() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
-
-
 def main() -> None:
     job = json.load(sys.stdin)
     memory = int(job["max_memory_bytes"])
     # On top of what is mapped now: importing regorus alone maps about 1 GiB, so a cap
     # of 1 GiB in all was spent before evaluating anything and any new allocation failed
     # (the playground's "rules that fired" died serialising the syntax tree).
-    cap = _address_space_in_use() + memory
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    cap_address_space(memory)
     engine = regorus.Engine()
     engine.set_policy_length_config(
         max_col=2_000,

@@ -14,6 +14,7 @@ from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability
 from apps.audit.redaction import redact, sensitive_keys_for_workspace
 from apps.blocks.expressions import ExpressionError, evaluate
+from apps.core.ratelimit import PreviewRateThrottle, RedisRateThrottle
 from apps.flows.selectors import flow_get
 
 from . import selectors, services
@@ -253,6 +254,7 @@ class BulkRunActionApi(WorkspaceAPIView):
 
 class ExpressionPreviewApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
+    throttle_classes = [RedisRateThrottle, PreviewRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         expression = serializers.CharField(max_length=4000)

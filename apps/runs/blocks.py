@@ -33,7 +33,10 @@ class WebhookConfig(SampleInput):
     )
     auth: Literal["token", "hmac"] = Field(
         default="token",
-        description="token: the secret URL is enough; hmac: also require a signature header.",
+        description=(
+            "token: the secret URL is enough; hmac: also require a Standard Webhooks "
+            "signature made with the flow's signing secret (the flow's Webhook page)."
+        ),
     )
     timeout_seconds: float = Field(
         default=10, gt=0, le=60, description="sync mode: how long to wait."

@@ -1,8 +1,15 @@
-"""The ``subflows`` service: lets flow.subflow and logic.foreach start child runs."""
+"""The ``subflows`` service: lets flow.subflow and logic.foreach start child runs.
+
+Sub-flows nest at most ``FLOWGATE["SUBFLOW_MAX_DEPTH"]`` runs deep: publishing refuses the
+cycles it can see (``flows.selectors.subflow_cycle``), and this limit stops the rest (a cycle
+closed by publishing another flow later, or a very deep chain) with a clear failure.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.conf import settings
 
 from apps.flows.models import Flow
 
@@ -25,6 +32,14 @@ class SubflowService:
         if flow is None:
             raise BlockError(f"there is no flow {flow_slug!r} in this workspace")
         parent = Run.objects.get(pk=parent_run_id)
+        limit = int(settings.FLOWGATE.get("SUBFLOW_MAX_DEPTH", 8))
+        chain = _ancestry(parent, limit)
+        if len(chain) >= limit:
+            path = " → ".join([*reversed(chain), flow_slug])
+            raise BlockError(
+                f"sub-flows nest deeper than the limit of {limit} runs ({path}): a flow that "
+                "calls itself, directly or through others, is stopped here"
+            )
         try:
             started = run_start(
                 flow=flow,
@@ -53,3 +68,16 @@ class SubflowService:
             else None
             for run_id in run_ids
         ]
+
+
+def _ancestry(run: Run, limit: int) -> list[str]:
+    """Slugs of the flows of ``run`` and its parents, nearest first, at most ``limit``."""
+    chain = [run.flow.slug]
+    parent_id = run.parent_run_id
+    while parent_id is not None and len(chain) < limit:
+        parent = (
+            Run.objects.select_related("flow").only("parent_run_id", "flow__slug").get(pk=parent_id)
+        )
+        chain.append(parent.flow.slug)
+        parent_id = parent.parent_run_id
+    return chain

@@ -1,8 +1,9 @@
 """Triggers: webhooks (sync and async), schedules and manual starts.
 
-A webhook delivery is authenticated (the secret URL token; for ``auth: hmac`` also an
-HMAC-SHA256 signature over ``timestamp.body`` within five minutes), deduplicated by its
-event id (``Idempotency-Key`` or ``X-Event-Id`` header), and turned into a run. In ``sync``
+A webhook delivery is authenticated (the secret URL token; for ``auth: hmac`` also a
+Standard Webhooks signature made with the flow's own signing secret, within five minutes,
+never seen before), deduplicated by its event id (``Idempotency-Key``, ``X-Event-Id`` or
+``webhook-id`` header), and turned into a run. In ``sync``
 mode the web process runs the same engine inline and answers with the flow's response;
 if the flow must wait, or runs out of time, the answer is 202 with the run id and a
 worker carries on.
@@ -11,17 +12,19 @@ worker carries on.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.utils import timezone
 
+from apps.connectors.webhook.signing import WINDOW_SECONDS, SignatureRejected, verify
 from apps.core import jsonsafe
+from apps.core.redis_clients import redis_client
 from apps.flows.definition import FlowGraph
 from apps.flows.models import Flow, FlowStatus
+from apps.flows.selectors import flow_webhook_secret
 
 from .blocks import envelope
 from .engine import advance
@@ -29,9 +32,14 @@ from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, Trigger
 from .services import RunError, run_start
 from .tasks import enqueue_advance
 
-SIGNATURE_HEADER = "X-Flowgate-Signature"
-SIGNATURE_WINDOW_SECONDS = 300
-HEADERS_KEPT = ("content-type", "user-agent", "x-event-id", "idempotency-key", "x-request-id")
+HEADERS_KEPT = (
+    "content-type",
+    "user-agent",
+    "x-event-id",
+    "idempotency-key",
+    "x-request-id",
+    "webhook-id",
+)
 
 
 class WebhookRejected(Exception):
@@ -58,26 +66,35 @@ def webhook_flow(token: str) -> Flow:
     return flow
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_signature(
-    secret: str, header: str | None, body: bytes, *, now: float | None = None
-) -> None:
-    if not header:
-        raise WebhookRejected(f"missing {SIGNATURE_HEADER} header", 401)
+def verify_signed_delivery(flow: Flow, headers: dict[str, str], body: bytes) -> None:
+    """For ``auth: hmac``: the request is signed with the flow's own signing secret (never
+    the URL token) and was not received before. Raises WebhookRejected."""
+    secret = flow_webhook_secret(flow)
+    if not secret:
+        raise WebhookRejected(
+            f"{flow.name} has no webhook signing secret yet: an admin generates one on the "
+            "flow's webhook page",
+            401,
+        )
     try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp, given = int(parts["t"]), parts["v1"]
-    except (ValueError, KeyError):
-        raise WebhookRejected(f"malformed {SIGNATURE_HEADER} header", 403) from None
-    if abs((now or time.time()) - timestamp) > SIGNATURE_WINDOW_SECONDS:
-        raise WebhookRejected("the signature timestamp is outside the 5-minute window", 403)
-    expected = sign(secret, timestamp, body).split("v1=")[1]
-    if not hmac.compare_digest(expected, given):
-        raise WebhookRejected("the signature does not match", 403)
+        delivery = verify(secret, headers, body)
+    except SignatureRejected as rejected:
+        raise WebhookRejected(str(rejected), rejected.status) from None
+    remember = (
+        f"flowgate:webhook-delivery:{flow.pk}:{hashlib.sha256(delivery.encode()).hexdigest()}"
+    )
+    try:
+        first = redis_client().set(remember, 1, nx=True, ex=2 * WINDOW_SECONDS)
+    except redis.RedisError:
+        raise WebhookRejected(
+            "cannot check for replayed deliveries now; retry later", 503
+        ) from None
+    if not first:
+        raise WebhookRejected(
+            "this signed request was received before: a replay is refused (sign each delivery "
+            "with a new webhook-timestamp)",
+            409,
+        )
 
 
 def webhook_deliver(
@@ -90,7 +107,7 @@ def webhook_deliver(
         raise WebhookRejected(f"{flow.name} is not started by a webhook", 409)
     config = trigger.config
     if getattr(config, "auth", "token") == "hmac":
-        verify_signature(flow.webhook_token, headers.get(SIGNATURE_HEADER.lower()), body)
+        verify_signed_delivery(flow, headers, body)
     payload = envelope(
         _parse_body(body, content_type),
         headers={key: value for key, value in headers.items() if key in HEADERS_KEPT},
@@ -99,7 +116,9 @@ def webhook_deliver(
         content_type=content_type,
     )
     _check_header_lengths(headers)
-    event_id = headers.get("idempotency-key") or headers.get("x-event-id")
+    event_id = (
+        headers.get("idempotency-key") or headers.get("x-event-id") or headers.get("webhook-id")
+    )
     sync = getattr(config, "mode", "async") == "sync"
     started = run_start(
         flow=flow,
@@ -119,6 +138,7 @@ def webhook_deliver(
 HEADER_LIMITS = {
     "idempotency-key": Run._meta.get_field("idempotency_key").max_length,
     "x-event-id": Run._meta.get_field("idempotency_key").max_length,
+    "webhook-id": Run._meta.get_field("idempotency_key").max_length,
     "x-correlation-id": Run._meta.get_field("correlation_id").max_length,
 }
 

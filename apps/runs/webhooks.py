@@ -1,11 +1,15 @@
-"""The public webhook endpoint: ``POST /hooks/<token>``. Thin: limits, then triggers."""
+"""The public webhook endpoint: ``POST /hooks/<token>``. Thin: limits (rate per flow, size), then triggers."""
 
 from __future__ import annotations
+
+import hashlib
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from apps.core.ratelimit import hit
 
 from .triggers import WebhookRejected, webhook_deliver
 
@@ -13,6 +17,21 @@ from .triggers import WebhookRejected, webhook_deliver
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, token: str) -> JsonResponse:
+    # Per flow (its URL token), before any work: a flood costs one Redis increment each.
+    if (
+        retry_after := hit(scope="webhook", key=hashlib.sha256(token.encode()).hexdigest())
+    ) is not None:
+        response = JsonResponse(
+            {
+                "error": {
+                    "code": "throttled",
+                    "message": f"too many deliveries to this webhook; retry in {retry_after} s",
+                }
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if int(request.headers.get("Content-Length") or 0) > limit:
         return JsonResponse(

@@ -3,6 +3,7 @@ default that is safe for a developer's machine; production sets the environment.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -189,7 +190,10 @@ REST_FRAMEWORK = {
         "apps.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.accounts.authentication.TokenScopePermission",
+    ],
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.FlowgateAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.Pagination",
     "PAGE_SIZE": 50,
@@ -200,6 +204,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.ratelimit.RedisRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Flowgate API",
@@ -282,6 +287,18 @@ FLOWGATE = {
     "POLICY_MAX_SOURCE_BYTES": env_int("POLICY_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024),
     "POLICY_MAX_INPUT_BYTES": env_int("POLICY_MAX_INPUT_BYTES", 256 * 1024, minimum=1024),
     "POLICY_TIMEOUT_MS": env_int("POLICY_TIMEOUT_MS", 1000, minimum=10),
+    # Bounds on a CEL expression with comprehension macros (evaluated in a child process).
+    "EXPRESSION_TIMEOUT_MS": env_int("EXPRESSION_TIMEOUT_MS", 1000, minimum=10),
+    "EXPRESSION_MAX_MEMORY_MB": env_int("EXPRESSION_MAX_MEMORY_MB", 256, minimum=16),
+    # Requests per window ("<count>/<seconds>"; "0/60" switches a scope off): the REST API
+    # per token (or signed-in user), each flow's webhook, the expression preview per user.
+    "RATE_LIMITS": {
+        "api": env_str("RATE_LIMIT_API", "600/60"),
+        "webhook": env_str("RATE_LIMIT_WEBHOOK", "600/60"),
+        "preview": env_str("RATE_LIMIT_PREVIEW", "60/60"),
+    },
+    # How many runs deep sub-flows may nest (a cycle through flows published later ends here).
+    "SUBFLOW_MAX_DEPTH": env_int("SUBFLOW_MAX_DEPTH", 8, minimum=1),
     "HTTP_TIMEOUT_SECONDS": env_float("HTTP_TIMEOUT_SECONDS", 10.0),
     "SSRF_ALLOWLIST": env_list("SSRF_ALLOWLIST", []),
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
@@ -306,6 +323,12 @@ if not 0 < FLOWGATE["DRAIN_SECONDS"] <= FLOWGATE["RUN_LEASE_SECONDS"] / 2:
         f"DRAIN_SECONDS must be above 0 and at most half of RUN_LEASE_SECONDS "
         f"({FLOWGATE['RUN_LEASE_SECONDS']}), got {FLOWGATE['DRAIN_SECONDS']}"
     )
+
+for _scope, _limit in FLOWGATE["RATE_LIMITS"].items():
+    if _limit and not re.fullmatch(r"\d+/[1-9]\d*", _limit):
+        raise ConfigurationError(
+            f"RATE_LIMIT_{_scope.upper()} must be <requests>/<seconds>, e.g. 600/60; got {_limit!r}"
+        )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CELERY_TASK_LOG_LEVEL = env_choice("CELERY_TASK_LOG_LEVEL", "WARNING", choices=LOG_LEVELS)

@@ -16,3 +16,6 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 AXES_FAILURE_LIMIT = 3
 FLOWGATE["ENCRYPTION_KEY"] = "test-only-encryption-key"
+# Generous limits so that suites making many calls are not throttled; tests of a limit
+# lower it with the ``settings`` fixture.
+FLOWGATE["RATE_LIMITS"] = {"api": "100000/60", "webhook": "100000/60", "preview": "100000/60"}

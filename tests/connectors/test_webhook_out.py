@@ -8,17 +8,23 @@ import json
 import pytest
 
 from apps.connectors.services import connection_create, connection_test
+from apps.connectors.webhook.signing import SignatureRejected, verify
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.models import StepRun
 from apps.runs.services import run_start
-from apps.runs.triggers import WebhookRejected, verify_signature
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.http_server import CountingServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SECRET = "whsec-5a6b7c8d"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def verify_request(secret: str, request: dict) -> str:
+    """Check a received request as Flowgate's own webhook endpoint does."""
+    headers = {name.lower(): value for name, value in request["headers"].items()}
+    return verify(secret, headers, request["body"].encode())
 
 
 @pytest.fixture
@@ -73,9 +79,10 @@ def test_the_event_is_signed_so_a_flowgate_webhook_would_accept_it(
     assert run.status == "succeeded", run.error
     [request] = server.requests
     body = request["body"].encode()
-    verify_signature(SECRET, request["headers"]["X-Flowgate-Signature"], body)
-    with pytest.raises(WebhookRejected):
-        verify_signature("another-secret", request["headers"]["X-Flowgate-Signature"], body)
+    verify_request(SECRET, request)
+    with pytest.raises(SignatureRejected):
+        verify_request("whsec_YW5vdGhlci1zZWNyZXQtb2YtMzItYnl0ZXMhISE=", request)
+    assert request["headers"]["webhook-id"] == json.loads(body)["id"]
     event = json.loads(body)
     assert event["type"] == "claim.decided" and event["data"] == {"claim": "C-7"}
     assert request["headers"]["X-Event-Id"] == request["headers"]["Idempotency-Key"] == event["id"]
@@ -109,9 +116,7 @@ def test_a_server_error_is_retryable_and_the_retry_sends_the_same_event_id(
     assert len(server.requests) == 2
     assert len({request["headers"]["X-Event-Id"] for request in server.requests}) == 1
     for request in server.requests:
-        verify_signature(
-            SECRET, request["headers"]["X-Flowgate-Signature"], request["body"].encode()
-        )
+        verify_request(SECRET, request)
 
 
 def test_an_internal_address_is_refused_by_the_ssrf_guard(workspace, admin_user):
@@ -126,5 +131,41 @@ def test_the_test_button_sends_a_signed_ping(workspace, admin_user, allow_loopba
         assert connection_test(connection=connection).ok
         refused = connection_test(connection=connection)
     assert refused.stage == "auth" and "authentication failed" in refused.message
-    ping = server.requests[0]
-    verify_signature(SECRET, ping["headers"]["X-Flowgate-Signature"], ping["body"].encode())
+    verify_request(SECRET, server.requests[0])
+
+
+def webhook_flow_to(url: str) -> dict:
+    flow = webhook_flow()
+    flow["nodes"][1]["config"]["url"] = url
+    return flow
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "http://127.0.0.2:{port}/hooks/in",  # another host
+        "{base}/../admin",  # a path outside the connection's, spelled to look inside
+        "https://127.0.0.1:{port}/hooks/in",  # another scheme
+        "http://127.0.0.1:1/hooks/in",  # another port
+    ],
+)
+def test_the_signing_secret_signs_only_requests_to_the_connections_url(
+    workspace, admin_user, allow_loopback, override
+):
+    with CountingServer() as server, CountingServer() as elsewhere:
+        receiver(workspace, admin_user, f"{server.url}/hooks")
+        url = override.format(port=elsewhere.url.rsplit(":", 1)[1], base=f"{server.url}/hooks")
+        run = run_flow(workspace, admin_user, webhook_flow_to(url), {"claim": "C-1"})
+        assert run.status == "failed"
+        assert "is not under the connection's URL" in run.error["message"]
+        assert server.requests == [] and elsewhere.requests == []
+
+
+def test_a_url_under_the_connections_url_is_signed_and_sent(workspace, admin_user, allow_loopback):
+    with CountingServer() as server:
+        receiver(workspace, admin_user, f"{server.url}/hooks")
+        flow = webhook_flow_to(f"{server.url}/hooks/claims?kind=decided")
+        run = run_flow(workspace, admin_user, flow, {"claim": "C-2"})
+    assert run.status == "succeeded", run.error
+    [request] = server.requests
+    verify_request(SECRET, request)

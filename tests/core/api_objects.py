@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.accounts.services import api_token_create
 from apps.connectors.services import connection_create
 from apps.mlmodels.services import promotion_request_create
 from apps.policies import services as policies
@@ -62,4 +63,5 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         "policy_id": policy.id,
         "policy_slug": policy.slug,
         "promotion_id": promotion.id,
+        "token_id": api_token_create(user=builder_user, workspace=workspace, name="CI").token.id,
     }

@@ -55,6 +55,8 @@ PRODUCTION = {
         ({"MODEL_COSTS": "=0.1"}, "MODEL_COSTS"),
         ({"DRAIN_SECONDS": "90"}, "DRAIN_SECONDS"),
         ({"DRAIN_SECONDS": "0"}, "DRAIN_SECONDS"),
+        ({"RATE_LIMIT_API": "lots"}, "RATE_LIMIT_API"),
+        ({"RATE_LIMIT_WEBHOOK": "10/0"}, "RATE_LIMIT_WEBHOOK"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from apps.connectors.webhook.signing import new_secret, signed_headers
+from apps.flows.services import flow_webhook_secret_rotate
 from apps.runs.models import Run
-from apps.runs.triggers import sign
 from tests.runs.helpers import definition, node, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,17 +71,26 @@ def test_a_wrong_token_is_401_and_creates_no_run(client, workspace, builder_user
     assert Run.objects.count() == 0
 
 
-def test_hmac_signatures_are_required_and_checked(client, workspace, builder_user):
+def signed(secret: str, body: bytes, *, message_id: str = "msg_1", at: int | None = None):
+    headers = signed_headers(secret, message_id=message_id, body=body, timestamp=at)
+    headers.pop("X-Flowgate-Signature")
+    return headers
+
+
+def test_hmac_signatures_are_required_and_checked(client, workspace, builder_user, admin_user):
     flow = published_flow(workspace, builder_user, decision_flow(auth="hmac"))
+    secret = flow_webhook_secret_rotate(flow=flow, actor=admin_user)
     body = json.dumps({"amount": 5000}).encode()
     assert post(client, flow, body).status_code == 401
-    forged = sign("wrong-secret", int(time.time()), body)
-    assert post(client, flow, body, **{"X-Flowgate-Signature": forged}).status_code == 403
-    stale = sign(flow.webhook_token, int(time.time()) - 600, body)
-    assert post(client, flow, body, **{"X-Flowgate-Signature": stale}).status_code == 403
+    forged = signed(new_secret(), body)
+    assert post(client, flow, body, **forged).status_code == 403
+    stale = signed(secret, body, at=int(time.time()) - 600)
+    assert post(client, flow, body, **stale).status_code == 403
+    # the URL token is no signing key: whoever knows the URL cannot sign
+    with_token = signed("whsec_" + flow.webhook_token, body)
+    assert post(client, flow, body, **with_token).status_code == 403
     assert Run.objects.count() == 0
-    good = sign(flow.webhook_token, int(time.time()), body)
-    response = post(client, flow, body, **{"X-Flowgate-Signature": good})
+    response = post(client, flow, body, **signed(secret, body))
     assert response.status_code == 200
     assert response.json() == {"decision": "reject"}
 

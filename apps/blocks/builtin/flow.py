@@ -10,6 +10,7 @@ from django.utils import timezone
 from pydantic import Field, model_validator
 
 from ..base import Block, BlockConfig, BlockContext, BlockError, Result, Wait
+from ..expression_sandbox import shared_budget
 from ..expressions import Expression
 
 MAX_FOREACH_ITEMS = 1000
@@ -146,10 +147,11 @@ class ForeachBlock(Block):
     def execute(self, ctx: BlockContext, config: ForeachConfig, input: Any) -> Result:
         items = self._items(ctx, config)
         if config.map is not None:
-            results = [
-                ctx.evaluate_tree(dict(config.map), {"item": item, "index": index})
-                for index, item in enumerate(items)
-            ]
+            with shared_budget():  # one expression budget for the whole loop, not per item
+                results = [
+                    ctx.evaluate_tree(dict(config.map), {"item": item, "index": index})
+                    for index, item in enumerate(items)
+                ]
             return Result(output={"items": results, "count": len(results)})
         subflows = ctx.service("subflows")
         children = [

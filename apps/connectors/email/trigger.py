@@ -15,7 +15,10 @@ from .inbound import InboundEmailError, parse_inbound
 class EmailTriggerConfig(BlockConfig):
     auth: Literal["token", "hmac"] = Field(
         default="token",
-        description="token: the secret URL is enough; hmac: also require a signature header.",
+        description=(
+            "token: the secret URL is enough; hmac: also require a Standard Webhooks "
+            "signature made with the flow's signing secret (the flow's Webhook page)."
+        ),
     )
 
 

@@ -1,5 +1,9 @@
 """connector.webhook.out: POST a signed JSON event to a receiver, through the SSRF guard.
 
+The connection's signing secret signs requests to the connection's URL only: a block may
+add a path or query under it, never point the signed request at another origin (a builder
+could otherwise have any payload signed and sent to a host they choose).
+
 Every attempt carries the same ``Idempotency-Key`` and ``X-Event-Id`` (hash of run and
 node), so receivers drop a retry; the signature is fresh per attempt (it is time-bound)."""
 
@@ -7,6 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from pydantic import Field
@@ -16,9 +21,32 @@ from apps.blocks.expressions import Expression, Template
 from apps.core.http import SSRFError, safe_client
 
 from ..types import connection_reference
-from .signing import SIGNATURE_HEADER, signature
+from .signing import signed_headers
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_is_under(url: str, base: str) -> bool:
+    """``url`` has ``base``'s scheme, host and port, and a path at or below ``base``'s."""
+    try:
+        target, root = urlsplit(url), urlsplit(base)
+        ports = (
+            target.port or DEFAULT_PORTS.get(target.scheme),
+            root.port or DEFAULT_PORTS.get(root.scheme),
+        )
+    except ValueError:
+        return False
+    if (target.scheme, (target.hostname or "").lower()) != (
+        root.scheme,
+        (root.hostname or "").lower(),
+    ) or ports[0] != ports[1]:
+        return False
+    prefix = root.path.rstrip("/")
+    path = target.path or "/"
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        return False  # the client would resolve it to a path outside the prefix
+    return path == prefix or path.startswith(prefix + "/") or not prefix
 
 
 class WebhookOutConfig(BlockConfig):
@@ -26,14 +54,18 @@ class WebhookOutConfig(BlockConfig):
         description="An outgoing webhook connection (URL + signing secret).",
         json_schema_extra=connection_reference("webhook"),
     )
-    url: Template | None = Field(default=None, description="Overrides the connection's URL.")
+    url: Template | None = Field(
+        default=None,
+        description="A URL under the connection's URL (same origin, path below it); the "
+        "signing secret is never sent elsewhere.",
+    )
     event: Template = Field(default="flow.event", description="The event type sent as 'type'.")
     payload: dict[str, Expression] | Expression = Field(description="Sent as 'data'.")
     timeout_seconds: float = Field(default=10, gt=0, le=60)
 
 
 class WebhookOutBlock(Block):
-    """POST a signed JSON event (HMAC-SHA256 header) to a webhook receiver."""
+    """POST a signed JSON event (Standard Webhooks headers) to a webhook receiver."""
 
     key = "connector.webhook.out"
     title = "Send webhook"
@@ -48,6 +80,12 @@ class WebhookOutBlock(Block):
     def execute(self, ctx: BlockContext, config: WebhookOutConfig, input: Any) -> Result:
         connection = ctx.service("connections").get(config.connection, type="webhook")
         url = ctx.render(config.url) if config.url else connection.config.url
+        if not url_is_under(url, connection.config.url):
+            raise BlockError(
+                f"refused: {url} is not under the connection's URL {connection.config.url}; "
+                "its signing secret signs requests to that URL only",
+                retryable=False,
+            )
         event = {
             "id": ctx.idempotency_key,
             "type": ctx.render(config.event),
@@ -63,7 +101,11 @@ class WebhookOutBlock(Block):
         if ctx.dry_run:
             shown = {"dry_run": True, "url": url, "headers": headers, "event": event}
             return Result(output=shown, meta={"dry_run": True})
-        headers[SIGNATURE_HEADER] = signature(connection.secret("signing_secret"), body)
+        headers.update(
+            signed_headers(
+                connection.secret("signing_secret"), message_id=ctx.idempotency_key, body=body
+            )
+        )
         try:
             with safe_client(timeout=config.timeout_seconds) as client:
                 response = client.post(url, content=body, headers=headers)

@@ -4,6 +4,7 @@ signed with."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 
 import httpx
@@ -13,7 +14,7 @@ from apps.core.http import SSRFError, safe_client
 
 from ..http.connection import _request_failure
 from ..types import ConnectionConfig, ConnectionType, SecretField, TestOutcome
-from .signing import SIGNATURE_HEADER, signature
+from .signing import signed_headers
 
 
 class WebhookConfig(ConnectionConfig):
@@ -25,7 +26,10 @@ class WebhookConfig(ConnectionConfig):
 class WebhookConnection(ConnectionType):
     key = "webhook"
     title = "Outgoing webhook"
-    description = "A receiver of signed JSON webhooks (HMAC-SHA256, like Flowgate's own)."
+    description = (
+        "A receiver of signed JSON webhooks (Standard Webhooks: webhook-id, webhook-timestamp, "
+        "webhook-signature), signed with this connection's secret and sent only to its URL."
+    )
     Config = WebhookConfig
     secret_fields = (
         SecretField("signing_secret", "Signing secret", "Shared with the receiver.", required=True),
@@ -37,7 +41,9 @@ class WebhookConnection(ConnectionType):
         body = json.dumps({"type": "ping"}).encode()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(secrets.get("signing_secret", ""), body),
+            **signed_headers(
+                secrets.get("signing_secret", ""), message_id=f"ping_{uuid.uuid4().hex}", body=body
+            ),
         }
         try:
             with safe_client(timeout=10) as client:

@@ -1,0 +1,93 @@
+"""Fixed-window rate limits kept in Redis, shared by every web process.
+
+A limit is "<requests>/<seconds>" (``FLOWGATE["RATE_LIMITS"]``, one per scope: ``api`` per
+token or user, ``webhook`` per flow, ``preview`` per user); "0/<seconds>" or an empty value
+switches a scope off. When Redis cannot be reached requests pass (and it is logged): a limit
+protects capacity, it is not an authorisation check.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from django.conf import settings
+from rest_framework.throttling import BaseThrottle
+
+from .redis_clients import redis_client
+
+logger = logging.getLogger(__name__)
+
+
+def parse_limit(text: str) -> tuple[int, int] | None:
+    """``"120/60"`` → (120, 60); None when the scope is switched off."""
+    if not text:
+        return None
+    count, _, seconds = text.partition("/")
+    limit, window = int(count), int(seconds or 60)
+    if limit <= 0 or window <= 0:
+        return None
+    return limit, window
+
+
+def limit_for(scope: str) -> tuple[int, int] | None:
+    return parse_limit(str(settings.FLOWGATE.get("RATE_LIMITS", {}).get(scope, "")))
+
+
+def hit(*, scope: str, key: str) -> int | None:
+    """Count one request of ``key`` in ``scope``. Returns None when it may go ahead, else
+    the seconds until the window ends (the ``Retry-After``)."""
+    bounds = limit_for(scope)
+    if bounds is None:
+        return None
+    limit, window = bounds
+    now = time.time()
+    slot = int(now // window)
+    name = f"flowgate:ratelimit:{scope}:{key}:{slot}"
+    try:
+        pipeline = redis_client().pipeline()
+        pipeline.incr(name)
+        pipeline.expire(name, window + 1)
+        count = int(pipeline.execute()[0])
+    except redis.RedisError as error:
+        logger.warning("rate limit %s not enforced: %s", scope, error)
+        return None
+    if count <= limit:
+        return None
+    return max(1, int((slot + 1) * window - now + 0.999))
+
+
+class RedisRateThrottle(BaseThrottle):
+    """DRF throttle over ``hit``: the client is the API token, else the signed-in user,
+    else the address. DRF answers 429 with ``Retry-After`` from ``wait()``."""
+
+    scope = "api"
+
+    def allow_request(self, request, view):  # type: ignore[no-untyped-def]
+        self.retry_after = hit(scope=self.scope, key=self.client_key(request))
+        return self.retry_after is None
+
+    @staticmethod
+    def client_key(request) -> str:  # type: ignore[no-untyped-def]
+        token_id = getattr(request.auth, "pk", None)
+        if token_id is not None:
+            return f"token:{token_id}"
+        if request.user is not None and request.user.is_authenticated:
+            return f"user:{request.user.pk}"
+        return f"address:{request.META.get('REMOTE_ADDR', '')}"
+
+    def wait(self) -> float | None:
+        return float(self.retry_after) if self.retry_after is not None else None
+
+
+class PreviewRateThrottle(RedisRateThrottle):
+    """The expression preview, per user: each call may hold a worker process for the
+    expression budget."""
+
+    scope = "preview"
+
+    @staticmethod
+    def client_key(request) -> str:  # type: ignore[no-untyped-def]
+        user = getattr(request.user, "pk", None)
+        return f"user:{user}" if user is not None else RedisRateThrottle.client_key(request)

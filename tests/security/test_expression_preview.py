@@ -1,0 +1,94 @@
+"""The expression preview: a runaway expression neither blocks the web process nor runs
+long, and each user's previews are rate-limited."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from apps.accounts.services import api_token_create
+from tests.security.runaway import RUNAWAY_EXPRESSION
+from tests.support.processes import (
+    child_environment,
+    free_port,
+    stop_process_group,
+    wait_for_http,
+)
+
+PREVIEW = "/api/w/acme/expressions/preview/"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def web_server(transactional_db, test_database_url):
+    """The studio's web process (uvicorn) on a loopback port, with a 4 s expression budget."""
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--lifespan", "off", "--no-access-log"],
+            cwd=ROOT,
+            env=child_environment(DATABASE_URL=test_database_url, EXPRESSION_TIMEOUT_MS="4000"),
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(server)
+
+
+def test_the_web_process_answers_while_a_runaway_preview_is_in_flight(
+    web_server, workspace, builder_user
+):
+    secret = api_token_create(user=builder_user, workspace=workspace, name="canvas").secret
+    finished = threading.Event()
+    answer: dict[str, httpx.Response] = {}
+
+    def preview() -> None:
+        answer["preview"] = httpx.post(
+            web_server + PREVIEW,
+            json={"expression": RUNAWAY_EXPRESSION},
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=120,
+        )
+        finished.set()
+
+    caller = threading.Thread(target=preview)
+    caller.start()
+    time.sleep(0.5)  # let the preview reach the evaluator (pacing, not an assertion)
+    health = httpx.get(web_server + "/healthz", timeout=120)
+    preview_was_still_running = not finished.is_set()
+    caller.join(timeout=120)
+
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert preview_was_still_running, "the health probe waited for the runaway expression"
+    assert answer["preview"].status_code == 400
+    assert answer["preview"].json()["error"]["message"] == (
+        "ran longer than the 4 s evaluation budget"
+    )
+
+
+def test_previews_are_rate_limited_per_user(settings, builder_client, reviewer_client):
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"preview": "3/60"}}
+    for _ in range(3):
+        response = builder_client.post(
+            PREVIEW, {"expression": "1 + 1"}, content_type="application/json"
+        )
+        assert response.status_code == 200 and response.json() == {"value": 2}
+    refused = builder_client.post(PREVIEW, {"expression": "1 + 1"}, content_type="application/json")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["error"]["code"] == "throttled"
+    # another user has a budget of their own
+    other = reviewer_client.post(PREVIEW, {"expression": "1 + 1"}, content_type="application/json")
+    assert other.status_code == 200
