@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from apps.connectors.services import connection_create, connection_test
+from apps.connectors.services import connection_create, connection_test, egress_settings_save
 from apps.connectors.webhook.signing import SignatureRejected, verify
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
@@ -169,3 +169,25 @@ def test_a_url_under_the_connections_url_is_signed_and_sent(workspace, admin_use
     assert run.status == "succeeded", run.error
     [request] = server.requests
     verify_request(SECRET, request)
+
+
+def test_a_redirect_is_not_followed_so_the_signed_event_reaches_no_other_host(
+    workspace, admin_user, allow_loopback
+):
+    with CountingServer() as server, CountingServer() as elsewhere:
+        receiver(workspace, admin_user, f"{server.url}/redirect?to={elsewhere.url}/steal")
+        run = run_flow(workspace, admin_user, webhook_flow(), {"claim": "C-3"})
+    assert run.status == "failed"
+    assert "answered 302" in run.error["message"]
+    assert elsewhere.requests == []
+
+
+def test_the_workspaces_egress_allow_list_admits_the_receiver(workspace, admin_user):
+    with CountingServer() as server:
+        receiver(workspace, admin_user, f"{server.url}/hooks/in")
+        refused = run_flow(workspace, admin_user, webhook_flow(), {"claim": "C-4"})
+        egress_settings_save(workspace=workspace, actor=admin_user, allowlist=["127.0.0.1"])
+        allowed = run_flow(workspace, admin_user, webhook_flow(), {"claim": "C-5"})
+    assert refused.status == "failed" and "refused" in refused.error["message"]
+    assert allowed.status == "succeeded", allowed.error
+    assert len(server.requests) == 1

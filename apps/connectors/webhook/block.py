@@ -18,7 +18,7 @@ from pydantic import Field
 
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
-from apps.core.http import SSRFError, safe_client
+from apps.core.http import SSRFError, egress_allowed, safe_client
 
 from ..types import connection_reference
 from .signing import signed_headers
@@ -106,8 +106,14 @@ class WebhookOutBlock(Block):
                 connection.secret("signing_secret"), message_id=ctx.idempotency_key, body=body
             )
         )
+        allowlist = ctx.service("connections").egress_allowlist()
         try:
-            with safe_client(timeout=config.timeout_seconds) as client:
+            # No redirects: the signature is for the connection's URL, never for where a
+            # receiver points us next.
+            with (
+                egress_allowed(allowlist),
+                safe_client(timeout=config.timeout_seconds, follow_redirects=False) as client,
+            ):
                 response = client.post(url, content=body, headers=headers)
         except SSRFError as error:
             raise BlockError(f"refused: {error}", retryable=False) from None
