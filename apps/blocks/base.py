@@ -1,6 +1,8 @@
 """The block contract: what a block type is, what it may use, and what it returns.
 
-A block type is one class in one module. It declares a permanent ``key``, a ``version``,
+A block type is one class in one module. It declares a permanent ``key``, a ``version``
+(a change to its config or behaviour that could break a published flow is a new class
+with the next version, the old one staying registered; see ``registry.py``),
 palette metadata, a pydantic ``Config`` (which yields the JSON Schema the canvas, the
 validator, the API docs and the CLI all read), its output ``ports``, and ``execute``.
 
@@ -125,6 +127,13 @@ class Block:
     @classmethod
     def description(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """This version's migration: a node config written for ``version - 1`` rewritten
+        for this version. Versions that change the config schema override it; the editor's
+        "upgrade this node" applies it (via ``registry.upgrade_config``)."""
+        return config
 
     @classmethod
     def output_ports(cls, config: BlockConfig) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from .definition import (
     Problem,
     definition_digest,
     fields_mentioned,
+    stamp_block_versions,
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
@@ -77,6 +78,7 @@ def flow_create(
     if not name:
         raise FlowError("a flow needs a name")
     definition = copy.deepcopy(definition) if definition is not None else blank_definition(name)
+    definition = stamp_block_versions(definition)
     definition["name"] = name
     flow = Flow.objects.create(
         workspace=workspace,
@@ -111,6 +113,7 @@ def flow_draft_save(
     (work in progress) and their problems returned."""
     if not isinstance(definition, dict):
         raise FlowError("the definition must be a JSON object")
+    definition = stamp_block_versions(definition)
     updated = Flow.objects.filter(pk=flow.pk, draft_revision=revision).update(
         draft_definition=definition,
         draft_revision=revision + 1,
@@ -135,7 +138,12 @@ def flow_publish(
     locked = Flow.objects.select_for_update().get(pk=flow.pk)
     if locked.status == FlowStatus.ARCHIVED:
         raise FlowError("this flow is archived: restore it before publishing", code="conflict")
-    definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
+    # A draft's nodes carry the versions they were built with; a definition handed in (a
+    # rollback to a version published before blocks had versions) means version 1.
+    definition = stamp_block_versions(
+        copy.deepcopy(definition if definition is not None else locked.draft_definition),
+        version=1 if definition is not None else None,
+    )
     problems = validate_definition(definition)
     if problems:
         raise FlowError(
@@ -236,6 +244,8 @@ def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> Flo
 @transaction.atomic
 def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
     """Create a flow from a ``*.flow.json`` document; nothing is created unless it is valid."""
+    # A file without node versions was written before blocks had versions: version 1.
+    document = stamp_block_versions(document, version=1)
     problems = validate_definition(document)
     if problems:
         raise FlowError("the file is not a valid Flowgate flow", problems=problems)
