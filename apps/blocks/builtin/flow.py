@@ -130,8 +130,12 @@ class RespondBlock(Block):
         return Result(output=response, meta={"response": response})
 
 
+PIN_DESCRIPTION = "Run this published version of the flow; empty follows its latest version."
+
+
 class SubflowConfig(BlockConfig):
     flow: str = Field(description="Slug of the published flow to run.")
+    version: int | None = Field(default=None, ge=1, description=PIN_DESCRIPTION)
     input: dict[str, Expression] = Field(
         default_factory=dict, description="The sub-flow's trigger body."
     )
@@ -151,7 +155,11 @@ class SubflowBlock(Block):
     def execute(self, ctx: BlockContext, config: SubflowConfig, input: Any) -> Result:
         body = ctx.evaluate_tree(dict(config.input))
         child = ctx.service("subflows").start(
-            flow_slug=config.flow, body=body, parent_run_id=ctx.run_id, node_id=ctx.node_id
+            flow_slug=config.flow,
+            version=config.version,
+            body=body,
+            parent_run_id=ctx.run_id,
+            node_id=ctx.node_id,
         )
         return Result(
             wait=Wait(
@@ -178,7 +186,8 @@ class SubflowBlock(Block):
         outcome = outcomes[0]
         if outcome["status"] != "succeeded":
             return Result(output={"error": outcome["error"], "run": outcome["run"]}, port="error")
-        return Result(output=outcome["output"], meta={"subflow_run": outcome["run"]})
+        meta = {"subflow_run": outcome["run"], "subflow_version": outcome["version"]}
+        return Result(output=outcome["output"], meta=meta)
 
 
 class ForeachConfig(BlockConfig):
@@ -189,6 +198,7 @@ class ForeachConfig(BlockConfig):
     flow: str | None = Field(
         default=None, description="Per item: run this published flow with the item as body."
     )
+    flow_version: int | None = Field(default=None, ge=1, description=PIN_DESCRIPTION)
     max_items: int = Field(default=100, ge=1, le=MAX_FOREACH_ITEMS)
     on_too_many: Literal["fail", "truncate"] = "fail"
 
@@ -222,6 +232,7 @@ class ForeachBlock(Block):
         children = [
             subflows.start(
                 flow_slug=config.flow,
+                version=config.flow_version,
                 body=item,
                 parent_run_id=ctx.run_id,
                 node_id=ctx.node_id,
