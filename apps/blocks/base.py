@@ -63,6 +63,27 @@ class Result:
     wait: Wait | None = None
 
 
+@dataclass(frozen=True)
+class FlowAddress:
+    """What a trigger block may know of the flow it starts: its id and webhook token."""
+
+    id: str
+    webhook_token: str
+
+
+@dataclass(frozen=True)
+class Activation:
+    """How a trigger block is started, written as a subscription row when its flow is
+    published. ``kind`` names the listener that reads such rows (``webhook``: the webhook
+    view, ``schedule``: the scheduler, ``stream``: the stream consumer); ``key`` is what the
+    listener finds the flow by (the webhook token, the cron, the stream); ``settings`` is
+    what it needs to start a run without parsing the flow."""
+
+    kind: str
+    key: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
 class BlockConfig(BaseModel):
     """Base for every block's ``Config``: unknown keys are errors, not silently ignored."""
 
@@ -127,6 +148,12 @@ class Block:
     @classmethod
     def description(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def activation(cls, config: Any, flow: FlowAddress) -> Activation | None:
+        """Trigger blocks: how a published flow starting with this block is activated.
+        None (the default, and manual triggers) subscribes to nothing."""
+        return None
 
     @classmethod
     def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:

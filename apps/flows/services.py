@@ -23,6 +23,7 @@ from .definition import (
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
+from .subscriptions import subscriptions_sync
 
 
 class FlowError(Exception):
@@ -193,7 +194,7 @@ def flow_publish(
     locked.latest_version, locked.status = version, FlowStatus.PUBLISHED
     locked.save(update_fields=["latest_version", "status", "updated_at"])
     flow.latest_version, flow.status = version, locked.status
-    _sync_schedule(locked, definition)
+    subscriptions_sync(flow=locked)
     audit_record(
         workspace_id=locked.workspace_id,
         action="flow.published",
@@ -220,12 +221,6 @@ def _role(actor: Any, workspace_id: Any) -> str:
         Membership.objects.filter(user=actor, workspace_id=workspace_id).first() if actor else None
     )
     return membership.role if membership else ""
-
-
-def _sync_schedule(flow: Flow, definition: dict[str, Any]) -> None:
-    from apps.runs.triggers import schedule_sync
-
-    schedule_sync(flow=flow, definition=definition)
 
 
 def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> FlowVersion:
@@ -280,9 +275,7 @@ def flow_duplicate(*, flow: Flow, actor: Any) -> Flow:
 def flow_archive(*, flow: Flow, actor: Any) -> Flow:
     flow.status = FlowStatus.ARCHIVED
     flow.save(update_fields=["status", "updated_at"])
-    from apps.runs.triggers import schedule_sync
-
-    schedule_sync(flow=flow, definition=None)
+    subscriptions_sync(flow=flow)
     audit_record(
         workspace_id=flow.workspace_id,
         action="flow.archived",
@@ -301,9 +294,7 @@ def flow_restore(*, flow: Flow, actor: Any) -> Flow:
     latest = flow.latest_version
     flow.status = FlowStatus.PUBLISHED if latest is not None else FlowStatus.DRAFT
     flow.save(update_fields=["status", "updated_at"])
-    from apps.runs.triggers import schedule_sync
-
-    schedule_sync(flow=flow, definition=latest.definition if latest is not None else None)
+    subscriptions_sync(flow=flow)
     audit_record(
         workspace_id=flow.workspace_id,
         action="flow.restored",

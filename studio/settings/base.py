@@ -244,6 +244,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 5.0),
         "options": {"expires": 30},
     },
+    # Scheduled flows (trigger.schedule): their subscription rows are read every minute.
+    "start-scheduled-flows": {
+        "task": "runs.schedules_tick",
+        "schedule": crontab(),
+        "options": {"expires": 50},
+    },
     # Retention (Settings → Data): finished runs older than the workspace's limit.
     "purge-expired-runs": {
         "task": "runs.purge_expired",
