@@ -21,6 +21,8 @@ from apps.blocks.base import Block, BlockConfig
 from apps.blocks.expressions import ExpressionError, compile_expression, template_expressions
 from apps.blocks.registry import registry
 
+from .node_settings import NodeSettings
+
 SCHEMA = "flowgate/flow@1"
 NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_NODES = 500
@@ -240,8 +242,6 @@ def _node_block(node_id: str, raw: dict[str, Any]) -> tuple[type[Block] | None, 
 
 
 def _node_setting_problems(node_id: str, raw: dict[str, Any]) -> list[Problem]:
-    from apps.runs.engine.policy import NodeSettings
-
     problems = [
         Problem(f"unknown node key {key!r}", node=node_id, field=key)
         for key in sorted(set(raw) - NODE_KEYS)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "apps.core",
+    "apps.shell",
     "apps.accounts",
     "apps.blocks",
     "apps.flows",
@@ -120,7 +121,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "core:home"
+LOGIN_REDIRECT_URL = "shell:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
