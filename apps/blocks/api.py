@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from rest_framework import serializers
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,11 +18,11 @@ from .registry import RegistryError, registry
 class BlockListApi(APIView):
     """Every registered block type and version with its config JSON Schema and ports."""
 
-    def get(self, request):  # type: ignore[no-untyped-def]
+    def get(self, request: Request) -> Response:
         return Response(block_catalog())
 
 
-class BlockInputSerializer(serializers.Serializer):
+class BlockInputSerializer(serializers.Serializer[Any]):
     type = serializers.CharField()
     version = serializers.IntegerField(min_value=1, required=False, default=None)
     config = serializers.DictField(required=False, default=dict)
@@ -37,7 +38,7 @@ def _block(data: dict[str, Any]) -> type[Block]:
 class BlockPortsApi(APIView):
     """The output ports a block has with a given config (switch cases, policy routes)."""
 
-    def post(self, request):  # type: ignore[no-untyped-def]
+    def post(self, request: Request) -> Response:
         data = BlockInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         block = _block(data.validated_data)
@@ -52,7 +53,7 @@ class BlockUpgradeApi(APIView):
     """A node's config carried to its block's latest version by each version's migration
     (the editor's "upgrade this node"). Nothing is saved: the editor applies the answer."""
 
-    def post(self, request):  # type: ignore[no-untyped-def]
+    def post(self, request: Request) -> Response:
         data = BlockInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key, version = data.validated_data["type"], data.validated_data["version"] or 1

@@ -28,7 +28,9 @@ class BlockError(Exception):
     """A step failed. ``retryable`` errors (timeouts, 5xx, refused connections) are retried
     with backoff; permanent ones (bad input, 4xx, denied) fail the step at once."""
 
-    def __init__(self, message: str, *, retryable: bool = False, details: dict | None = None):
+    def __init__(
+        self, message: str, *, retryable: bool = False, details: dict[str, Any] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
@@ -100,7 +102,7 @@ class BlockContext(Protocol):
     correlation_id: str
     idempotency_key: str  # stable per (run, node): send it with remote side effects
     dry_run: bool  # side-effecting blocks describe what they would do instead of doing it
-    logger: logging.LoggerAdapter
+    logger: logging.LoggerAdapter[logging.Logger]
 
     def evaluate(self, expression: str, extra: Mapping[str, Any] | None = None) -> Any:
         """Evaluate a CEL expression over ``trigger``, ``steps``, ``vars`` and ``env``

@@ -7,6 +7,7 @@ so the engine, the validator, the importer and the CLI share it.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import re
@@ -57,11 +58,16 @@ class Edge:
 @dataclass(frozen=True)
 class Node:
     id: str
-    type: str
-    block: type[Block]
+    key: str  # the block's key (the flow file's "type")
+    block: builtins.type[Block]
     config: BlockConfig
     raw_config: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)  # retry / timeout_seconds
+
+    @property
+    def type(self) -> str:
+        """The block key under its flow-file name, for callers written before ``key``."""
+        return self.key
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,7 @@ def _validate_config(
     return config, _expression_problems(node_id, block, raw_config)
 
 
-def _pydantic_message(item: dict[str, Any]) -> str:
+def _pydantic_message(item: Any) -> str:
     if item["type"] == "missing":
         return "is required"
     if item["type"] == "extra_forbidden":

@@ -57,13 +57,14 @@ class SubflowService:
         runs = {
             str(run.id): run for run in Run.objects.filter(pk__in=run_ids).select_related("version")
         }
+        versions = {key: run.version.number for key, run in runs.items() if run.version}
         return [
             {
                 "run": run_id,
                 "status": runs[run_id].status,
                 "output": runs[run_id].output,
                 "error": runs[run_id].error,
-                "version": runs[run_id].version.number if runs[run_id].version else None,
+                "version": versions.get(run_id),
             }
             if run_id in runs and runs[run_id].status in TERMINAL_RUN_STATUSES
             else None

@@ -22,6 +22,7 @@ from studio.env import (
     env_url,
     local_secret,
 )
+from studio.flowgate_settings import FlowgateSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("FLOWGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -260,7 +261,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Flowgate --------------------------------------------------------------------------
-FLOWGATE = {
+FLOWGATE: FlowgateSettings = {
     # Connector credentials are encrypted with this key; losing it loses the credentials.
     "ENCRYPTION_KEY": env_str(
         "FLOWGATE_ENCRYPTION_KEY",

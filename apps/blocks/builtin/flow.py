@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from django.utils import timezone
 from pydantic import Field, field_validator, model_validator
@@ -33,7 +33,7 @@ class DelayBlockV1(Block):
     title = "Delay"
     category = "flow"
     icon = "clock"
-    Config = DelayConfigV1
+    Config: ClassVar[type[BlockConfig]] = DelayConfigV1
     may_wait = True
 
     def execute(self, ctx: BlockContext, config: Any, input: Any) -> Result:

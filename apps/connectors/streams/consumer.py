@@ -91,7 +91,7 @@ class StreamConsumer:
 
     def __init__(self, *, name: str | None = None, block_ms: int | None = None) -> None:
         self.name = name or socket.gethostname()
-        flowgate: dict[str, Any] = settings.FLOWGATE
+        flowgate = settings.FLOWGATE
         self.block_ms = int(block_ms or flowgate["STREAM_BLOCK_MILLISECONDS"])
         self.claim_idle_ms = int(flowgate["STREAM_CLAIM_IDLE_SECONDS"]) * 1000
         self._clients: dict[tuple[str, str], redis.Redis] = {}
