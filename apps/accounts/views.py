@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from . import services
-from .decorators import workspace_view
+from .decorators import WorkspaceRequest, workspace_view
 from .forms import ApiTokenCreateForm, LoginForm
 from .permissions import Capability, can
 from .selectors import api_token_get, api_token_list, workspace_member_list
@@ -26,9 +26,9 @@ class LogoutView(auth_views.LogoutView):
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def workspace_settings(request: HttpRequest) -> HttpResponse:
-    members = workspace_member_list(workspace=request.workspace)  # type: ignore[attr-defined]
-    can_manage_settings = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
+    members = workspace_member_list(workspace=request.workspace)
+    can_manage_settings = can(request.membership, Capability.MANAGE_SETTINGS)
     return render(
         request,
         "accounts/settings.html",
@@ -42,7 +42,7 @@ def _tokens_page(request: HttpRequest, form: ApiTokenCreateForm, **extra: object
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def api_tokens(request: HttpRequest) -> HttpResponse:
+def api_tokens(request: WorkspaceRequest) -> HttpResponse:
     """The user's own API tokens for this workspace. Creating one shows its secret in this
     response only; it is never stored and cannot be shown again."""
     if request.method != "POST":
@@ -54,7 +54,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         return response
     issued = services.api_token_create(
         user=request.user,  # type: ignore[arg-type]
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         name=form.cleaned_data["name"],
     )
     response = _tokens_page(request, ApiTokenCreateForm(), issued=issued)
@@ -64,8 +64,8 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(Capability.VIEW_FLOWS)
 @require_POST
-def api_token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
+def api_token_revoke(request: WorkspaceRequest, token_id: str) -> HttpResponse:
     token = api_token_get(user=request.user, workspace_id=request.workspace.id, token_id=token_id)  # type: ignore[arg-type, attr-defined]
     services.api_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, f"Revoked “{token.name}”. Requests with it now get 401.")
-    return redirect("settings:tokens", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+    return redirect("settings:tokens", workspace_slug=request.workspace.slug)
