@@ -64,7 +64,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     (connection) => {
       if (connection.source === connection.target) return false;
       const target = flowApi.getNode(connection.target);
-      return !(target && blocks[target.data.type] && blocks[target.data.type].category === "trigger");
+      return !(target && blockOf(blocks, target.data)?.category === "trigger");
     },
     [flowApi, blocks],
   );
