@@ -33,6 +33,7 @@ export function toCanvas(definition, blocks) {
       : { x: 280 * index, y: 0 };
     const data = { type: raw.type, config: raw.config || {}, ports: block ? [...block.ports] : ["out"] };
     for (const key of NODE_EXTRAS) if (raw[key] !== undefined) data[key] = raw[key];
+    data.version = raw.version || 1; // shown and saved as the version 1 it loads as
     return { id: raw.id, type: "block", position, data };
   });
   const edges = (definition.edges || []).map((raw) => {
