@@ -141,3 +141,24 @@ def test_the_upgrade_api_applies_the_migration_and_checks_the_result(builder_cli
     )
     assert refused.status_code == 400
     assert "no version 5" in str(refused.json())
+
+
+def test_the_data_migration_stamps_version_1_on_drafts_saved_before_versions(
+    workspace, builder_user
+):
+    from django.apps import apps as django_apps
+
+    from apps.flows.models import Flow
+
+    migration = __import__(
+        "apps.flows.migrations.0002_stamp_block_versions_on_drafts", fromlist=["stamp_drafts"]
+    )
+    flow = flow_import(
+        workspace=workspace, actor=builder_user, document=delay_flow(config={"seconds": 60})
+    )
+    old_draft = delay_flow(config={"seconds": 60})  # as stored before versions: none named
+    Flow.objects.filter(pk=flow.pk).update(draft_definition=old_draft)
+    migration.stamp_drafts(django_apps, None)
+    flow.refresh_from_db()
+    assert [n["version"] for n in flow.draft_definition["nodes"]] == [1, 1]
+    assert validate_definition(flow.draft_definition) == []
