@@ -48,6 +48,8 @@ say "looking for missing migrations"
 "$PYTHON" manage.py makemigrations --check --dry-run
 say "lint"
 "$PYTHON" -m ruff check .
+say "import contracts ([tool.importlinter] in pyproject.toml)"
+.venv/bin/lint-imports
 
 say "running the test suite"
 status=0

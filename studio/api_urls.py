@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from apps.blocks.api import BlockListApi, BlockPortsApi
+from apps.blocks.api import BlockListApi, BlockPortsApi, BlockUpgradeApi
 
 workspace_patterns = [
     path("", include("apps.flows.api_urls")),
@@ -18,5 +18,6 @@ workspace_patterns = [
 urlpatterns = [
     path("blocks/", BlockListApi.as_view(), name="api-blocks"),
     path("blocks/ports/", BlockPortsApi.as_view(), name="api-block-ports"),
+    path("blocks/upgrade/", BlockUpgradeApi.as_view(), name="api-block-upgrade"),
     path("w/<slug:workspace_slug>/", include(workspace_patterns)),
 ]

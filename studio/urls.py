@@ -21,6 +21,7 @@ workspace_sections = [
 
 urlpatterns = [
     path("", include("apps.core.urls")),
+    path("", include("apps.shell.urls")),
     path("w/<slug:workspace_slug>/", include(workspace_sections)),
     path("accounts/", include("apps.accounts.urls")),
     path("api/", include("studio.api_urls")),

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from .models import Membership, User, Workspace
 from .permissions import Capability, can
 from .selectors import membership_get
 
 View = Callable[..., HttpResponse]
+
+
+class WorkspaceRequest(HttpRequest):
+    """The request a view behind ``workspace_view`` receives: a signed-in member, their
+    membership and its workspace. Annotate such views' ``request`` with it."""
+
+    user: User
+    membership: Membership
+    workspace: Workspace
 
 
 def workspace_view(capability: Capability) -> Callable[[View], View]:
@@ -26,8 +36,9 @@ def workspace_view(capability: Capability) -> Callable[[View], View]:
         def wrapper(request: HttpRequest, workspace_slug: str, *args: Any, **kwargs: Any):
             membership = membership_get(user=request.user, workspace_slug=workspace_slug)  # type: ignore[arg-type]
             # Set before the capability check so a 403 page still shows the app shell.
-            request.membership = membership  # type: ignore[attr-defined]
-            request.workspace = membership.workspace  # type: ignore[attr-defined]
+            member_request = cast(WorkspaceRequest, request)
+            member_request.membership = membership
+            member_request.workspace = membership.workspace
             if not can(membership, capability):
                 raise PermissionDenied(f"Your role ({membership.role}) cannot do this.")
             return view(request, *args, **kwargs)

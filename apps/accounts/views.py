@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import services
-from .decorators import workspace_view
+from .decorators import WorkspaceRequest, workspace_view
 from .forms import ApiTokenCreateForm, LoginForm
 from .permissions import Capability, can
 from .selectors import (
@@ -32,9 +32,9 @@ class LogoutView(auth_views.LogoutView):
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def workspace_settings(request: HttpRequest) -> HttpResponse:
-    members = workspace_member_list(workspace=request.workspace)  # type: ignore[attr-defined]
-    can_manage_settings = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
+    members = workspace_member_list(workspace=request.workspace)
+    can_manage_settings = can(request.membership, Capability.MANAGE_SETTINGS)
     return render(
         request,
         "accounts/settings.html",
@@ -52,7 +52,7 @@ def _tokens_page(request: HttpRequest, form: ApiTokenCreateForm, **extra: object
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def api_tokens(request: HttpRequest) -> HttpResponse:
+def api_tokens(request: WorkspaceRequest) -> HttpResponse:
     """The user's own API tokens for this workspace (and, for admins, every member's).
     Creating one shows its secret in this response only; it is never stored and cannot be
     shown again."""
@@ -65,7 +65,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         return response
     issued = services.api_token_create(
         user=request.user,  # type: ignore[arg-type]
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         name=form.cleaned_data["name"],
         scope=form.cleaned_data["scope"],
         expires_at=form.expires_at(),
@@ -77,15 +77,15 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(Capability.VIEW_FLOWS)
 @require_POST
-def api_token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
+def api_token_revoke(request: WorkspaceRequest, token_id: str) -> HttpResponse:
     token = api_token_get(
         user=request.user,  # type: ignore[arg-type]
-        workspace_id=request.workspace.id,  # type: ignore[attr-defined]
+        workspace_id=request.workspace.id,
         token_id=token_id,
-        any_owner=can(request.membership, Capability.MANAGE_SETTINGS),  # type: ignore[attr-defined]
+        any_owner=can(request.membership, Capability.MANAGE_SETTINGS),
     )
     services.api_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
     messages.success(
         request, f"Revoked “{token.name}” of {token.user}. Requests with it now get 401."
     )
-    return redirect("settings:tokens", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+    return redirect("settings:tokens", workspace_slug=request.workspace.slug)

@@ -14,10 +14,9 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability
-from apps.policies.selectors import policy_version_by_digest
-from apps.runs.selectors import run_get, run_steps
 
 from . import export, selectors, services
+from .decision_facts import decision_facts
 from .forms import AuditFilterForm, DataSettingsForm
 from .redaction import redact_for_workspace, sensitive_keys_for_workspace
 
@@ -79,25 +78,20 @@ def audit_export_view(request: HttpRequest, format: str) -> HttpResponse:
 @workspace_view(Capability.VIEW_RUNS)
 def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    run = run_get(workspace=workspace, run_id=run_id)
-    event = selectors.decision_get(workspace=workspace, run_id=run.id, node_id=node_id)
-    step = next((s for s in run_steps(run=run)["latest"] if s.node_id == node_id), None)
+    event = selectors.decision_get(workspace=workspace, run_id=run_id, node_id=node_id)
     data = redact_for_workspace(workspace.id, event.data)
     meta = data.get("meta") or {}
     context = {
-        "run": run,
+        # The run (apps.runs) and the policy version (apps.policies) the decision names.
+        **decision_facts(workspace=workspace, data={**event.data, "run": str(run_id)}),
         "event": event,
-        "step": step,
         "data": data,
         "category": event.action.removeprefix("decision."),
         "model": _model_facts(meta),
         "policy": _policy_facts(meta),
-        "policy_version": policy_version_by_digest(
-            workspace=workspace, slug=meta.get("policy", ""), sha256=meta.get("policy_version", "")
-        ),
         "other_decisions": [
             other
-            for other in selectors.decisions_of_run(workspace=workspace, run_id=run.id)
+            for other in selectors.decisions_of_run(workspace=workspace, run_id=run_id)
             if other.data.get("node") != node_id
         ],
         "reviewer": meta.get("reviewer") or (event.actor_label if event.actor_id else ""),

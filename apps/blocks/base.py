@@ -1,6 +1,8 @@
 """The block contract: what a block type is, what it may use, and what it returns.
 
-A block type is one class in one module. It declares a permanent ``key``, a ``version``,
+A block type is one class in one module. It declares a permanent ``key``, a ``version``
+(a change to its config or behaviour that could break a published flow is a new class
+with the next version, the old one staying registered; see ``registry.py``),
 palette metadata, a pydantic ``Config`` (which yields the JSON Schema the canvas, the
 validator, the API docs and the CLI all read), its output ``ports``, and ``execute``.
 
@@ -26,7 +28,9 @@ class BlockError(Exception):
     """A step failed. ``retryable`` errors (timeouts, 5xx, refused connections) are retried
     with backoff; permanent ones (bad input, 4xx, denied) fail the step at once."""
 
-    def __init__(self, message: str, *, retryable: bool = False, details: dict | None = None):
+    def __init__(
+        self, message: str, *, retryable: bool = False, details: dict[str, Any] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
@@ -61,6 +65,27 @@ class Result:
     wait: Wait | None = None
 
 
+@dataclass(frozen=True)
+class FlowAddress:
+    """What a trigger block may know of the flow it starts: its id and webhook token."""
+
+    id: str
+    webhook_token: str
+
+
+@dataclass(frozen=True)
+class Activation:
+    """How a trigger block is started, written as a subscription row when its flow is
+    published. ``kind`` names the listener that reads such rows (``webhook``: the webhook
+    view, ``schedule``: the scheduler, ``stream``: the stream consumer); ``key`` is what the
+    listener finds the flow by (the webhook token, the cron, the stream); ``settings`` is
+    what it needs to start a run without parsing the flow."""
+
+    kind: str
+    key: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
 class BlockConfig(BaseModel):
     """Base for every block's ``Config``: unknown keys are errors, not silently ignored."""
 
@@ -77,7 +102,7 @@ class BlockContext(Protocol):
     correlation_id: str
     idempotency_key: str  # stable per (run, node): send it with remote side effects
     dry_run: bool  # side-effecting blocks describe what they would do instead of doing it
-    logger: logging.LoggerAdapter
+    logger: logging.LoggerAdapter[logging.Logger]
 
     def evaluate(self, expression: str, extra: Mapping[str, Any] | None = None) -> Any:
         """Evaluate a CEL expression over ``trigger``, ``steps``, ``vars`` and ``env``
@@ -125,6 +150,19 @@ class Block:
     @classmethod
     def description(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def activation(cls, config: Any, flow: FlowAddress) -> Activation | None:
+        """Trigger blocks: how a published flow starting with this block is activated.
+        None (the default, and manual triggers) subscribes to nothing."""
+        return None
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """This version's migration: a node config written for ``version - 1`` rewritten
+        for this version. Versions that change the config schema override it; the editor's
+        "upgrade this node" applies it (via ``registry.upgrade_config``)."""
+        return config
 
     @classmethod
     def output_ports(cls, config: BlockConfig) -> tuple[str, ...]:

@@ -1,5 +1,9 @@
 """The block catalogue as data: what ``GET /api/blocks/`` returns and the schema snapshot
-test pins. One source for the canvas, the validator, the API docs and the CLI."""
+test pins. One source for the canvas, the validator, the API docs and the CLI.
+
+Every registered version of a block is listed (oldest first), so the editor can show and
+edit a node built with an older version; ``latest_version`` says which one the palette
+offers."""
 
 from __future__ import annotations
 
@@ -12,9 +16,12 @@ from .registry import registry
 def block_description(block: type[Block]) -> dict[str, Any]:
     schema = block.Config.model_json_schema()
     dynamic = block.output_ports.__func__ is not Block.output_ports.__func__  # type: ignore[attr-defined]
+    versions = registry.versions(block.key)
     return {
         "key": block.key,
         "version": block.version,
+        "latest_version": versions[-1],
+        "versions": versions,
         "title": block.title,
         "category": block.category,
         "icon": block.icon,
@@ -28,4 +35,4 @@ def block_description(block: type[Block]) -> dict[str, Any]:
 
 
 def block_catalog() -> list[dict[str, Any]]:
-    return [block_description(block) for block in registry.all()]
+    return [block_description(block) for block in registry.all_versions()]

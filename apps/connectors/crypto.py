@@ -33,7 +33,7 @@ def _fernet(key: str) -> Fernet:
 
 
 def _keys() -> list[str]:
-    flowgate: dict[str, Any] = settings.FLOWGATE
+    flowgate = settings.FLOWGATE
     current: str = flowgate["ENCRYPTION_KEY"]
     if not current:
         raise SecretsUnreadable("FLOWGATE_ENCRYPTION_KEY is not set")

@@ -59,12 +59,12 @@ def _ledger(workspace: Any, actor: Any) -> None:
         description="Demo: the demo_ledger table in the studio's own database",
         config={
             "host": db["HOST"] or "127.0.0.1",
-            "port": int(db["PORT"] or 5432),
+            "port": int(str(db["PORT"] or 5432)),
             "database": db["NAME"],
             "user": db["USER"] or "postgres",
             "sslmode": "prefer",
         },
-        secrets={"password": db["PASSWORD"]} if db["PASSWORD"] else {},
+        secrets={"password": str(db["PASSWORD"])} if db["PASSWORD"] else {},
     )
 
 

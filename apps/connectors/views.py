@@ -5,29 +5,30 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability
 
 from . import selectors, services
 from .forms import ConnectionForm, EgressSettingsForm
+from .models import Connection
 from .types import ConnectionTypeError, connection_type_get, connection_types
 
 
-def _detail_url(request: HttpRequest, connection: object) -> str:
+def _detail_url(request: WorkspaceRequest, connection: Connection) -> str:
     return reverse(
         "connections:detail",
-        kwargs={"workspace_slug": request.workspace.slug, "connection_id": connection.pk},  # type: ignore[attr-defined]
+        kwargs={"workspace_slug": request.workspace.slug, "connection_id": connection.pk},
     )
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def connection_list_view(request: HttpRequest) -> HttpResponse:
-    connections = selectors.connection_list(workspace=request.workspace)  # type: ignore[attr-defined]
+def connection_list_view(request: WorkspaceRequest) -> HttpResponse:
+    connections = selectors.connection_list(workspace=request.workspace)
     return render(
         request,
         "connectors/list.html",
@@ -36,7 +37,7 @@ def connection_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def connection_create_view(request: HttpRequest, type_key: str) -> HttpResponse:
+def connection_create_view(request: WorkspaceRequest, type_key: str) -> HttpResponse:
     try:
         connection_type = connection_type_get(type_key)
     except ConnectionTypeError:
@@ -45,7 +46,7 @@ def connection_create_view(request: HttpRequest, type_key: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             connection = services.connection_create(
-                workspace=request.workspace,  # type: ignore[attr-defined]
+                workspace=request.workspace,
                 actor=request.user,
                 name=form.cleaned_data["name"],
                 type=connection_type.key,
@@ -67,9 +68,9 @@ def connection_create_view(request: HttpRequest, type_key: str) -> HttpResponse:
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def connection_detail_view(request: HttpRequest, connection_id: str) -> HttpResponse:
+def connection_detail_view(request: WorkspaceRequest, connection_id: str) -> HttpResponse:
     connection = selectors.connection_get(
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         connection_id=connection_id,
     )
     connection_type = connection_type_get(connection.type)
@@ -117,9 +118,9 @@ def _stream_status(connection: object) -> list[dict[str, object]]:
 
 @require_POST
 @workspace_view(Capability.MANAGE_SETTINGS)
-def connection_test_view(request: HttpRequest, connection_id: str) -> HttpResponse:
+def connection_test_view(request: WorkspaceRequest, connection_id: str) -> HttpResponse:
     connection = selectors.connection_get(
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         connection_id=connection_id,
     )
     outcome = services.connection_test(connection=connection)
@@ -136,20 +137,20 @@ def connection_test_view(request: HttpRequest, connection_id: str) -> HttpRespon
 
 @require_POST
 @workspace_view(Capability.MANAGE_SETTINGS)
-def connection_delete_view(request: HttpRequest, connection_id: str) -> HttpResponse:
+def connection_delete_view(request: WorkspaceRequest, connection_id: str) -> HttpResponse:
     connection = selectors.connection_get(
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         connection_id=connection_id,
     )
     services.connection_delete(connection=connection, actor=request.user)
     messages.success(request, f"Connection {connection.name} deleted.")
-    return redirect(reverse("connections:list", kwargs={"workspace_slug": request.workspace.slug}))  # type: ignore[attr-defined]
+    return redirect(reverse("connections:list", kwargs={"workspace_slug": request.workspace.slug}))
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def egress_settings_view(request: HttpRequest) -> HttpResponse:
+def egress_settings_view(request: WorkspaceRequest) -> HttpResponse:
     """Settings → Egress: which private hosts and networks this workspace may call."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     current = selectors.egress_settings_get(workspace_id=workspace.id)
     form = EgressSettingsForm(
         request.POST or None, initial={"allowlist": "\n".join(current.allowlist)}

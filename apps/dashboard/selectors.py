@@ -151,7 +151,10 @@ def step_duration_histograms(*, workspace: Any | None = None) -> list[Histogram]
             block=row["block_type"],
             count=row["count"],
             sum_seconds=float(row["total_ms"] or 0) / 1000,
-            buckets=[(bound, row[f"le_{i}"]) for i, bound in enumerate(DURATION_BUCKETS)],
+            buckets=[
+                (bound, row[f"le_{i}"])  # type: ignore[literal-required]  # keys built by the query
+                for i, bound in enumerate(DURATION_BUCKETS)
+            ],
         )
         for row in rows
     ]
@@ -189,7 +192,7 @@ def step_latency_by_block(*, workspace: Any, since: datetime) -> list[dict[str, 
         )
         .order_by("-p95")
     )
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 def step_error_rates(*, workspace: Any, since: datetime) -> dict[str, Any]:

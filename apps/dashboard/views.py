@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 
 from . import selectors, services
@@ -23,10 +23,10 @@ RANGE_LABELS = {"today": "Today", "1h": "1 hour", "24h": "24 hours", "7d": "7 da
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def dashboard_view(request: HttpRequest) -> HttpResponse:
+def dashboard_view(request: WorkspaceRequest) -> HttpResponse:
     """The dashboard page, or (htmx) its panels; an unknown range shows today. The charts
     draw from the JSON API (``DashboardApi``) in the browser."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     form = RangeForm(request.GET)
     range_name = form.range_name() if form.is_valid() else "today"
     context = {
@@ -35,7 +35,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "ranges": RANGE_LABELS.items(),
         "bucket_minutes": selectors.BUCKET_MINUTES[range_name],
         "recent_failures": selectors.recent_failures(workspace=workspace),
-        "can_manage_settings": can(request.membership, Capability.MANAGE_SETTINGS),  # type: ignore[attr-defined]
+        "can_manage_settings": can(request.membership, Capability.MANAGE_SETTINGS),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "dashboard/partials/panels.html", context)
@@ -43,9 +43,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def slo_targets_view(request: HttpRequest) -> HttpResponse:
+def slo_targets_view(request: WorkspaceRequest) -> HttpResponse:
     """Dashboard → SLO targets (admins): saved and audited, or 400 with the field errors."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     current = selectors.slo_targets_get(workspace=workspace)
     form = SloTargetsForm(request.POST or None, instance=current)
     if request.method == "POST":

@@ -36,7 +36,9 @@ def _last_run(flow: Flow) -> dict[str, Any] | None:
     run_id = getattr(flow, "last_run_id", None)
     if run_id is None:
         return None
-    return {"id": str(run_id), "status": flow.last_run_status, "created_at": flow.last_run_at}
+    # The list's queryset annotates each flow with its last run (selectors.flow_list).
+    status, created_at = getattr(flow, "last_run_status", None), getattr(flow, "last_run_at", None)
+    return {"id": str(run_id), "status": status, "created_at": created_at}
 
 
 def flow_summary(flow: Flow) -> dict[str, Any]:

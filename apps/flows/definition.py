@@ -7,6 +7,7 @@ so the engine, the validator, the importer and the CLI share it.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import re
@@ -21,10 +22,14 @@ from apps.blocks.base import Block, BlockConfig
 from apps.blocks.expressions import ExpressionError, compile_expression, template_expressions
 from apps.blocks.registry import registry
 
+from .node_settings import NodeSettings
+
 SCHEMA = "flowgate/flow@1"
 NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_NODES = 500
-NODE_KEYS = {"id", "type", "config", "retry", "timeout_seconds", "label", "notes"}
+NODE_KEYS = {"id", "type", "version", "config", "retry", "timeout_seconds", "label", "notes"}
+# A node without a version was written before blocks had versions: it means version 1.
+UNVERSIONED = 1
 NODE_SETTINGS = ("retry", "timeout_seconds")
 
 
@@ -53,11 +58,16 @@ class Edge:
 @dataclass(frozen=True)
 class Node:
     id: str
-    type: str
-    block: type[Block]
+    key: str  # the block's key (the flow file's "type")
+    block: builtins.type[Block]
     config: BlockConfig
     raw_config: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)  # retry / timeout_seconds
+
+    @property
+    def type(self) -> str:
+        """The block key under its flow-file name, for callers written before ``key``."""
+        return self.key
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,8 @@ def _parse_cached(digest: str, serialized: str) -> FlowGraph:
     definition = json.loads(serialized)
     nodes = {}
     for raw in definition["nodes"]:
-        block = registry.get(raw["type"])
-        assert block is not None, f"unknown block {raw['type']}"
+        block = registry.get(raw["type"], raw.get("version", UNVERSIONED))
+        assert block is not None, f"unknown block {raw['type']} v{raw.get('version')}"
         config = block.Config.model_validate(raw.get("config") or {})
         node_settings = {key: raw[key] for key in NODE_SETTINGS if key in raw}
         nodes[raw["id"]] = Node(
@@ -147,6 +157,22 @@ def definition_digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def stamp_block_versions(definition: Any, *, version: int | None = None) -> Any:
+    """``definition`` with a ``version`` on every node that has none: ``version``, or the
+    block's latest when None (a node saved from the editor or the API was built with the
+    latest; an imported file without versions predates them and gets 1). Nodes that name a
+    version keep it, so published flows keep running what they were built with."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("nodes"), list):
+        return definition
+    nodes = []
+    for raw in definition["nodes"]:
+        if isinstance(raw, dict) and "version" not in raw and registry.get(str(raw.get("type"))):
+            latest = registry.versions(str(raw.get("type")))[-1]
+            raw = {**raw, "version": version if version is not None else latest}
+        nodes.append(raw)
+    return {**definition, "nodes": nodes}
+
+
 # --- validation ------------------------------------------------------------------------
 def validate_definition(definition: Any, *, workspace_id: Any = None) -> list[Problem]:
     """Every problem in ``definition``, each tied to a node and field where possible; with
@@ -201,11 +227,9 @@ def _validate_nodes(
                 )
             )
             continue
-        block = registry.get(str(raw.get("type")))
+        block, block_problem = _node_block(node_id, raw)
         if block is None:
-            problems.append(
-                Problem(f"unknown block type {raw.get('type')!r}", node=node_id, field="type")
-            )
+            problems.append(block_problem)
             continue
         config, config_problems = _validate_config(node_id, block, raw.get("config") or {})
         problems += config_problems + _node_setting_problems(node_id, raw)
@@ -228,9 +252,20 @@ def _workspace_problems(
     ]
 
 
-def _node_setting_problems(node_id: str, raw: dict[str, Any]) -> list[Problem]:
-    from apps.runs.engine.policy import NodeSettings
+def _node_block(node_id: str, raw: dict[str, Any]) -> tuple[type[Block] | None, Problem]:
+    key, version = str(raw.get("type")), raw.get("version", UNVERSIONED)
+    versions = registry.versions(key)
+    if not versions:
+        return None, Problem(f"unknown block type {raw.get('type')!r}", node=node_id, field="type")
+    if isinstance(version, bool) or not isinstance(version, int) or version not in versions:
+        listed = ", ".join(str(number) for number in versions)
+        return None, Problem(
+            f"{key} has no version {version!r} (versions: {listed})", node=node_id, field="version"
+        )
+    return registry.get(key, version), Problem("")
 
+
+def _node_setting_problems(node_id: str, raw: dict[str, Any]) -> list[Problem]:
     problems = [
         Problem(f"unknown node key {key!r}", node=node_id, field=key)
         for key in sorted(set(raw) - NODE_KEYS)
@@ -271,7 +306,7 @@ def _validate_config(
     return config, _expression_problems(node_id, block, raw_config)
 
 
-def _pydantic_message(item: dict[str, Any]) -> str:
+def _pydantic_message(item: Any) -> str:
     if item["type"] == "missing":
         return "is required"
     if item["type"] == "extra_forbidden":

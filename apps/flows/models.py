@@ -79,3 +79,28 @@ class FlowVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow} v{self.number}"
+
+
+class TriggerSubscription(models.Model):
+    """How a published flow is started, so listeners need not parse flows: written when a
+    flow is published, archived or restored (one row per active flow whose trigger has an
+    activation; ``subscriptions.py``). The webhook view finds its flow by ``("webhook",
+    token)``, the scheduler reads the ``schedule`` rows, the stream consumer the ``stream``
+    rows. ``settings`` is the trigger's activation settings (mode, cron, stream…)."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    flow = models.OneToOneField(Flow, on_delete=models.CASCADE, related_name="subscription")
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="+")
+    block = models.CharField(max_length=80)  # the trigger block's key
+    kind = models.CharField(max_length=40)
+    key = models.CharField(max_length=200)
+    settings = models.JSONField(default=dict)
+    # When the row was last written: a schedule does not fire for minutes before it.
+    activated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "key"], name="subscription_kind_key")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key} → {self.flow_id}"

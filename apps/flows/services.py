@@ -20,10 +20,12 @@ from .definition import (
     Problem,
     definition_digest,
     fields_mentioned,
+    stamp_block_versions,
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
 from .selectors import subflow_cycle
+from .subscriptions import subscriptions_sync
 
 
 class FlowError(Exception):
@@ -79,6 +81,7 @@ def flow_create(
     if not name:
         raise FlowError("a flow needs a name")
     definition = copy.deepcopy(definition) if definition is not None else blank_definition(name)
+    definition = stamp_block_versions(definition)
     definition["name"] = name
     flow = Flow.objects.create(
         workspace=workspace,
@@ -113,6 +116,7 @@ def flow_draft_save(
     (work in progress) and their problems returned."""
     if not isinstance(definition, dict):
         raise FlowError("the definition must be a JSON object")
+    definition = stamp_block_versions(definition)
     updated = Flow.objects.filter(pk=flow.pk, draft_revision=revision).update(
         draft_definition=definition,
         draft_revision=revision + 1,
@@ -137,7 +141,12 @@ def flow_publish(
     locked = Flow.objects.select_for_update().get(pk=flow.pk)
     if locked.status == FlowStatus.ARCHIVED:
         raise FlowError("this flow is archived: restore it before publishing", code="conflict")
-    definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
+    # A draft's nodes carry the versions they were built with; a definition handed in (a
+    # rollback to a version published before blocks had versions) means version 1.
+    definition = stamp_block_versions(
+        copy.deepcopy(definition if definition is not None else locked.draft_definition),
+        version=1 if definition is not None else None,
+    )
     problems = validate_definition(definition, workspace_id=locked.workspace_id)
     if problems:
         raise FlowError(
@@ -194,7 +203,7 @@ def flow_publish(
     locked.latest_version, locked.status = version, FlowStatus.PUBLISHED
     locked.save(update_fields=["latest_version", "status", "updated_at"])
     flow.latest_version, flow.status = version, locked.status
-    _sync_schedule(locked, definition)
+    subscriptions_sync(flow=locked)
     audit_record(
         workspace_id=locked.workspace_id,
         action="flow.published",
@@ -223,12 +232,6 @@ def _role(actor: Any, workspace_id: Any) -> str:
     return membership.role if membership else ""
 
 
-def _sync_schedule(flow: Flow, definition: dict[str, Any]) -> None:
-    from apps.runs.triggers import schedule_sync
-
-    schedule_sync(flow=flow, definition=definition)
-
-
 def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> FlowVersion:
     """Publish version ``number``'s definition again, as a new version."""
     old = flow.versions.filter(number=number).first()
@@ -245,6 +248,8 @@ def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> Flo
 @transaction.atomic
 def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
     """Create a flow from a ``*.flow.json`` document; nothing is created unless it is valid."""
+    # A file without node versions was written before blocks had versions: version 1.
+    document = stamp_block_versions(document, version=1)
     problems = validate_definition(document, workspace_id=workspace.id)
     if problems:
         raise FlowError("the file is not a valid Flowgate flow", problems=problems)
@@ -279,9 +284,7 @@ def flow_duplicate(*, flow: Flow, actor: Any) -> Flow:
 def flow_archive(*, flow: Flow, actor: Any) -> Flow:
     flow.status = FlowStatus.ARCHIVED
     flow.save(update_fields=["status", "updated_at"])
-    from apps.runs.triggers import schedule_sync
-
-    schedule_sync(flow=flow, definition=None)
+    subscriptions_sync(flow=flow)
     audit_record(
         workspace_id=flow.workspace_id,
         action="flow.archived",
@@ -300,9 +303,7 @@ def flow_restore(*, flow: Flow, actor: Any) -> Flow:
     latest = flow.latest_version
     flow.status = FlowStatus.PUBLISHED if latest is not None else FlowStatus.DRAFT
     flow.save(update_fields=["status", "updated_at"])
-    from apps.runs.triggers import schedule_sync
-
-    schedule_sync(flow=flow, definition=latest.definition if latest is not None else None)
+    subscriptions_sync(flow=flow)
     audit_record(
         workspace_id=flow.workspace_id,
         action="flow.restored",

@@ -6,37 +6,38 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 from apps.core import jsonsafe
 
 from . import selectors, services
 from .gallery import template_definition, template_list
+from .models import Flow
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
-def _list_url(request: HttpRequest) -> str:
-    return reverse("flows:list", kwargs={"workspace_slug": request.workspace.slug})  # type: ignore[attr-defined]
+def _list_url(request: WorkspaceRequest) -> str:
+    return reverse("flows:list", kwargs={"workspace_slug": request.workspace.slug})
 
 
-def _editor_url(request: HttpRequest, flow: object) -> str:
+def _editor_url(request: WorkspaceRequest, flow: Flow) -> str:
     return reverse(
         "flows:editor",
-        kwargs={"workspace_slug": request.workspace.slug, "flow_id": flow.id},  # type: ignore[attr-defined]
+        kwargs={"workspace_slug": request.workspace.slug, "flow_id": flow.id},
     )
 
 
-def _list_context(request: HttpRequest) -> dict[str, object]:
+def _list_context(request: WorkspaceRequest) -> dict[str, object]:
     search = request.GET.get("q", "").strip()[:200]
     archived = request.GET.get("archived") == "1"
     flows = selectors.flow_list(
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         search=search,
         include_archived=archived,
     )
@@ -45,13 +46,13 @@ def _list_context(request: HttpRequest) -> dict[str, object]:
         "search": search,
         "archived": archived,
         "templates": template_list(),
-        "can_edit": can(request.membership, Capability.EDIT_FLOWS),  # type: ignore[attr-defined]
-        "can_run": can(request.membership, Capability.START_RUNS),  # type: ignore[attr-defined]
+        "can_edit": can(request.membership, Capability.EDIT_FLOWS),
+        "can_run": can(request.membership, Capability.START_RUNS),
     }
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def flow_list_view(request: HttpRequest) -> HttpResponse:
+def flow_list_view(request: WorkspaceRequest) -> HttpResponse:
     context = _list_context(request)
     if request.htmx and request.htmx.target == "flow-results":  # type: ignore[attr-defined]
         return render(request, "flows/partials/flow_table.html", context)
@@ -60,7 +61,7 @@ def flow_list_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Capability.EDIT_FLOWS)
-def flow_create_view(request: HttpRequest) -> HttpResponse:
+def flow_create_view(request: WorkspaceRequest) -> HttpResponse:
     name = request.POST.get("name", "").strip()[:200]
     key = request.POST.get("template", "").strip()
     definition = None
@@ -73,7 +74,7 @@ def flow_create_view(request: HttpRequest) -> HttpResponse:
         name = name or known[key]["name"]
     try:
         flow = services.flow_create(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             actor=request.user,
             name=name or "Untitled flow",
             definition=definition,
@@ -86,14 +87,14 @@ def flow_create_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Capability.EDIT_FLOWS)
-def flow_import_view(request: HttpRequest) -> HttpResponse:
+def flow_import_view(request: WorkspaceRequest) -> HttpResponse:
     """Create a flow from an uploaded ``*.flow.json``; a broken or foreign file creates
     nothing and lists its problems."""
     upload = request.FILES.get("file")
     problems: list[str] = []
     if upload is None:
         error = "Choose a .flow.json file to import."
-    elif upload.size > MAX_IMPORT_BYTES:
+    elif (upload.size or 0) > MAX_IMPORT_BYTES:
         error = "That file is too large for a flow."
     else:
         try:
@@ -103,7 +104,7 @@ def flow_import_view(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 flow = services.flow_import(
-                    workspace=request.workspace,  # type: ignore[attr-defined]
+                    workspace=request.workspace,
                     actor=request.user,
                     document=document,
                 )
@@ -119,8 +120,8 @@ def flow_import_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Capability.EDIT_FLOWS)
-def flow_duplicate_view(request: HttpRequest, flow_id: str) -> HttpResponse:
-    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+def flow_duplicate_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
     copy = services.flow_duplicate(flow=flow, actor=request.user)
     messages.success(request, f"Created “{copy.name}”.")
     return redirect(_list_url(request))
@@ -128,8 +129,8 @@ def flow_duplicate_view(request: HttpRequest, flow_id: str) -> HttpResponse:
 
 @require_POST
 @workspace_view(Capability.EDIT_FLOWS)
-def flow_archive_view(request: HttpRequest, flow_id: str) -> HttpResponse:
-    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+def flow_archive_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
     services.flow_archive(flow=flow, actor=request.user)
     messages.success(request, f"Archived “{flow.name}”.")
     return redirect(_list_url(request))
@@ -137,17 +138,17 @@ def flow_archive_view(request: HttpRequest, flow_id: str) -> HttpResponse:
 
 @require_POST
 @workspace_view(Capability.EDIT_FLOWS)
-def flow_restore_view(request: HttpRequest, flow_id: str) -> HttpResponse:
-    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+def flow_restore_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
     services.flow_restore(flow=flow, actor=request.user)
     messages.success(request, f"Restored “{flow.name}”.")
     return redirect(_editor_url(request, flow))
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def flow_editor_view(request: HttpRequest, flow_id: str) -> HttpResponse:
-    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
-    membership = request.membership  # type: ignore[attr-defined]
+def flow_editor_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+    membership = request.membership
     return render(
         request,
         "flows/editor.html",
@@ -160,11 +161,11 @@ def flow_editor_view(request: HttpRequest, flow_id: str) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def flow_webhook_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+def flow_webhook_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
     """The flow's webhook URL and signing secret. An admin's POST generates (or rotates) the
     secret, shown in this response only."""
-    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
-    can_rotate = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+    can_rotate = can(request.membership, Capability.MANAGE_SETTINGS)
     secret = ""
     if request.method == "POST":
         if not can_rotate:

@@ -33,15 +33,13 @@ def task_recipients(task: ReviewTask) -> list[str]:
     """Email addresses of whoever may decide: the named users and the members with the
     assigned role (admins for any role), never the person who started the run."""
     members = Membership.objects.filter(workspace_id=task.workspace_id, user__is_active=True)
+    if task.requested_by_id is not None:
+        members = members.exclude(user_id=task.requested_by_id)
     who = Q(user__in=task.assignee_users.all())
     if task.assignee_role:
         who |= Q(role=task.assignee_role) | Q(role=Role.ADMIN)
     addresses = (
-        members.filter(who)
-        .exclude(user__email="")
-        .exclude(user_id=task.requested_by_id)
-        .values_list("user__email", flat=True)
-        .distinct()
+        members.filter(who).exclude(user__email="").values_list("user__email", flat=True).distinct()
     )
     return sorted(addresses)
 

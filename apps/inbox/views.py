@@ -7,12 +7,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 from apps.flows.models import Flow
 
@@ -21,8 +21,8 @@ from .models import Decision, TaskStatus
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def task_list(request: HttpRequest) -> HttpResponse:
-    membership = request.membership  # type: ignore[attr-defined]
+def task_list(request: WorkspaceRequest) -> HttpResponse:
+    membership = request.membership
     filters = selectors.TaskFilters.from_query(request.GET, membership)
     tasks = list(
         selectors.task_list(user=request.user, membership=membership, filters=filters)[
@@ -45,14 +45,14 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def task_detail(request: HttpRequest, task_id: Any) -> HttpResponse:
+def task_detail(request: WorkspaceRequest, task_id: Any) -> HttpResponse:
     return _detail(request, task_id)
 
 
 def _detail(
-    request: HttpRequest, task_id: Any, *, error: services.TaskError | None = None
+    request: WorkspaceRequest, task_id: Any, *, error: services.TaskError | None = None
 ) -> HttpResponse:
-    membership = request.membership  # type: ignore[attr-defined]
+    membership = request.membership
     task = selectors.task_get(workspace=membership.workspace, task_id=task_id)
     history = selectors.task_history(task=task)
     refusal = services.decision_refusal(task, request.user, membership) if task.is_open else None
@@ -78,8 +78,8 @@ def _detail(
 
 @require_POST
 @workspace_view(Capability.DECIDE_TASKS)
-def task_decide(request: HttpRequest, task_id: Any) -> HttpResponse:
-    membership = request.membership  # type: ignore[attr-defined]
+def task_decide(request: WorkspaceRequest, task_id: Any) -> HttpResponse:
+    membership = request.membership
     task = selectors.task_get(workspace=membership.workspace, task_id=task_id)
     version = request.POST.get("version", "")
     try:
@@ -110,8 +110,8 @@ def task_decide(request: HttpRequest, task_id: Any) -> HttpResponse:
 
 @require_POST
 @workspace_view(Capability.DECIDE_TASKS)
-def task_claim(request: HttpRequest, task_id: Any, release: bool = False) -> HttpResponse:
-    membership = request.membership  # type: ignore[attr-defined]
+def task_claim(request: WorkspaceRequest, task_id: Any, release: bool = False) -> HttpResponse:
+    membership = request.membership
     task = selectors.task_get(workspace=membership.workspace, task_id=task_id)
     action = services.task_release if release else services.task_claim
     try:
@@ -124,9 +124,9 @@ def task_claim(request: HttpRequest, task_id: Any, release: bool = False) -> Htt
 
 @require_POST
 @workspace_view(Capability.DECIDE_TASKS)
-def task_bulk_decide(request: HttpRequest) -> HttpResponse:
+def task_bulk_decide(request: WorkspaceRequest) -> HttpResponse:
     """Decide the selected tasks one by one; each is its own transaction."""
-    membership = request.membership  # type: ignore[attr-defined]
+    membership = request.membership
     decided, refused = 0, []
     for task_id in request.POST.getlist("task")[: selectors.PAGE_SIZE]:
         try:
@@ -157,6 +157,6 @@ def _display(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _task_url(request: HttpRequest, task_id: Any) -> str:
-    slug = request.workspace.slug  # type: ignore[attr-defined]
+def _task_url(request: WorkspaceRequest, task_id: Any) -> str:
+    slug = request.workspace.slug
     return reverse("inbox:detail", kwargs={"workspace_slug": slug, "task_id": task_id})

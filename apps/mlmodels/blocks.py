@@ -144,7 +144,7 @@ def _service_error(status: int, message: str) -> ModelServiceError:
 def call_cost(model: str) -> float:
     """The configured estimate of one call to ``model`` (settings ``MODEL_COSTS``, else
     ``MODEL_COST_PER_CALL``): serving cost is a property of the deployment, not the flow."""
-    flowgate: dict[str, Any] = settings.FLOWGATE
+    flowgate = settings.FLOWGATE
     return float(flowgate["MODEL_COSTS"].get(model, flowgate["MODEL_COST_PER_CALL"]))
 
 

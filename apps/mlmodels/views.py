@@ -16,25 +16,25 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 
 from . import registry, selectors, services
 from .models import PromotionRequest, PromotionStatus
 
 
-def _model_url(request: HttpRequest, name: str) -> str:
+def _model_url(request: WorkspaceRequest, name: str) -> str:
     return reverse(
         "mlmodels:detail",
-        kwargs={"workspace_slug": request.workspace.slug, "model_name": name},  # type: ignore[attr-defined]
+        kwargs={"workspace_slug": request.workspace.slug, "model_name": name},
     )
 
 
-def _context(request: HttpRequest, **extra: Any) -> dict[str, object]:
+def _context(request: WorkspaceRequest, **extra: Any) -> dict[str, object]:
     model = extra.get("model")
-    managed_here = model is None or model.managed_by(request.workspace)  # type: ignore[attr-defined]
+    managed_here = model is None or model.managed_by(request.workspace)
     return {
-        "can_manage": managed_here and can(request.membership, Capability.MANAGE_MODELS),  # type: ignore[attr-defined]
+        "can_manage": managed_here and can(request.membership, Capability.MANAGE_MODELS),
         "managed_elsewhere": not managed_here,
         "registry_uri": registry.tracking_uri(),
         "aliases": registry.ALIASES,
@@ -42,9 +42,9 @@ def _context(request: HttpRequest, **extra: Any) -> dict[str, object]:
     }
 
 
-def _requests(request: HttpRequest, **filters: Any) -> list[tuple[PromotionRequest, str]]:
+def _requests(request: WorkspaceRequest, **filters: Any) -> list[tuple[PromotionRequest, str]]:
     """Promotion requests with why this user may not decide each ("" when they may)."""
-    found = selectors.promotion_requests(workspace=request.workspace, **filters)  # type: ignore[attr-defined]
+    found = selectors.promotion_requests(workspace=request.workspace, **filters)
     rows = []
     for promotion in found[:50]:
         refusal = services.promotion_refusal(promotion, request.user)
@@ -53,7 +53,7 @@ def _requests(request: HttpRequest, **filters: Any) -> list[tuple[PromotionReque
 
 
 def _unavailable(
-    request: HttpRequest, error: Exception, title: str, *, status: int = 503, **extra: object
+    request: WorkspaceRequest, error: Exception, title: str, *, status: int = 503, **extra: object
 ) -> HttpResponse:
     return render(
         request,
@@ -64,7 +64,7 @@ def _unavailable(
 
 
 @workspace_view(Capability.VIEW_MODELS)
-def model_list_view(request: HttpRequest) -> HttpResponse:
+def model_list_view(request: WorkspaceRequest) -> HttpResponse:
     try:
         models = registry.list_models()
     except registry.RegistryUnavailable as error:
@@ -73,7 +73,7 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
         return _unavailable(
             request, error, "Models", status=200, requests=_requests(request, pending_only=True)
         )
-    using = selectors.flows_using_models(workspace=request.workspace)  # type: ignore[attr-defined]
+    using = selectors.flows_using_models(workspace=request.workspace)
     rows = [(model, using.get(model.name, [])) for model in models]
     return render(
         request,
@@ -83,14 +83,14 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_MODELS)
-def model_detail_view(request: HttpRequest, model_name: str) -> HttpResponse:
+def model_detail_view(request: WorkspaceRequest, model_name: str) -> HttpResponse:
     try:
         model = registry.get_model(model_name)
     except registry.RegistryNotFound:
         return render(request, "404.html", status=404)
     except registry.RegistryUnavailable as error:
         return _unavailable(request, error, model_name)
-    using = selectors.flows_using_models(workspace=request.workspace).get(model.name, [])  # type: ignore[attr-defined]
+    using = selectors.flows_using_models(workspace=request.workspace).get(model.name, [])
     return render(
         request,
         "mlmodels/detail.html",
@@ -109,7 +109,7 @@ def model_detail_view(request: HttpRequest, model_name: str) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_MODELS)
-def version_detail_view(request: HttpRequest, model_name: str, version: int) -> HttpResponse:
+def version_detail_view(request: WorkspaceRequest, model_name: str, version: int) -> HttpResponse:
     try:
         model = registry.get_model(model_name)
         info = registry.get_version(model_name, str(version))
@@ -159,12 +159,14 @@ def _share(value: str | None) -> int | None:
 
 
 @workspace_view(Capability.MANAGE_MODELS)
-def request_promotion_view(request: HttpRequest, model_name: str, version: int) -> HttpResponse:
+def request_promotion_view(
+    request: WorkspaceRequest, model_name: str, version: int
+) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
         services.promotion_request_create(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             actor=request.user,
             name=model_name,
             version=str(version),
@@ -183,14 +185,16 @@ def request_promotion_view(request: HttpRequest, model_name: str, version: int) 
 
 
 @workspace_view(Capability.MANAGE_MODELS)
-def decide_promotion_view(request: HttpRequest, promotion_id: UUID, decision: str) -> HttpResponse:
+def decide_promotion_view(
+    request: WorkspaceRequest, promotion_id: UUID, decision: str
+) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    promotion = selectors.promotion_get(workspace=request.workspace, promotion_id=promotion_id)  # type: ignore[attr-defined]
+    promotion = selectors.promotion_get(workspace=request.workspace, promotion_id=promotion_id)
     act = services.promotion_approve if decision == "approve" else services.promotion_reject
     try:
         promotion = act(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             promotion_id=promotion.id,
             actor=request.user,
             note=request.POST.get("note", "")[:2000],
@@ -210,13 +214,13 @@ def decide_promotion_view(request: HttpRequest, promotion_id: UUID, decision: st
 
 
 @workspace_view(Capability.MANAGE_MODELS)
-def rollback_view(request: HttpRequest, model_name: str) -> HttpResponse:
+def rollback_view(request: WorkspaceRequest, model_name: str) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     alias = request.POST.get("alias", "production")
     try:
         outcome = services.model_rollback(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             actor=request.user,
             name=model_name,
             alias=alias,

@@ -216,7 +216,11 @@ def decision_from_value(
     """Turn a rule's value into a Decision. A boolean is the verdict; an object gives
     ``allow``/``reasons`` (a ``route`` string without ``allow`` allows); a string is a route
     and allows. Anything else, or no value, denies."""
-    identity = {"policy": policy.slug, "version": policy.version, "duration_ms": duration_ms}
+    identity: dict[str, Any] = {
+        "policy": policy.slug,
+        "version": policy.version,
+        "duration_ms": duration_ms,
+    }
     if value is None:
         message = f"rule {rule!r} is undefined for this input (deny by default)"
         return Decision(allow=False, reasons=[message], error=message, **identity)

@@ -20,7 +20,7 @@ class JSONTextField(forms.CharField):
         self.object_only = object_only
 
     def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
+        text = super().to_python(value) or ""
         if not text.strip():
             if self.required:
                 raise forms.ValidationError(self.error_messages["required"], code="required")

@@ -79,7 +79,8 @@ class OpaServerBackend:
                 input_data=input, package_path=deployed_package(policy), rule_name=rule
             )
         except requests.HTTPError as error:
-            raise PolicyError(f"OPA answered {error.response.status_code}") from None
+            status = error.response.status_code if error.response is not None else "an error"
+            raise PolicyError(f"OPA answered {status}") from None
         except requests.RequestException as error:
             raise PolicyError(f"OPA server unreachable: {type(error).__name__}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Count, Max, QuerySet
@@ -52,7 +53,7 @@ def policy_latest_version(*, policy: Policy) -> PolicyVersion | None:
     return policy.versions.order_by("-number").first()
 
 
-def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, str] | None:
+def policy_published_source(*, workspace_id: Any, slug: str) -> Mapping[str, Any] | None:
     """slug, package, source and sha256 of the latest published version of the
     workspace's policy ``slug`` (one query), or None when it has none."""
     return (

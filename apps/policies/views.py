@@ -11,12 +11,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 
 from . import selectors, services
 from .engine import PolicyError, compile_check
 from .forms import DraftForm, PlaygroundForm, PolicyCreateForm, PublishForm, TestCaseForm
+from .models import Policy
 
 NEW_POLICY_SOURCE = """package flowgate.{package}
 
@@ -29,10 +30,10 @@ allow if {{
 """
 
 
-def _detail_url(request: HttpRequest, policy: object) -> str:
+def _detail_url(request: WorkspaceRequest, policy: Policy) -> str:
     return reverse(
         "policies:detail",
-        kwargs={"workspace_slug": request.workspace.slug, "policy_slug": policy.slug},  # type: ignore[attr-defined]
+        kwargs={"workspace_slug": request.workspace.slug, "policy_slug": policy.slug},
     )
 
 
@@ -41,20 +42,20 @@ def _form_errors(form: object) -> str:
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def policy_list_view(request: HttpRequest) -> HttpResponse:
-    policies = selectors.policy_list(workspace=request.workspace)  # type: ignore[attr-defined]
+def policy_list_view(request: WorkspaceRequest) -> HttpResponse:
+    policies = selectors.policy_list(workspace=request.workspace)
     return render(
         request,
         "policies/list.html",
         {
             "policies": policies,
-            "can_manage": can(request.membership, Capability.MANAGE_POLICIES),  # type: ignore[attr-defined]
+            "can_manage": can(request.membership, Capability.MANAGE_POLICIES),
         },
     )
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
-def policy_create_view(request: HttpRequest) -> HttpResponse:
+def policy_create_view(request: WorkspaceRequest) -> HttpResponse:
     form = PolicyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         slug = form.cleaned_data["slug"]
@@ -76,7 +77,9 @@ def policy_create_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _detail_context(request: HttpRequest, policy: object, **extra: object) -> dict[str, object]:
+def _detail_context(
+    request: WorkspaceRequest, policy: object, **extra: object
+) -> dict[str, object]:
     versions = list(selectors.policy_version_list(policy=policy))  # type: ignore[arg-type]
     return {
         "policy": policy,
@@ -84,7 +87,7 @@ def _detail_context(request: HttpRequest, policy: object, **extra: object) -> di
         "latest": versions[0] if versions else None,
         "test_cases": selectors.policy_test_case_list(policy=policy),  # type: ignore[arg-type]
         "usage": selectors.policy_usage(policy=policy),  # type: ignore[arg-type]
-        "can_manage": can(request.membership, Capability.MANAGE_POLICIES),  # type: ignore[attr-defined]
+        "can_manage": can(request.membership, Capability.MANAGE_POLICIES),
         "draft_form": DraftForm(initial={"source": policy.draft_source}),  # type: ignore[attr-defined]
         "test_form": TestCaseForm(),
         "playground_form": PlaygroundForm(
@@ -101,14 +104,14 @@ def _default_rule(rules: list[str]) -> str:
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def policy_detail_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def policy_detail_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     return render(request, "policies/detail.html", _detail_context(request, policy))
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
-def draft_save_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def draft_save_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     form = DraftForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(_form_errors(form))
@@ -127,8 +130,8 @@ def draft_save_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
-def publish_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def publish_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     form = PublishForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(_form_errors(form))
@@ -153,8 +156,8 @@ def publish_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
-def test_case_create_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def test_case_create_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     form = TestCaseForm(request.POST)
     if form.is_valid():
         try:
@@ -173,8 +176,10 @@ def test_case_create_view(request: HttpRequest, policy_slug: str) -> HttpRespons
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
-def test_case_delete_view(request: HttpRequest, policy_slug: str, test_id: object) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def test_case_delete_view(
+    request: WorkspaceRequest, policy_slug: str, test_id: object
+) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     if request.method != "POST":
         return HttpResponse(status=405)
     services.policy_test_case_delete(
@@ -184,8 +189,8 @@ def test_case_delete_view(request: HttpRequest, policy_slug: str, test_id: objec
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def tests_run_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def tests_run_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     if request.method != "POST":
         return HttpResponse(status=405)
     try:
@@ -205,8 +210,8 @@ def _playground_problem(request: HttpRequest, message: str) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def playground_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def playground_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     if request.method != "POST":
         return HttpResponse(status=405)
     form = PlaygroundForm(request.POST)
@@ -238,8 +243,8 @@ def playground_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def version_detail_view(request: HttpRequest, policy_slug: str, number: int) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def version_detail_view(request: WorkspaceRequest, policy_slug: str, number: int) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     version = selectors.policy_version_get(policy=policy, number=number)
     return render(
         request,
@@ -247,14 +252,14 @@ def version_detail_view(request: HttpRequest, policy_slug: str, number: int) -> 
         {
             "policy": policy,
             "version": version,
-            "can_manage": can(request.membership, Capability.MANAGE_POLICIES),  # type: ignore[attr-defined]
+            "can_manage": can(request.membership, Capability.MANAGE_POLICIES),
         },
     )
 
 
 @workspace_view(Capability.MANAGE_POLICIES)
-def rollback_view(request: HttpRequest, policy_slug: str, number: int) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def rollback_view(request: WorkspaceRequest, policy_slug: str, number: int) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     if request.method != "POST":
         return HttpResponse(status=405)
     version = selectors.policy_version_get(policy=policy, number=number)
@@ -269,8 +274,8 @@ def rollback_view(request: HttpRequest, policy_slug: str, number: int) -> HttpRe
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def diff_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
-    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)  # type: ignore[attr-defined]
+def diff_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse:
+    policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
     try:
         old_number, new_number = int(request.GET.get("from", "")), int(request.GET.get("to", ""))
     except ValueError:
@@ -292,7 +297,7 @@ def diff_view(request: HttpRequest, policy_slug: str) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_POLICIES)
-def evaluation_list_view(request: HttpRequest) -> HttpResponse:
+def evaluation_list_view(request: WorkspaceRequest) -> HttpResponse:
     allow = {"allow": True, "deny": False}.get(request.GET.get("verdict", ""))
     evaluations = selectors.policy_evaluation_list(
         workspace=request.workspace,

@@ -52,7 +52,7 @@ def run_summary(run: Run) -> dict[str, Any]:
     return {
         "id": str(run.id),
         "flow": {"id": str(run.flow_id), "name": run.flow.name, "slug": run.flow.slug},
-        "version": run.version.number if run.version_id else None,
+        "version": run.version.number if run.version else None,
         "status": run.status,
         "trigger": run.trigger,
         "dry_run": run.dry_run,

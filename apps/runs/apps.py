@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -7,6 +9,7 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
+        from apps.audit.decision_facts import register_decision_facts
         from apps.blocks.registry import register_block, register_service
 
         from .blocks import TRIGGER_BLOCKS
@@ -15,3 +18,11 @@ class RunsConfig(AppConfig):
         for block in TRIGGER_BLOCKS:
             register_block(block)
         register_service("subflows", SubflowService)
+        register_decision_facts(_decision_run)
+
+
+def _decision_run(workspace: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The run a decision belongs to, for its audit page (404 outside the workspace)."""
+    from .selectors import run_get
+
+    return {"run": run_get(workspace=workspace, run_id=data["run"])}

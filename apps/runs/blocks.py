@@ -10,12 +10,26 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from apps.blocks.base import Block, BlockConfig, BlockContext, Result
+from apps.blocks.base import Activation, Block, BlockConfig, BlockContext, FlowAddress, Result
 
 
 def envelope(body: Any, **extra: Any) -> dict[str, Any]:
     """The shape of every run's input: the payload under ``body`` plus delivery details."""
     return {"body": body, **extra}
+
+
+def cron_schedule(cron: str) -> Any:
+    """A five-field cron (minute hour day-of-month month day-of-week) as a Celery crontab."""
+    from celery.schedules import crontab
+
+    minute, hour, day_of_month, month_of_year, day_of_week = cron.split()
+    return crontab(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+    )
 
 
 class SampleInput(BlockConfig):
@@ -52,6 +66,11 @@ class WebhookTrigger(Block):
     icon = "webhook"
     Config = WebhookConfig
 
+    @classmethod
+    def activation(cls, config: WebhookConfig, flow: FlowAddress) -> Activation:
+        settings = config.model_dump(include={"mode", "auth", "timeout_seconds"})
+        return Activation("webhook", flow.webhook_token, settings)
+
     def execute(self, ctx: BlockContext, config: WebhookConfig, input: Any) -> Result:
         return Result(output=input)
 
@@ -64,13 +83,10 @@ class ScheduleConfig(BlockConfig):
     @field_validator("cron")
     @classmethod
     def cron_is_valid(cls, value: str) -> str:
-        from celery.schedules import crontab
-
-        fields = value.split()
-        if len(fields) != 5:
+        if len(value.split()) != 5:
             raise ValueError("a cron expression has five fields, e.g. '*/15 * * * *'")
         try:
-            crontab(*fields)
+            cron_schedule(value)
         except (ValueError, TypeError) as error:
             raise ValueError(f"invalid cron expression: {error}") from None
         return value
@@ -95,6 +111,10 @@ class ScheduleTrigger(Block):
     category = "trigger"
     icon = "calendar"
     Config = ScheduleConfig
+
+    @classmethod
+    def activation(cls, config: ScheduleConfig, flow: FlowAddress) -> Activation:
+        return Activation("schedule", config.cron, config.model_dump())
 
     def execute(self, ctx: BlockContext, config: ScheduleConfig, input: Any) -> Result:
         return Result(output=input)

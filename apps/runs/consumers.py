@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from apps.accounts.models import Membership
-from apps.core.consumers import WorkspaceEventsConsumer
 from apps.core.events import run_group
+from apps.shell.consumers import WorkspaceEventsConsumer
 
 from .selectors import run_get
 

@@ -28,12 +28,12 @@ class RunFilterForm(forms.Form):
 
     def __init__(self, *args: Any, flows: Any = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["flow"].choices = [("", "All flows")] + [
+        self.fields["flow"].choices = [("", "All flows")] + [  # type: ignore[attr-defined]
             (str(flow.id), flow.name) for flow in flows
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         since, until = data.get("since"), data.get("until")
         if since and until and until < since:
             self.add_error("until", "The end date is before the start date.")

@@ -71,7 +71,7 @@ def run_step_rows(*, run: Run) -> list[dict[str, Any]]:
     timeline = step_timeline(steps["latest"])
     rows = []
     for step in steps["latest"]:
-        block = registry.get(step.block_type)
+        block = registry.get(step.block_type, step.block_version)
         category = block.category if block else ""
         rows.append(
             {

@@ -22,8 +22,17 @@ class SubflowService:
         self.workspace_id = workspace_id
 
     def start(
-        self, *, flow_slug: str, body: Any, parent_run_id: str, node_id: str, index: int = 0
+        self,
+        *,
+        flow_slug: str,
+        body: Any,
+        parent_run_id: str,
+        node_id: str,
+        index: int = 0,
+        version: int | None = None,
     ) -> str:
+        """Start a child run of ``flow_slug`` at published ``version`` (pinned by the
+        caller), or at its latest published version when ``version`` is None."""
         from apps.blocks.base import BlockError
 
         from .services import RunError, run_start
@@ -31,6 +40,9 @@ class SubflowService:
         flow = Flow.objects.filter(workspace_id=self.workspace_id, slug=flow_slug).first()
         if flow is None:
             raise BlockError(f"there is no flow {flow_slug!r} in this workspace")
+        pinned = flow.versions.filter(number=version).first() if version is not None else None
+        if version is not None and pinned is None:
+            raise BlockError(f"{flow.name} has no published version {version}")
         parent = Run.objects.get(pk=parent_run_id)
         limit = int(settings.FLOWGATE.get("SUBFLOW_MAX_DEPTH", 8))
         chain = _ancestry(parent, limit)
@@ -44,6 +56,7 @@ class SubflowService:
             started = run_start(
                 flow=flow,
                 trigger=Trigger.SUBFLOW,
+                version=pinned,
                 payload=envelope(body),
                 idempotency_key=f"{parent_run_id}:{node_id}:{index}",
                 correlation_id=parent.correlation_id,
@@ -56,13 +69,17 @@ class SubflowService:
         return str(started.run.id)
 
     def outcomes(self, run_ids: list[str]) -> list[dict[str, Any] | None]:
-        runs = {str(run.id): run for run in Run.objects.filter(pk__in=run_ids)}
+        runs = {
+            str(run.id): run for run in Run.objects.filter(pk__in=run_ids).select_related("version")
+        }
+        versions = {key: run.version.number for key, run in runs.items() if run.version}
         return [
             {
                 "run": run_id,
                 "status": runs[run_id].status,
                 "output": runs[run_id].output,
                 "error": runs[run_id].error,
+                "version": versions.get(run_id),
             }
             if run_id in runs and runs[run_id].status in TERMINAL_RUN_STATUSES
             else None

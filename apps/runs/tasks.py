@@ -107,11 +107,12 @@ def reconcile() -> None:
     reconciler.reconcile()
 
 
-@shared_task(name="runs.start_scheduled", ignore_result=True)
-def start_scheduled(flow_id: str) -> None:
-    from .triggers import start_scheduled_run
+@shared_task(name="runs.schedules_tick", ignore_result=True)
+def schedules_tick() -> None:
+    """Every minute (beat): start the scheduled flows that are due."""
+    from .schedules import schedules_tick as tick
 
-    start_scheduled_run(flow_id=flow_id)
+    tick()
 
 
 @shared_task(name="runs.purge_expired", ignore_result=True)

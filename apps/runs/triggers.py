@@ -1,4 +1,5 @@
-"""Triggers: webhooks (sync and async), schedules and manual starts.
+"""Webhook deliveries (sync and async): ``trigger.webhook``, ``trigger.email`` and any trigger
+block whose activation kind is ``webhook``. (Schedules: ``schedules.py``.)
 
 A webhook delivery is authenticated (the secret URL token; for ``auth: hmac`` also a
 Standard Webhooks signature made with the flow's own signing secret, within five minutes,
@@ -12,24 +13,23 @@ worker carries on.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from django.utils import timezone
 
 from apps.connectors.webhook.signing import WINDOW_SECONDS, SignatureRejected, verify
 from apps.core import jsonsafe
 from apps.core.redis_clients import redis_client
 from apps.flows.definition import FlowGraph
-from apps.flows.models import Flow, FlowStatus
+from apps.flows.models import Flow, FlowStatus, TriggerSubscription
 from apps.flows.selectors import flow_webhook_secret
+from apps.flows.subscriptions import subscription_for
 
 from .blocks import envelope
 from .engine import advance
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, Trigger
-from .services import RunError, run_start
+from .services import run_start
 from .tasks import enqueue_advance
 
 HEADERS_KEPT = (
@@ -57,13 +57,18 @@ class WebhookOutcome:
     headers: dict[str, str]
 
 
-def webhook_flow(token: str) -> Flow:
-    flow = Flow.objects.select_related("latest_version").filter(webhook_token=token).first()
+def webhook_subscription(token: str) -> TriggerSubscription:
+    """The published flow listening at ``token`` (its subscription row, written on publish),
+    or the reason there is none."""
+    subscription = subscription_for("webhook", token)
+    if subscription is not None:
+        return subscription
+    flow = Flow.objects.filter(webhook_token=token).first()
     if flow is None or flow.status == FlowStatus.ARCHIVED:
         raise WebhookRejected("unknown or revoked webhook URL", 401)
-    if flow.latest_version is None:
+    if flow.latest_version_id is None:
         raise WebhookRejected(f"{flow.name} has no published version", 409)
-    return flow
+    raise WebhookRejected(f"{flow.name} is not started by a webhook", 409)
 
 
 def verify_signed_delivery(flow: Flow, headers: dict[str, str], body: bytes) -> None:
@@ -100,13 +105,9 @@ def verify_signed_delivery(flow: Flow, headers: dict[str, str], body: bytes) -> 
 def webhook_deliver(
     *, token: str, body: bytes, content_type: str, headers: dict[str, str], query: dict[str, str]
 ) -> WebhookOutcome:
-    flow = webhook_flow(token)
-    graph = FlowGraph.parse(flow.latest_version.definition)
-    trigger = graph.nodes[graph.trigger]
-    if trigger.type not in ("trigger.webhook", "trigger.email"):
-        raise WebhookRejected(f"{flow.name} is not started by a webhook", 409)
-    config = trigger.config
-    if getattr(config, "auth", "token") == "hmac":
+    subscription = webhook_subscription(token)
+    flow, config = subscription.flow, subscription.settings
+    if config.get("auth", "token") == "hmac":
         verify_signed_delivery(flow, headers, body)
     payload = envelope(
         _parse_body(body, content_type),
@@ -119,9 +120,10 @@ def webhook_deliver(
     event_id = (
         headers.get("idempotency-key") or headers.get("x-event-id") or headers.get("webhook-id")
     )
-    sync = getattr(config, "mode", "async") == "sync"
+    sync = config.get("mode", "async") == "sync"
     started = run_start(
         flow=flow,
+        version=subscription.version,
         trigger=Trigger.WEBHOOK,
         payload=payload,
         idempotency_key=event_id,
@@ -130,7 +132,8 @@ def webhook_deliver(
     )
     run = started.run
     if sync and started.created:
-        run = _run_inline(run, graph, budget=float(getattr(config, "timeout_seconds", 10)))
+        graph = FlowGraph.parse(subscription.version.definition)
+        run = _run_inline(run, graph, budget=float(config.get("timeout_seconds", 10)))
     return _outcome(run, started.created)
 
 
@@ -194,56 +197,3 @@ def _outcome(run: Run, created: bool) -> WebhookOutcome:
             run, created, 422, {"run": str(run.id), "status": run.status, "error": run.error}, {}
         )
     return WebhookOutcome(run, created, 202, {"run": str(run.id), "status": run.status}, {})
-
-
-# --- schedules -------------------------------------------------------------------------
-def schedule_sync(*, flow: Flow, definition: dict[str, Any] | None) -> None:
-    """Keep the flow's Celery beat entry (database scheduler) in line with its published
-    trigger: create, update or remove it."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
-
-    name = f"flow:{flow.id}"
-    graph = FlowGraph.parse(definition) if definition else None
-    trigger = graph.nodes[graph.trigger] if graph else None
-    if trigger is None or trigger.type != "trigger.schedule" or flow.status == FlowStatus.ARCHIVED:
-        PeriodicTask.objects.filter(name=name).delete()
-        return
-    minute, hour, day_of_month, month_of_year, day_of_week = trigger.config.cron.split()
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone=trigger.config.timezone,
-    )
-    PeriodicTask.objects.update_or_create(
-        name=name,
-        defaults={
-            "task": "runs.start_scheduled",
-            "crontab": crontab,
-            "interval": None,
-            "args": json.dumps([str(flow.id)]),
-            "enabled": True,
-        },
-    )
-
-
-def start_scheduled_run(*, flow_id: str) -> Run | None:
-    flow = Flow.objects.select_related("latest_version").filter(pk=flow_id).first()
-    if flow is None or flow.latest_version is None or flow.status == FlowStatus.ARCHIVED:
-        return None
-    graph = FlowGraph.parse(flow.latest_version.definition)
-    trigger = graph.nodes[graph.trigger]
-    body = getattr(trigger.config, "body", {})
-    # One run per scheduled minute, even if beat fires twice.
-    minute = timezone.now().strftime("%Y-%m-%dT%H:%M")
-    try:
-        return run_start(
-            flow=flow,
-            trigger=Trigger.SCHEDULE,
-            payload=envelope(body, scheduled_for=minute),
-            idempotency_key=f"schedule:{minute}",
-        ).run
-    except RunError:
-        return None

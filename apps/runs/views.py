@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 from apps.core import jsonsafe
 from apps.flows.selectors import flow_get, flow_list
@@ -40,8 +40,8 @@ def _query_without_page(request: HttpRequest) -> str:
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def run_list_view(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def run_list_view(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = RunFilterForm(request.GET or None, flows=flow_list(workspace=workspace))
     filters = form.selector_filters() if form.is_valid() else {}
     context = {
@@ -57,27 +57,25 @@ def run_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def dead_letter_view(request: HttpRequest) -> HttpResponse:
-    runs = selectors.dead_letter_list(workspace=request.workspace)  # type: ignore[attr-defined]
+def dead_letter_view(request: WorkspaceRequest) -> HttpResponse:
+    runs = selectors.dead_letter_list(workspace=request.workspace)
     page = _page(request, runs)
     context = {
         "page": page,
         "query": "",
-        "can_manage": can(request.membership, Capability.MANAGE_RUNS),  # type: ignore[attr-defined]
+        "can_manage": can(request.membership, Capability.MANAGE_RUNS),
     }
     return render(request, "runs/dead_letter.html", context)
 
 
 @workspace_view(Capability.MANAGE_RUNS)
 @require_POST
-def bulk_action_view(request: HttpRequest) -> HttpResponse:
+def bulk_action_view(request: WorkspaceRequest) -> HttpResponse:
     form = BulkRunActionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Select at least one run and an action.")
         return redirect(_url(request, "dead_letter"))
-    runs = selectors.run_list(workspace=request.workspace).filter(  # type: ignore[attr-defined]
-        pk__in=form.cleaned_data["runs"]
-    )
+    runs = selectors.run_list(workspace=request.workspace).filter(pk__in=form.cleaned_data["runs"])
     outcomes = services.run_bulk_action(
         runs=runs, action=form.cleaned_data["action"], actor=request.user
     )
@@ -91,32 +89,32 @@ def bulk_action_view(request: HttpRequest) -> HttpResponse:
     return redirect(_url(request, "dead_letter"))
 
 
-def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
-    return reverse(f"runs:{name}", kwargs={"workspace_slug": request.workspace.slug, **kwargs})  # type: ignore[attr-defined]
+def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
+    return reverse(f"runs:{name}", kwargs={"workspace_slug": request.workspace.slug, **kwargs})
 
 
-def _detail_context(request: HttpRequest, run: Any) -> dict[str, Any]:
+def _detail_context(request: WorkspaceRequest, run: Any) -> dict[str, Any]:
     return {
         "run": run,
         "steps": selectors.run_step_rows(run=run),
         "related": selectors.run_related(run=run),
         "active": run.status not in TERMINAL_RUN_STATUSES,
-        "can_manage": can(request.membership, Capability.MANAGE_RUNS),  # type: ignore[attr-defined]
+        "can_manage": can(request.membership, Capability.MANAGE_RUNS),
         "is_failed": run.status == RunStatus.FAILED,
     }
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def run_detail_view(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = selectors.run_get(workspace=request.workspace, run_id=run_id)  # type: ignore[attr-defined]
+def run_detail_view(request: WorkspaceRequest, run_id: str) -> HttpResponse:
+    run = selectors.run_get(workspace=request.workspace, run_id=run_id)
     context = _detail_context(request, run)
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "runs/partials/run_detail.html", context)
     return render(request, "runs/detail.html", context)
 
 
-def _run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
-    run = selectors.run_get(workspace=request.workspace, run_id=run_id)  # type: ignore[attr-defined]
+def _run_action(request: WorkspaceRequest, run_id: str, action: str) -> HttpResponse:
+    run = selectors.run_get(workspace=request.workspace, run_id=run_id)
     operation = {
         "cancel": services.run_cancel,
         "retry": services.run_retry_from_failed,
@@ -138,28 +136,28 @@ def _run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
 
 @workspace_view(Capability.MANAGE_RUNS)
 @require_POST
-def run_cancel_view(request: HttpRequest, run_id: str) -> HttpResponse:
+def run_cancel_view(request: WorkspaceRequest, run_id: str) -> HttpResponse:
     return _run_action(request, run_id, "cancel")
 
 
 @workspace_view(Capability.MANAGE_RUNS)
 @require_POST
-def run_retry_view(request: HttpRequest, run_id: str) -> HttpResponse:
+def run_retry_view(request: WorkspaceRequest, run_id: str) -> HttpResponse:
     return _run_action(request, run_id, "retry")
 
 
 @workspace_view(Capability.MANAGE_RUNS)
 @require_POST
-def run_rerun_view(request: HttpRequest, run_id: str) -> HttpResponse:
+def run_rerun_view(request: WorkspaceRequest, run_id: str) -> HttpResponse:
     return _run_action(request, run_id, "rerun")
 
 
 @workspace_view(Capability.START_RUNS)
 @require_POST
-def run_start_view(request: HttpRequest, flow_id: str) -> HttpResponse:
+def run_start_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
     """The manual trigger's button: run the published version with the JSON typed beside it,
     then follow the run on its page."""
-    flow = flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
+    flow = flow_get(workspace=request.workspace, flow_id=flow_id)
     try:
         body = jsonsafe.loads(request.POST.get("input", "").strip() or "{}")
         started = services.run_start(
@@ -167,6 +165,7 @@ def run_start_view(request: HttpRequest, flow_id: str) -> HttpResponse:
         )
     except (jsonsafe.UnstorableJSON, services.RunError) as error:
         messages.error(request, f"{flow.name} was not started: {error}.")
-        return redirect(reverse("flows:list", kwargs={"workspace_slug": request.workspace.slug}))  # type: ignore[attr-defined]
-    messages.success(request, f"Started a run of {flow.name} v{started.run.version.number}.")
+        return redirect(reverse("flows:list", kwargs={"workspace_slug": request.workspace.slug}))
+    number = started.run.version.number if started.run.version else "?"
+    messages.success(request, f"Started a run of {flow.name} v{number}.")
     return redirect(_url(request, "detail", run_id=started.run.id))

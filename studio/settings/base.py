@@ -23,6 +23,7 @@ from studio.env import (
     env_url,
     local_secret,
 )
+from studio.flowgate_settings import FlowgateSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("FLOWGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "apps.core",
+    "apps.shell",
     "apps.accounts",
     "apps.blocks",
     "apps.flows",
@@ -121,7 +123,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "core:home"
+LOGIN_REDIRECT_URL = "shell:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -249,6 +251,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 5.0),
         "options": {"expires": 30},
     },
+    # Scheduled flows (trigger.schedule): their subscription rows are read every minute.
+    "start-scheduled-flows": {
+        "task": "runs.schedules_tick",
+        "schedule": crontab(),
+        "options": {"expires": 50},
+    },
     # Retention (Settings → Data): finished runs older than the workspace's limit.
     "purge-expired-runs": {
         "task": "runs.purge_expired",
@@ -258,7 +266,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Flowgate --------------------------------------------------------------------------
-FLOWGATE = {
+FLOWGATE: FlowgateSettings = {
     # Connector credentials are encrypted with this key; losing it loses the credentials.
     "ENCRYPTION_KEY": env_str(
         "FLOWGATE_ENCRYPTION_KEY",

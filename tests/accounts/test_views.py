@@ -8,7 +8,7 @@ from django.urls import reverse
 from apps.accounts.models import Role
 from apps.accounts.permissions import ROLE_CAPABILITIES
 from apps.accounts.services import membership_set
-from apps.core.navigation import MAIN_NAVIGATION
+from apps.shell.navigation import MAIN_NAVIGATION
 from tests.factories import PERSONA_PASSWORD
 
 LOGIN_URL = reverse("accounts:login")
@@ -17,7 +17,7 @@ LOGIN_URL = reverse("accounts:login")
 def workspace_pages(slug: str) -> list[str]:
     """Every page of a workspace: the navigation is the list of sections."""
     return [
-        reverse("core:workspace_home", kwargs={"workspace_slug": slug}),
+        reverse("shell:workspace_home", kwargs={"workspace_slug": slug}),
         *(reverse(item.url_name, kwargs={"workspace_slug": slug}) for item in MAIN_NAVIGATION),
     ]
 

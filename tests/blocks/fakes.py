@@ -24,11 +24,11 @@ class FakeContext:
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("tests.blocks"), {})
     )
 
-    def evaluate(self, expression: str) -> Any:
-        return expressions.evaluate(expression, self.scope)
+    def evaluate(self, expression: str, extra: dict[str, Any] | None = None) -> Any:
+        return expressions.evaluate(expression, {**self.scope, **(extra or {})})
 
-    def evaluate_tree(self, value: Any) -> Any:
-        return expressions.evaluate_tree(value, self.scope)
+    def evaluate_tree(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
+        return expressions.evaluate_tree(value, {**self.scope, **(extra or {})})
 
     def render(self, template: str) -> str:
         return expressions.render(template, self.scope)

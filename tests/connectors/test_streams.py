@@ -345,12 +345,11 @@ def test_only_published_active_stream_flows_are_consumed(
     workspace, admin_user, events, stream_name
 ):
     from apps.connectors.streams.consumer import subscriptions
-    from apps.flows.models import Flow, FlowStatus
-    from apps.flows.services import flow_create
+    from apps.flows.services import flow_archive, flow_create
 
     live = published_flow(workspace, admin_user, stream_flow(stream_name), name="Live")
     archived = published_flow(workspace, admin_user, stream_flow(stream_name), name="Old")
-    Flow.objects.filter(pk=archived.pk).update(status=FlowStatus.ARCHIVED)
+    flow_archive(flow=archived, actor=admin_user)
     flow_create(
         workspace=workspace, actor=admin_user, name="Draft", definition=stream_flow(stream_name)
     )

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils.module_loading import import_string
 
-from apps.core import consumers
 from apps.core.events import publish_workspace_event
+from apps.shell import consumers
 from studio.asgi import application
 from studio.env import channel_layer
 from tests.support.processes import free_port

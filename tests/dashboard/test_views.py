@@ -23,7 +23,7 @@ BROKEN = definition(
     [("start", "calc")],
 )
 WAITS = definition(
-    [node("start", "trigger.manual"), node("wait", "util.delay", seconds=3600)],
+    [node("start", "trigger.manual"), node("wait", "util.delay", duration="1h")],
     [("start", "wait")],
 )
 

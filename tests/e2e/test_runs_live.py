@@ -20,7 +20,7 @@ WAITS = definition(
     [
         node("start", "trigger.manual"),
         node("prepare", "transform.set", values={"ready": "true"}),
-        node("hold", "util.delay", seconds=3600),
+        node("hold", "util.delay", duration="1h"),
     ],
     [("start", "prepare"), ("prepare", "hold")],
     name="Holding flow",

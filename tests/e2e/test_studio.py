@@ -249,11 +249,7 @@ def test_publish_denied_by_the_gate_shows_the_policy_reasons(page: Page, builder
         [("start", "call")],
         name="Risky call",
     )
-    flow = services.flow_create(
-        workspace=workspace, actor=builder_user, name="Risky call", definition=risky
-    )
-    log_in(page, "bea")
-    page.goto(f"/w/acme/flows/{flow.id}/")
+    flow = _open_new_flow(page, workspace, builder_user, risky)
     expect(page.locator('.block-node[data-node-id="call"]')).to_be_visible()
 
     page.get_by_role("button", name="Publish", exact=True).click()
@@ -470,3 +466,38 @@ def test_added_blocks_do_not_pile_up_and_a_renamed_case_keeps_its_connection(
     page.reload()
     page.get_by_role("tab", name="Test run").click()
     expect(page.get_by_label("Sample input")).to_have_value('{"amount": 250}')
+
+
+def _open_new_flow(page: Page, workspace, actor, flow_definition: dict) -> Flow:
+    """A flow created from ``flow_definition``, opened in the editor by bea."""
+    flow = services.flow_create(
+        workspace=workspace, actor=actor, name=flow_definition["name"], definition=flow_definition
+    )
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    return flow
+
+
+def test_a_node_on_an_old_block_version_is_upgraded_from_the_inspector(
+    page: Page, builder_user, workspace
+):
+    old = definition(
+        [
+            node("start", "trigger.manual"),
+            {**node("wait", "util.delay", seconds=5400), "version": 1},
+        ],
+        [("start", "wait")],
+        name="Patient",
+    )
+    flow = _open_new_flow(page, workspace, builder_user, old)
+    page.locator('.react-flow__node[data-id="wait"]').click()
+    notice = page.get_by_role("note").filter(has_text="version 2 is available")
+    expect(notice).to_be_visible()
+    notice.get_by_role("button", name="Upgrade this node to version 2").click()
+    expect(notice).to_have_count(0)
+    expect(page.locator("[data-save-state]")).to_have_attribute(
+        "data-save-state", "saved", timeout=15_000
+    )
+    flow.refresh_from_db()
+    wait = next(n for n in flow.draft_definition["nodes"] if n["id"] == "wait")
+    assert (wait["version"], wait["config"]) == (2, {"duration": "1h30m"})

@@ -229,7 +229,7 @@ def test_a_wait_ended_while_a_worker_holds_the_run_is_not_lost(
         definition(
             [
                 node("start", "trigger.manual"),
-                node("pause", "util.delay", seconds=3600),
+                node("pause", "util.delay", duration="1h"),
                 node("calc", "transform.set", values={"n": "trigger.body.n"}),
             ],
             [("start", "pause"), ("start", "calc")],

@@ -174,7 +174,7 @@ def test_a_delay_parks_the_run_and_the_reconciler_resumes_it(workspace, builder_
     flow = definition(
         [
             node("start", "trigger.manual"),
-            node("wait", "util.delay", seconds=3600),
+            node("wait", "util.delay", duration="1h"),
             node("after", "transform.set", values={"done": "true"}),
         ],
         [("start", "wait"), ("wait", "after")],

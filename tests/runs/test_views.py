@@ -39,7 +39,7 @@ FIXED = definition(
     name="Broken flow",
 )
 WAITS = definition(
-    [node("start", "trigger.manual"), node("wait", "util.delay", seconds=3600)],
+    [node("start", "trigger.manual"), node("wait", "util.delay", duration="1h")],
     [("start", "wait")],
 )
 

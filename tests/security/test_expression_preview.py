@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def web_server(transactional_db, test_database_url):
-    """The studio's web process (uvicorn) on a loopback port, with a 4 s expression budget."""
+    """The studio's web process (uvicorn) on a loopback port, with an 8 s expression budget (wide, so a busy machine still shows the probe answering first)."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
@@ -36,7 +36,7 @@ def web_server(transactional_db, test_database_url):
             [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--lifespan", "off", "--no-access-log"],
             cwd=ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, EXPRESSION_TIMEOUT_MS="4000"),
+            env=child_environment(DATABASE_URL=test_database_url, EXPRESSION_TIMEOUT_MS="8000"),
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
@@ -74,12 +74,12 @@ def test_the_web_process_answers_while_a_runaway_preview_is_in_flight(
     assert preview_was_still_running, "the health probe waited for the runaway expression"
     assert answer["preview"].status_code == 400
     assert answer["preview"].json()["error"]["message"] == (
-        "ran longer than the 4 s evaluation budget"
+        "ran longer than the 8 s evaluation budget"
     )
 
 
 def test_previews_are_rate_limited_per_user(settings, builder_client, reviewer_client):
-    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"preview": "3/60"}}
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"preview": "3/3600"}}
     for _ in range(3):
         response = builder_client.post(
             PREVIEW, {"expression": "1 + 1"}, content_type="application/json"
@@ -87,7 +87,7 @@ def test_previews_are_rate_limited_per_user(settings, builder_client, reviewer_c
         assert response.status_code == 200 and response.json() == {"value": 2}
     refused = builder_client.post(PREVIEW, {"expression": "1 + 1"}, content_type="application/json")
     assert refused.status_code == 429
-    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert 1 <= int(refused["Retry-After"]) <= 3600
     assert refused.json()["error"]["code"] == "throttled"
     # another user has a budget of their own
     other = reviewer_client.post(PREVIEW, {"expression": "1 + 1"}, content_type="application/json")

@@ -1,7 +1,7 @@
 """Built-in logic, transform and flow-control blocks, one module each."""
 
 from ..registry import register_block
-from .flow import DelayBlock, ForeachBlock, RespondBlock, SubflowBlock
+from .flow import DelayBlock, DelayBlockV1, ForeachBlock, RespondBlock, SubflowBlock
 from .logic import BranchBlock, MergeBlock, SwitchBlock
 from .transform import SetBlock
 
@@ -11,6 +11,7 @@ BUILTIN_BLOCKS = (
     SwitchBlock,
     MergeBlock,
     ForeachBlock,
+    DelayBlockV1,
     DelayBlock,
     RespondBlock,
     SubflowBlock,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from django.utils import timezone
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..base import Block, BlockConfig, BlockContext, BlockError, Result, Wait
 from ..expression_sandbox import shared_budget
@@ -17,28 +18,94 @@ MAX_FOREACH_ITEMS = 1000
 SUBFLOW_POLL = timedelta(seconds=15)  # safety net if a child's completion signal is missed
 
 
-class DelayConfig(BlockConfig):
-    seconds: float = Field(gt=0, le=90 * 24 * 3600, description="How long to wait.")
+MAX_DELAY_SECONDS = 90 * 24 * 3600
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+UNITS = (("d", 86400), ("h", 3600), ("m", 60))
 
 
-class DelayBlock(Block):
+class DelayConfigV1(BlockConfig):
+    seconds: float = Field(gt=0, le=MAX_DELAY_SECONDS, description="How long to wait.")
+
+
+class DelayBlockV1(Block):
     """Wait for a while without holding a worker, then continue."""
 
     key = "util.delay"
     title = "Delay"
     category = "flow"
     icon = "clock"
-    Config = DelayConfig
+    Config: ClassVar[type[BlockConfig]] = DelayConfigV1
     may_wait = True
 
-    def execute(self, ctx: BlockContext, config: DelayConfig, input: Any) -> Result:
-        deadline = timezone.now() + timedelta(seconds=config.seconds)
+    def execute(self, ctx: BlockContext, config: Any, input: Any) -> Result:
+        deadline = timezone.now() + timedelta(seconds=self.seconds(config))
         return Result(wait=Wait(kind="delay", deadline=deadline, state={"input": input}))
 
     def resume(
-        self, ctx: BlockContext, config: DelayConfig, wait: Wait, signal: Mapping[str, Any]
+        self, ctx: BlockContext, config: Any, wait: Wait, signal: Mapping[str, Any]
     ) -> Result:
         return Result(output=wait.state.get("input"))
+
+    @staticmethod
+    def seconds(config: Any) -> float:
+        return float(config.seconds)
+
+
+def duration_seconds(text: str) -> float:
+    """``"1h30m"`` → 5400.0; a ValueError names what is wrong."""
+    match = DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"{text!r} is not a duration such as '90s', '15m', '2h' or '1d12h'")
+    days, hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def duration_text(seconds: float) -> str:
+    """The shortest duration text for ``seconds`` (5400 → ``"1h30m"``)."""
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    rest, parts = int(seconds), []
+    for unit, size in UNITS:
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) + (f"{rest}s" if rest or not parts else "")
+
+
+class DelayConfig(BlockConfig):
+    duration: str = Field(
+        description="How long to wait: '90s', '15m', '2h', '3d' or a mix such as '1d12h'.",
+        examples=["15m", "2h", "1d12h"],
+    )
+
+    @field_validator("duration")
+    @classmethod
+    def duration_is_valid(cls, value: str) -> str:
+        seconds = duration_seconds(value)
+        if not 0 < seconds <= MAX_DELAY_SECONDS:
+            raise ValueError("a delay is longer than 0 seconds and at most 90 days")
+        return value
+
+
+class DelayBlock(DelayBlockV1):
+    """Wait for a while without holding a worker, then continue.
+
+    Version 2 reads the wait as a duration ('2h', '1d12h') instead of a number of seconds,
+    so a three-day wait is not written as 259200."""
+
+    version = 2
+    Config = DelayConfig
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        upgraded = {key: value for key, value in config.items() if key != "seconds"}
+        if "seconds" in config:
+            upgraded["duration"] = duration_text(float(config["seconds"]))
+        return upgraded
+
+    @staticmethod
+    def seconds(config: Any) -> float:
+        return duration_seconds(config.duration)
 
 
 class RespondConfig(BlockConfig):
@@ -64,8 +131,12 @@ class RespondBlock(Block):
         return Result(output=response, meta={"response": response})
 
 
+PIN_DESCRIPTION = "Run this published version of the flow; empty follows its latest version."
+
+
 class SubflowConfig(BlockConfig):
     flow: str = Field(description="Slug of the published flow to run.")
+    version: int | None = Field(default=None, ge=1, description=PIN_DESCRIPTION)
     input: dict[str, Expression] = Field(
         default_factory=dict, description="The sub-flow's trigger body."
     )
@@ -85,7 +156,11 @@ class SubflowBlock(Block):
     def execute(self, ctx: BlockContext, config: SubflowConfig, input: Any) -> Result:
         body = ctx.evaluate_tree(dict(config.input))
         child = ctx.service("subflows").start(
-            flow_slug=config.flow, body=body, parent_run_id=ctx.run_id, node_id=ctx.node_id
+            flow_slug=config.flow,
+            version=config.version,
+            body=body,
+            parent_run_id=ctx.run_id,
+            node_id=ctx.node_id,
         )
         return Result(
             wait=Wait(
@@ -112,7 +187,8 @@ class SubflowBlock(Block):
         outcome = outcomes[0]
         if outcome["status"] != "succeeded":
             return Result(output={"error": outcome["error"], "run": outcome["run"]}, port="error")
-        return Result(output=outcome["output"], meta={"subflow_run": outcome["run"]})
+        meta = {"subflow_run": outcome["run"], "subflow_version": outcome["version"]}
+        return Result(output=outcome["output"], meta=meta)
 
 
 class ForeachConfig(BlockConfig):
@@ -123,6 +199,7 @@ class ForeachConfig(BlockConfig):
     flow: str | None = Field(
         default=None, description="Per item: run this published flow with the item as body."
     )
+    flow_version: int | None = Field(default=None, ge=1, description=PIN_DESCRIPTION)
     max_items: int = Field(default=100, ge=1, le=MAX_FOREACH_ITEMS)
     on_too_many: Literal["fail", "truncate"] = "fail"
 
@@ -157,6 +234,7 @@ class ForeachBlock(Block):
         children = [
             subflows.start(
                 flow_slug=config.flow,
+                version=config.flow_version,
                 body=item,
                 parent_run_id=ctx.run_id,
                 node_id=ctx.node_id,

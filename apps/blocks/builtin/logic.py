@@ -67,8 +67,9 @@ class SwitchBlock(Block):
     ports = ("default",)
 
     @classmethod
-    def output_ports(cls, config: SwitchConfig) -> tuple[str, ...]:
-        return (*(case.port for case in config.cases), "default")
+    def output_ports(cls, config: BlockConfig) -> tuple[str, ...]:
+        cases = config.cases if isinstance(config, SwitchConfig) else []
+        return (*(case.port for case in cases), "default")
 
     def execute(self, ctx: BlockContext, config: SwitchConfig, input: Any) -> Result:
         for case in config.cases:

@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
+from apps.blocks.base import (
+    Activation,
+    Block,
+    BlockConfig,
+    BlockContext,
+    BlockError,
+    FlowAddress,
+    Result,
+)
 
 from .inbound import InboundEmailError, parse_inbound
 
@@ -30,6 +38,11 @@ class EmailTrigger(Block):
     category = "trigger"
     icon = "mail"
     Config = EmailTriggerConfig
+
+    @classmethod
+    def activation(cls, config: EmailTriggerConfig, flow: FlowAddress) -> Activation:
+        # Delivered by an inbound-mail service to the flow's webhook URL, always async.
+        return Activation("webhook", flow.webhook_token, {"auth": config.auth, "mode": "async"})
 
     def execute(self, ctx: BlockContext, config: EmailTriggerConfig, input: Any) -> Result:
         try:

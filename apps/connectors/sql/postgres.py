@@ -99,7 +99,7 @@ def run_statement(
         message = (diagnostic.message_primary if diagnostic else None) or str(error)
         sqlstate = getattr(error, "sqlstate", None)
         retryable = (
-            bool(sqlstate)
+            isinstance(sqlstate, str)
             and sqlstate[:2] in RETRYABLE_SQLSTATE_CLASSES
             and sqlstate != QUERY_CANCELED
         )

@@ -19,7 +19,15 @@ from typing import Any, Literal
 import redis
 from pydantic import Field
 
-from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
+from apps.blocks.base import (
+    Activation,
+    Block,
+    BlockConfig,
+    BlockContext,
+    BlockError,
+    FlowAddress,
+    Result,
+)
 from apps.blocks.expressions import Expression, Template
 
 from ..types import connection_reference
@@ -139,6 +147,10 @@ class StreamTrigger(Block):
     category = "trigger"
     icon = "radio"
     Config = StreamTriggerConfig
+
+    @classmethod
+    def activation(cls, config: StreamTriggerConfig, flow: FlowAddress) -> Activation:
+        return Activation("stream", config.stream, config.model_dump())
 
     def execute(self, ctx: BlockContext, config: StreamTriggerConfig, input: Any) -> Result:
         return Result(output=input)

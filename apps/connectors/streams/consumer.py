@@ -34,8 +34,8 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from apps.blocks.base import BlockError
-from apps.flows.definition import FlowGraph
-from apps.flows.models import Flow, FlowStatus
+from apps.flows.models import Flow
+from apps.flows.subscriptions import subscriptions_of
 from apps.runs.blocks import envelope
 from apps.runs.models import Trigger
 from apps.runs.services import RunError, run_start
@@ -63,34 +63,19 @@ class Subscription:
 
 
 def subscriptions() -> list[Subscription]:
-    """Every published, active flow started by ``trigger.stream``."""
-    found = []
-    flows = (
-        Flow.objects.exclude(status=FlowStatus.ARCHIVED)
-        # A cheap pre-filter in SQL; the trigger node is checked exactly below.
-        .filter(latest_version__definition__icontains="trigger.stream")
-        .select_related("latest_version")
-    )
-    for flow in flows:
-        definition = flow.latest_version.definition  # type: ignore[union-attr]
-        if '"trigger.stream"' not in json.dumps(definition):
-            continue
-        graph = FlowGraph.parse(definition)
-        trigger = graph.nodes[graph.trigger]
-        if trigger.type != "trigger.stream":
-            continue
-        config: Any = trigger.config
-        found.append(
-            Subscription(
-                flow_id=str(flow.id),
-                workspace_id=str(flow.workspace_id),
-                connection=config.connection,
-                stream=config.stream,
-                start=config.start,
-                field=config.field,
-            )
+    """Every published, active flow started by a stream message: the ``stream``
+    subscription rows that publishing writes (one query, no flow is parsed)."""
+    return [
+        Subscription(
+            flow_id=str(row.flow_id),
+            workspace_id=str(row.workspace_id),
+            connection=row.settings["connection"],
+            stream=row.settings["stream"],
+            start=row.settings.get("start", "new"),
+            field=row.settings.get("field", "data"),
         )
-    return found
+        for row in subscriptions_of("stream")
+    ]
 
 
 @dataclass(frozen=True)
@@ -106,7 +91,7 @@ class StreamConsumer:
 
     def __init__(self, *, name: str | None = None, block_ms: int | None = None) -> None:
         self.name = name or socket.gethostname()
-        flowgate: dict[str, Any] = settings.FLOWGATE
+        flowgate = settings.FLOWGATE
         self.block_ms = int(block_ms or flowgate["STREAM_BLOCK_MILLISECONDS"])
         self.claim_idle_ms = int(flowgate["STREAM_CLAIM_IDLE_SECONDS"]) * 1000
         self._clients: dict[tuple[str, str], redis.Redis] = {}

@@ -8,11 +8,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from apps.flows.definition import Node
+from apps.flows.node_settings import NodeSettings
 
 T = TypeVar("T")
+__all__ = ["NodeSettings", "StepTimeout", "backoff_seconds", "call_with_timeout"]
 
 
 class StepTimeout(Exception):
@@ -23,28 +22,6 @@ class StepTimeout(Exception):
     def __init__(self, seconds: float):
         super().__init__(f"the step did not finish within {seconds:g} s")
         self.message = str(self)
-
-
-class NodeSettings(BaseModel):
-    """A node's ``retry`` object and ``timeout_seconds`` in the flow definition."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int = Field(default=1, ge=1, le=20)
-    backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
-    max_backoff_seconds: float = Field(default=300.0, ge=0, le=86400)
-    timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-
-    @classmethod
-    def for_node(cls, node: Node) -> NodeSettings:
-        values: dict[str, Any] = {
-            "max_attempts": node.block.max_attempts,
-            "timeout_seconds": node.block.timeout_seconds,
-        }
-        values.update(node.settings.get("retry") or {})
-        if "timeout_seconds" in node.settings:
-            values["timeout_seconds"] = node.settings["timeout_seconds"]
-        return cls.model_validate(values)
 
 
 def backoff_seconds(retry_number: int, settings: NodeSettings) -> float:

@@ -5,7 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import BlockNode from "./BlockNode.jsx";
 import { EditorView } from "./context.js";
 import { ancestors, completions, runScope } from "./expressions.jsx";
-import { autoLayout, toCanvas, toDefinition } from "./graph.js";
+import { autoLayout, blockIndex, blockOf, toCanvas, toDefinition } from "./graph.js";
 import Inspector from "./Inspector.jsx";
 import Palette from "./Palette.jsx";
 import { ProblemsList, PublishDialog, TestRunPanel, VersionsPanel } from "./Panels.jsx";
@@ -30,7 +30,8 @@ const CATEGORY_COLOURS = {
 export default function App({ api, loaded, settings }) {
   const { catalog, flow, ports } = loaded;
   const readOnly = !settings.canEdit;
-  const blocks = useMemo(() => Object.fromEntries(catalog.map((block) => [block.key, block])), [catalog]);
+  const blocks = useMemo(() => blockIndex(catalog), [catalog]);
+  const palette = useMemo(() => catalog.filter((block) => block.version === block.latest_version), [catalog]);
   const initial = useMemo(() => {
     const canvas = toCanvas(flow.draft.definition, blocks);
     for (const node of canvas.nodes) if (ports[node.id]) node.data.ports = ports[node.id];
@@ -92,7 +93,7 @@ export default function App({ api, loaded, settings }) {
     const list = serverProblems.filter((problem) => !problem.node || ids.has(problem.node));
     const seen = new Set(list.map((problem) => `${problem.node}|${problem.field}|${problem.message}`));
     for (const node of nodes) {
-      const block = blocks[node.data.type];
+      const block = blockOf(blocks, node.data);
       if (!block) continue;
       for (const problem of localProblems(block.config_schema, node.data.config || {})) {
         const key = `${node.id}|${problem.field}|${problem.message}`;
@@ -211,7 +212,7 @@ export default function App({ api, loaded, settings }) {
     }
   }, [sample]);
   const triggerId = useMemo(() => {
-    const trigger = nodes.find((node) => blocks[node.data.type] && blocks[node.data.type].category === "trigger");
+    const trigger = nodes.find((node) => blockOf(blocks, node.data)?.category === "trigger");
     return trigger ? trigger.id : null;
   }, [nodes, blocks]);
   const scope = useMemo(() => runScope(testRun.run, sampleBody, triggerId), [testRun.run, sampleBody, triggerId]);
@@ -282,7 +283,7 @@ export default function App({ api, loaded, settings }) {
         )}
         {readOnly && <div className="banner" role="status">Read only: your role can view this flow but not change it.</div>}
         <div className="editor-body">
-          <Palette catalog={catalog} onAdd={addBlock} readOnly={readOnly} />
+          <Palette catalog={palette} onAdd={addBlock} readOnly={readOnly} />
           <div className="editor-center">
             <div className="canvas" ref={wrapper} onDrop={editing.onDrop} onDragOver={editing.onDragOver} aria-label="Flow canvas" role="region">
               <ReactFlow
@@ -314,7 +315,7 @@ export default function App({ api, loaded, settings }) {
               >
                 <Background gap={20} size={1.2} color="#cbd2dc" />
                 <Controls showInteractive={false} position="bottom-left" />
-                <MiniMap pannable zoomable position="bottom-right" nodeColor={(node) => CATEGORY_COLOURS[blocks[node.data.type]?.category] || "#94a3b8"} nodeBorderRadius={6} ariaLabel="Minimap" />
+                <MiniMap pannable zoomable position="bottom-right" nodeColor={(node) => CATEGORY_COLOURS[blockOf(blocks, node.data)?.category] || "#94a3b8"} nodeBorderRadius={6} ariaLabel="Minimap" />
               </ReactFlow>
               {nodes.length <= 1 && !readOnly && (
                 <div className="canvas-hint" aria-hidden="true">Drag blocks from the left, or press Enter on one, then connect the dots.</div>
@@ -364,6 +365,7 @@ export default function App({ api, loaded, settings }) {
             setTab={setTab}
             onConfig={editing.setConfig}
             onNodeData={editing.setNodeData}
+            onUpgrade={editing.upgradeNode}
             onConnect={connect}
             onDisconnect={editing.disconnect}
             onDelete={editing.deleteNodes}

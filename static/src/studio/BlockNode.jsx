@@ -3,6 +3,7 @@
 import { Handle, Position } from "@xyflow/react";
 import { memo } from "react";
 import { useEditorView } from "./context.js";
+import { blockOf } from "./graph.js";
 import { glyph } from "./icons.js";
 
 const STATUS_LABELS = {
@@ -19,7 +20,7 @@ const STATUS_LABELS = {
 function BlockNode({ id, data, selected }) {
   const { blocks, problems, steps, diff } = useEditorView();
   const change = diff && diff[id];
-  const block = blocks[data.type];
+  const block = blockOf(blocks, data);
   const category = block ? block.category : "unknown";
   const nodeProblems = problems[id] || [];
   const step = steps[id];

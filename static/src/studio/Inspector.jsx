@@ -3,6 +3,7 @@
 // test run, the step's input, output and error.
 import { useState } from "react";
 import { useEditorView } from "./context.js";
+import { blockOf } from "./graph.js";
 import { glyph } from "./icons.js";
 import SchemaForm, { SUGGESTIONS_ID } from "./SchemaForm.jsx";
 import { localProblems } from "./schema.js";
@@ -24,7 +25,7 @@ const NODE_SETTINGS_SCHEMA = {
   },
 };
 
-export default function Inspector({ node, nodes, edges, onConfig, onNodeData, onConnect, onDisconnect, onDelete, tab, setTab }) {
+export default function Inspector({ node, nodes, edges, onConfig, onNodeData, onUpgrade, onConnect, onDisconnect, onDelete, tab, setTab }) {
   const { blocks, problems, steps, readOnly, expressions } = useEditorView();
   if (!node) {
     return (
@@ -35,7 +36,7 @@ export default function Inspector({ node, nodes, edges, onConfig, onNodeData, on
       </aside>
     );
   }
-  const block = blocks[node.data.type];
+  const block = blockOf(blocks, node.data);
   const schema = (block && block.config_schema) || { properties: {} };
   const serverProblems = (problems[node.id] || []).filter((problem) => problem.field !== "edges");
   const local = localProblems(schema, node.data.config || {});
@@ -69,6 +70,9 @@ export default function Inspector({ node, nodes, edges, onConfig, onNodeData, on
         {tab === "settings" && (
           <>
             {block && block.description && <p className="block-description">{block.description}</p>}
+            {block && block.version < block.latest_version && (
+              <UpgradeNotice block={block} readOnly={readOnly} onUpgrade={() => onUpgrade(node)} />
+            )}
             {nodeLevel.length > 0 && (
               <ul className="node-problems" role="alert">
                 {nodeLevel.map((problem, index) => (
@@ -144,7 +148,7 @@ function Connections({ node, nodes, edges, onConnect, onDisconnect, readOnly }) 
   const ports = node.data.ports || ["out"];
   const [port, setPort] = useState(ports[0]);
   const { blocks } = useEditorView();
-  const targets = nodes.filter((other) => other.id !== node.id && blocks[other.data.type]?.category !== "trigger");
+  const targets = nodes.filter((other) => other.id !== node.id && blockOf(blocks, other.data)?.category !== "trigger");
   const [target, setTarget] = useState("");
   const outgoing = edges.filter((edge) => edge.source === node.id);
   const incoming = edges.filter((edge) => edge.target === node.id);
@@ -266,6 +270,24 @@ export function ErrorBox({ error }) {
           <summary>Error details</summary>
           <pre className="json json-error">{JSON.stringify(error, null, 2)}</pre>
         </details>
+      )}
+    </div>
+  );
+}
+
+// A node built with an older version of its block: it keeps running that version until
+// it is upgraded here and the flow republished.
+function UpgradeNotice({ block, readOnly, onUpgrade }) {
+  return (
+    <div className="upgrade-notice" role="note">
+      <p className="small">
+        Built with version {block.version} of this block; version {block.latest_version} is available. Published
+        versions keep running version {block.version} until you upgrade and publish again.
+      </p>
+      {!readOnly && (
+        <button type="button" className="button button-small" onClick={onUpgrade}>
+          Upgrade this node to version {block.latest_version}
+        </button>
       )}
     </div>
   );

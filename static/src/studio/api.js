@@ -40,7 +40,8 @@ export function createApi({ workspace, flowId, csrfToken }) {
   const flow = `${base}/flows/${flowId}`;
   return {
     blocks: () => call("GET", "/api/blocks/"),
-    ports: (type, config) => call("POST", "/api/blocks/ports/", { type, config }),
+    ports: (type, config, version) => call("POST", "/api/blocks/ports/", { type, config, version }),
+    upgrade: (type, version, config) => call("POST", "/api/blocks/upgrade/", { type, version, config }),
     flow: () => call("GET", `${flow}/`),
     saveDraft: (definition, revision) => call("PUT", `${flow}/draft/`, { definition, revision }),
     validate: (definition) => call("POST", `${flow}/validate/`, { definition }),

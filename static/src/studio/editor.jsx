@@ -15,7 +15,7 @@ async function load(api) {
     (flow.draft.definition.nodes || [])
       .filter((node) => dynamic.has(node.type))
       .map(async (node) => {
-        const answer = await api.ports(node.type, node.config || {}).catch(() => null);
+        const answer = await api.ports(node.type, node.config || {}, node.version || 1).catch(() => null);
         if (answer) ports[node.id] = answer.ports;
       }),
   );

@@ -2,7 +2,23 @@
 // plus the small graph algorithms the canvas needs (ids, auto-layout).
 
 export const NODE_ID = /^[a-z][a-z0-9_]{0,62}$/;
-const NODE_EXTRAS = ["label", "notes", "retry", "timeout_seconds"];
+const NODE_EXTRAS = ["version", "label", "notes", "retry", "timeout_seconds"];
+
+// The catalogue lists every version of a block; the editor looks a node's block up by
+// "key@version" (a node without a version predates them: version 1), and the palette by
+// key, which names the latest.
+export function blockIndex(catalog) {
+  const index = {};
+  for (const block of catalog) {
+    index[`${block.key}@${block.version}`] = block;
+    if (block.version === block.latest_version) index[block.key] = block;
+  }
+  return index;
+}
+
+export function blockOf(blocks, data) {
+  return blocks[`${data.type}@${data.version || 1}`];
+}
 
 export function edgeId(source, port, target) {
   return `${source}:${port}->${target}`;
@@ -11,12 +27,13 @@ export function edgeId(source, port, target) {
 export function toCanvas(definition, blocks) {
   const layout = definition.layout || {};
   const nodes = (definition.nodes || []).map((raw, index) => {
-    const block = blocks[raw.type];
+    const block = blockOf(blocks, raw);
     const position = Array.isArray(layout[raw.id])
       ? { x: layout[raw.id][0], y: layout[raw.id][1] }
       : { x: 280 * index, y: 0 };
     const data = { type: raw.type, config: raw.config || {}, ports: block ? [...block.ports] : ["out"] };
     for (const key of NODE_EXTRAS) if (raw[key] !== undefined) data[key] = raw[key];
+    data.version = raw.version || 1; // shown and saved as the version 1 it loads as
     return { id: raw.id, type: "block", position, data };
   });
   const edges = (definition.edges || []).map((raw) => {

@@ -3,7 +3,7 @@
 // config. The editor (App.jsx) owns the state; this hook owns the operations on it.
 import { addEdge, useReactFlow, useUpdateNodeInternals } from "@xyflow/react";
 import { useCallback, useEffect, useRef } from "react";
-import { autoLayout, makeEdge, newNodeId, snapshot } from "./graph.js";
+import { autoLayout, blockOf, makeEdge, newNodeId, snapshot } from "./graph.js";
 import { useHistory } from "./history.js";
 import { DRAG_TYPE } from "./Palette.jsx";
 
@@ -64,7 +64,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     (connection) => {
       if (connection.source === connection.target) return false;
       const target = flowApi.getNode(connection.target);
-      return !(target && blocks[target.data.type] && blocks[target.data.type].category === "trigger");
+      return !(target && blockOf(blocks, target.data)?.category === "trigger");
     },
     [flowApi, blocks],
   );
@@ -109,7 +109,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
         type: "block",
         position: at,
         selected: true,
-        data: { type: key, config: {}, ports: [...block.ports] },
+        data: { type: key, version: block.version, config: {}, ports: [...block.ports] },
       };
       setNodes((all) => [...all.map((old) => ({ ...old, selected: false })), node]);
       // Added with the keyboard or a click after a selected block: wire it in, as users expect.
@@ -174,6 +174,26 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     [record, setNodes],
   );
 
+  // "Upgrade this node": the server applies each newer block version's config migration;
+  // the node takes the latest version and the migrated config (one undo step).
+  const upgradeNode = useCallback(
+    async (node) => {
+      if (readOnly) return;
+      try {
+        const answer = await api.upgrade(node.data.type, node.data.version || 1, node.data.config || {});
+        record();
+        setNodes((all) =>
+          all.map((old) => (old.id === node.id ? { ...old, data: { ...old.data, version: answer.version, config: answer.config } } : old)),
+        );
+        const left = answer.problems.length ? ` ${answer.problems.length} setting(s) need a look.` : "";
+        notify(`Upgraded ${node.id} to version ${answer.version}.${left}`);
+      } catch (error) {
+        notify(`Not upgraded: ${error.message}`);
+      }
+    },
+    [api, readOnly, record, setNodes, notify],
+  );
+
   // One port renamed in place (a switch case's name edited): its connections follow it
   // instead of pointing at a port that no longer exists.
   const followRenamedPort = (id, before, after) => {
@@ -186,12 +206,12 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
 
   // Blocks whose ports depend on their config (switch cases, policy routes) ask the server.
   useEffect(() => {
-    const dynamic = nodes.filter((node) => blocks[node.data.type] && blocks[node.data.type].dynamic_ports);
+    const dynamic = nodes.filter((node) => blockOf(blocks, node.data)?.dynamic_ports);
     if (!dynamic.length) return undefined;
     const timer = setTimeout(async () => {
       for (const node of dynamic) {
         try {
-          const answer = await api.ports(node.data.type, node.data.config || {});
+          const answer = await api.ports(node.data.type, node.data.config || {}, node.data.version || 1);
           if (answer.config_valid && answer.ports.join() !== (node.data.ports || []).join()) {
             setNodes((all) => all.map((old) => (old.id === node.id ? { ...old, data: { ...old.data, ports: answer.ports } } : old)));
             followRenamedPort(node.id, node.data.ports || [], answer.ports);
@@ -280,6 +300,7 @@ export function useGraphEditing({ api, blocks, readOnly, nodes, setNodes, setEdg
     isValidConnection,
     selectOnly,
     addBlock,
+    upgradeNode,
     onDrop,
     onDragOver,
     setConfig,

@@ -6,7 +6,7 @@ from django import template
 from django.urls import reverse
 
 from apps.accounts.permissions import can
-from apps.core.navigation import MAIN_NAVIGATION
+from apps.shell.navigation import MAIN_NAVIGATION
 
 register = template.Library()
 

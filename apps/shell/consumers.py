@@ -23,8 +23,7 @@ from django.http import Http404
 
 from apps.accounts.models import Membership
 from apps.accounts.selectors import membership_get
-
-from .events import workspace_group
+from apps.core.events import workspace_group
 
 LIVENESS_SECONDS = 30.0
 SERVICE_RESTART = 1012

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -157,7 +158,7 @@ class Command(BaseCommand):
         threading.Thread(target=train, name="train-demo-models", daemon=True).start()
 
     def _supervise(
-        self, host: str, port: int, concurrency: int, extra: list[ProcessSpec] = ()
+        self, host: str, port: int, concurrency: int, extra: Sequence[ProcessSpec] = ()
     ) -> int:
         manager = Manager()
         environment = {**os.environ, **self._child_environment()}

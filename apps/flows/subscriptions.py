@@ -1,0 +1,70 @@
+"""Subscription rows: how each published flow is started, written from its trigger block's
+``activation`` when the flow is published, archived or restored.
+
+A trigger kind is a plug-in: its block declares ``activation()`` and the listener for its
+``kind`` reads ``TriggerSubscription`` rows (the webhook view, the scheduler, the stream
+consumer). Nothing here knows the kinds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.blocks.base import Activation, FlowAddress
+
+from .definition import FlowGraph
+from .models import Flow, FlowStatus, TriggerSubscription
+
+
+def flow_activation(
+    definition: dict[str, Any], *, flow_id: Any, webhook_token: str
+) -> tuple[str, Activation | None]:
+    """(trigger block key, its activation) for a valid ``definition``."""
+    graph = FlowGraph.parse(definition)
+    trigger = graph.nodes[graph.trigger]
+    address = FlowAddress(id=str(flow_id), webhook_token=webhook_token)
+    return trigger.block.key, trigger.block.activation(trigger.config, address)
+
+
+def subscriptions_sync(*, flow: Flow) -> TriggerSubscription | None:
+    """Make ``flow``'s subscription row match its latest published version (none while it
+    is archived, unpublished, or started by hand only)."""
+    version = flow.latest_version
+    if version is None or flow.status == FlowStatus.ARCHIVED:
+        TriggerSubscription.objects.filter(flow=flow).delete()
+        return None
+    block, activation = flow_activation(
+        version.definition, flow_id=flow.id, webhook_token=flow.webhook_token
+    )
+    if activation is None:
+        TriggerSubscription.objects.filter(flow=flow).delete()
+        return None
+    subscription, _ = TriggerSubscription.objects.update_or_create(
+        flow=flow,
+        defaults={
+            "workspace_id": flow.workspace_id,
+            "version": version,
+            "block": block,
+            "kind": activation.kind,
+            "key": activation.key,
+            "settings": activation.settings,
+        },
+    )
+    return subscription
+
+
+def subscriptions_of(kind: str) -> list[TriggerSubscription]:
+    """Every row of one kind, with its flow and version (one query)."""
+    return list(
+        TriggerSubscription.objects.filter(kind=kind)
+        .select_related("flow", "version")
+        .order_by("id")
+    )
+
+
+def subscription_for(kind: str, key: str) -> TriggerSubscription | None:
+    return (
+        TriggerSubscription.objects.filter(kind=kind, key=key)
+        .select_related("flow", "version")
+        .first()
+    )

@@ -1,0 +1,38 @@
+"""The app shell's entry points: where a signed-in person lands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from apps.accounts.permissions import Capability, can
+from apps.accounts.selectors import membership_get, membership_list
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to the workspace they picked, else their first, else explain."""
+    picked = request.GET.get("workspace")
+    if picked:
+        membership = membership_get(user=request.user, workspace_slug=picked)  # type: ignore[arg-type]
+        return _landing(membership)
+    first = membership_list(user=request.user).first()  # type: ignore[arg-type]
+    if first is None:
+        return render(request, "core/no_workspace.html", status=403)
+    return _landing(first)
+
+
+@login_required
+def workspace_home(request: HttpRequest, workspace_slug: str) -> HttpResponse:
+    return _landing(membership_get(user=request.user, workspace_slug=workspace_slug))  # type: ignore[arg-type]
+
+
+def _landing(membership: Any) -> HttpResponse:
+    """Where a member starts: builders and admins at their flows, reviewers at their inbox."""
+    slug = membership.workspace.slug
+    if not can(membership, Capability.EDIT_FLOWS) and can(membership, Capability.DECIDE_TASKS):
+        return redirect("inbox:list", workspace_slug=slug)
+    return redirect("flows:list", workspace_slug=slug)
