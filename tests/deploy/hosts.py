@@ -11,7 +11,9 @@ is attached to the machine's own namespace, so the hosts reach each other and no
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -19,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import REPOSITORY_ROOT, child_environment, stop_process_group, tail
+from tests.support.processes import REPOSITORY_ROOT, child_environment, tail
 
 SUBNET = "10.213.7"
 
@@ -44,9 +46,6 @@ class Started:
     name: str
     process: subprocess.Popen
     log: Path
-
-    def stop(self, grace: float = 10) -> None:
-        stop_process_group(self.process, grace=grace)
 
     @property
     def output(self) -> str:
@@ -136,10 +135,17 @@ class Network:
         return host
 
     def close(self) -> None:
-        for host in self.hosts.values():
-            for started in reversed(host.started):
-                with contextlib.suppress(Exception):
-                    started.stop(grace=5)
+        """Stop every process (SIGTERM to all at once, SIGKILL to what is left after 5 s),
+        then remove the hosts."""
+        running = [s.process for host in self.hosts.values() for s in host.started]
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            for process in running:
+                if process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signum)
+            deadline = time.monotonic() + 5
+            while any(p.poll() is None for p in running) and time.monotonic() < deadline:
+                time.sleep(0.1)
         for namespace in [*(host.namespace for host in self.hosts.values()), self.switch]:
             with contextlib.suppress(subprocess.CalledProcessError):
                 ip("netns", "del", namespace)

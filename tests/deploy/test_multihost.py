@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -165,9 +166,61 @@ def mlflow_store(model_stack) -> tuple[str, str]:  # type: ignore[no-untyped-def
     )
 
 
-def test_runs_cross_hosts_and_a_worker_host_cut_off_mid_run_loses_nothing(
-    admin_user, workspace, trained_models, model_stack, test_database_url
-):
+def start_model_host(models: Host, model_stack) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """MLflow (over the store the session trained the demo model into) and the model
+    service, on the model host; their URLs."""
+    backend, artifacts = mlflow_store(model_stack)
+    mlflow_url, service_url = f"http://{models.address}:5001", f"http://{models.address}:3001"
+    mlflow = [str(Path(sys.executable).with_name("mlflow")), "server", "--workers", "1"]
+    mlflow += ["--backend-store-uri", backend, "--artifacts-destination", artifacts]
+    models.run(
+        "mlflow",
+        [*mlflow, "--host", models.address, "--port", "5001"],
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_SERVER_ALLOWED_HOSTS=f"{models.address},{models.address}:5001",
+    )
+    service = model_service_process(service_url=service_url, tracking_uri=mlflow_url)
+    models.run("models", service.command, **service.environment)
+    return mlflow_url, service_url
+
+
+@dataclass
+class Deployment:
+    network: Network
+    web: Host
+    workers: tuple[Host, Host]
+    database: psycopg.Connection
+    api_log: Path
+    start_url: str
+    headers: str
+    heartbeats: dict[str, Path] = field(default_factory=dict)
+
+    def start(self, flow, n: int) -> str:  # type: ignore[no-untyped-def]
+        """Start a run through the web host's REST API, from inside the web host."""
+        body = json.dumps({"input": {**CLAIM, "n": n}})
+        url = self.start_url.format(flow.id)
+        return http(self.web, "POST", url, headers=self.headers, data=body)["id"]
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        query = "SELECT id::text, status FROM runs_run WHERE id::text = ANY(%s)"
+        return dict(self.database.execute(query, [ids]).fetchall())
+
+    def wait_succeeded(self, ids: list[str], what: str) -> None:
+        wait_until(
+            lambda: set(self.statuses(ids).values()) == {"succeeded"},
+            timeout=90,
+            what=f"{what}: {self.statuses(ids)}",
+            network=self.network,
+        )
+
+    def calls(self, path: str = "") -> list[dict]:
+        """What the outside API received, in order (client address, path, key, body)."""
+        calls = [json.loads(line) for line in self.api_log.read_text().splitlines()]
+        return [call for call in calls if call["path"].startswith(path)]
+
+
+@pytest.fixture
+def deployment(admin_user, workspace, model_stack, trained_models, test_database_url):  # type: ignore[no-untyped-def]
     reason = namespaces_available()
     if reason:
         pytest.fail(f"this machine cannot make test hosts: {reason}")
@@ -176,58 +229,16 @@ def test_runs_cross_hosts_and_a_worker_host_cut_off_mid_run_loses_nothing(
         db, web, worker_a, worker_b, models, api = (
             network.add(name) for name in ("db", "web", "worker-a", "worker-b", "models", "api")
         )
-        api_url = f"http://{api.address}:{API_PORT}"
-        quick, held = flows(workspace, admin_user, api_url)
+        flows(workspace, admin_user, f"http://{api.address}:{API_PORT}")
         secret = api_token_create(user=admin_user, workspace=workspace, name="multihost").secret
-
         socket_dir = start_postgres(db, network, test_database_url)
-        db.run(
-            "redis",
-            [
-                "redis-server",
-                "--bind",
-                db.address,
-                "--port",
-                "6379",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ],
-        )
+        redis = ["redis-server", "--bind", db.address, "--save", "", "--protected-mode", "no"]
+        db.run("redis", redis)
         api_log = network.directory / "api.jsonl"
         api_log.touch()
-        api.run(
-            "api",
-            [sys.executable, "tests/deploy/api_host.py", api.address, str(API_PORT), str(api_log)],
-        )
-
-        backend, artifacts = mlflow_store(model_stack)
-        mlflow_url, service_url = f"http://{models.address}:5001", f"http://{models.address}:3001"
-        models.run(
-            "mlflow",
-            [
-                str(Path(sys.executable).with_name("mlflow")),
-                "server",
-                "--backend-store-uri",
-                backend,
-                "--artifacts-destination",
-                artifacts,
-                "--host",
-                models.address,
-                "--port",
-                "5001",
-                "--workers",
-                "1",
-            ],
-            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-            MLFLOW_SERVER_ALLOWED_HOSTS=f"{models.address},{models.address}:5001",
-        )
-        service = model_service_process(service_url=service_url, tracking_uri=mlflow_url)
-        models.run("models", service.command, **service.environment)
-
+        api_host = [sys.executable, "tests/deploy/api_host.py", api.address, str(API_PORT)]
+        api.run("api", [*api_host, str(api_log)])
+        mlflow_url, service_url = start_model_host(models, model_stack)
         environment = {
             "DATABASE_URL": f"postgres://postgres@{db.address}:5432/flowgate",
             "REDIS_URL": f"redis://{db.address}:6379/0",
@@ -240,131 +251,124 @@ def test_runs_cross_hosts_and_a_worker_host_cut_off_mid_run_loses_nothing(
             "MLFLOW_TRACKING_URI": mlflow_url,
             "ALLOWED_HOSTS": f"{web.address},localhost",
         }
-        web_spec = container_process("web", {"PORT": "8000"})
-        web.run("web", web_spec.command, **environment, **web_spec.environment)
-        web.run("beat", container_process("beat", {}).command, **environment)
-        worker = container_process("worker", {"WORKER_CONCURRENCY": "1"})
-        heartbeats = {}
-        for host in (worker_a, worker_b):
-            heartbeats[host.address] = network.directory / f"{host.name}.alive"
-            host.run(
-                "worker",
-                [*worker.command, f"--hostname={host.name}@%h"],
-                **environment,
-                WORKER_HEARTBEAT_FILE=str(heartbeats[host.address]),
-                WORKER_HEARTBEAT_SECONDS="1",
-            )
-
-        wait_until(
-            lambda: ready(web, f"http://{web.address}:8000/readyz"),
-            timeout=90,
-            what="web",
-            network=network,
+        deployment = Deployment(
+            network,
+            web,
+            (worker_a, worker_b),
+            psycopg.connect(
+                host=str(socket_dir), dbname="flowgate", user="postgres", autocommit=True
+            ),
+            api_log,
+            f"http://{web.address}:8000/api/w/{workspace.slug}/flows/{{}}/runs/",
+            f"Authorization: Bearer {secret}\nHost: {web.address}",
         )
-        wait_until(
-            lambda: all(path.exists() for path in heartbeats.values()),
-            timeout=90,
-            what="workers",
-            network=network,
-        )
+        start_flowgate(deployment, environment)
         wait_until(
             lambda: ready(models, f"{service_url}/readyz"),
             timeout=120,
             what="model service",
             network=network,
         )
-
-        database = psycopg.connect(
-            host=str(socket_dir), dbname="flowgate", user="postgres", autocommit=True
-        )
-        start_url = f"http://{web.address}:8000/api/w/{workspace.slug}/flows/{{}}/runs/"
-        headers = f"Authorization: Bearer {secret}\nHost: {web.address}"
-
-        def start(flow, n: int) -> str:  # type: ignore[no-untyped-def]
-            body = json.dumps({"input": {**CLAIM, "n": n}})
-            return http(web, "POST", start_url.format(flow.id), headers=headers, data=body)["id"]
-
-        def statuses(ids: list[str]) -> dict[str, str]:
-            rows = database.execute(
-                "SELECT id::text, status FROM runs_run WHERE id::text = ANY(%s)", [ids]
-            ).fetchall()
-            return dict(rows)
-
-        def calls() -> list[dict]:
-            return [json.loads(line) for line in api_log.read_text().splitlines()]
-
-        # 1. A burst created on the web host: both worker hosts complete runs of it.
-        burst = [start(quick, n) for n in range(12)]
-        wait_until(
-            lambda: set(statuses(burst).values()) == {"succeeded"},
-            timeout=90,
-            what=f"the burst: {statuses(burst)}",
-            network=network,
-        )
-        charged_by = Counter(call["client"] for call in calls() if call["path"] == "/charge")
-        assert set(charged_by) == {worker_a.address, worker_b.address}, charged_by
-        scores = database.execute(
-            "SELECT s.output, s.meta FROM runs_steprun s WHERE s.node_id = 'score' AND s.status = 'succeeded' AND s.run_id::text = ANY(%s)",
-            [burst],
-        ).fetchall()
-        assert len(scores) == 12
-        # Served by the model service on its own host: the version asked for, a real label.
-        assert {(o["model"], o["version"]) for o, _ in scores} == {(CLAIM_FRAUD, "2")}
-        assert all(o["label"] and meta["model_version"] == "2" for o, meta in scores)
-
-        # 2. A run held in its slow step; the worker host holding it is cut off.
-        held_run = start(held, 1000)
-        holder = wait_until(
-            lambda: next((c["client"] for c in calls() if c["path"].startswith("/slow")), None),
-            timeout=60,
-            what="the slow step",
-            network=network,
-        )
-        cut, survivor = (worker_a, worker_b) if holder == worker_a.address else (worker_b, worker_a)
-        cut.cut()
-        during = [start(quick, n) for n in range(2000, 2004)]
-        wait_until(
-            lambda: set(statuses([held_run, *during]).values()) == {"succeeded"},
-            timeout=90,
-            what=f"runs after the cut: {statuses([held_run, *during])}",
-            network=network,
-        )
-        cut.reconnect()
-        # The cut host comes back with its stale step in hand: give it time to try to write.
-        wait_until(
-            lambda: heartbeats[cut.address].stat().st_mtime > time.time() - 2,
-            timeout=60,
-            what="the cut worker back",
-            network=network,
-        )
-
-        every = [*burst, held_run, *during]
-        assert set(statuses(every).values()) == {"succeeded"}
-        held_calls = [
-            c
-            for c in calls()
-            if json.loads(c["body"] or "{}").get("n") == 1000 or c["path"].startswith("/slow")
-        ]
-        assert [c["path"] for c in held_calls].count("/charge") == 1, "a completed charge ran again"
-        slow_calls = [c for c in held_calls if c["path"].startswith("/slow")]
-        assert len(slow_calls) == 2 and slow_calls[1]["client"] == survivor.address
-        assert len({c["key"] for c in slow_calls}) == 1, (
-            "the retried call keeps its Idempotency-Key"
-        )
-        succeeded = database.execute(
-            "SELECT run_id::text, node_id, count(*) FROM runs_steprun WHERE status = 'succeeded' AND run_id::text = ANY(%s) GROUP BY 1, 2",
-            [every],
-        ).fetchall()
-        assert all(count == 1 for _, _, count in succeeded), "a step succeeded twice"
-        assert len(succeeded) == 12 * 4 + 5 + 4 * 4
-        charges = Counter(json.loads(c["body"])["n"] for c in calls() if c["path"] == "/charge")
-        assert all(count == 1 for count in charges.values()) and len(charges) == 17
-        during_by = {
-            c["client"]
-            for c in calls()
-            if c["path"] == "/charge" and json.loads(c["body"])["n"] >= 2000
-        }
-        assert during_by == {survivor.address}
-        database.close()
+        yield deployment
+        deployment.database.close()
     finally:
         network.close()
+
+
+def start_flowgate(deployment: Deployment, environment: dict[str, str]) -> None:
+    """web and beat on the web host, one worker on each worker host (the image's commands)."""
+    web, network = deployment.web, deployment.network
+    web_spec = container_process("web", {"PORT": "8000"})
+    web.run("web", web_spec.command, **environment, **web_spec.environment)
+    web.run("beat", container_process("beat", {}).command, **environment)
+    worker = container_process("worker", {"WORKER_CONCURRENCY": "1"})
+    for host in deployment.workers:
+        heartbeat = deployment.heartbeats[host.address] = network.directory / f"{host.name}.alive"
+        host.run(
+            "worker",
+            [*worker.command, f"--hostname={host.name}@%h"],
+            **environment,
+            WORKER_HEARTBEAT_FILE=str(heartbeat),
+            WORKER_HEARTBEAT_SECONDS="1",
+        )
+    wait_until(
+        lambda: ready(web, f"http://{web.address}:8000/readyz"),
+        timeout=90,
+        what="web",
+        network=network,
+    )
+    heartbeats = deployment.heartbeats.values()
+    wait_until(
+        lambda: all(path.exists() for path in heartbeats),
+        timeout=90,
+        what="workers",
+        network=network,
+    )
+
+
+def n_of(call: dict) -> int | None:
+    return json.loads(call["body"] or "{}").get("n")
+
+
+def test_runs_cross_hosts_and_a_worker_host_cut_off_mid_run_loses_nothing(deployment, workspace):
+    from apps.flows.models import Flow
+
+    quick, held = (Flow.objects.get(workspace=workspace, name=name) for name in ("Quick", "Held"))
+    worker_a, worker_b = deployment.workers
+
+    # 1. A burst created on the web host: both worker hosts complete runs of it, and the
+    # model service answers every model.predict from its own host.
+    burst = [deployment.start(quick, n) for n in range(12)]
+    deployment.wait_succeeded(burst, "the burst")
+    charged_by = Counter(call["client"] for call in deployment.calls("/charge"))
+    assert set(charged_by) == {worker_a.address, worker_b.address}, charged_by
+    scores = deployment.database.execute(
+        "SELECT output, meta FROM runs_steprun WHERE node_id = 'score' AND status = 'succeeded'"
+        " AND run_id::text = ANY(%s)",
+        [burst],
+    ).fetchall()
+    assert len(scores) == 12
+    assert {(output["model"], output["version"]) for output, _ in scores} == {(CLAIM_FRAUD, "2")}
+    assert all(output["label"] and meta["model_version"] == "2" for output, meta in scores)
+
+    # 2. A run held in its slow step; the worker host holding it is cut off, and more runs
+    # arrive meanwhile.
+    held_run = deployment.start(held, 1000)
+    holder = wait_until(
+        lambda: next((call["client"] for call in deployment.calls("/slow")), None),
+        timeout=60,
+        what="the slow step",
+        network=deployment.network,
+    )
+    cut, survivor = (worker_a, worker_b) if holder == worker_a.address else (worker_b, worker_a)
+    cut.cut()
+    during = [deployment.start(quick, n) for n in range(2000, 2004)]
+    deployment.wait_succeeded([held_run, *during], "runs after the cut")
+    # The cut host comes back with its stale step in hand: let it reconnect and try to write.
+    cut.reconnect()
+    wait_until(
+        lambda: deployment.heartbeats[cut.address].stat().st_mtime > time.time() - 2,
+        timeout=60,
+        what="the cut worker back",
+        network=deployment.network,
+    )
+
+    every = [*burst, held_run, *during]
+    assert set(deployment.statuses(every).values()) == {"succeeded"}
+    assert [n_of(call) for call in deployment.calls("/charge")].count(1000) == 1, (
+        "a completed charge ran again"
+    )
+    slow_calls = deployment.calls("/slow")
+    assert [call["client"] for call in slow_calls] == [cut.address, survivor.address]
+    assert len({call["key"] for call in slow_calls}) == 1, "the retry keeps its Idempotency-Key"
+    succeeded = deployment.database.execute(
+        "SELECT run_id, node_id, count(*) FROM runs_steprun WHERE status = 'succeeded'"
+        " AND run_id::text = ANY(%s) GROUP BY 1, 2",
+        [every],
+    ).fetchall()
+    assert all(count == 1 for _, _, count in succeeded), "a step succeeded twice"
+    assert len(succeeded) == 12 * 4 + 5 + 4 * 4
+    charges = Counter(n_of(call) for call in deployment.calls("/charge"))
+    assert set(charges.values()) == {1} and len(charges) == 17
+    late = {call["client"] for call in deployment.calls("/charge") if n_of(call) >= 2000}
+    assert late == {survivor.address}
