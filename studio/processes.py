@@ -185,14 +185,19 @@ def container_process(name: str, environ: Mapping[str, str]) -> ProcessSpec:
     raise ValueError(f"unknown process {name!r}; one of {', '.join(CONTAINER_PROCESSES)}")
 
 
+# Secrets of the programs Flowgate runs that do not read <NAME>_FILE themselves: MLflow's
+# backend store (its URL holds the password) and boto3's S3 keys. Flowgate's own settings
+# read <NAME>_FILE in studio/env.py.
+THIRD_PARTY_SECRETS = ("MLFLOW_BACKEND_STORE_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
 def secrets_from_files(environ: Mapping[str, str]) -> dict[str, str]:
-    """``NAME`` for every ``NAME_FILE`` whose ``NAME`` is unset, read from the file: Flowgate's
-    own settings read ``_FILE`` themselves, this serves the programs that do not (MLflow's
-    ``MLFLOW_BACKEND_STORE_URI``, boto3's ``AWS_SECRET_ACCESS_KEY``)."""
+    """``NAME`` for each of ``THIRD_PARTY_SECRETS`` given as ``NAME_FILE`` and not set
+    itself, read from the file."""
     values = {}
-    for key, path in environ.items():
-        name = key.removesuffix("_FILE")
-        if key.endswith("_FILE") and name and not environ.get(name) and path:
+    for name in THIRD_PARTY_SECRETS:
+        path = environ.get(f"{name}_FILE")
+        if path and not environ.get(name):
             values[name] = Path(path).read_text().strip()
     return values
 

@@ -1,7 +1,7 @@
 """A worker's liveness, for probes that must tell a hung worker from a busy one.
 
 A Celery worker whose process is up can still be useless: its event loop blocked, or its
-broker connection lost for good. With ``WORKER_HEARTBEAT_FILE`` set, every worker touches
+broker connection lost for good. With ``WORKER_HEARTBEAT_PATH`` set, every worker touches
 that file every ``WORKER_HEARTBEAT_SECONDS`` from its consumer's own timer, which runs in the
 loop that receives tasks and only while the consumer is connected; a long task runs in a
 pool child and does not stop it. ``python -m studio.worker_health`` (the Kubernetes and
@@ -23,7 +23,7 @@ from studio.env import ConfigurationError, env_float, env_str
 
 
 def heartbeat_file() -> str:
-    return env_str("WORKER_HEARTBEAT_FILE", "")
+    return env_str("WORKER_HEARTBEAT_PATH", "")
 
 
 def heartbeat_seconds() -> float:
@@ -67,7 +67,7 @@ class Heartbeat(bootsteps.StartStopStep):
 def heartbeat_problem(path: str, *, max_age: float, now: float | None = None) -> str | None:
     """Why the worker writing ``path`` is not alive, or None when it is."""
     if not path:
-        return "WORKER_HEARTBEAT_FILE is not set"
+        return "WORKER_HEARTBEAT_PATH is not set"
     try:
         age = (now if now is not None else time.time()) - Path(path).stat().st_mtime
     except FileNotFoundError:

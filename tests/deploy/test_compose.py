@@ -70,7 +70,7 @@ def test_every_long_running_service_has_a_health_check(deploy_copy):
             continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
     assert services["worker"]["healthcheck"]["test"] == ["CMD", "flowgate", "worker-alive"]
-    assert services["worker"]["environment"]["WORKER_HEARTBEAT_FILE"] == "/tmp/worker.alive"
+    assert services["worker"]["environment"]["WORKER_HEARTBEAT_PATH"] == "/tmp/worker.alive"
 
 
 def test_the_opa_server_runs_only_with_its_profile(deploy_copy):

@@ -90,7 +90,7 @@ def test_web_worker_and_model_service_have_real_probes_and_disruption_budgets(he
     worker = container(deployments["fg-flowgate-worker"])
     assert worker["livenessProbe"]["exec"]["command"] == ["flowgate", "worker-alive"]
     env = {e["name"]: e.get("value") for e in worker["env"]}
-    assert env["WORKER_HEARTBEAT_FILE"] == "/tmp/worker.alive"
+    assert env["WORKER_HEARTBEAT_PATH"] == "/tmp/worker.alive"
     models = container(deployments["fg-flowgate-models"])
     assert models["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert models["livenessProbe"]["httpGet"]["path"] == "/livez"

@@ -86,8 +86,11 @@ def test_secrets_from_files_serve_the_programs_that_do_not_read_them(tmp_path):
     (tmp_path / "key").write_text("s3cret\n")
     environ = {
         "AWS_SECRET_ACCESS_KEY_FILE": str(tmp_path / "key"),
+        "AWS_ACCESS_KEY_ID_FILE": str(tmp_path / "key"),
+        "AWS_ACCESS_KEY_ID": "given",
+        # Flowgate's own settings read their files themselves; other *_FILE are not secrets.
         "SECRET_KEY_FILE": str(tmp_path / "key"),
-        "SECRET_KEY": "given",
+        "SOMETHING_FILE": str(tmp_path / "not-there"),
     }
     assert secrets_from_files(environ) == {"AWS_SECRET_ACCESS_KEY": "s3cret"}
 
@@ -116,6 +119,6 @@ def test_the_entrypoint_refuses_an_unknown_process_and_probes_a_worker(tmp_path)
     result = run_entrypoint("python", "-m", "studio.processes", "shell")
     assert result.returncode == 2
     assert "one of web, worker, beat" in result.stderr
-    probe = run_entrypoint("worker-alive", WORKER_HEARTBEAT_FILE=str(tmp_path / "none"))
+    probe = run_entrypoint("worker-alive", WORKER_HEARTBEAT_PATH=str(tmp_path / "none"))
     assert probe.returncode == 1
     assert "no heartbeat yet" in probe.stderr

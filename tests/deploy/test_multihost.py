@@ -288,7 +288,7 @@ def start_flowgate(deployment: Deployment, environment: dict[str, str]) -> None:
             "worker",
             [*worker.command, f"--hostname={host.name}@%h"],
             **environment,
-            WORKER_HEARTBEAT_FILE=str(heartbeat),
+            WORKER_HEARTBEAT_PATH=str(heartbeat),
             WORKER_HEARTBEAT_SECONDS="1",
         )
     wait_until(

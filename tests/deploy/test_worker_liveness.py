@@ -22,7 +22,7 @@ def probe(heartbeat: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "studio.worker_health", *extra],
         cwd=REPOSITORY_ROOT,
-        env=child_environment(WORKER_HEARTBEAT_FILE=heartbeat, WORKER_HEARTBEAT_SECONDS="1"),
+        env=child_environment(WORKER_HEARTBEAT_PATH=heartbeat, WORKER_HEARTBEAT_SECONDS="1"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -39,7 +39,7 @@ def test_the_probe_passes_while_the_worker_consumes_and_fails_once_it_hangs(
 
     worker = WorkerProcess(
         database_url=test_database_url,
-        environment={"WORKER_HEARTBEAT_FILE": heartbeat, "WORKER_HEARTBEAT_SECONDS": "1"},
+        environment={"WORKER_HEARTBEAT_PATH": heartbeat, "WORKER_HEARTBEAT_SECONDS": "1"},
     ).start()
     try:
         # Several beats in a row: the file keeps being touched, not written once at start.
@@ -70,4 +70,4 @@ def test_the_probe_passes_while_the_worker_consumes_and_fails_once_it_hangs(
 def test_the_probe_refuses_without_a_heartbeat_file_configured():
     result = probe("")
     assert result.returncode == 1
-    assert "WORKER_HEARTBEAT_FILE is not set" in result.stderr
+    assert "WORKER_HEARTBEAT_PATH is not set" in result.stderr
