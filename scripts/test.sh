@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1;34m[flowgate]\033[0m %s\n' "$*"; }
 
 ./scripts/bootstrap.sh
+# Helm, for the deploy kit's chart tests (tests/deploy); they fail without it.
+./scripts/deploy-tools.sh
 PYTHON=.venv/bin/python
 
 apt_install_missing() {

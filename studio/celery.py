@@ -9,6 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings.base")
 app = Celery("flowgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Liveness: the worker touches WORKER_HEARTBEAT_PATH while it consumes (studio/worker_health.py).
+# By name: the probe runs that module as a script, which must not have imported it first.
+app.steps["consumer"].add("studio.worker_health:Heartbeat")
 
 
 @signals.task_prerun.connect

@@ -92,8 +92,9 @@ def env_float(name: str, default: float) -> float:
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+    # Through env_str: a list may be a secret too (FLOWGATE_RETIRED_ENCRYPTION_KEYS_FILE).
+    raw = env_str(name, "")
+    if raw == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
 

@@ -137,3 +137,83 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
         # Starts runs of trigger.stream flows from Redis Streams (consumer groups).
         ProcessSpec("streams", [python, MANAGE_PY, "streams", "consume"]),
     ]
+
+
+def mlflow_server_process(*, port: int) -> ProcessSpec:
+    """MLflow for a deployment: the backend store, the artifact destination (``s3://...``
+    with ``MLFLOW_S3_ENDPOINT_URL`` for an S3-compatible store) and the rest come from
+    MLflow's own ``MLFLOW_*`` variables; artifacts are proxied, so clients need no S3 keys."""
+    return ProcessSpec(
+        "mlflow",
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--serve-artifacts",
+            "--host",
+            "0.0.0.0",  # noqa: S104 - inside a container, behind its network
+            "--port",
+            str(port),
+        ],
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+
+
+CONTAINER_PROCESSES = ("web", "worker", "beat", "streams", "models", "mlflow", "migrate")
+
+
+def container_process(name: str, environ: Mapping[str, str]) -> ProcessSpec:
+    """The process ``name`` as a container runs it (deploy/image/entrypoint.sh): listening on
+    every address of the container, ports from ``PORT``, ``MODELS_PORT``, ``MLFLOW_PORT``."""
+    if name == "migrate":
+        return ProcessSpec("migrate", [sys.executable, MANAGE_PY, "migrate", "--noinput"])
+    if name == "models":
+        port = environ.get("MODELS_PORT", "3001")
+        return model_service_process(
+            service_url=f"http://0.0.0.0:{port}",
+            tracking_uri=environ.get("MLFLOW_TRACKING_URI", "http://mlflow:5000"),
+        )
+    if name == "mlflow":
+        return mlflow_server_process(port=int(environ.get("MLFLOW_PORT", "5000")))
+    processes = studio_processes(
+        host="0.0.0.0",  # noqa: S104 - inside a container, behind its network
+        port=int(environ.get("PORT", "8000")),
+        worker_concurrency=int(environ.get("WORKER_CONCURRENCY", "2")),
+    )
+    for spec in processes:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown process {name!r}; one of {', '.join(CONTAINER_PROCESSES)}")
+
+
+# Secrets of the programs Flowgate runs that do not read <NAME>_FILE themselves: MLflow's
+# backend store (its URL holds the password) and boto3's S3 keys. Flowgate's own settings
+# read <NAME>_FILE in studio/env.py.
+THIRD_PARTY_SECRETS = ("MLFLOW_BACKEND_STORE_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def secrets_from_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """``NAME`` for each of ``THIRD_PARTY_SECRETS`` given as ``NAME_FILE`` and not set
+    itself, read from the file."""
+    values = {}
+    for name in THIRD_PARTY_SECRETS:
+        path = environ.get(f"{name}_FILE")
+        if path and not environ.get(name):
+            values[name] = Path(path).read_text().strip()
+    return values
+
+
+def main(argv: list[str]) -> None:
+    """``python -m studio.processes NAME [ARGS...]``: replace this process with ``NAME``."""
+    import os
+
+    if not argv or argv[0] not in CONTAINER_PROCESSES:
+        sys.stderr.write(f"usage: NAME [ARGS...], NAME one of {', '.join(CONTAINER_PROCESSES)}\n")
+        sys.exit(2)
+    spec = container_process(argv[0], os.environ)
+    environment = spec.child_environment({**os.environ, **secrets_from_files(os.environ)})
+    command = [*spec.command, *argv[1:]]
+    os.execve(command[0], command, environment)  # noqa: S606 - the process becomes NAME
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
