@@ -4,8 +4,8 @@ shown to copy; accepted once; bad links explain themselves and create nothing.""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import signing
@@ -75,6 +75,7 @@ def test_with_an_smtp_connection_the_link_is_emailed(workspace, admin_user):
 
     assert sent.emailed
     [(sender, recipients, message)] = mailbox.messages
+    assert sender == "team@acme.test"
     assert recipients == ["nina@example.com"]
     assert message["Subject"] == "You are invited to Acme on Flowgate"
     assert sent.link in message.get_content()
