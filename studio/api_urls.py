@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from apps.accounts.api_urls import workspace_urlpatterns
 from apps.blocks.api import BlockListApi, BlockPortsApi
 
 workspace_patterns = [
@@ -12,10 +13,12 @@ workspace_patterns = [
     path("", include("apps.inbox.api_urls")),
     path("", include("apps.mlmodels.api_urls")),
     path("", include("apps.dashboard.api_urls")),
+    path("", include("apps.accounts.api_urls")),
 ]
 
 urlpatterns = [
     path("blocks/", BlockListApi.as_view(), name="api-blocks"),
     path("blocks/ports/", BlockPortsApi.as_view(), name="api-block-ports"),
     path("w/<slug:workspace_slug>/", include(workspace_patterns)),
+    *workspace_urlpatterns,
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.accounts.invitations import invitation_create
 from apps.connectors.services import connection_create
 from apps.mlmodels.services import promotion_request_create
 from apps.policies import services as policies
@@ -52,8 +53,13 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         canary_share=20,
         note="try it on a fifth of the traffic",
     )
+    invitation = invitation_create(
+        workspace=workspace, actor=admin_user, email="newcomer@example.com", role="builder"
+    ).invitation
     return {
         "workspace_slug": "acme",
+        "username": builder_user.username,
+        "invitation_id": invitation.id,
         "flow_id": flow.id,
         "number": 1,
         "run_id": run.id,
