@@ -1,0 +1,126 @@
+"""An admin's journeys in the browser: create a workspace, invite a colleague (by a real
+SMTP server on loopback), who accepts as a new user; change their role; deactivate them
+while they are logged in."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from playwright.sync_api import expect
+
+from apps.accounts.models import Membership, User
+from apps.connectors.services import connection_create
+from tests.e2e.conftest import log_in
+from tests.support.smtp import smtp_server
+from tests.support.waiting import wait_for
+
+SHOTS = "tests/e2e/artifacts"
+PASSWORD = "a-long-and-unusual-passphrase-42"
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=f"{SHOTS}/team-{name}.png", full_page=True)
+
+
+def test_an_admin_creates_a_workspace_and_switches_to_it(page, workspace, admin_user):
+    log_in(page, "ada")
+    page.get_by_role("link", name="All workspaces").click()
+    page.get_by_label("Name").fill("Finance Ops")
+    page.get_by_role("button", name="Create workspace").click()
+
+    expect(page.get_by_role("heading", name="Members")).to_be_visible()
+    expect(page).to_have_url(re.compile("/w/finance-ops/settings/members/"))
+    expect(page.get_by_label("Workspace")).to_have_value("finance-ops")
+    _shot(page, "members-new-workspace")
+
+    page.get_by_label("Workspace").select_option("acme")
+    expect(page).to_have_url(re.compile("/w/acme/"))
+
+    page.goto("/w/finance-ops/settings/workspace/")
+    page.get_by_label("Name").fill("Finance")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_text("Workspace renamed.")).to_be_visible()
+    _shot(page, "workspace-settings")
+    page.get_by_role("button", name="Archive Finance").click()
+    row = page.locator("[data-workspace-row=finance-ops]")
+    expect(row).to_contain_text("archived")
+    _shot(page, "workspaces")
+    row.get_by_role("button", name="Restore").click()
+    expect(row).not_to_contain_text("archived")
+
+
+def test_invite_accept_change_role_and_deactivate(open_page, studio_url, workspace, admin_user):
+    with smtp_server() as (controller, mailbox):
+        connection_create(
+            workspace=workspace,
+            actor=admin_user,
+            name="notifications",
+            type="smtp",
+            config={
+                "host": "127.0.0.1",
+                "port": controller.port,
+                "security": "none",
+                "from_address": "Flowgate <team@acme.test>",
+            },
+            secrets={},
+        )
+        admin = open_page(studio_url)
+        log_in(admin, "ada")
+        admin.goto("/w/acme/settings/members/")
+        admin.get_by_label("Email address").fill("nina@example.com")
+        admin.get_by_label("Role", exact=True).select_option("reviewer")
+        admin.get_by_role("button", name="Send invitation").click()
+        expect(admin.get_by_text("Invitation emailed to nina@example.com")).to_be_visible()
+        expect(admin.locator("[data-invitation='nina@example.com']")).to_contain_text("Reviewer")
+        _shot(admin, "members-invited")
+
+        # Inviting her again while she is pending resends; inviting a member is a message.
+        admin.get_by_label("Email address").fill("ada@example.com")
+        admin.get_by_role("button", name="Send invitation").click()
+        expect(admin.get_by_role("alert")).to_contain_text("already a member of Acme")
+
+        [(_, _, message)] = wait_for(lambda: mailbox.messages or None)
+    link = re.search(r"Accept: (\S+)", message.get_content()).group(1)
+
+    newcomer = open_page(studio_url)
+    newcomer.goto(urlsplit(link).path)
+    expect(newcomer.get_by_role("heading", name="Join Acme")).to_be_visible()
+    _shot(newcomer, "invitation-accept")
+    newcomer.get_by_label("Username").fill("nina")
+    newcomer.get_by_label("Your name").fill("Nina Newcomer")
+    newcomer.get_by_label("Password").fill(PASSWORD)
+    newcomer.get_by_role("button", name="Create account and join").click()
+    expect(newcomer.get_by_text("Welcome to Acme.")).to_be_visible()
+    expect(newcomer).to_have_url(re.compile("/w/acme/inbox/"))  # a reviewer starts there
+
+    # The link worked once.
+    again = open_page(studio_url)
+    again.goto(urlsplit(link).path)
+    expect(again.get_by_role("heading", name="This invitation cannot be used")).to_be_visible()
+    expect(again.get_by_text("already been used")).to_be_visible()
+    _shot(again, "invitation-used")
+
+    admin.goto("/w/acme/settings/members/")
+    row = admin.locator("[data-member=nina]")
+    row.get_by_label("Role of nina").select_option("builder")
+    row.get_by_role("button", name="Change role of nina").click()
+    expect(admin.locator("[data-member=nina] select")).to_have_value("builder")
+    nina = User.objects.get(username="nina")
+    assert wait_for(lambda: Membership.objects.filter(user=nina, role="builder").first())
+
+    # The last admin cannot demote themselves: the row says why, nothing changes.
+    me = admin.locator("[data-member=ada]")
+    me.get_by_label("Role of ada").select_option("reviewer")
+    me.get_by_role("button", name="Change role of ada").click()
+    expect(admin.locator("[data-member=ada]").get_by_role("alert")).to_contain_text("last admin")
+    expect(admin.locator("[data-member=ada] select")).to_have_value("admin")
+    _shot(admin, "members-last-admin")
+
+    admin.on("dialog", lambda dialog: dialog.accept())
+    admin.locator("[data-member=nina]").get_by_role("button", name="Deactivate nina").click()
+    expect(admin.locator("[data-member=nina]")).to_contain_text("deactivated")
+
+    # Nina's open browser is logged out at once.
+    newcomer.goto("/w/acme/flows/")
+    expect(newcomer).to_have_url(re.compile("/accounts/login/"))
