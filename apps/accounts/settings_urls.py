@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import team_views, views
+from . import group_views, team_views, views
 
 app_name = "settings"
 
@@ -28,4 +28,7 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("workspace/", team_views.workspace_edit, name="workspace"),
+    path("groups/", group_views.group_list, name="groups"),
+    path("groups/<uuid:group_id>/members/", group_views.group_members, name="group_members"),
+    path("groups/<uuid:group_id>/delete/", group_views.group_delete, name="group_delete"),
 ]

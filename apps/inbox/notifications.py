@@ -33,7 +33,7 @@ def task_recipients(task: ReviewTask) -> list[str]:
     """Email addresses of whoever may decide: the named users and the members with the
     assigned role (admins for any role), never the person who started the run."""
     members = Membership.objects.filter(workspace_id=task.workspace_id, user__is_active=True)
-    who = Q(user__in=task.assignee_users.all())
+    who = Q(user__in=task.assignee_users.all()) | Q(user__in=task.assignee_groups.values("members"))
     if task.assignee_role:
         who |= Q(role=task.assignee_role) | Q(role=Role.ADMIN)
     addresses = (
