@@ -26,6 +26,9 @@ class Workspace(PublicModel):
     # An archived workspace keeps its data but leaves every member's switcher and URLs
     # (404) until an admin restores it from the Workspaces page.
     archived_at = models.DateTimeField(null=True, blank=True)
+    # When set, builders cannot publish or roll back flows themselves: they request it and
+    # an admin approves the request from the inbox.
+    publish_requires_approval = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]

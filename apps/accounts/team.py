@@ -98,6 +98,21 @@ def workspace_archive(*, workspace: Workspace, actor: Any, archived: bool = True
     return workspace
 
 
+@transaction.atomic
+def workspace_set_publish_approval(*, workspace: Workspace, actor: Any, required: bool) -> None:
+    """Whether builders must ask an admin to publish (publish requests) or may publish."""
+    before = workspace.publish_requires_approval
+    if before != required:
+        workspace.publish_requires_approval = required
+        workspace.save(update_fields=["publish_requires_approval"])
+        _audit(
+            workspace, actor, "workspace.publish_rule_changed",
+            "publishing now needs an admin's approval" if required
+            else "builders may publish without approval",
+            before=before, after=required,
+        )  # fmt: skip
+
+
 # --- members ---------------------------------------------------------------------------
 def _lock_admins(workspace: Workspace) -> list[Membership]:
     return list(

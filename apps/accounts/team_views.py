@@ -174,6 +174,13 @@ def invitation_action(request: HttpRequest, invitation_id: str, action: str) -> 
 def workspace_edit(request: HttpRequest) -> HttpResponse:
     """Rename or archive the workspace."""
     workspace = request.workspace  # type: ignore[attr-defined]
+    if request.method == "POST" and "publish_rule" in request.POST:
+        required = request.POST.get("publish_requires_approval") == "on"
+        team.workspace_set_publish_approval(
+            workspace=workspace, actor=request.user, required=required
+        )
+        messages.success(request, "Publishing rule saved.")
+        return redirect("settings:workspace", workspace_slug=workspace.slug)
     if request.method == "POST" and request.POST.get("archive"):
         team.workspace_archive(workspace=workspace, actor=request.user)
         messages.success(request, f"Archived {workspace.name}. Restore it from Workspaces.")

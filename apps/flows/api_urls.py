@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, request_api
 
 urlpatterns = [
     path("flows/", api.FlowListApi.as_view(), name="api-flows"),
@@ -25,4 +25,14 @@ urlpatterns = [
     ),
     path("flows/<uuid:flow_id>/archive/", api.FlowArchiveApi.as_view(), name="api-flow-archive"),
     path("flows/<uuid:flow_id>/export/", api.FlowExportApi.as_view(), name="api-flow-export"),
+    path(
+        "flows/<uuid:flow_id>/publish-requests/",
+        request_api.PublishRequestListApi.as_view(),
+        name="api-flow-publish-requests",
+    ),
+    path(
+        "flows/<uuid:flow_id>/publish-requests/<uuid:request_id>/decide/",
+        request_api.PublishRequestDecideApi.as_view(),
+        name="api-flow-publish-request-decide",
+    ),
 ]

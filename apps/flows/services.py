@@ -136,26 +136,7 @@ def flow_publish(
     if locked.status == FlowStatus.ARCHIVED:
         raise FlowError("this flow is archived: restore it before publishing", code="conflict")
     definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
-    problems = validate_definition(definition)
-    if problems:
-        raise FlowError(
-            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
-        )
-    decision = evaluate_gate(
-        workspace_id=locked.workspace_id,
-        gate=FLOW_PUBLISH,
-        input={
-            "flow": {"id": str(locked.id), "slug": locked.slug, "name": locked.name},
-            "definition": definition,
-            "actor": getattr(actor, "username", ""),
-            "actor_role": _role(actor, locked.workspace_id),
-            # The workspace's PII classification lives in the database, so the app says
-            # which classified fields this flow touches (Settings → Data).
-            "pii_fields": fields_mentioned(
-                definition, sensitive_keys_for_workspace(locked.workspace_id)
-            ),
-        },
-    )
+    decision = publish_decision(locked, definition, actor)
     if not decision.allow:
         audit_record(
             workspace_id=locked.workspace_id,
@@ -205,6 +186,34 @@ def flow_publish(
         },
     )
     return version
+
+
+def publish_decision(flow: Flow, definition: dict[str, Any], actor: Any) -> Any:
+    """The publish gate's decision on ``definition`` by ``actor``; FlowError when the
+    definition has problems (the gate is not asked then)."""
+    problems = validate_definition(definition)
+    if problems:
+        raise FlowError(
+            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
+        )
+    return evaluate_gate(
+        workspace_id=flow.workspace_id,
+        gate=FLOW_PUBLISH,
+        input=publish_gate_input(flow, definition, actor),
+    )
+
+
+def publish_gate_input(flow: Flow, definition: dict[str, Any], actor: Any) -> dict[str, Any]:
+    """What the ``flow_publish`` gate decides on (also shown on a publish request)."""
+    return {
+        "flow": {"id": str(flow.id), "slug": flow.slug, "name": flow.name},
+        "definition": definition,
+        "actor": getattr(actor, "username", ""),
+        "actor_role": _role(actor, flow.workspace_id),
+        # The workspace's PII classification lives in the database, so the app says
+        # which classified fields this flow touches (Settings → Data).
+        "pii_fields": fields_mentioned(definition, sensitive_keys_for_workspace(flow.workspace_id)),
+    }
 
 
 def _role(actor: Any, workspace_id: Any) -> str:
