@@ -73,9 +73,13 @@ def publish_request_create(
 
 
 def publish_request_diff(request: PublishRequest) -> dict[str, Any]:
-    """What approving changes, against the version live now (or an empty flow)."""
-    live = request.flow.latest_version
-    return definition_diff(live.definition if live else {}, request.definition)
+    """What approving changes: against the version live now (or an empty flow); once
+    approved, against the version before the one it published."""
+    versions = request.flow.versions.order_by("-number")
+    if request.version_id is not None:
+        versions = versions.filter(number__lt=request.version.number)  # type: ignore[union-attr]
+    base = versions.first()
+    return definition_diff(base.definition if base else {}, request.definition)
 
 
 def publish_request_decide(

@@ -124,3 +124,39 @@ def test_invite_accept_change_role_and_deactivate(open_page, studio_url, workspa
     # Nina's open browser is logged out at once.
     newcomer.goto("/w/acme/flows/")
     expect(newcomer).to_have_url(re.compile("/accounts/login/"))
+
+
+def test_a_builder_requests_a_publish_and_an_admin_approves_it_from_the_inbox(
+    open_page, studio_url, workspace, builder_user, admin_user
+):
+    from apps.flows.models import FlowVersion
+    from apps.flows.services import flow_create
+    from tests.flows.test_publish_requests import RISKY
+
+    flow = flow_create(workspace=workspace, actor=builder_user, name="Risky", definition=RISKY)
+    builder = open_page(studio_url)
+    log_in(builder, "bea")
+    builder.goto(f"/w/acme/flows/{flow.id}/")
+    builder.get_by_role("link", name="Request publish").click()
+    expect(builder.locator("[data-diff]")).to_contain_text("call")
+    builder.get_by_label("Note for the admin").fill("Calls the new partner API")
+    builder.get_by_role("button", name="Request publish").click()
+    expect(builder.get_by_text("Requested: an admin will see it in their inbox.")).to_be_visible()
+    expect(builder.locator("[data-gate]")).to_contain_text("denied")
+    _shot(builder, "publish-request-sent")
+
+    admin = open_page(studio_url)
+    log_in(admin, "ada")
+    admin.goto("/w/acme/inbox/")
+    requests = admin.locator("[data-publish-request]")
+    expect(requests).to_contain_text("Calls the new partner API")
+    _shot(admin, "inbox-publish-requests")
+    requests.get_by_role("link", name="Risky").click()
+    expect(admin.get_by_text("an admin must publish this flow")).to_be_visible()
+    admin.get_by_label("Comment").fill("Partner vetted")
+    admin.get_by_role("button", name="Approve and publish").click()
+    expect(admin.get_by_text("Approved: Risky v1 is live.")).to_be_visible()
+    expect(admin.locator("[data-request-status]")).to_have_text("Approved")
+    expect(admin.locator("[data-diff]")).to_contain_text("call")
+    _shot(admin, "publish-request-approved")
+    assert FlowVersion.objects.get(flow=flow).published_by == admin_user
