@@ -243,17 +243,36 @@ def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> Flo
 
 
 @transaction.atomic
-def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
-    """Create a flow from a ``*.flow.json`` document; nothing is created unless it is valid."""
+def flow_import(*, workspace: Any, actor: Any, document: Any, slug: str = "") -> Flow:
+    """Import a ``*.flow.json`` document; nothing changes unless it is valid. A file for a
+    flow that exists (``slug``, else the slug of its name) becomes a new draft revision of
+    that flow, not a second flow: a team keeps flows in git and loads them in CI."""
     problems = validate_definition(document)
     if problems:
         raise FlowError("the file is not a valid Flowgate flow", problems=problems)
-    return flow_create(
-        workspace=workspace,
-        actor=actor,
-        name=flow_name(document.get("name")) or "Imported flow",
-        definition=document,
+    name = flow_name(document.get("name")) or "Imported flow"
+    existing = (
+        Flow.objects.select_for_update()
+        .filter(workspace=workspace, slug=slug or slugify(name)[:70])
+        .first()
     )
+    if existing is None:
+        return flow_create(workspace=workspace, actor=actor, name=name, definition=document)
+    if existing.status == FlowStatus.ARCHIVED:
+        raise FlowError(f"{existing.name} is archived: restore it before importing into it")
+    definition = {**copy.deepcopy(document), "name": name}
+    saved = flow_draft_save(
+        flow=existing, actor=actor, definition=definition, revision=existing.draft_revision
+    )
+    audit_record(
+        workspace_id=existing.workspace_id,
+        action="flow.imported",
+        actor=actor,
+        object_type="flow",
+        object_id=existing.id,
+        summary=f"imported a new draft of {existing.name} (revision {saved.flow.draft_revision})",
+    )
+    return saved.flow
 
 
 def flow_export(*, flow: Flow, number: int | None = None) -> dict[str, Any]:

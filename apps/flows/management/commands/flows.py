@@ -27,6 +27,9 @@ class Command(BaseCommand):
         importing = actions.add_parser("import", help="create a flow from a *.flow.json file")
         importing.add_argument("file")
         importing.add_argument("--publish", action="store_true", help="publish it right away")
+        importing.add_argument(
+            "--slug", default="", help="the flow to update (default: the slug of its name)"
+        )
         exporting = actions.add_parser("export", help="print a flow's definition")
         exporting.add_argument("slug")
         exporting.add_argument(
@@ -54,7 +57,9 @@ class Command(BaseCommand):
         except (OSError, ValueError) as error:
             raise CommandError(f"cannot read {options['file']}: {error}") from None
         try:
-            flow = services.flow_import(workspace=workspace, actor=actor, document=document)
+            flow = services.flow_import(
+                workspace=workspace, actor=actor, document=document, slug=options["slug"]
+            )
             if options["publish"]:
                 services.flow_publish(flow=flow, actor=actor, note="imported from the command line")
         except services.FlowError as error:
