@@ -14,6 +14,7 @@ workspace_patterns = [
     path("", include("apps.mlmodels.api_urls")),
     path("", include("apps.dashboard.api_urls")),
     path("", include("apps.accounts.api_urls")),
+    path("", include("apps.policies.api_urls")),
 ]
 
 urlpatterns = [
