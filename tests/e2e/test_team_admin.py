@@ -160,3 +160,17 @@ def test_a_builder_requests_a_publish_and_an_admin_approves_it_from_the_inbox(
     expect(admin.locator("[data-diff]")).to_contain_text("call")
     _shot(admin, "publish-request-approved")
     assert FlowVersion.objects.get(flow=flow).published_by == admin_user
+
+
+def test_an_admin_makes_a_reviewer_group(page, workspace, admin_user, reviewer_user):
+    log_in(page, "ada")
+    page.goto("/w/acme/settings/")
+    page.get_by_role("link", name="Groups").click()
+    page.get_by_label("Group name").fill("Finance approvers")
+    page.get_by_role("button", name="Create group").click()
+    group = page.locator("[data-group=finance-approvers]")
+    group.get_by_label("Rui").check()
+    group.get_by_role("button", name="Save members of Finance approvers").click()
+    expect(page.get_by_text("Saved the members of Finance approvers.")).to_be_visible()
+    expect(page.locator("[data-group=finance-approvers]").get_by_label("Rui")).to_be_checked()
+    _shot(page, "groups")
