@@ -130,7 +130,10 @@ class MemberListApi(WorkspaceAPIView):
 
 class MemberChangeSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
-    expected_role = serializers.ChoiceField(choices=Role.choices, required=False, default="")
+    # The role the admin saw (any text: a mismatch is a 409 with the current state).
+    expected_role = serializers.CharField(
+        max_length=20, required=False, allow_blank=True, default=""
+    )
     active = serializers.BooleanField(required=False)
 
 

@@ -72,7 +72,7 @@ class PublishRequestListApi(WorkspaceAPIView):
         return Response(request_data(pr), status=201)
 
 
-class DecideSerializer(serializers.Serializer):
+class PublishDecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
     comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
@@ -81,7 +81,7 @@ class PublishRequestDecideApi(WorkspaceAPIView):
     """Approve (publishes what was asked, through the gate) or reject (comment required)."""
 
     capability = Capability.PUBLISH_FLOWS
-    request_serializer = DecideSerializer
+    request_serializer = PublishDecisionSerializer
 
     def post(self, request, workspace_slug, flow_id, request_id):  # type: ignore[no-untyped-def]
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
@@ -90,7 +90,7 @@ class PublishRequestDecideApi(WorkspaceAPIView):
             raise Http404("No such publish request.")
         if not may_publish(request.membership):
             self.permission_denied(request, message="Only an admin decides publish requests.")
-        body = DecideSerializer(data=request.data)
+        body = PublishDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             pr = publish_request_decide(

@@ -14,9 +14,8 @@ from django.utils import timezone
 from apps.accounts.invitations import invitation_create, invitation_resend, invitation_revoke
 from apps.accounts.models import Invitation, Membership, User
 from apps.audit.models import AuditEvent
-from apps.connectors.services import connection_create
 from tests.factories import PERSONA_PASSWORD
-from tests.support.smtp import smtp_server
+from tests.support.smtp import notifications_connection, smtp_server
 
 NEW_PASSWORD = "a-long-and-unusual-passphrase-42"
 
@@ -56,19 +55,7 @@ def test_without_an_smtp_connection_the_link_is_shown_and_accepting_creates_the_
 @pytest.mark.django_db(transaction=True)
 def test_with_an_smtp_connection_the_link_is_emailed(workspace, admin_user):
     with smtp_server() as (controller, mailbox):
-        connection_create(
-            workspace=workspace,
-            actor=admin_user,
-            name="notifications",
-            type="smtp",
-            config={
-                "host": "127.0.0.1",
-                "port": controller.port,
-                "security": "none",
-                "from_address": "Flowgate <team@acme.test>",
-            },
-            secrets={},
-        )
+        notifications_connection(workspace, admin_user, controller.port)
         sent = invitation_create(
             workspace=workspace, actor=admin_user, email="nina@example.com", role="builder"
         )

@@ -10,9 +10,8 @@ from urllib.parse import urlsplit
 from playwright.sync_api import expect
 
 from apps.accounts.models import Membership, User
-from apps.connectors.services import connection_create
 from tests.e2e.conftest import log_in
-from tests.support.smtp import smtp_server
+from tests.support.smtp import notifications_connection, smtp_server
 from tests.support.waiting import wait_for
 
 SHOTS = "tests/e2e/artifacts"
@@ -52,19 +51,7 @@ def test_an_admin_creates_a_workspace_and_switches_to_it(page, workspace, admin_
 
 def test_invite_accept_change_role_and_deactivate(open_page, studio_url, workspace, admin_user):
     with smtp_server() as (controller, mailbox):
-        connection_create(
-            workspace=workspace,
-            actor=admin_user,
-            name="notifications",
-            type="smtp",
-            config={
-                "host": "127.0.0.1",
-                "port": controller.port,
-                "security": "none",
-                "from_address": "Flowgate <team@acme.test>",
-            },
-            secrets={},
-        )
+        notifications_connection(workspace, admin_user, controller.port)
         admin = open_page(studio_url)
         log_in(admin, "ada")
         admin.goto("/w/acme/settings/members/")
