@@ -58,19 +58,14 @@ def api_token_get(*, user: User, workspace_id: UUID | str, token_id: UUID | str)
 
 
 def member_get(*, workspace: Workspace, user_id: UUID | str | int) -> Membership:
-    membership = (
-        workspace_member_list(workspace=workspace).filter(user_id=_int_or_none(user_id)).first()
-    )
+    try:
+        pk = int(str(user_id))
+    except ValueError:
+        raise Http404("No such member.") from None
+    membership = workspace_member_list(workspace=workspace).filter(user_id=pk).first()
     if membership is None:
         raise Http404("No such member.")
     return membership
-
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
 
 
 def invitation_pending_list(*, workspace: Workspace) -> QuerySet[Invitation]:

@@ -51,7 +51,7 @@ def _workspace_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise TeamError("a workspace needs a name")
-    if len(name) > Workspace._meta.get_field("name").max_length:
+    if len(name) > 120:  # Workspace.name's max_length
         raise TeamError("a workspace name has at most 120 characters")
     return name
 

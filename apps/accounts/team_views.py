@@ -228,11 +228,8 @@ def workspaces(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def workspace_restore(request: HttpRequest, workspace_slug: str) -> HttpResponse:
-    row = (
-        selectors.workspace_list_for(user=request.user)
-        .filter(workspace__slug=workspace_slug)
-        .first()
-    )  # type: ignore[arg-type]
+    mine = selectors.workspace_list_for(user=request.user)  # type: ignore[arg-type]
+    row = mine.filter(workspace__slug=workspace_slug).first()
     if row is None or not can(row, Capability.MANAGE_SETTINGS):
         messages.error(request, "Only an admin of that workspace can restore it.")
         return redirect("accounts:workspaces")

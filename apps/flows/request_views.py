@@ -107,10 +107,9 @@ def request_decide(request: HttpRequest, request_id: str) -> HttpResponse:
     except FlowError as refused:
         messages.error(request, _error_text(refused))
     else:
-        if approve:
-            messages.success(
-                request, f"Approved: {decided.flow.name} v{decided.version.number} is live."
-            )  # type: ignore[union-attr]
+        if approve and decided.version is not None:
+            live = f"{decided.flow.name} v{decided.version.number}"
+            messages.success(request, f"Approved: {live} is live.")
         else:
             messages.success(request, f"Rejected the request for {decided.flow.name}.")
     return redirect("flows:request", workspace_slug=request.workspace.slug, request_id=request_id)  # type: ignore[attr-defined]
