@@ -15,7 +15,6 @@ from . import selectors
 from .api import flow_error_response
 from .models import PublishRequest
 from .publish_requests import publish_request_create, publish_request_decide, publish_request_diff
-from .request_views import pending_publish_requests
 from .services import FlowError
 
 
@@ -54,7 +53,7 @@ class PublishRequestListApi(WorkspaceAPIView):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         pending = [
             pr
-            for pr in pending_publish_requests(workspace=request.workspace)
+            for pr in selectors.pending_publish_requests(workspace=request.workspace)
             if pr.flow_id == flow.id
         ]
         return Response({"results": [request_data(pr) for pr in pending]})

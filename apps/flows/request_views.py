@@ -13,18 +13,9 @@ from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability, may_publish, may_request_publish
 
 from . import selectors
-from .models import PublishRequest, PublishRequestStatus
+from .models import PublishRequest
 from .publish_requests import publish_request_create, publish_request_decide, publish_request_diff
 from .services import FlowError
-
-
-def pending_publish_requests(*, workspace: Any) -> list[PublishRequest]:
-    """Requests waiting for an admin, oldest first (shown at the top of their inbox)."""
-    return list(
-        PublishRequest.objects.filter(workspace=workspace, status=PublishRequestStatus.PENDING)
-        .select_related("flow", "requested_by")
-        .order_by("created_at")
-    )
 
 
 def _request_get(request: HttpRequest, request_id: str) -> PublishRequest:

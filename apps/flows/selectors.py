@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from .models import Flow, FlowStatus, FlowVersion
+from .models import Flow, FlowStatus, FlowVersion, PublishRequest, PublishRequestStatus
 
 
 def flow_list(
@@ -88,3 +88,12 @@ def flow_definition_at(*, flow: Flow, reference: str) -> dict[str, Any]:
     except ValueError:
         raise Http404(f"{reference!r} is neither a version number nor 'draft'.") from None
     return flow_version_get(flow=flow, number=number).definition
+
+
+def pending_publish_requests(*, workspace: Any) -> list[PublishRequest]:
+    """Requests waiting for an admin, oldest first (shown at the top of their inbox)."""
+    return list(
+        PublishRequest.objects.filter(workspace=workspace, status=PublishRequestStatus.PENDING)
+        .select_related("flow", "requested_by")
+        .order_by("created_at")
+    )

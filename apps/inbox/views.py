@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.decorators import workspace_view
 from apps.accounts.permissions import Capability, can, may_publish
 from apps.flows.models import Flow
-from apps.flows.request_views import pending_publish_requests
+from apps.flows.selectors import pending_publish_requests
 
 from . import selectors, services
 from .models import Decision, TaskStatus
