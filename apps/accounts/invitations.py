@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Any
 
 from django.conf import settings
@@ -144,19 +143,17 @@ def _deliver(invitation: Invitation) -> SentInvitation:
 
 
 def _message(invitation: Invitation, link: str, *, sender: str) -> EmailMessage:
+    from apps.connectors.email.client import text_message
+
     inviter = invitation.invited_by or "An admin"
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = invitation.email
-    message["Subject"] = f"You are invited to {invitation.workspace.name} on Flowgate"
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain="flowgate.local")
-    message.set_content(
-        f"{inviter} invited you to join {invitation.workspace.name} as {invitation.role}.\n\n"
+    return text_message(
+        sender=sender,
+        to=[invitation.email],
+        subject=f"You are invited to {invitation.workspace.name} on Flowgate",
+        body=f"{inviter} invited you to join {invitation.workspace.name} as {invitation.role}.\n\n"
         f"Accept: {link}\n\n"
-        f"The link works once, until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+        f"The link works once, until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n",
     )
-    return message
 
 
 # --- accepting -------------------------------------------------------------------------

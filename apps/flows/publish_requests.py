@@ -69,7 +69,14 @@ def publish_request_create(
         ) from None
     what = f"a rollback to v{rollback_to}" if rollback_to else "publishing"
     _audit(request, actor, "flow.publish_requested", f"requested {what} of {flow.name}", note=note)
+    transaction.on_commit(lambda: _notify(request.id))
     return request
+
+
+def _notify(request_id: Any) -> None:
+    from .tasks import publish_request_notify_task
+
+    publish_request_notify_task.delay(str(request_id))
 
 
 def publish_request_diff(request: PublishRequest) -> dict[str, Any]:

@@ -148,3 +148,21 @@ def test_the_admins_inbox_lists_requests_and_the_page_shows_diff_and_gate(
     assert "an admin must publish this flow" in page
     assert "Approve and publish" in page and "<code>call</code>" in page
     assert PublishRequest.objects.get().status == "pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_emails_the_admins_a_new_request(
+    workspace, builder_user, admin_user, celery_worker
+):
+    from tests.support.smtp import notifications_connection, smtp_server
+    from tests.support.waiting import wait_for
+
+    flow = flow_create(workspace=workspace, actor=builder_user, name="Risky", definition=RISKY)
+    with smtp_server() as (controller, mailbox):
+        notifications_connection(workspace, admin_user, controller.port)
+        request = publish_request_create(flow=flow, actor=builder_user, note="new partner")
+        [(_, recipients, message)] = wait_for(lambda: mailbox.messages or None)
+
+    assert recipients == [admin_user.email]  # admins, not the builder who asked
+    assert message["Subject"] == "Publish request: Risky"
+    assert f"/w/acme/flows/requests/{request.id}/" in message.get_content()
