@@ -199,3 +199,32 @@ def test_an_archived_workspace_is_a_404(admin_client, workspace, admin_user):
     assert admin_client.get("/w/acme/flows/").status_code == 404
     page = admin_client.get("/accounts/workspaces/")
     assert b"archived" in page.content and b"Restore" in page.content
+
+
+def test_a_stale_role_form_swaps_in_the_current_row_with_the_reason(
+    admin_client, workspace, admin_user, builder_user
+):
+    membership_change_role(
+        workspace=workspace, actor=admin_user, user_id=builder_user.pk, role="reviewer"
+    )
+
+    response = admin_client.post(
+        f"/w/acme/settings/members/{builder_user.pk}/role/",
+        {"role": "admin", "expected_role": "builder"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 422  # htmx swaps it in (base.html's responseHandling)
+    assert "changed Bea&#x27;s role to reviewer meanwhile" in body
+    assert '<option value="reviewer" selected>' in body
+    assert Membership.objects.get(user=builder_user).role == "reviewer"
+
+
+def test_members_page_is_read_only_for_builders(builder_client, workspace, admin_user):
+    page = builder_client.get("/w/acme/settings/members/").content.decode()
+    assert "ada@example.com" in page and "Send invitation" not in page and "Deactivate" not in page
+    refused = builder_client.post(
+        f"/w/acme/settings/members/{admin_user.pk}/active/", {"active": "0"}
+    )
+    assert refused.status_code == 403
