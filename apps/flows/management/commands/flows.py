@@ -24,7 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", default="demo", help="workspace slug (default: demo)")
         parser.add_argument("--user", default=None, help="act as this username (default: none)")
         actions = parser.add_subparsers(dest="action", required=True)
-        importing = actions.add_parser("import", help="create a flow from a *.flow.json file")
+        importing = actions.add_parser(
+            "import",
+            help="create a flow from a *.flow.json file (or a new draft of the flow with its slug)",
+        )
         importing.add_argument("file")
         importing.add_argument("--publish", action="store_true", help="publish it right away")
         importing.add_argument(
