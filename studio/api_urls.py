@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from apps.accounts.api_urls import workspace_urlpatterns
 from apps.blocks.api import BlockListApi, BlockPortsApi, BlockUpgradeApi
 
 workspace_patterns = [
@@ -13,6 +14,7 @@ workspace_patterns = [
     path("", include("apps.mlmodels.api_urls")),
     path("", include("apps.dashboard.api_urls")),
     path("", include("apps.accounts.api_urls")),
+    path("", include("apps.policies.api_urls")),
 ]
 
 urlpatterns = [
@@ -20,4 +22,5 @@ urlpatterns = [
     path("blocks/ports/", BlockPortsApi.as_view(), name="api-block-ports"),
     path("blocks/upgrade/", BlockUpgradeApi.as_view(), name="api-block-upgrade"),
     path("w/<slug:workspace_slug>/", include(workspace_patterns)),
+    *workspace_urlpatterns,
 ]

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.accounts.oidc import SignInCallback, SignInStart
 from apps.dashboard.views import metrics_view
 from apps.runs.webhooks import webhook
 
@@ -24,6 +25,9 @@ urlpatterns = [
     path("", include("apps.shell.urls")),
     path("w/<slug:workspace_slug>/", include(workspace_sections)),
     path("accounts/", include("apps.accounts.urls")),
+    # Single sign-on; the names are the ones mozilla-django-oidc reverses.
+    path("oidc/authenticate/", SignInStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", SignInCallback.as_view(), name="oidc_authentication_callback"),
     path("api/", include("studio.api_urls")),
     path("hooks/<str:token>", webhook, name="webhook"),
     path("metrics", metrics_view, name="metrics"),

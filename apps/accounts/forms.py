@@ -55,3 +55,32 @@ class ApiTokenCreateForm(forms.Form):
     def expires_at(self) -> datetime | None:
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=days) if days else None
+
+
+ROLE_CHOICES = [("builder", "Builder"), ("reviewer", "Reviewer"), ("admin", "Admin")]
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Email address", max_length=254)
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="builder")
+
+
+class WorkspaceForm(forms.Form):
+    name = forms.CharField(max_length=120, label="Name")
+    slug = forms.SlugField(
+        max_length=60,
+        required=False,
+        label="Address",
+        help_text="Used in URLs, e.g. “finance”. Leave blank to derive it from the name.",
+    )
+
+
+class AcceptInvitationForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username")
+    display_name = forms.CharField(max_length=150, required=False, label="Your name")
+    password = forms.CharField(widget=forms.PasswordInput, label="Password")
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update({"autocomplete": "username"})
+        self.fields["password"].widget.attrs.update({"autocomplete": "new-password"})

@@ -23,6 +23,12 @@ class Workspace(PublicModel):
 
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=120)
+    # An archived workspace keeps its data but leaves every member's switcher and URLs
+    # (404) until an admin restores it from the Workspaces page.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # When set, builders cannot publish or roll back flows themselves: they request it and
+    # an admin approves the request from the inbox.
+    publish_requires_approval = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
@@ -59,6 +65,64 @@ class Membership(PublicModel):
 class TokenScope(models.TextChoices):
     FULL = "full", "Full access (the owner's role)"
     READ = "read", "Read-only"
+
+
+class Invitation(PublicModel):
+    """An invitation to join a workspace with a role, sent to an email address.
+
+    The link carries a signed value naming the invitation and its ``nonce``; resending
+    draws a new nonce, so only the latest link works, and accepting or revoking ends it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices)
+    nonce = models.CharField(max_length=32)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)  # null: shown to copy, not mailed
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One pending invitation per address and workspace: inviting again resends.
+            models.UniqueConstraint(
+                fields=["workspace", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_pending_invitation_per_email",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role} in {self.workspace}"
+
+
+class ReviewerGroup(PublicModel):
+    """A named set of members (e.g. "Finance approvers") a ``human.approval`` step can
+    assign its task to, besides a role or named users."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="reviewer_groups"
+    )
+    slug = models.SlugField(max_length=60)
+    name = models.CharField(max_length=120)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="group_slug_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ApiToken(PublicModel):

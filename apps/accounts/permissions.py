@@ -57,3 +57,18 @@ def can(membership: Membership | None, capability: Capability) -> bool:
     if membership is None:
         return False
     return capability in ROLE_CAPABILITIES.get(membership.role, frozenset())
+
+
+def may_publish(membership: Membership | None) -> bool:
+    """Publish and roll back flows directly; in a workspace that requires approval only
+    admins may, and builders request it instead (``may_request_publish``)."""
+    if not can(membership, Capability.PUBLISH_FLOWS):
+        return False
+    assert membership is not None
+    return membership.role == Role.ADMIN or not membership.workspace.publish_requires_approval
+
+
+def may_request_publish(membership: Membership | None) -> bool:
+    """Builders may ask an admin to publish: where the workspace requires it, and where
+    the publishing policy wants an admin (e.g. a call outside the allow-list)."""
+    return can(membership, Capability.EDIT_FLOWS) and membership.role != Role.ADMIN  # type: ignore[union-attr]

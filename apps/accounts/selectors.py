@@ -7,11 +7,18 @@ from uuid import UUID
 from django.db.models import QuerySet
 from django.http import Http404
 
-from .models import ApiToken, Membership, User, Workspace
+from .models import ApiToken, Invitation, Membership, ReviewerGroup, Role, User, Workspace
 
 
 def membership_list(*, user: User) -> QuerySet[Membership]:
-    """Every workspace the user belongs to, with the workspace loaded."""
+    """Every workspace the user belongs to and may use (not archived), workspace loaded."""
+    return Membership.objects.filter(user=user, workspace__archived_at__isnull=True).select_related(
+        "workspace"
+    )
+
+
+def workspace_list_for(*, user: User) -> QuerySet[Membership]:
+    """Every membership of ``user``, archived workspaces too (an admin restores them)."""
     return Membership.objects.filter(user=user).select_related("workspace")
 
 
@@ -19,7 +26,9 @@ def membership_get(*, user: User, workspace_slug: str) -> Membership:
     """The user's membership in the workspace. Raises Http404 when the workspace does not
     exist or the user is not a member: the two cases must look the same to the caller."""
     membership = (
-        Membership.objects.filter(user=user, workspace__slug=workspace_slug)
+        Membership.objects.filter(
+            user=user, workspace__slug=workspace_slug, workspace__archived_at__isnull=True
+        )
         .select_related("workspace")
         .first()
     )
@@ -59,3 +68,37 @@ def api_token_get(
     if token is None:
         raise Http404("No such token.")
     return token
+
+
+def member_get(*, workspace: Workspace, user_id: UUID | str | int) -> Membership:
+    try:
+        pk = int(str(user_id))
+    except ValueError:
+        raise Http404("No such member.") from None
+    membership = workspace_member_list(workspace=workspace).filter(user_id=pk).first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def invitation_pending_list(*, workspace: Workspace) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(
+        workspace=workspace, accepted_at__isnull=True, revoked_at__isnull=True
+    ).select_related("invited_by")
+
+
+def invitation_get(*, workspace: Workspace, invitation_id: UUID | str) -> Invitation:
+    invitation = Invitation.objects.filter(workspace=workspace, pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+def admin_count(*, workspace: Workspace) -> int:
+    return Membership.objects.filter(
+        workspace=workspace, role=Role.ADMIN, user__is_active=True
+    ).count()
+
+
+def reviewer_group_list(*, workspace: Workspace) -> QuerySet[ReviewerGroup]:
+    return ReviewerGroup.objects.filter(workspace=workspace).prefetch_related("members")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -25,6 +26,20 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not settings.LOCAL_PASSWORDS:  # single sign-on only
+            messages.error(request, "Log-in with a password is switched off: use single sign-on.")
+            return redirect("accounts:login")
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        return {
+            **super().get_context_data(**kwargs),
+            "sso": settings.OIDC_ENABLED,
+            "sso_name": settings.OIDC_PROVIDER_NAME,
+            "local_passwords": settings.LOCAL_PASSWORDS,
+        }
 
 
 class LogoutView(auth_views.LogoutView):

@@ -11,7 +11,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
-from apps.accounts.permissions import Capability
+from apps.accounts.permissions import Capability, may_publish
 from apps.core import jsonsafe
 from apps.core.api import JSONParser
 
@@ -166,6 +166,16 @@ class FlowValidateApi(WorkspaceAPIView):
         )
 
 
+def refuse_unapproved_publish(view: WorkspaceAPIView, request: Any) -> None:
+    """403 for a builder in a workspace where publishing needs an admin's approval."""
+    if not may_publish(request.membership):
+        view.permission_denied(
+            request,
+            message="This workspace needs an admin's approval to publish: request it "
+            "(POST .../publish-requests/).",
+        )
+
+
 class FlowPublishApi(WorkspaceAPIView):
     capability = Capability.PUBLISH_FLOWS
 
@@ -174,6 +184,7 @@ class FlowPublishApi(WorkspaceAPIView):
 
     def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+        refuse_unapproved_publish(self, request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -194,6 +205,7 @@ class FlowRollbackApi(WorkspaceAPIView):
 
     def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+        refuse_unapproved_publish(self, request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:

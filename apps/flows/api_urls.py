@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, request_api
 
 urlpatterns = [
     path("flows/", api.FlowListApi.as_view(), name="api-flows"),
@@ -30,4 +30,14 @@ urlpatterns = [
         name="api-flow-webhook-secret",
     ),
     path("flows/<uuid:flow_id>/export/", api.FlowExportApi.as_view(), name="api-flow-export"),
+    path(
+        "flows/<uuid:flow_id>/publish-requests/",
+        request_api.PublishRequestListApi.as_view(),
+        name="api-flow-publish-requests",
+    ),
+    path(
+        "flows/<uuid:flow_id>/publish-requests/<uuid:request_id>/decide/",
+        request_api.PublishRequestDecideApi.as_view(),
+        name="api-flow-publish-request-decide",
+    ),
 ]

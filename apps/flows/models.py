@@ -104,3 +104,49 @@ class TriggerSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.key} → {self.flow_id}"
+
+
+class PublishRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class PublishRequest(WorkspaceOwned):
+    """A builder's request that an admin publish (or roll back) a flow, in a workspace that
+    requires approval. ``definition`` is what was asked for, frozen at request time, so the
+    admin approves exactly what they reviewed; ``gate`` is the publish gate's answer for the
+    requester then."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="publish_requests")
+    rollback_to = models.PositiveIntegerField(null=True, blank=True)  # None: the draft
+    definition = models.JSONField()
+    note = models.CharField(max_length=500, blank=True)
+    gate = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=20, choices=PublishRequestStatus.choices, default=PublishRequestStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    version = models.ForeignKey(
+        FlowVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flow"],
+                condition=models.Q(status="pending"),
+                name="one_pending_publish_request_per_flow",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"publish request for {self.flow} ({self.status})"

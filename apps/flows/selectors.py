@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from .models import Flow, FlowStatus, FlowVersion
+from .models import Flow, FlowStatus, FlowVersion, PublishRequest, PublishRequestStatus
 
 
 def flow_list(
@@ -134,3 +134,12 @@ def subflow_cycle(*, workspace_id: Any, slug: str, definition: dict[str, Any]) -
             if flow is not None and flow.latest_version is not None:
                 pending.append((called, flow.latest_version.definition))
     return None
+
+
+def pending_publish_requests(*, workspace: Any) -> list[PublishRequest]:
+    """Requests waiting for an admin, oldest first (shown at the top of their inbox)."""
+    return list(
+        PublishRequest.objects.filter(workspace=workspace, status=PublishRequestStatus.PENDING)
+        .select_related("flow", "requested_by")
+        .order_by("created_at")
+    )

@@ -147,33 +147,7 @@ def flow_publish(
         copy.deepcopy(definition if definition is not None else locked.draft_definition),
         version=1 if definition is not None else None,
     )
-    problems = validate_definition(definition, workspace_id=locked.workspace_id)
-    if problems:
-        raise FlowError(
-            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
-        )
-    if cycle := subflow_cycle(
-        workspace_id=locked.workspace_id, slug=locked.slug, definition=definition
-    ):
-        raise FlowError(
-            f"this flow would call itself through sub-flows ({' → '.join(cycle)}); "
-            "a cycle of sub-flows never ends, so it cannot be published"
-        )
-    decision = evaluate_gate(
-        workspace_id=locked.workspace_id,
-        gate=FLOW_PUBLISH,
-        input={
-            "flow": {"id": str(locked.id), "slug": locked.slug, "name": locked.name},
-            "definition": definition,
-            "actor": getattr(actor, "username", ""),
-            "actor_role": _role(actor, locked.workspace_id),
-            # The workspace's PII classification lives in the database, so the app says
-            # which classified fields this flow touches (Settings → Data).
-            "pii_fields": fields_mentioned(
-                definition, sensitive_keys_for_workspace(locked.workspace_id)
-            ),
-        },
-    )
+    decision = publish_decision(locked, definition, actor)
     if not decision.allow:
         audit_record(
             workspace_id=locked.workspace_id,
@@ -225,6 +199,41 @@ def flow_publish(
     return version
 
 
+def publish_decision(flow: Flow, definition: dict[str, Any], actor: Any) -> Any:
+    """The publish gate's decision on ``definition`` by ``actor``; FlowError when the
+    definition has problems (the gate is not asked then)."""
+    problems = validate_definition(definition, workspace_id=flow.workspace_id)
+    if problems:
+        raise FlowError(
+            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
+        )
+    if cycle := subflow_cycle(
+        workspace_id=flow.workspace_id, slug=flow.slug, definition=definition
+    ):
+        raise FlowError(
+            f"this flow would call itself through sub-flows ({' → '.join(cycle)}); "
+            "a cycle of sub-flows never ends, so it cannot be published"
+        )
+    return evaluate_gate(
+        workspace_id=flow.workspace_id,
+        gate=FLOW_PUBLISH,
+        input=publish_gate_input(flow, definition, actor),
+    )
+
+
+def publish_gate_input(flow: Flow, definition: dict[str, Any], actor: Any) -> dict[str, Any]:
+    """What the ``flow_publish`` gate decides on (also shown on a publish request)."""
+    return {
+        "flow": {"id": str(flow.id), "slug": flow.slug, "name": flow.name},
+        "definition": definition,
+        "actor": getattr(actor, "username", ""),
+        "actor_role": _role(actor, flow.workspace_id),
+        # The workspace's PII classification lives in the database, so the app says
+        # which classified fields this flow touches (Settings → Data).
+        "pii_fields": fields_mentioned(definition, sensitive_keys_for_workspace(flow.workspace_id)),
+    }
+
+
 def _role(actor: Any, workspace_id: Any) -> str:
     membership = (
         Membership.objects.filter(user=actor, workspace_id=workspace_id).first() if actor else None
@@ -246,19 +255,38 @@ def flow_rollback(*, flow: Flow, actor: Any, number: int, note: str = "") -> Flo
 
 
 @transaction.atomic
-def flow_import(*, workspace: Any, actor: Any, document: Any) -> Flow:
-    """Create a flow from a ``*.flow.json`` document; nothing is created unless it is valid."""
+def flow_import(*, workspace: Any, actor: Any, document: Any, slug: str = "") -> Flow:
+    """Import a ``*.flow.json`` document; nothing changes unless it is valid. A file for a
+    flow that exists (``slug``, else the slug of its name) becomes a new draft revision of
+    that flow, not a second flow: a team keeps flows in git and loads them in CI."""
     # A file without node versions was written before blocks had versions: version 1.
     document = stamp_block_versions(document, version=1)
     problems = validate_definition(document, workspace_id=workspace.id)
     if problems:
         raise FlowError("the file is not a valid Flowgate flow", problems=problems)
-    return flow_create(
-        workspace=workspace,
-        actor=actor,
-        name=flow_name(document.get("name")) or "Imported flow",
-        definition=document,
+    name = flow_name(document.get("name")) or "Imported flow"
+    existing = (
+        Flow.objects.select_for_update()
+        .filter(workspace=workspace, slug=slug or slugify(name)[:70])
+        .first()
     )
+    if existing is None:
+        return flow_create(workspace=workspace, actor=actor, name=name, definition=document)
+    if existing.status == FlowStatus.ARCHIVED:
+        raise FlowError(f"{existing.name} is archived: restore it before importing into it")
+    definition = {**copy.deepcopy(document), "name": name}
+    saved = flow_draft_save(
+        flow=existing, actor=actor, definition=definition, revision=existing.draft_revision
+    )
+    audit_record(
+        workspace_id=existing.workspace_id,
+        action="flow.imported",
+        actor=actor,
+        object_type="flow",
+        object_id=existing.id,
+        summary=f"imported a new draft of {existing.name} (revision {saved.flow.draft_revision})",
+    )
+    return saved.flow
 
 
 def flow_export(*, flow: Flow, number: int | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import request_views, views
 
 app_name = "flows"
 
@@ -13,4 +13,7 @@ urlpatterns = [
     path("<uuid:flow_id>/archive/", views.flow_archive_view, name="archive"),
     path("<uuid:flow_id>/restore/", views.flow_restore_view, name="restore"),
     path("<uuid:flow_id>/webhook/", views.flow_webhook_view, name="webhook"),
+    path("<uuid:flow_id>/request-publish/", request_views.request_create, name="request_publish"),
+    path("requests/<uuid:request_id>/", request_views.request_detail, name="request"),
+    path("requests/<uuid:request_id>/decide/", request_views.request_decide, name="request_decide"),
 ]

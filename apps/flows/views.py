@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import WorkspaceRequest, workspace_view
-from apps.accounts.permissions import Capability, can
+from apps.accounts.permissions import Capability, can, may_publish, may_request_publish
 from apps.core import jsonsafe
 
 from . import selectors, services
@@ -155,7 +155,8 @@ def flow_editor_view(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
         {
             "flow": flow,
             "can_edit": can(membership, Capability.EDIT_FLOWS),
-            "can_publish": can(membership, Capability.PUBLISH_FLOWS),
+            "can_publish": may_publish(membership),
+            "can_request_publish": may_request_publish(membership),
         },
     )
 

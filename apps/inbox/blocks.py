@@ -17,17 +17,19 @@ MAX_DUE_HOURS = 90 * 24
 
 
 class Assignees(BaseModel):
-    """Who may decide: everyone with ``role``, and the named ``users`` (usernames)."""
+    """Who may decide: everyone with ``role``, the named ``users`` (usernames) and the
+    members of the reviewer ``groups`` (their slugs, Settings → Groups)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Literal["reviewer", "admin", "builder"] | None = Field(default="reviewer")
     users: list[str] = Field(default_factory=list, max_length=50)
+    groups: list[str] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _someone(self) -> Assignees:
-        if not self.role and not self.users:
-            raise ValueError("name a role or at least one user")
+        if not self.role and not self.users and not self.groups:
+            raise ValueError("name a role, a reviewer group or at least one user")
         return self
 
 
@@ -120,6 +122,7 @@ class HumanApprovalBlock(Block):
             form=[field.model_dump() for field in config.form],
             assignee_role=config.assignees.role or "",
             assignee_users=list(config.assignees.users),
+            assignee_groups=list(config.assignees.groups),
             required_approvals=config.required_approvals,
             priority=self._priority(ctx, config),
             due_at=due_at,

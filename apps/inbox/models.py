@@ -68,6 +68,8 @@ class ReviewTask(WorkspaceOwned):
     form = models.JSONField(default=list)
     assignee_role = models.CharField(max_length=20, blank=True)
     assignee_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # Reviewer groups (Settings → Groups) whose members may decide, read when deciding.
+    assignee_groups = models.ManyToManyField("accounts.ReviewerGroup", blank=True, related_name="+")
     required_approvals = models.PositiveSmallIntegerField(default=1)
     priority = models.IntegerField(default=0)  # higher is more urgent
     due_at = models.DateTimeField(null=True, blank=True)

@@ -35,7 +35,7 @@ def task_recipients(task: ReviewTask) -> list[str]:
     members = Membership.objects.filter(workspace_id=task.workspace_id, user__is_active=True)
     if task.requested_by_id is not None:
         members = members.exclude(user_id=task.requested_by_id)
-    who = Q(user__in=task.assignee_users.all())
+    who = Q(user__in=task.assignee_users.all()) | Q(user__in=task.assignee_groups.values("members"))
     if task.assignee_role:
         who |= Q(role=task.assignee_role) | Q(role=Role.ADMIN)
     addresses = (

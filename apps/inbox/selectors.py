@@ -52,9 +52,10 @@ class TaskFilters:
 def _scope(view: str, user: Any, membership: Membership) -> Q:
     if view == "all":
         return Q()
+    groups = Q(assignee_groups__members=user)
     if view == "team":
-        return Q(assignee_role=membership.role)
-    assigned = Q(assignee_users=user) | Q(assignee_role=membership.role)
+        return Q(assignee_role=membership.role) | groups
+    assigned = Q(assignee_users=user) | Q(assignee_role=membership.role) | groups
     return (assigned & (Q(claimed_by__isnull=True) | Q(claimed_by=user))) | Q(claimed_by=user)
 
 

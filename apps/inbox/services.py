@@ -57,6 +57,8 @@ def is_assignee(task: ReviewTask, user: Any, membership: Membership) -> bool:
         return True
     if task.assignee_role and membership.role == task.assignee_role:
         return True
+    if task.assignee_groups.filter(members=user).exists():
+        return True
     return task.assignee_users.filter(pk=user.pk).exists()
 
 
@@ -360,6 +362,23 @@ def _users_named(workspace_id: Any, usernames: list[str]) -> list[Any]:
     )
 
 
+def _groups_named(workspace_id: Any, slugs: list[str]) -> list[Any]:
+    """The workspace's reviewer groups by slug; a name that is not one fails the step,
+    so a task is never left that nobody in the group could decide."""
+    from apps.accounts.models import ReviewerGroup
+    from apps.blocks.base import BlockError
+
+    groups = list(ReviewerGroup.objects.filter(workspace_id=workspace_id, slug__in=slugs))
+    missing = sorted(set(slugs) - {group.slug for group in groups})
+    if missing:
+        raise BlockError(
+            f"no reviewer group {', '.join(map(repr, missing))} in this workspace "
+            "(Settings → Groups)",
+            retryable=False,
+        )
+    return groups
+
+
 # --- the service the approval block uses -------------------------------------------------
 class ApprovalService:
     """``ctx.service("approvals")``: bound to the run's workspace; the block's only way to
@@ -384,6 +403,7 @@ class ApprovalService:
         due_at: datetime | None,
         on_timeout: str,
         escalation: dict[str, Any] | None,
+        assignee_groups: list[str] | None = None,
     ) -> str:
         """Create the run node's task (once: a re-executed step gets the same task)."""
         from apps.runs.models import Run
@@ -410,6 +430,7 @@ class ApprovalService:
         )
         if created:
             task.assignee_users.set(_users_named(self.workspace_id, assignee_users))
+            task.assignee_groups.set(_groups_named(self.workspace_id, assignee_groups or []))
             _task_event(task, "created", toast=f"New task: {task.title}")
         return str(task.id)
 

@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.decorators import WorkspaceRequest, workspace_view
-from apps.accounts.permissions import Capability, can
+from apps.accounts.permissions import Capability, can, may_publish
 from apps.flows.models import Flow
+from apps.flows.selectors import pending_publish_requests
 
 from . import selectors, services
 from .models import Decision, TaskStatus
@@ -39,6 +40,8 @@ def task_list(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "inbox/partials/task_list.html", context)
     context["flows"] = Flow.objects.filter(workspace=membership.workspace).order_by("name")
+    if may_publish(membership):  # builders' requests to publish wait for an admin here
+        context["publish_requests"] = pending_publish_requests(workspace=membership.workspace)
     # "open" is the first option, a group (open and escalated): not listed again below it.
     context["statuses"] = [choice for choice in TaskStatus.choices if choice[0] != TaskStatus.OPEN]
     return render(request, "inbox/list.html", context)

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "axes",
+    "mozilla_django_oidc",
     "apps.core",
     "apps.shell",
     "apps.accounts",
@@ -136,6 +137,35 @@ AXES_COOLOFF_TIME = env_float("LOGIN_COOLOFF_HOURS", 0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
+
+# --- single sign-on: OpenID Connect (mozilla-django-oidc) -------------------------------
+# On when OIDC_RP_CLIENT_ID is set. The provider's endpoints are given one by one, so any
+# standard provider works (Keycloak, Entra ID, Okta, Google, Authentik, ...); the
+# callback to register with it is SITE_URL + /oidc/callback/. See README, "Team
+# administration and access".
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", "")  # the id_token's "iss" must equal it
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_GROUP_ROLES = env_list("OIDC_GROUP_ROLES", [])  # idp-group=workspace-slug:role,...
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)
+OIDC_CALLBACK_CLASS = "apps.accounts.oidc.SignInCallback"
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+# Off: the log-in page offers single sign-on only and refuses passwords (API tokens work).
+LOCAL_PASSWORDS = env_bool("LOCAL_PASSWORDS", True)
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.FlowgateOIDCBackend")
+if not LOCAL_PASSWORDS and not OIDC_ENABLED:
+    raise ConfigurationError("LOCAL_PASSWORDS=false needs single sign-on (OIDC_RP_CLIENT_ID)")
+INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

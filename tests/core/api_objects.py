@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from apps.accounts.invitations import invitation_create
 from apps.accounts.services import api_token_create
 from apps.connectors.services import connection_create
+from apps.flows.publish_requests import publish_request_create
 from apps.mlmodels.services import promotion_request_create
 from apps.policies import services as policies
 from apps.runs.blocks import envelope
@@ -53,8 +55,15 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         canary_share=20,
         note="try it on a fifth of the traffic",
     )
+    publish_request = publish_request_create(flow=flow, actor=builder_user, note="please")
+    invitation = invitation_create(
+        workspace=workspace, actor=admin_user, email="newcomer@example.com", role="builder"
+    ).invitation
     return {
         "workspace_slug": "acme",
+        "username": builder_user.username,
+        "invitation_id": invitation.id,
+        "request_id": publish_request.id,
         "flow_id": flow.id,
         "number": 1,
         "run_id": run.id,

@@ -69,9 +69,10 @@ def _e2e_queue(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextmanager
-def serve_studio(test_database_url: str, **environment: str) -> Iterator[str]:
-    """Run the studio's web process (uvicorn) on a free port; yield its URL."""
-    port = free_port()
+def serve_studio(test_database_url: str, port: int = 0, **environment: str) -> Iterator[str]:
+    """Run the studio's web process (uvicorn) on ``port`` (default: a free one); yield its
+    URL."""
+    port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
         server = subprocess.Popen(

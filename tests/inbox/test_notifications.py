@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.connectors.services import connection_create
 from apps.inbox.notifications import task_notify
 from tests.inbox.helpers import start_waiting_run, task_of
-from tests.support.smtp import smtp_server
+from tests.support.smtp import notifications_connection, smtp_server
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,18 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def mailbox(workspace, admin_user):
     with smtp_server() as (controller, mailbox):
-        connection_create(
-            workspace=workspace,
-            actor=admin_user,
-            name="notifications",
-            type="smtp",
-            config={
-                "host": "127.0.0.1",
-                "port": controller.port,
-                "security": "none",
-                "from_address": "Flowgate <inbox@acme.test>",
-            },
-            secrets={},
+        notifications_connection(
+            workspace, admin_user, controller.port, sender="Flowgate <inbox@acme.test>"
         )
         yield mailbox
 

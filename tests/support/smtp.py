@@ -34,3 +34,20 @@ def smtp_server(**options: object) -> Iterator[tuple[Controller, Mailbox]]:
         yield controller, mailbox
     finally:
         controller.stop()
+
+
+def notifications_connection(
+    workspace, actor, port: int, sender: str = "Flowgate <team@acme.test>"
+):  # type: ignore[no-untyped-def]
+    """The workspace's SMTP connection named "notifications" (what task emails and
+    invitations go through), pointed at ``smtp_server()``'s port."""
+    from apps.connectors.services import connection_create
+
+    return connection_create(
+        workspace=workspace,
+        actor=actor,
+        name="notifications",
+        type="smtp",
+        config={"host": "127.0.0.1", "port": port, "security": "none", "from_address": sender},
+        secrets={},
+    )

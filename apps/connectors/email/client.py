@@ -141,3 +141,17 @@ def _recipients(recipients: dict[str, tuple[int, bytes]]) -> str:
         f"{address}: {code} {text.decode(errors='replace')}"
         for address, (code, text) in recipients.items()
     )
+
+
+def text_message(*, sender: str, to: list[str], subject: str, body: str) -> EmailMessage:
+    """A plain-text message with the headers every sender here sets."""
+    from email.utils import formatdate, make_msgid
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="flowgate.local")
+    message.set_content(body)
+    return message

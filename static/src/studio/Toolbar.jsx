@@ -57,6 +57,9 @@ export default function Toolbar({
         {settings.canPublish && (
           <button type="button" className="button button-primary" onClick={onPublish}>Publish</button>
         )}
+        {settings.requestPublishUrl && (
+          <a className={settings.canPublish ? "button" : "button button-primary"} href={settings.requestPublishUrl}>Request publish</a>
+        )}
       </div>
     </header>
   );

@@ -34,6 +34,8 @@ async function mount(root) {
     runUrl: (id) => root.dataset.runUrl.replace("00000000-0000-0000-0000-000000000000", id),
     canEdit: root.dataset.canEdit === "true",
     canPublish: root.dataset.canPublish === "true",
+    // Set for builders in a workspace where an admin approves publishing.
+    requestPublishUrl: root.dataset.requestPublishUrl || "",
   };
   const api = createApi({ workspace: settings.workspace, flowId: settings.flowId, csrfToken: root.dataset.csrfToken });
   let loaded;

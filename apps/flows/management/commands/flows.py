@@ -24,9 +24,15 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", default="demo", help="workspace slug (default: demo)")
         parser.add_argument("--user", default=None, help="act as this username (default: none)")
         actions = parser.add_subparsers(dest="action", required=True)
-        importing = actions.add_parser("import", help="create a flow from a *.flow.json file")
+        importing = actions.add_parser(
+            "import",
+            help="create a flow from a *.flow.json file (or a new draft of the flow with its slug)",
+        )
         importing.add_argument("file")
         importing.add_argument("--publish", action="store_true", help="publish it right away")
+        importing.add_argument(
+            "--slug", default="", help="the flow to update (default: the slug of its name)"
+        )
         exporting = actions.add_parser("export", help="print a flow's definition")
         exporting.add_argument("slug")
         exporting.add_argument(
@@ -54,7 +60,9 @@ class Command(BaseCommand):
         except (OSError, ValueError) as error:
             raise CommandError(f"cannot read {options['file']}: {error}") from None
         try:
-            flow = services.flow_import(workspace=workspace, actor=actor, document=document)
+            flow = services.flow_import(
+                workspace=workspace, actor=actor, document=document, slug=options["slug"]
+            )
             if options["publish"]:
                 services.flow_publish(flow=flow, actor=actor, note="imported from the command line")
         except services.FlowError as error:
