@@ -126,52 +126,98 @@ def flow_draft_save(
     return SavedDraft(flow, validate_definition(definition))
 
 
-@transaction.atomic
 def flow_publish(
     *, flow: Flow, actor: Any, note: str = "", definition: dict[str, Any] | None = None
 ) -> FlowVersion:
     """Freeze the draft (or ``definition``) into the next immutable version, if it is
-    valid and the publish gate allows it."""
-    locked = Flow.objects.select_for_update().get(pk=flow.pk)
-    if locked.status == FlowStatus.ARCHIVED:
-        raise FlowError("this flow is archived: restore it before publishing", code="conflict")
-    definition = copy.deepcopy(definition if definition is not None else locked.draft_definition)
+    valid and the publish gate allows it.
+
+    The gate decides before the version's transaction opens, and a denial is recorded in a
+    transaction of its own: a refused publish leaves its audit trail (and the default gate
+    policy installed to decide it) even though nothing is published. Called inside a
+    caller's transaction, those records share the caller's fate."""
+    current = Flow.objects.get(pk=flow.pk)
+    _refuse_archived(current)
+    from_draft = definition is None
+    definition = copy.deepcopy(current.draft_definition if from_draft else definition)
     problems = validate_definition(definition)
     if problems:
         raise FlowError(
             f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
         )
-    decision = evaluate_gate(
-        workspace_id=locked.workspace_id,
+    decision = _publish_gate(current, actor, definition)
+    if not decision.allow:
+        _publish_denied(current, actor, decision)
+        raise FlowError(
+            "the publishing policy denied this version", code="denied", reasons=decision.reasons
+        )
+    return _version_create(
+        flow=flow,
+        actor=actor,
+        note=note,
+        definition=definition,
+        from_draft=from_draft,
+        decision=decision,
+    )
+
+
+def _refuse_archived(flow: Flow) -> None:
+    if flow.status == FlowStatus.ARCHIVED:
+        raise FlowError("this flow is archived: restore it before publishing", code="conflict")
+
+
+def _publish_gate(flow: Flow, actor: Any, definition: dict[str, Any]) -> Any:
+    return evaluate_gate(
+        workspace_id=flow.workspace_id,
         gate=FLOW_PUBLISH,
         input={
-            "flow": {"id": str(locked.id), "slug": locked.slug, "name": locked.name},
+            "flow": {"id": str(flow.id), "slug": flow.slug, "name": flow.name},
             "definition": definition,
             "actor": getattr(actor, "username", ""),
-            "actor_role": _role(actor, locked.workspace_id),
+            "actor_role": _role(actor, flow.workspace_id),
             # The workspace's PII classification lives in the database, so the app says
             # which classified fields this flow touches (Settings → Data).
             "pii_fields": fields_mentioned(
-                definition, sensitive_keys_for_workspace(locked.workspace_id)
+                definition, sensitive_keys_for_workspace(flow.workspace_id)
             ),
         },
     )
-    if not decision.allow:
+
+
+def _publish_denied(flow: Flow, actor: Any, decision: Any) -> None:
+    # Its own transaction: the refusal that follows must not take the record with it.
+    with transaction.atomic():
         audit_record(
-            workspace_id=locked.workspace_id,
+            workspace_id=flow.workspace_id,
             action="flow.publish_denied",
             actor=actor,
             object_type="flow",
-            object_id=locked.id,
-            summary=f"publishing {locked.name} was denied",
+            object_id=flow.id,
+            summary=f"publishing {flow.name} was denied",
             data={
                 "reasons": decision.reasons,
                 "policy": decision.policy,
                 "policy_version": decision.version,
             },
         )
+
+
+@transaction.atomic
+def _version_create(
+    *,
+    flow: Flow,
+    actor: Any,
+    note: str,
+    definition: dict[str, Any],
+    from_draft: bool,
+    decision: Any,
+) -> FlowVersion:
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    _refuse_archived(locked)
+    if from_draft and locked.draft_definition != definition:
+        # The gate judged the draft as it was; a save since then is judged on its own.
         raise FlowError(
-            "the publishing policy denied this version", code="denied", reasons=decision.reasons
+            "the draft was saved again while publishing; publish again", code="conflict"
         )
     number = (locked.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     version = FlowVersion.objects.create(
