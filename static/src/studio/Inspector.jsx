@@ -6,6 +6,7 @@ import { useEditorView } from "./context.js";
 import { glyph } from "./icons.js";
 import SchemaForm, { SUGGESTIONS_ID } from "./SchemaForm.jsx";
 import { localProblems } from "./schema.js";
+import WebhookPanel from "./WebhookPanel.jsx";
 
 // Settings every node has, whatever its block (the engine's NodeSettings).
 const NODE_SETTINGS_SCHEMA = {
@@ -98,6 +99,7 @@ export default function Inspector({ node, nodes, edges, onConfig, onNodeData, on
                 onChange={(config) => onConfig(node.id, config)}
               />
             </form>
+            {node.data.type === "trigger.webhook" && <WebhookPanel node={node} nodes={nodes} />}
             <details className="advanced">
               <summary>Retries, timeout and notes</summary>
               <SchemaForm

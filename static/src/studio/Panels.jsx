@@ -25,7 +25,7 @@ export function ProblemsList({ problems, onFocusNode }) {
   );
 }
 
-export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy, readOnly, onFocusNode }) {
+export function TestRunPanel({ runUrl, sample, setSample, triggerSample, testRun, onStart, busy, readOnly, onFocusNode }) {
   const [dryRun, setDryRun] = useState(false);
   const [inputError, setInputError] = useState("");
   const { run, steps, error } = testRun;
@@ -56,6 +56,11 @@ export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy
           onChange={(event) => setSample(event.target.value)}
         />
         {inputError && <p className="error" role="alert">{inputError}</p>}
+        {sample !== triggerSample && (
+          <button type="button" className="link-button small" onClick={() => setSample(null)}>
+            Use the trigger's sample instead
+          </button>
+        )}
         <div className="toolbar">
           <button type="submit" className="button button-primary" disabled={busy || readOnly}>
             {busy ? "Starting…" : "Run test"}
@@ -77,7 +82,7 @@ export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy
             </p>
             {run.error && <ErrorBox error={run.error} />}
             {ordered.length > 0 && (
-              <ol className="step-timeline">
+              <ol className="test-step-list" aria-label="Steps">
                 {ordered.map((step) => (
                   <li key={step.node}>
                     <button type="button" className="link-button" onClick={() => onFocusNode(step.node, "data")}>{step.node}</button>

@@ -34,6 +34,9 @@ async function mount(root) {
     runUrl: (id) => root.dataset.runUrl.replace("00000000-0000-0000-0000-000000000000", id),
     canEdit: root.dataset.canEdit === "true",
     canPublish: root.dataset.canPublish === "true",
+    // Where an admin reveals or rotates the webhook's signing secret (empty: not offered).
+    secretUrl: root.dataset.secretUrl || "",
+    guideUrl: root.dataset.guideUrl || "",
   };
   const api = createApi({ workspace: settings.workspace, flowId: settings.flowId, csrfToken: root.dataset.csrfToken });
   let loaded;
