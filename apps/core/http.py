@@ -89,8 +89,9 @@ def check_url(url: str, *, allow: Iterable[str] = ()) -> None:
             continue
         if is_forbidden_address(address):
             raise SSRFError(
-                f"{host} resolves to {address}, a private or internal address; "
-                "an admin can allow-list it"
+                f"{host} resolves to {address}, a private or internal address; to call it, "
+                "ask an admin of your workspace (Settings → Members) to have it added to the "
+                "server's SSRF_ALLOWLIST"
             )
 
 

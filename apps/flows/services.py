@@ -22,6 +22,7 @@ from .definition import (
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
+from .preflight import flow_problems
 
 
 class FlowError(Exception):
@@ -123,7 +124,7 @@ def flow_draft_save(
             code="conflict",
         )
     flow.refresh_from_db()
-    return SavedDraft(flow, validate_definition(definition))
+    return SavedDraft(flow, flow_problems(workspace_id=flow.workspace_id, definition=definition))
 
 
 def flow_publish(
@@ -140,7 +141,7 @@ def flow_publish(
     _refuse_archived(current)
     from_draft = definition is None
     definition = copy.deepcopy(current.draft_definition if from_draft else definition)
-    problems = validate_definition(definition)
+    problems = flow_problems(workspace_id=current.workspace_id, definition=definition)
     if problems:
         raise FlowError(
             f"{len(problems)} problem(s) must be fixed before publishing", problems=problems

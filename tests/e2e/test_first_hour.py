@@ -3,6 +3,8 @@ trigger, a test input that follows the trigger's sample, a readable test-run ste
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from apps.flows import services
@@ -91,3 +93,58 @@ def test_the_test_runs_step_list_is_laid_out_as_a_list(page: Page, builder_user,
     output = page.locator(".test-run-result pre.json")
     expect(output).to_be_visible()
     assert output.bounding_box()["y"] >= box["y"] + box["height"]  # below, not under, the list
+
+
+def test_a_refused_publish_says_whom_to_ask_and_links_to_them(
+    page: Page, builder_user, admin_user, workspace
+):
+    risky = definition(
+        [
+            node("start", "trigger.manual"),
+            node("call", "connector.http", url="https://evil.example.net/steal"),
+        ],
+        [("start", "call")],
+        name="Risky call",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Risky call", definition=risky
+    )
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish", exact=True).click()
+    alert = page.get_by_role("dialog").get_by_role("alert")
+    expect(alert).to_contain_text(f"Ask {admin_user} to publish this flow")
+    alert.get_by_role("link", name="See the workspace's admins").click()
+    expect(page).to_have_url(re.compile(r"/w/acme/settings/#members$"))
+    expect(page.locator("#members")).to_contain_text(str(admin_user))
+
+
+def test_rolling_back_asks_for_confirmation_first(page: Page, builder_user, workspace):
+    first = definition(
+        [node("start", "trigger.manual"), node("calc", "transform.set", values={"v": "1"})],
+        [("start", "calc")],
+        name="Versions",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Versions", definition=first
+    )
+    services.flow_publish(flow=flow, actor=builder_user, note="one")
+    services.flow_publish(flow=flow, actor=builder_user, note="two")
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    page.get_by_role("tab", name="Versions").click()
+    messages: list[str] = []
+
+    def answer(dialog, accept):
+        messages.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.get_by_role("button", name="Roll back to v1").click()
+    expect(page.get_by_role("row")).to_have_count(3)  # header + two versions: nothing published
+    assert messages and "Roll back to version 1?" in messages[0]
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.get_by_role("button", name="Roll back to v1").click()
+    expect(page.get_by_role("row")).to_have_count(4)
+    assert flow.versions.count() == 3

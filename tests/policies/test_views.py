@@ -151,6 +151,7 @@ def test_detail_lists_the_flows_that_use_the_policy(client, member, owner, works
         ],
         [("start", "limit")],
     )
+    services.policy_publish(policy=policy, actor=owner)  # a flow may use published ones only
     published_flow(workspace, owner, using, name="Expense check")
     published_flow(workspace, owner, definition([node("start", "trigger.manual")]), name="Other")
     client.force_login(member)

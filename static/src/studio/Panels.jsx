@@ -116,7 +116,7 @@ export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify
     api.versions().then((list) => {
       setVersions(list);
       if (list.length) setFrom(String(list[0].number));
-    }, (problem) => setError(problem.message));
+    }, (problem) => setError(problem));
   }, [api, reloadKey]);
 
   const compare = async (event) => {
@@ -127,23 +127,30 @@ export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify
       setDiff(shown);
       onDiff(shown);
     } catch (problem) {
-      setError(problem.message);
+      setError(problem);
     }
   };
   const rollback = async (number) => {
+    if (!window.confirm(`Roll back to version ${number}? Its definition is published again as a new version, and new runs use it.`)) return;
+    setError(null);
     try {
       const version = await api.rollback(number);
       notify(`Published version ${version.number} from version ${number}.`);
       onRolledBack();
     } catch (problem) {
-      setError(problem.reasons.length ? `${problem.message}: ${problem.reasons.join("; ")}` : problem.message);
+      setError(problem);
     }
   };
-  if (!versions) return <p className="muted">{error || "Loading versions…"}</p>;
+  if (!versions) return <p className="muted">{error ? error.message : "Loading versions…"}</p>;
   const references = [["draft", "Current draft"], ...versions.map((v) => [String(v.number), `Version ${v.number}`])];
   return (
     <div className="versions">
-      {error && <p className="error" role="alert">{error}</p>}
+      {error && (
+        <div className="error" role="alert">
+          <p>{error.reasons && error.reasons.length ? `${error.message}: ${error.reasons.join("; ")}` : error.message}</p>
+          <NextStep next={error.next} />
+        </div>
+      )}
       {versions.length === 0 ? (
         <p className="muted">Not published yet. Publishing freezes the draft into version 1.</p>
       ) : (
@@ -262,6 +269,7 @@ export function PublishDialog({ onPublish, onClose, result }) {
               {result.error.reasons.length > 0 && (
                 <ul>{result.error.reasons.map((reason, index) => <li key={index}>{reason}</li>)}</ul>
               )}
+              <NextStep next={result.error.next} />
               {result.error.problems.length > 0 && (
                 <ul>{result.error.problems.map((problem, index) => <li key={index}>{problem.node ? `${problem.node}: ` : ""}{problem.field && problem.field !== "edges" ? `${problem.field} ` : ""}{problem.message}</li>)}</ul>
               )}
@@ -274,5 +282,15 @@ export function PublishDialog({ onPublish, onClose, result }) {
         </form>
       </div>
     </dialog>
+  );
+}
+
+// What a refused builder does next: ask an admin, with a link to who they are.
+export function NextStep({ next }) {
+  if (!next) return null;
+  return (
+    <p className="next-step">
+      {next.message} <a href={next.url}>See the workspace's admins</a>
+    </p>
   );
 }
