@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import cel
 from pydantic import Field
 
+from .expression_helpers import MISSING_FIELD_HINT, helper_failure, with_helpers
+
 MAX_EXPRESSION_LENGTH = 4_000
 TEMPLATE_PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
 
@@ -55,6 +57,8 @@ def compile_expression(source: str) -> cel.Program:
 
 def _clean(message: str) -> str:
     # The CEL library prefixes its own wording; keep the part a builder can act on.
+    if helper := helper_failure(message):
+        return helper
     if syntax := SYNTAX_ERROR.search(message):
         return f"cannot parse: {_syntax_problem(syntax)}"
     message = message.replace("Failed to parse expression", "cannot parse")
@@ -90,9 +94,10 @@ def _syntax_problem(syntax: re.Match[str]) -> str:
 def evaluate(source: str, scope: dict[str, Any]) -> Any:
     program = compile_expression(source)
     try:
-        return program.execute(scope)
+        return program.execute(with_helpers(scope))
     except KeyError as error:
-        raise ExpressionError(source, f"no field {error.args[0]!r}") from None
+        missing = f"no field {error.args[0]!r}: {MISSING_FIELD_HINT}"
+        raise ExpressionError(source, missing) from None
     except Exception as error:  # the CEL runtime raises several types; all mean "failed"
         raise ExpressionError(source, _clean(str(error)) or type(error).__name__) from None
 

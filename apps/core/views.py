@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
@@ -16,6 +18,22 @@ from apps.accounts.permissions import Capability, can
 from apps.accounts.selectors import membership_get, membership_list
 
 from .health import readiness
+
+GUIDE = settings.BASE_DIR / "docs" / "authoring.md"
+
+
+@lru_cache(maxsize=1)
+def _guide_html() -> str:
+    """docs/authoring.md as HTML. The file is ours, not user data; raw HTML in it is off."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(GUIDE.read_text())
+
+
+@login_required
+def authoring_guide(request: HttpRequest) -> HttpResponse:
+    """The authoring guide (docs/authoring.md), linked from the editor's toolbar."""
+    return render(request, "core/guide.html", {"guide": mark_safe(_guide_html())})  # noqa: S308
 
 
 @login_required
