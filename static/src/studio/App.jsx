@@ -402,7 +402,8 @@ function Dock({ open, setOpen, dock, setDock, problems, runStatus, children }) {
   ];
   return (
     <section className={`dock${open ? " is-open" : ""}`} aria-label="Flow panels">
-      <div className="dock-tabs" role="tablist">
+      <div className="dock-tabs">
+        <div className="dock-tablist" role="tablist" aria-label="Panels">
         {tabs.map(([id, label]) => (
           <button
             key={id}
@@ -416,9 +417,15 @@ function Dock({ open, setOpen, dock, setDock, problems, runStatus, children }) {
             }}
           >
             {label}
-            {id === "test" && runStatus && <span className={`dot dot-${runStatus}`} aria-label={runStatus} />}
+            {id === "test" && runStatus && (
+              <>
+                <span className={`dot dot-${runStatus}`} aria-hidden="true" />
+                <span className="visually-hidden"> ({runStatus})</span>
+              </>
+            )}
           </button>
         ))}
+        </div>
         <button type="button" className="icon-button dock-toggle" aria-expanded={open} aria-label={open ? "Collapse panel" : "Expand panel"} onClick={() => setOpen(!open)}>
           {open ? "▾" : "▴"}
         </button>

@@ -39,7 +39,7 @@ function BlockNode({ id, data, selected }) {
   return (
     <div className={classes.join(" ")} data-node-id={id} data-status={status || ""} aria-label={summary}>
       {category !== "trigger" && (
-        <Handle type="target" position={Position.Left} id="in" className="handle handle-in" aria-label={`Input of ${id}`} />
+        <Handle type="target" position={Position.Left} id="in" className="handle handle-in" title={`Input of ${id}`} />
       )}
       {change && <span className={`diff-pill diff-pill-${change}`}>{change === "added" ? "New" : "Changed"}</span>}
       <div className="block-node-header">
@@ -60,7 +60,7 @@ function BlockNode({ id, data, selected }) {
         </div>
       )}
       {ports.length === 1 ? (
-        <Handle type="source" position={Position.Right} id={ports[0]} className={`handle handle-out port-${ports[0]}`} aria-label={`Output of ${id}`} />
+        <Handle type="source" position={Position.Right} id={ports[0]} className={`handle handle-out port-${ports[0]}`} title={`Output of ${id}`} />
       ) : (
         <div className="block-ports">
           {ports.map((port) => (
@@ -71,7 +71,7 @@ function BlockNode({ id, data, selected }) {
                 position={Position.Right}
                 id={port}
                 className={`handle handle-out port-${port}`}
-                aria-label={`Output ${port} of ${id}`}
+                title={`Output ${port} of ${id}`}
               />
             </div>
           ))}
