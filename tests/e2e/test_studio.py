@@ -54,7 +54,7 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     added = page.locator('.block-node[data-node-id="set"]')
     expect(added).to_be_visible()
     # Not configured yet: the node and the form say what is wrong.
-    expect(added.locator(".block-problem")).to_contain_text("required")
+    expect(added.locator(".block-problem")).to_contain_text("values is required")
     expect(page.locator('.inspector [data-field="values"] .error')).to_be_visible()
 
     # Connect start's output to the new block's input by dragging between the handles.

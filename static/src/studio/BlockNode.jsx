@@ -55,8 +55,8 @@ function BlockNode({ id, data, selected }) {
         )}
       </div>
       {nodeProblems.length > 0 && (
-        <div className="block-problem" title={nodeProblems.map((p) => p.message).join("\n")}>
-          <span aria-hidden="true">⚠</span> {nodeProblems.length === 1 ? nodeProblems[0].message : `${nodeProblems.length} problems`}
+        <div className="block-problem" title={nodeProblems.map(problemText).join("\n")}>
+          <span aria-hidden="true">⚠</span> {nodeProblems.length === 1 ? problemText(nodeProblems[0]) : `${nodeProblems.length} problems`}
         </div>
       )}
       {ports.length === 1 ? (
@@ -82,3 +82,9 @@ function BlockNode({ id, data, selected }) {
 }
 
 export default memo(BlockNode);
+
+// "values is required", not "is required": a problem names its field where it has one.
+function problemText(problem) {
+  const field = problem.field && problem.field !== "edges" ? problem.field : "";
+  return field && !problem.message.startsWith(field) ? `${field} ${problem.message}` : problem.message;
+}
