@@ -103,7 +103,8 @@ def main_pages(workspace, builder_user, admin_user) -> list[str]:
 
 def test_the_main_pages_have_no_serious_accessibility_findings(page: Page, main_pages):
     log_in(page, "ada")
-    found = {}
+    found, errors = {}, []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     for path in main_pages:
         page.goto(path)
         page.wait_for_load_state("networkidle")
@@ -111,6 +112,7 @@ def test_the_main_pages_have_no_serious_accessibility_findings(page: Page, main_
         if findings:
             found[path] = findings
     assert found == {}, json.dumps(found, indent=1)
+    assert errors == []  # nothing the CSP blocked, nothing that threw
 
 
 def test_the_main_pages_fit_a_1024_px_window(page: Page, main_pages):

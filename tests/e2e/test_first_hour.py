@@ -148,3 +148,28 @@ def test_rolling_back_asks_for_confirmation_first(page: Page, builder_user, work
     page.get_by_role("button", name="Roll back to v1").click()
     expect(page.get_by_role("row")).to_have_count(4)
     assert flow.versions.count() == 3
+
+
+def test_an_expression_preview_shows_its_error_without_console_errors(
+    page: Page, builder_user, workspace
+):
+    missing = definition(
+        [
+            node("start", "trigger.manual"),
+            node("pick", "transform.set", values={"tier": "trigger.body.customer.tier"}),
+        ],
+        [("start", "pick")],
+        name="Picky",
+    )
+    flow = services.flow_create(
+        workspace=workspace, actor=builder_user, name="Picky", definition=missing
+    )
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    log_in(page, "bea")
+    page.goto(f"/w/acme/flows/{flow.id}/")
+    page.locator('.block-node[data-node-id="pick"]').click()
+    expect(page.locator(".inspector .expr-preview-error")).to_contain_text("no field 'customer'")
+    page.locator(".inspector .map-value").fill("get(trigger.body, 'customer.tier', 'standard')")
+    expect(page.locator(".inspector .expr-preview")).to_contain_text('"standard"')
+    assert errors == []
