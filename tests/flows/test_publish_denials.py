@@ -41,3 +41,21 @@ def test_a_denied_publish_is_audited_and_its_gate_policy_stays(builder_client, w
     record = AuditEvent.objects.get(workspace=workspace, action="flow.publish_denied")
     assert any("evil.example.net" in reason for reason in record.data["reasons"])
     assert policy_for_gate(workspace_id=workspace.id, gate=FLOW_PUBLISH) is not None
+
+
+def test_the_audit_trail_names_the_publisher_the_same_way_in_every_event(
+    builder_client, builder_user, workspace
+):
+    created = builder_client.post(
+        f"/api/w/{workspace.slug}/flows/",
+        data=json.dumps({"name": "Caller", "definition": CALLING}),
+        content_type="application/json",
+    ).json()
+    builder_client.post(
+        f"/api/w/{workspace.slug}/flows/{created['id']}/publish/",
+        data={},
+        content_type="application/json",
+    )
+    events = AuditEvent.objects.filter(workspace=workspace, action__regex=r"^(flow|gate)\.")
+    labels = set(events.values_list("actor_label", flat=True))
+    assert labels == {str(builder_user)}  # "Bea" throughout, never "bea"
