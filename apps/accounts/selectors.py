@@ -54,6 +54,23 @@ def workspace_member_list(*, workspace: Workspace) -> QuerySet[Membership]:
     )
 
 
+def workspace_admin_contact(*, workspace: Workspace, action: str) -> dict[str, object]:
+    """What a refused builder does next: ``action`` is what to ask an admin for; the answer
+    names the workspace's admins and links to the members list (Settings)."""
+    from django.urls import reverse
+
+    admins = [
+        str(membership.user)
+        for membership in workspace_member_list(workspace=workspace).filter(role=Role.ADMIN)
+    ]
+    who = ", ".join(admins) if admins else "an admin of this workspace"
+    return {
+        "message": f"Ask {who} to {action}.",
+        "admins": admins,
+        "url": reverse("settings:index", kwargs={"workspace_slug": workspace.slug}) + "#members",
+    }
+
+
 def api_token_get(
     *, user: User, workspace_id: UUID | str, token_id: UUID | str, any_owner: bool = False
 ) -> ApiToken:

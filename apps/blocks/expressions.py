@@ -10,7 +10,6 @@ comprehension macros run under a time and memory budget in a child process
 
 from __future__ import annotations
 
-import pickle
 import re
 from functools import lru_cache
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 import cel
 from pydantic import Field
 
+from .expression_helpers import MISSING_FIELD_HINT, helper_failure, with_helpers
 from .expression_sandbox import BudgetExceeded, evaluate_bounded, needs_bounds, shared_budget
 
 MAX_EXPRESSION_LENGTH = 4_000
@@ -60,6 +60,8 @@ def compile_expression(source: str) -> cel.Program:
 
 def _clean(message: str) -> str:
     # The CEL library prefixes its own wording; keep the part a builder can act on.
+    if helper := helper_failure(message):
+        return helper
     if syntax := SYNTAX_ERROR.search(message):
         return f"cannot parse: {_syntax_problem(syntax)}"
     message = message.replace("Failed to parse expression", "cannot parse")
@@ -97,9 +99,10 @@ def evaluate(source: str, scope: dict[str, Any]) -> Any:
     if needs_bounds(source):
         return _evaluate_bounded(source, scope)
     try:
-        return program.execute(scope)
+        return program.execute(with_helpers(scope))
     except KeyError as error:
-        raise ExpressionError(source, f"no field {error.args[0]!r}") from None
+        missing = f"no field {error.args[0]!r}: {MISSING_FIELD_HINT}"
+        raise ExpressionError(source, missing) from None
     except Exception as error:  # the CEL runtime raises several types; all mean "failed"
         raise ExpressionError(source, _clean(str(error)) or type(error).__name__) from None
 
@@ -109,10 +112,10 @@ def _evaluate_bounded(source: str, scope: dict[str, Any]) -> Any:
         kind, detail = evaluate_bounded(source, scope)
     except BudgetExceeded as error:
         raise ExpressionError(source, str(error)) from None
-    except (pickle.PicklingError, TypeError, AttributeError) as error:
+    except (TypeError, ValueError) as error:
         raise ExpressionError(source, f"its data cannot be evaluated: {error}") from None
     if kind == "missing":
-        raise ExpressionError(source, f"no field {detail!r}")
+        raise ExpressionError(source, f"no field {detail!r}: {MISSING_FIELD_HINT}")
     if kind == "error":
         raise ExpressionError(source, _clean(detail))
     return detail

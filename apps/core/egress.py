@@ -225,7 +225,8 @@ def _address_check(host: str, address: Address, allowance: Allowance) -> None:
     if special:
         raise SSRFError(
             f"{host} resolves to {address}, a private or internal address ({special}); "
-            "an admin can allow-list it"
+            "to call it, ask an admin of your workspace to add it to the egress allow-list "
+            "(Settings → Egress)"
         )
 
 

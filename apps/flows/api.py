@@ -12,18 +12,29 @@ from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.permissions import Capability, may_publish
+from apps.accounts.selectors import workspace_admin_contact
 from apps.core import jsonsafe
 from apps.core.api import JSONParser
 
 from . import selectors, services
-from .definition import validate_definition
 from .diff import definition_diff
 from .gallery import template_definition, template_list
 from .models import Flow, FlowVersion
+from .preflight import flow_problems
+
+# What a refused builder asks an admin for, by what was refused.
+DENIED_NEXT_STEP = {
+    "publish": "publish this flow, or to change what the publishing policy objects to",
+    "rollback": "roll this flow back, or to change what the publishing policy objects to",
+}
 
 
-def flow_error_response(error: services.FlowError) -> Response:
+def flow_error_response(
+    error: services.FlowError, *, workspace: Any = None, action: str = "publish"
+) -> Response:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.code == "denied" and workspace is not None:
+        body["next"] = workspace_admin_contact(workspace=workspace, action=DENIED_NEXT_STEP[action])
     if error.problems:
         body["problems"] = [problem.as_dict() for problem in error.problems]
     if error.reasons:
@@ -158,8 +169,8 @@ class FlowValidateApi(WorkspaceAPIView):
             {
                 "problems": [
                     problem.as_dict()
-                    for problem in validate_definition(
-                        definition, workspace_id=request.workspace.id
+                    for problem in flow_problems(
+                        workspace_id=request.workspace.id, definition=definition
                     )
                 ]
             }
@@ -192,7 +203,7 @@ class FlowPublishApi(WorkspaceAPIView):
                 flow=flow, actor=request.user, note=data.validated_data["note"]
             )
         except services.FlowError as error:
-            return flow_error_response(error)
+            return flow_error_response(error, workspace=request.workspace)
         return Response(version_summary(version), status=status.HTTP_201_CREATED)
 
 
@@ -211,7 +222,7 @@ class FlowRollbackApi(WorkspaceAPIView):
         try:
             version = services.flow_rollback(flow=flow, actor=request.user, **data.validated_data)
         except services.FlowError as error:
-            return flow_error_response(error)
+            return flow_error_response(error, workspace=request.workspace, action="rollback")
         return Response(version_summary(version), status=status.HTTP_201_CREATED)
 
 

@@ -7,6 +7,9 @@ class FlowsConfig(AppConfig):
     name = "apps.flows"
     label = "flows"
     verbose_name = "Flows"
+    # Seeded after the apps that make what templates refer to (policies, connections,
+    # models): pre-flight publishes a template only once those exist.
+    seed_order = 100
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         from .demo import seed_templates

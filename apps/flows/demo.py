@@ -6,11 +6,13 @@ from typing import Any
 
 from .gallery import template_definition, template_list
 from .models import Flow
-from .services import flow_create, flow_publish
+from .services import FlowError, flow_create, flow_publish
 
 
 def seed_templates(*, workspace: Any, actor: Any) -> list[Flow]:
-    """Create and publish the templates the workspace does not have yet (by name)."""
+    """Create and publish the templates the workspace does not have yet (by name). A
+    template whose policy, connection, model or sub-flow the workspace lacks stays a draft
+    (pre-flight refuses to publish it), and is not returned."""
     created = []
     for template in template_list():
         if not template["available"]:
@@ -23,6 +25,9 @@ def seed_templates(*, workspace: Any, actor: Any) -> list[Flow]:
             name=template["name"],
             definition=template_definition(template["key"]),
         )
-        flow_publish(flow=flow, actor=actor, note="From the templates gallery")
+        try:
+            flow_publish(flow=flow, actor=actor, note="From the templates gallery")
+        except FlowError:
+            continue  # its Problems panel says what the workspace lacks
         created.append(flow)
     return created

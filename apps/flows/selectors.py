@@ -102,15 +102,16 @@ def flow_webhook_secret(flow: Flow) -> str:
 SUBFLOW_BLOCKS = ("flow.subflow", "logic.foreach")
 
 
-def subflows_called(definition: dict[str, Any]) -> set[str]:
-    """Slugs of the flows that ``definition``'s sub-flow and for-each nodes run."""
-    return {
-        str(node.get("config", {}).get("flow"))
-        for node in definition.get("nodes", [])
-        if isinstance(node, dict)
-        and node.get("type") in SUBFLOW_BLOCKS
-        and node.get("config", {}).get("flow")
-    }
+def subflows_called(definition: Any) -> set[str]:
+    """Slugs of the flows that ``definition``'s sub-flow and for-each nodes run (nothing for
+    a definition too malformed to say; its problems are reported elsewhere)."""
+    nodes = definition.get("nodes") if isinstance(definition, dict) else None
+    called = set()
+    for node in nodes if isinstance(nodes, list) else []:
+        config = node.get("config") if isinstance(node, dict) else None
+        if isinstance(config, dict) and node.get("type") in SUBFLOW_BLOCKS and config.get("flow"):
+            called.add(str(config["flow"]))
+    return called
 
 
 def subflow_cycle(*, workspace_id: Any, slug: str, definition: dict[str, Any]) -> list[str] | None:

@@ -24,6 +24,7 @@ from .definition import (
     validate_definition,
 )
 from .models import Flow, FlowStatus, FlowVersion
+from .preflight import flow_problems
 from .selectors import subflow_cycle
 from .subscriptions import subscriptions_sync
 
@@ -129,41 +130,83 @@ def flow_draft_save(
             code="conflict",
         )
     flow.refresh_from_db()
-    return SavedDraft(flow, validate_definition(definition, workspace_id=flow.workspace_id))
+    return SavedDraft(flow, flow_problems(workspace_id=flow.workspace_id, definition=definition))
 
 
-@transaction.atomic
 def flow_publish(
     *, flow: Flow, actor: Any, note: str = "", definition: dict[str, Any] | None = None
 ) -> FlowVersion:
     """Freeze the draft (or ``definition``) into the next immutable version, if it is
-    valid and the publish gate allows it."""
-    locked = Flow.objects.select_for_update().get(pk=flow.pk)
-    if locked.status == FlowStatus.ARCHIVED:
-        raise FlowError("this flow is archived: restore it before publishing", code="conflict")
+    valid and the publish gate allows it.
+
+    The gate decides before the version's transaction opens, and a denial is recorded in a
+    transaction of its own: a refused publish leaves its audit trail (and the default gate
+    policy installed to decide it) even though nothing is published. Called inside a
+    caller's transaction, those records share the caller's fate."""
+    current = Flow.objects.get(pk=flow.pk)
+    _refuse_archived(current)
+    from_draft = definition is None
     # A draft's nodes carry the versions they were built with; a definition handed in (a
     # rollback to a version published before blocks had versions) means version 1.
     definition = stamp_block_versions(
-        copy.deepcopy(definition if definition is not None else locked.draft_definition),
-        version=1 if definition is not None else None,
+        copy.deepcopy(current.draft_definition if from_draft else definition),
+        version=None if from_draft else 1,
     )
-    decision = publish_decision(locked, definition, actor)
+    decision = publish_decision(current, definition, actor)
     if not decision.allow:
+        _publish_denied(current, actor, decision)
+        raise FlowError(
+            "the publishing policy denied this version", code="denied", reasons=decision.reasons
+        )
+    return _version_create(
+        flow=flow,
+        actor=actor,
+        note=note,
+        definition=definition,
+        from_draft=from_draft,
+        decision=decision,
+    )
+
+
+def _refuse_archived(flow: Flow) -> None:
+    if flow.status == FlowStatus.ARCHIVED:
+        raise FlowError("this flow is archived: restore it before publishing", code="conflict")
+
+
+def _publish_denied(flow: Flow, actor: Any, decision: Any) -> None:
+    # Its own transaction: the refusal that follows must not take the record with it.
+    with transaction.atomic():
         audit_record(
-            workspace_id=locked.workspace_id,
+            workspace_id=flow.workspace_id,
             action="flow.publish_denied",
             actor=actor,
             object_type="flow",
-            object_id=locked.id,
-            summary=f"publishing {locked.name} was denied",
+            object_id=flow.id,
+            summary=f"publishing {flow.name} was denied",
             data={
                 "reasons": decision.reasons,
                 "policy": decision.policy,
                 "policy_version": decision.version,
             },
         )
+
+
+@transaction.atomic
+def _version_create(
+    *,
+    flow: Flow,
+    actor: Any,
+    note: str,
+    definition: dict[str, Any],
+    from_draft: bool,
+    decision: Any,
+) -> FlowVersion:
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    _refuse_archived(locked)
+    if from_draft and locked.draft_definition != definition:
+        # The gate judged the draft as it was; a save since then is judged on its own.
         raise FlowError(
-            "the publishing policy denied this version", code="denied", reasons=decision.reasons
+            "the draft was saved again while publishing; publish again", code="conflict"
         )
     number = (locked.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     version = FlowVersion.objects.create(
@@ -202,17 +245,19 @@ def flow_publish(
 def publish_decision(flow: Flow, definition: dict[str, Any], actor: Any) -> Any:
     """The publish gate's decision on ``definition`` by ``actor``; FlowError when the
     definition has problems (the gate is not asked then)."""
-    problems = validate_definition(definition, workspace_id=flow.workspace_id)
-    if problems:
-        raise FlowError(
-            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
-        )
+    # A cycle first: a flow calling itself also names a sub-flow that is not published
+    # yet, and the cycle is what the builder must fix.
     if cycle := subflow_cycle(
         workspace_id=flow.workspace_id, slug=flow.slug, definition=definition
     ):
         raise FlowError(
             f"this flow would call itself through sub-flows ({' → '.join(cycle)}); "
             "a cycle of sub-flows never ends, so it cannot be published"
+        )
+    problems = flow_problems(workspace_id=flow.workspace_id, definition=definition)
+    if problems:
+        raise FlowError(
+            f"{len(problems)} problem(s) must be fixed before publishing", problems=problems
         )
     return evaluate_gate(
         workspace_id=flow.workspace_id,

@@ -61,7 +61,7 @@ def _detail(
     refusal = services.decision_refusal(task, request.user, membership) if task.is_open else None
     context = {
         "task": task,
-        "case": [(label, _display(value)) for label, value in task.data.items()],
+        "case": [(label, _display(value), _items(value)) for label, value in task.data.items()],
         "history": history,
         "reasons": selectors.decision_reasons(history),
         "approvals": list(task.approvals.select_related("user")),
@@ -158,6 +158,17 @@ def _display(value: Any) -> str:
     if value is None:
         return "—"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _items(value: Any) -> list[str]:
+    """A list of plain values (a policy's reasons) as lines to list, not as JSON."""
+    if isinstance(value, list) and value and all(_plain(item) for item in value):
+        return [str(item) for item in value]
+    return []
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 def _task_url(request: WorkspaceRequest, task_id: Any) -> str:

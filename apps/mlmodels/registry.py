@@ -199,6 +199,11 @@ def get_version(name: str, version: str) -> VersionInfo:
     return info
 
 
+def type_name(data_type: Any) -> str:
+    """A signature column's type as people read it: ``double``, not ``DataType.double``."""
+    return str(getattr(data_type, "name", "") or data_type)
+
+
 def _signature(name: str, version: str) -> dict[str, Any] | None:
     from mlflow.models import get_model_info
 
@@ -208,7 +213,9 @@ def _signature(name: str, version: str) -> dict[str, Any] | None:
     if signature is None:
         return None
     return {
-        "inputs": [{"name": spec.name, "type": str(spec.type)} for spec in signature.inputs.inputs],
+        "inputs": [
+            {"name": spec.name, "type": type_name(spec.type)} for spec in signature.inputs.inputs
+        ],
         "outputs": str(signature.outputs) if signature.outputs else "",
     }
 

@@ -46,10 +46,12 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
             input=input,
             source=f"gate {gate}",
         )
+    actor = _actor(input)
     audit_record(
         workspace_id=workspace_id,
         action="gate.evaluated",
-        actor_label=str(input.get("actor") or input.get("approved_by") or "system"),
+        actor=actor,
+        actor_label="" if actor else str(input.get("actor") or input.get("approved_by") or ""),
         object_type="gate",
         object_id=gate,
         summary=f"{gate}: {'allowed' if decision.allow else 'denied'}",
@@ -63,6 +65,15 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
         },
     )
     return decision
+
+
+def _actor(input: dict[str, Any]) -> Any:
+    """The user the gate decides for, so the audit trail names them as every other event
+    does (their display name), not by username."""
+    from apps.accounts.models import User
+
+    username = input.get("actor") or input.get("approved_by")
+    return User.objects.filter(username=username).first() if username else None
 
 
 def _install_default(workspace_id: Any, gate: str) -> Any:

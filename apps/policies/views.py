@@ -236,10 +236,31 @@ def playground_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse
         "policies/partials/playground_result.html",
         {
             "result": result,
+            "verdict": _verdict(result.decision.allow, result.value),
             "value_json": json.dumps(result.value, indent=2),
             "fired_json": json.dumps(result.fired, indent=2),
         },
     )
+
+
+# Rule results that read as a yes or a no, whatever word the policy uses.
+YES_WORDS = {"allow", "allowed", "approve", "approved", "accept", "accepted", "pass"}
+NO_WORDS = {"deny", "denied", "reject", "rejected", "block", "blocked", "fail"}
+
+
+def _verdict(allow: bool, value: object) -> dict[str, str]:
+    """The playground's badge: what the rule answered. A rule that returns a word (a route)
+    shows that word, green or red when it reads as a yes or a no; a yes/no rule shows
+    allow or deny; no answer (undefined, an error) is a deny."""
+    if not allow or value is None or value is False:
+        return {"label": "deny", "css": "deny"}
+    if value is True:
+        return {"label": "allow", "css": "allow"}
+    if isinstance(value, str):
+        word = value.lower()
+        css = "allow" if word in YES_WORDS else "deny" if word in NO_WORDS else "result"
+        return {"label": value, "css": css}
+    return {"label": "result", "css": "result"}
 
 
 @workspace_view(Capability.VIEW_POLICIES)

@@ -267,5 +267,7 @@ class ExpressionPreviewApi(WorkspaceAPIView):
         try:
             value = evaluate(data.validated_data["expression"], scope)
         except ExpressionError as error:
-            return Response({"error": {"code": "invalid", "message": error.reason}}, status=400)
+            # A preview that shows an expression's error succeeded: 200, so the editor's
+            # console does not log a failed request on every keystroke.
+            return Response({"error": {"code": "invalid", "message": error.reason}})
         return Response({"value": value})

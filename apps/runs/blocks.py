@@ -43,7 +43,10 @@ class SampleInput(BlockConfig):
 class WebhookConfig(SampleInput):
     mode: Literal["sync", "async"] = Field(
         default="async",
-        description="sync answers with the flow's response; async answers 202 with the run id.",
+        description=(
+            "sync: the caller waits for the flow's response, up to the timeout (202 with the "
+            "run's URL if it takes longer or waits for a person); async: 202 at once."
+        ),
     )
     auth: Literal["token", "hmac"] = Field(
         default="token",
@@ -53,7 +56,10 @@ class WebhookConfig(SampleInput):
         ),
     )
     timeout_seconds: float = Field(
-        default=10, gt=0, le=60, description="sync mode: how long to wait."
+        default=10,
+        gt=0,
+        le=60,
+        description="sync mode: how long the caller waits for the response.",
     )
 
 

@@ -4,9 +4,10 @@ block whose activation kind is ``webhook``. (Schedules: ``schedules.py``.)
 A webhook delivery is authenticated (the secret URL token; for ``auth: hmac`` also a
 Standard Webhooks signature made with the flow's own signing secret, within five minutes,
 never seen before), deduplicated by its event id (``Idempotency-Key``, ``X-Event-Id`` or
-``webhook-id`` header), and turned into a run. In ``sync``
-mode the web process runs the same engine inline and answers with the flow's response;
-if the flow must wait, or runs out of time, the answer is 202 with the run id and a
+``webhook-id`` header), and turned into a run. In ``sync`` mode the caller gets the flow's
+response: a flow that cannot wait runs inline in the web process; any other is handed to
+the workers while the request waits for its end (see ``sync_wait``). Only when the timeout
+passes, or the run waits on a person, is the answer 202 with the run's id and URL, and a
 worker carries on.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.urls import reverse
 
 from apps.connectors.webhook.signing import WINDOW_SECONDS, SignatureRejected, verify
 from apps.core import jsonsafe
@@ -30,6 +32,7 @@ from .blocks import envelope
 from .engine import advance
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, Trigger
 from .services import run_start
+from .sync_wait import run_handover_and_wait
 from .tasks import enqueue_advance
 
 HEADERS_KEPT = (
@@ -164,10 +167,10 @@ def _parse_body(body: bytes, content_type: str) -> Any:
 
 
 def _run_inline(run: Run, graph: FlowGraph, *, budget: float) -> Run:
-    """The fast path: the web process runs flows that cannot wait; others go to workers."""
+    """The fast path: the web process runs flows that cannot wait; others go to workers,
+    and the request waits for them without holding one."""
     if any(node.block.may_wait for node in graph.nodes.values()):
-        enqueue_advance(run.pk, run.trace_context)
-        return run
+        return run_handover_and_wait(run, timeout=budget)
     outcome = advance(run.id, budget_seconds=budget, graph=graph)
     if outcome.run is not None:
         run = outcome.run  # as the engine left it: no re-read
@@ -196,4 +199,7 @@ def _outcome(run: Run, created: bool) -> WebhookOutcome:
         return WebhookOutcome(
             run, created, 422, {"run": str(run.id), "status": run.status, "error": run.error}, {}
         )
-    return WebhookOutcome(run, created, 202, {"run": str(run.id), "status": run.status}, {})
+    url = reverse("runs:detail", kwargs={"workspace_slug": run.workspace.slug, "run_id": run.id})
+    return WebhookOutcome(
+        run, created, 202, {"run": str(run.id), "status": run.status, "url": url}, {}
+    )

@@ -60,6 +60,8 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
     for name, value in outcome.headers.items():
         response[name] = value
     response["X-Flowgate-Run"] = str(outcome.run.id)
+    if outcome.status == 202:  # the run goes on: where to follow it
+        response["Location"] = request.build_absolute_uri(outcome.body["url"])
     if not outcome.created:
         response["X-Flowgate-Duplicate"] = "true"
     return response

@@ -18,6 +18,7 @@ from apps.connectors.services import (
     connection_secret_names,
     connection_update,
 )
+from apps.flows.services import flow_create
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.models import StepRun
@@ -185,8 +186,12 @@ def test_a_dry_run_masks_connection_headers_of_any_name(workspace, admin_user, s
 
 @pytest.mark.django_db(transaction=True)
 def test_an_unknown_connection_fails_the_step_with_a_clear_message(workspace, admin_user):
-    flow = published_flow(workspace, admin_user, _http_flow("https://example.com/", "missing"))
-    run = run_start(flow=flow, trigger="manual", payload=envelope({}), enqueue=False).run
+    # Publishing refuses a missing connection (pre-flight); a test run of the draft meets it.
+    calling = _http_flow("https://example.com/", "missing")
+    flow = flow_create(workspace=workspace, actor=admin_user, name="Caller", definition=calling)
+    run = run_start(
+        flow=flow, trigger="manual", payload=envelope({}), draft_definition=calling, enqueue=False
+    ).run
     advance(run.id)
     run.refresh_from_db()
     assert run.status == "failed"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.connectors.services import connection_create
+from apps.connectors.services import connection_create, connection_update
 from apps.flows.services import FlowError, flow_create, flow_draft_save
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
@@ -152,10 +152,12 @@ def test_a_connection_without_a_base_url_lends_its_credentials_to_no_url(
     workspace, admin_user, hosts
 ):
     _, other = hosts
-    flow = published_flow(
-        workspace, admin_user, call_flow("{{ trigger.body.url }}", connection="nobase")
+    connection = api_connection(workspace, admin_user, other.url, name="nobase")
+    flow = published_flow(workspace, admin_user, call_flow(f"{other.url}/x", connection="nobase"))
+    # The base URL is taken away after the flow's publish: the run is refused all the same.
+    connection_update(
+        connection=connection, actor=admin_user, config={**connection.config, "base_url": ""}
     )
-    api_connection(workspace, admin_user, "", name="nobase")  # made after the flow's publish
-    run, step = run_call(flow, {"url": f"{other.url}/x"})
+    run, step = run_call(flow)
     assert run.status == "failed" and "has no base URL" in step.error["message"]
     assert other.requests == []

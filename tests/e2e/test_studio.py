@@ -54,7 +54,7 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     added = page.locator('.block-node[data-node-id="set"]')
     expect(added).to_be_visible()
     # Not configured yet: the node and the form say what is wrong.
-    expect(added.locator(".block-problem")).to_contain_text("required")
+    expect(added.locator(".block-problem")).to_contain_text("values is required")
     expect(page.locator('.inspector [data-field="values"] .error')).to_be_visible()
 
     # Connect start's output to the new block's input by dragging between the handles.
@@ -155,7 +155,8 @@ def test_builder_builds_tests_and_publishes_a_flow_on_the_canvas(page: Page, bui
     expect(changed.locator("del")).to_have_text('"trigger.body.x * 2"')
     expect(changed.locator("ins")).to_have_text('"trigger.body.x + trigger.body.x"')
 
-    # Roll back: version 1's definition is published again as version 3.
+    # Roll back: version 1's definition is published again as version 3, once confirmed.
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Roll back to v1").click()
     expect(page.locator(".flow-name .status-published")).to_have_text("v3 live")
     expect(page.locator(".version-table tbody tr").first).to_contain_text(

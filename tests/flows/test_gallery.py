@@ -95,9 +95,14 @@ def test_an_expense_over_the_limit_waits_for_a_reviewer_who_approves_it(
 
 
 def test_the_demo_seed_publishes_every_available_template_once(workspace, admin_user):
+    from apps.connectors.demo import demo_connections_ensure
     from apps.flows.demo import seed_templates
     from apps.flows.models import Flow
+    from apps.policies.services import policy_defaults_ensure
 
+    # As seed_demo does: what the templates refer to first.
+    policy_defaults_ensure(workspace=workspace, actor=admin_user)
+    demo_connections_ensure(workspace=workspace, actor=admin_user)
     first = seed_templates(workspace=workspace, actor=admin_user)
     again = seed_templates(workspace=workspace, actor=admin_user)
 

@@ -73,8 +73,17 @@ def test_a_webhook_to_a_flow_without_a_webhook_trigger_is_409(client, workspace,
 def test_the_stream_consumer_reads_its_subscriptions_in_one_query(
     workspace, builder_user, django_assert_num_queries
 ):
+    from apps.connectors.services import connection_create
     from apps.connectors.streams.consumer import subscriptions
 
+    connection_create(
+        workspace=workspace,
+        actor=builder_user,
+        name="events",
+        type="redis",
+        config={"host": "127.0.0.1", "port": 6379},
+        secrets={},
+    )
     for index in range(3):
         published_flow(
             workspace,

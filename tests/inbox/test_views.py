@@ -191,3 +191,18 @@ def test_a_change_request_is_offered_only_where_the_flow_acts_on_it(
     # The flow with a rework path offers it.
     other = task_of(start_waiting_run(workspace, builder_user))
     assert 'value="request_changes"' in reviewer_client.get(task_url(other)).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_list_in_the_case_is_shown_as_lines_not_as_json(workspace, builder_user, reviewer_client):
+    run = start_waiting_run(
+        workspace,
+        builder_user,
+        fields={
+            "Reasons": "['over the travel limit', 'no receipt']",
+            "Amount": "trigger.body.amount",
+        },
+    )
+    html = reviewer_client.get(task_url(task_of(run))).content.decode()
+    assert '<ul class="case-list"><li>over the travel limit</li><li>no receipt</li></ul>' in html
+    assert "[&quot;over the travel limit&quot;" not in html

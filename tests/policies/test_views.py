@@ -116,6 +116,18 @@ def test_playground_evaluates_and_reports_time_and_fired_rules(client, owner, po
     )
 
 
+def test_playground_shows_what_the_rule_answered_not_allow(client, owner, policy):
+    client.force_login(owner)
+    source = 'package demo.limits\n\nroute := "reject"\n'
+    response = client.post(
+        url("playground", policy_slug="limits"),
+        {"rule": "route", "input": '{"amount": 500}', "source": source},
+    )
+    html = response.content.decode()
+    assert '<span class="status status-deny" data-verdict="deny">reject</span>' in html
+    assert ">allow<" not in html
+
+
 def test_playground_rejects_input_that_is_not_json(client, owner, policy):
     client.force_login(owner)
     response = client.post(
@@ -151,6 +163,7 @@ def test_detail_lists_the_flows_that_use_the_policy(client, member, owner, works
         ],
         [("start", "limit")],
     )
+    services.policy_publish(policy=policy, actor=owner)  # a flow may use published ones only
     published_flow(workspace, owner, using, name="Expense check")
     published_flow(workspace, owner, definition([node("start", "trigger.manual")]), name="Other")
     client.force_login(member)

@@ -72,7 +72,7 @@ def test_the_web_process_answers_while_a_runaway_preview_is_in_flight(
 
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert preview_was_still_running, "the health probe waited for the runaway expression"
-    assert answer["preview"].status_code == 400
+    assert answer["preview"].status_code == 200  # a preview that shows an error succeeded
     assert answer["preview"].json()["error"]["message"] == (
         "ran longer than the 8 s evaluation budget"
     )

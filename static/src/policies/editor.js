@@ -50,6 +50,7 @@ function mount(form) {
         // CodeMirror injects its base theme as <style> elements: the page's CSP admits
         // them by this request's nonce (no 'unsafe-inline').
         EditorView.cspNonce.of(host.dataset.cspNonce || ""),
+        EditorView.contentAttributes.of({ "aria-label": textarea.getAttribute("aria-label") || "Policy source (Rego)" }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) textarea.value = update.state.doc.toString();
         }),

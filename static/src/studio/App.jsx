@@ -54,16 +54,22 @@ export default function App({ api, loaded, settings }) {
   const [published, setPublished] = useState(flow.published_version);
   const [versionsKey, setVersionsKey] = useState(0);
   const [notice, setNotice] = useState("");
-  // The test input typed last time for this flow (kept in this browser), else the trigger's sample.
+  // The test input follows the trigger's sample until the builder types one of their own,
+  // which is kept for this flow in this browser (a stored "{}" is no input of their own).
   const sampleKey = `flowgate:sample:${flow.id}`;
-  const [sample, setSample] = useState(() => window.localStorage.getItem(sampleKey) ?? sampleFor(flow.draft.definition));
-  useEffect(() => {
-    try {
-      window.localStorage.setItem(sampleKey, sample);
-    } catch {
-      /* storage full or off: the input is only kept for this page */
-    }
-  }, [sampleKey, sample]);
+  const [typedSample, setTypedSample] = useState(() => storedSample(sampleKey));
+  const setSample = useCallback(
+    (text) => {
+      setTypedSample(text);
+      try {
+        if (text === null) window.localStorage.removeItem(sampleKey);
+        else window.localStorage.setItem(sampleKey, text);
+      } catch {
+        /* storage full or off: the input is only kept for this page */
+      }
+    },
+    [sampleKey],
+  );
   const [starting, setStarting] = useState(false);
   const [diff, setDiff] = useState(null);
   const flowApi = useReactFlow();
@@ -71,6 +77,8 @@ export default function App({ api, loaded, settings }) {
   const wrapper = useRef(null);
 
   const definition = useMemo(() => toDefinition(meta, nodes, edges), [meta, nodes, edges]);
+  const triggerSample = useMemo(() => sampleFor(definition), [definition]);
+  const sample = typedSample ?? triggerSample;
   const onSaved = useCallback((problems) => setServerProblems(problems), []);
   const autosave = useAutosave({
     api,
@@ -247,8 +255,16 @@ export default function App({ api, loaded, settings }) {
     return marks;
   }, [diff, dock, dockOpen]);
   const view = useMemo(
-    () => ({ blocks, problems: problemsByNode, steps: testRun.steps, readOnly, expressions, diff: diffMarks }),
-    [blocks, problemsByNode, testRun.steps, readOnly, expressions, diffMarks],
+    () => ({
+      blocks,
+      problems: problemsByNode,
+      steps: testRun.steps,
+      readOnly,
+      expressions,
+      diff: diffMarks,
+      webhook: { path: flow.webhook_path, published: Boolean(published), secretUrl: settings.secretUrl },
+    }),
+    [blocks, problemsByNode, testRun.steps, readOnly, expressions, diffMarks, flow.webhook_path, published, settings.secretUrl],
   );
 
   return (
@@ -335,6 +351,7 @@ export default function App({ api, loaded, settings }) {
                   runUrl={settings.runUrl}
                   sample={sample}
                   setSample={setSample}
+                  triggerSample={triggerSample}
                   testRun={testRun}
                   onStart={startTest}
                   busy={starting}
@@ -387,7 +404,8 @@ function Dock({ open, setOpen, dock, setDock, problems, runStatus, children }) {
   ];
   return (
     <section className={`dock${open ? " is-open" : ""}`} aria-label="Flow panels">
-      <div className="dock-tabs" role="tablist">
+      <div className="dock-tabs">
+        <div className="dock-tablist" role="tablist" aria-label="Panels">
         {tabs.map(([id, label]) => (
           <button
             key={id}
@@ -401,9 +419,15 @@ function Dock({ open, setOpen, dock, setDock, problems, runStatus, children }) {
             }}
           >
             {label}
-            {id === "test" && runStatus && <span className={`dot dot-${runStatus}`} aria-label={runStatus} />}
+            {id === "test" && runStatus && (
+              <>
+                <span className={`dot dot-${runStatus}`} aria-hidden="true" />
+                <span className="visually-hidden"> ({runStatus})</span>
+              </>
+            )}
           </button>
         ))}
+        </div>
         <button type="button" className="icon-button dock-toggle" aria-expanded={open} aria-label={open ? "Collapse panel" : "Expand panel"} onClick={() => setOpen(!open)}>
           {open ? "▾" : "▴"}
         </button>
@@ -411,6 +435,23 @@ function Dock({ open, setOpen, dock, setDock, problems, runStatus, children }) {
       {open && <div className="dock-body" role="tabpanel">{children}</div>}
     </section>
   );
+}
+
+function storedSample(key) {
+  let text = null;
+  try {
+    text = window.localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+  if (text === null) return null;
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === "object" && !Array.isArray(value) && !Object.keys(value).length) return null;
+  } catch {
+    /* half-typed JSON is still the builder's own input */
+  }
+  return text;
 }
 
 function sampleFor(definition) {

@@ -40,7 +40,7 @@ function BlockNode({ id, data, selected }) {
   return (
     <div className={classes.join(" ")} data-node-id={id} data-status={status || ""} aria-label={summary}>
       {category !== "trigger" && (
-        <Handle type="target" position={Position.Left} id="in" className="handle handle-in" aria-label={`Input of ${id}`} />
+        <Handle type="target" position={Position.Left} id="in" className="handle handle-in" title={`Input of ${id}`} />
       )}
       {change && <span className={`diff-pill diff-pill-${change}`}>{change === "added" ? "New" : "Changed"}</span>}
       <div className="block-node-header">
@@ -56,12 +56,12 @@ function BlockNode({ id, data, selected }) {
         )}
       </div>
       {nodeProblems.length > 0 && (
-        <div className="block-problem" title={nodeProblems.map((p) => p.message).join("\n")}>
-          <span aria-hidden="true">⚠</span> {nodeProblems.length === 1 ? nodeProblems[0].message : `${nodeProblems.length} problems`}
+        <div className="block-problem" title={nodeProblems.map(problemText).join("\n")}>
+          <span aria-hidden="true">⚠</span> {nodeProblems.length === 1 ? problemText(nodeProblems[0]) : `${nodeProblems.length} problems`}
         </div>
       )}
       {ports.length === 1 ? (
-        <Handle type="source" position={Position.Right} id={ports[0]} className={`handle handle-out port-${ports[0]}`} aria-label={`Output of ${id}`} />
+        <Handle type="source" position={Position.Right} id={ports[0]} className={`handle handle-out port-${ports[0]}`} title={`Output of ${id}`} />
       ) : (
         <div className="block-ports">
           {ports.map((port) => (
@@ -72,7 +72,7 @@ function BlockNode({ id, data, selected }) {
                 position={Position.Right}
                 id={port}
                 className={`handle handle-out port-${port}`}
-                aria-label={`Output ${port} of ${id}`}
+                title={`Output ${port} of ${id}`}
               />
             </div>
           ))}
@@ -83,3 +83,9 @@ function BlockNode({ id, data, selected }) {
 }
 
 export default memo(BlockNode);
+
+// "values is required", not "is required": a problem names its field where it has one.
+function problemText(problem) {
+  const field = problem.field && problem.field !== "edges" ? problem.field : "";
+  return field && !problem.message.startsWith(field) ? `${field} ${problem.message}` : problem.message;
+}

@@ -7,6 +7,7 @@ import { blockOf } from "./graph.js";
 import { glyph } from "./icons.js";
 import SchemaForm, { SUGGESTIONS_ID } from "./SchemaForm.jsx";
 import { localProblems } from "./schema.js";
+import WebhookPanel from "./WebhookPanel.jsx";
 
 // Settings every node has, whatever its block (the engine's NodeSettings).
 const NODE_SETTINGS_SCHEMA = {
@@ -102,6 +103,7 @@ export default function Inspector({ node, nodes, edges, onConfig, onNodeData, on
                 onChange={(config) => onConfig(node.id, config)}
               />
             </form>
+            {node.data.type === "trigger.webhook" && <WebhookPanel node={node} nodes={nodes} />}
             <details className="advanced">
               <summary>Retries, timeout and notes</summary>
               <SchemaForm

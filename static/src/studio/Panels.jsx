@@ -25,7 +25,7 @@ export function ProblemsList({ problems, onFocusNode }) {
   );
 }
 
-export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy, readOnly, onFocusNode }) {
+export function TestRunPanel({ runUrl, sample, setSample, triggerSample, testRun, onStart, busy, readOnly, onFocusNode }) {
   const [dryRun, setDryRun] = useState(false);
   const [inputError, setInputError] = useState("");
   const { run, steps, error } = testRun;
@@ -56,6 +56,11 @@ export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy
           onChange={(event) => setSample(event.target.value)}
         />
         {inputError && <p className="error" role="alert">{inputError}</p>}
+        {sample !== triggerSample && (
+          <button type="button" className="link-button small" onClick={() => setSample(null)}>
+            Use the trigger's sample instead
+          </button>
+        )}
         <div className="toolbar">
           <button type="submit" className="button button-primary" disabled={busy || readOnly}>
             {busy ? "Starting…" : "Run test"}
@@ -77,7 +82,7 @@ export function TestRunPanel({ runUrl, sample, setSample, testRun, onStart, busy
             </p>
             {run.error && <ErrorBox error={run.error} />}
             {ordered.length > 0 && (
-              <ol className="step-timeline">
+              <ol className="test-step-list" aria-label="Steps">
                 {ordered.map((step) => (
                   <li key={step.node}>
                     <button type="button" className="link-button" onClick={() => onFocusNode(step.node, "data")}>{step.node}</button>
@@ -111,7 +116,7 @@ export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify
     api.versions().then((list) => {
       setVersions(list);
       if (list.length) setFrom(String(list[0].number));
-    }, (problem) => setError(problem.message));
+    }, (problem) => setError(problem));
   }, [api, reloadKey]);
 
   const compare = async (event) => {
@@ -122,23 +127,30 @@ export function VersionsPanel({ api, canPublish, reloadKey, onRolledBack, notify
       setDiff(shown);
       onDiff(shown);
     } catch (problem) {
-      setError(problem.message);
+      setError(problem);
     }
   };
   const rollback = async (number) => {
+    if (!window.confirm(`Roll back to version ${number}? Its definition is published again as a new version, and new runs use it.`)) return;
+    setError(null);
     try {
       const version = await api.rollback(number);
       notify(`Published version ${version.number} from version ${number}.`);
       onRolledBack();
     } catch (problem) {
-      setError(problem.reasons.length ? `${problem.message}: ${problem.reasons.join("; ")}` : problem.message);
+      setError(problem);
     }
   };
-  if (!versions) return <p className="muted">{error || "Loading versions…"}</p>;
+  if (!versions) return <p className="muted">{error ? error.message : "Loading versions…"}</p>;
   const references = [["draft", "Current draft"], ...versions.map((v) => [String(v.number), `Version ${v.number}`])];
   return (
     <div className="versions">
-      {error && <p className="error" role="alert">{error}</p>}
+      {error && (
+        <div className="error" role="alert">
+          <p>{error.reasons && error.reasons.length ? `${error.message}: ${error.reasons.join("; ")}` : error.message}</p>
+          <NextStep next={error.next} />
+        </div>
+      )}
       {versions.length === 0 ? (
         <p className="muted">Not published yet. Publishing freezes the draft into version 1.</p>
       ) : (
@@ -257,6 +269,7 @@ export function PublishDialog({ onPublish, onClose, result }) {
               {result.error.reasons.length > 0 && (
                 <ul>{result.error.reasons.map((reason, index) => <li key={index}>{reason}</li>)}</ul>
               )}
+              <NextStep next={result.error.next} />
               {result.error.problems.length > 0 && (
                 <ul>{result.error.problems.map((problem, index) => <li key={index}>{problem.node ? `${problem.node}: ` : ""}{problem.field && problem.field !== "edges" ? `${problem.field} ` : ""}{problem.message}</li>)}</ul>
               )}
@@ -269,5 +282,15 @@ export function PublishDialog({ onPublish, onClose, result }) {
         </form>
       </div>
     </dialog>
+  );
+}
+
+// What a refused builder does next: ask an admin, with a link to who they are.
+export function NextStep({ next }) {
+  if (!next) return null;
+  return (
+    <p className="next-step">
+      {next.message} <a href={next.url}>See the workspace's admins</a>
+    </p>
   );
 }

@@ -48,6 +48,7 @@ export default function Toolbar({
         <button type="button" className="icon-button" onClick={onFit} aria-label="Fit to view" title="Fit (F)">⤢</button>
         <a className="icon-button" href={exportUrl} aria-label="Export flow file" title="Export .flow.json">⤓</a>
       </div>
+      {settings.guideUrl && <a className="button button-quiet guide-link" href={settings.guideUrl} target="_blank" rel="noopener">Guide</a>}
       <a className="button button-quiet runs-link" href={settings.runsUrl}>Runs</a>
       <div className="toolbar-actions">
         {problemCount > 0 && <span className="problem-count" title="Problems to fix before publishing">⚠ {problemCount}</span>}

@@ -10,6 +10,7 @@ export class ApiError extends Error {
     this.problems = error.problems || [];
     this.reasons = error.reasons || [];
     this.fields = error.fields || {};
+    this.next = error.next || null; // {message, url}: what to do when refused
   }
 }
 

@@ -36,6 +36,9 @@ async function mount(root) {
     canPublish: root.dataset.canPublish === "true",
     // Set for builders in a workspace where an admin approves publishing.
     requestPublishUrl: root.dataset.requestPublishUrl || "",
+    // Where an admin reveals or rotates the webhook's signing secret (empty: not offered).
+    secretUrl: root.dataset.secretUrl || "",
+    guideUrl: root.dataset.guideUrl || "",
   };
   const api = createApi({ workspace: settings.workspace, flowId: settings.flowId, csrfToken: root.dataset.csrfToken });
   let loaded;

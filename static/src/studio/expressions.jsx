@@ -67,7 +67,10 @@ export function ExpressionPreview({ source }) {
     const timer = setTimeout(() => {
       expressions
         .preview(source, scope)
-        .then((answer) => live && setResult({ ok: true, value: answer.value }))
+        .then((answer) => {
+          if (!live) return;
+          setResult(answer.error ? { ok: false, message: answer.error.message } : { ok: true, value: answer.value });
+        })
         .catch((error) => live && setResult({ ok: false, message: error.message }));
     }, 400);
     return () => {

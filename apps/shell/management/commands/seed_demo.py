@@ -1,7 +1,8 @@
 """``manage.py seed_demo``: the demo workspace, users and each app's demo content.
 
 An app adds demo content by defining ``seed_demo(self, *, workspace, users)`` on its
-AppConfig; this command calls each in INSTALLED_APPS order. Every seeder is idempotent.
+AppConfig; this command calls each in INSTALLED_APPS order, after sorting by the config's
+``seed_order`` (default 0; flows seed last). Every seeder is idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
         with transaction.atomic():
             workspace, users = seed_accounts()
-        for config in apps.get_app_configs():
+        configs = sorted(apps.get_app_configs(), key=lambda c: getattr(c, "seed_order", 0))
+        for config in configs:
             seeder = getattr(config, "seed_demo", None)
             if seeder is not None:
                 seeder(workspace=workspace, users=users)
