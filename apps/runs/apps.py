@@ -10,8 +10,11 @@ class RunsConfig(AppConfig):
         from apps.blocks.registry import register_block, register_service
 
         from .blocks import TRIGGER_BLOCKS
+        from .engine.dispatch import install
         from .subflows import SubflowService
+        from .tasks import CeleryDispatcher
 
         for block in TRIGGER_BLOCKS:
             register_block(block)
         register_service("subflows", SubflowService)
+        install(CeleryDispatcher())

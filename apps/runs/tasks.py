@@ -73,7 +73,9 @@ def _request_drain_now() -> None:
 
 
 def _send_drain() -> None:
-    _ask_for_drain(unless_pending=False)
+    # Also only when none is pending: the queue of drain requests stays bounded however
+    # large the backlog (a pending drain finds every queued run; drains poll the queue).
+    _ask_for_drain(unless_pending=True)
 
 
 def _ask_for_drain(*, unless_pending: bool) -> None:
@@ -100,6 +102,23 @@ def _clear_drain_flag() -> None:
 def _drain_flag() -> str:
     # Deployments (and test runs) sharing one Redis have queues of their own.
     return f"flowgate:drain-requested:{drain.app.conf.task_default_queue}"
+
+
+class CeleryDispatcher:
+    """The engine's way up (``engine/dispatch.py``), through Celery and the services."""
+
+    def request_drain(self) -> None:
+        request_drain()
+
+    def enqueue_advance(
+        self, run_id: Any, trace_context: Mapping[str, str] | None, *, countdown: float | None
+    ) -> None:
+        enqueue_advance(run_id, trace_context, countdown=countdown)
+
+    def resume_step(self, *, run_id: Any, node_id: str, signal: dict[str, Any]) -> None:
+        from .services import step_resume
+
+        step_resume(run_id=run_id, node_id=node_id, signal=signal)
 
 
 @shared_task(name="runs.reconcile", ignore_result=True)

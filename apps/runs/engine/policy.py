@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import random
-import signal
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from apps.flows.definition import Node
-
-T = TypeVar("T")
 
 
 class StepTimeout(Exception):
@@ -54,22 +49,3 @@ def backoff_seconds(retry_number: int, settings: NodeSettings) -> float:
         settings.max_backoff_seconds, settings.backoff_seconds * 2 ** max(retry_number - 1, 0)
     )
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 — jitter, not security
-
-
-def call_with_timeout(function: Callable[[], T], seconds: float) -> T:
-    """Run ``function``; raise StepTimeout after ``seconds``. In a worker's main thread a
-    real-time timer interrupts it; elsewhere (the web process) the blocks' own I/O
-    timeouts bound it and an overrun is reported afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        return function()
-
-    def on_timeout(signum: int, frame: Any) -> None:
-        raise StepTimeout(seconds)
-
-    previous = signal.signal(signal.SIGALRM, on_timeout)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return function()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
