@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last, so it sees a view's exception first: a database outage on /hooks/ and /api/.
+    "studio.outage.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"

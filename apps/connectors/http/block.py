@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Literal
 
 import httpx
@@ -17,6 +18,20 @@ from .connection import AuthFailure, auth_headers, resolve_url
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+_client: tuple[int, httpx.Client] | None = None
+
+
+def shared_client() -> httpx.Client:
+    """One guarded client per process (made after a worker forks), shared by the I/O
+    layer's threads: building a client costs milliseconds of CPU (its TLS context), more
+    than a call to a nearby API, and a shared one keeps connections alive between calls.
+    The guard runs on every request (and redirect) all the same."""
+    global _client
+    if _client is None or _client[0] != os.getpid():
+        _client = (os.getpid(), safe_client())
+    return _client[1]
 
 
 class HttpConfig(BlockConfig):
@@ -62,8 +77,7 @@ class HttpBlock(Block):
             )
         request.pop("connection_headers", None)
         try:
-            with safe_client(timeout=config.timeout_seconds) as client:
-                response = client.request(**request)
+            response = shared_client().request(**request, timeout=config.timeout_seconds)
         except SSRFError as error:
             raise BlockError(f"refused: {error}", retryable=False) from None
         except httpx.TimeoutException:
