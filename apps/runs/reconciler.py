@@ -27,7 +27,7 @@ GRACE_SECONDS = 5
 def reconcile() -> dict[str, int]:
     due = claims.requeue_due(grace_seconds=GRACE_SECONDS, limit=BATCH)
     if due:
-        dispatcher().request_drain()
+        dispatcher().request_drain(even_if_pending=True)
     expired = list(
         StepRun.objects.filter(status=StepStatus.WAITING, wait_deadline__lte=Now()).values_list(
             "run_id", "node_id"

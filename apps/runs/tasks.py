@@ -42,7 +42,9 @@ def advance_run(run_id: str) -> None:
 def drain() -> None:
     drain_queued(
         before_claim=_clear_drain_flag,
-        wake_another=_send_drain,
+        # Only when none is pending: the queue of drain requests stays bounded however
+        # large the backlog (a pending drain finds every queued run; drains poll the queue).
+        wake_another=_request_drain_now,
         batch_size=settings.FLOWGATE["DRAIN_BATCH_SIZE"],
         seconds=settings.FLOWGATE["DRAIN_SECONDS"],
     )
@@ -72,10 +74,8 @@ def _request_drain_now() -> None:
     _ask_for_drain(unless_pending=True)
 
 
-def _send_drain() -> None:
-    # Also only when none is pending: the queue of drain requests stays bounded however
-    # large the backlog (a pending drain finds every queued run; drains poll the queue).
-    _ask_for_drain(unless_pending=True)
+def _send_drain_now() -> None:
+    _ask_for_drain(unless_pending=False)
 
 
 def _ask_for_drain(*, unless_pending: bool) -> None:
@@ -107,8 +107,11 @@ def _drain_flag() -> str:
 class CeleryDispatcher:
     """The engine's way up (``engine/dispatch.py``), through Celery and the services."""
 
-    def request_drain(self) -> None:
-        request_drain()
+    def request_drain(self, *, even_if_pending: bool = False) -> None:
+        if even_if_pending:  # the pending request did not take these runs: it was lost
+            transaction.on_commit(_send_drain_now)
+        else:
+            request_drain()
 
     def enqueue_advance(
         self, run_id: Any, trace_context: Mapping[str, str] | None, *, countdown: float | None

@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 
 class Dispatcher(Protocol):
-    def request_drain(self) -> None:
-        """After commit, make sure a drain will look at the queue."""
+    def request_drain(self, *, even_if_pending: bool = False) -> None:
+        """After commit, make sure a drain will look at the queue (``even_if_pending``:
+        send a request even when one seems pending, as it may have been lost)."""
 
     def enqueue_advance(
         self, run_id: Any, trace_context: Mapping[str, str] | None, *, countdown: float | None
