@@ -153,11 +153,11 @@ def runs_finished(finishes: list[Finish]) -> None:
         params += [
             finish.run.pk,
             finish.status,
-            _json(finish.output),
-            _json(finish.error),
+            json_param(finish.output),
+            json_param(finish.error),
             finish.progressed,
             finish.response_changed,
-            _json(finish.run.response),
+            json_param(finish.run.response),
         ]
     params.append([str(status) for status in TERMINAL_RUN_STATUSES])
     sql = FINISH_SQL.format(rows=", ".join([FINISH_ROW] * len(finishes)))
@@ -182,7 +182,7 @@ def runs_finished(finishes: list[Finish]) -> None:
             _resume_parent(run)
 
 
-def _json(value: Any) -> str | None:
+def json_param(value: Any) -> str | None:
     # SQL NULL for None, as the ORM writes a JSONField's None.
     return None if value is None else json.dumps(value)
 

@@ -370,7 +370,7 @@ class RunExecutor:
                 attempt=attempt,
             )
         row.status, row.input, row.started_at = StepStatus.RUNNING, node_input, started
-        row.save()
+        self.batch.save(row)
         self.steps[node.id] = row
         effects.step_event(self.run, row)
         return row
@@ -449,7 +449,7 @@ class RunExecutor:
         }
         if isinstance(error, ExpressionError):
             row.error["details"] = {"expression": error.expression, "reason": error.reason}
-        row.save()
+        self.batch.save(row)
         self.steps[node.id] = row
         self.steps_executed += 1
         if retryable and attempt < node_settings.max_attempts:
@@ -505,14 +505,11 @@ class RunExecutor:
         self._save_outcome(row)
 
     def _save_outcome(self, row: StepRun) -> bool:
-        """Record a step outcome: a new row waits for the batch's INSERT, an attempt row
-        that exists is updated now. If another worker recorded an outcome first (possible
-        only when our lease expired mid-step), the unique index raises IntegrityError, which
-        aborts this advance and rolls back its batch: the other worker's outcome stands."""
-        if row.pk is None:
-            self.batch.pending.append(row)
-        else:
-            row.save()
+        """Record a step outcome with the batch's INSERT (a new row) or UPDATE (an attempt
+        row that exists). If another worker recorded an outcome first (possible only when
+        our lease expired mid-step), the unique index raises IntegrityError, which rolls
+        back the batch: the other worker's outcome stands."""
+        self.batch.save(row)
         self.steps[row.node_id] = row
         return True
 
@@ -554,7 +551,7 @@ class RunExecutor:
                     "details": {},
                 }
                 step.finished_at = timezone.now()
-                step.save()
+                self.batch.save(step)
                 self._execute(node, attempt=step.attempt + 1, row=None)
             else:
                 step.status = StepStatus.IN_DOUBT
@@ -566,7 +563,7 @@ class RunExecutor:
                     "type": "InDoubt",
                     "details": {},
                 }
-                step.save()
+                self.batch.save(step)
                 effects.step_event(self.run, step)
 
     def _settle(self) -> None:
@@ -630,6 +627,10 @@ class RunExecutor:
 
     def _out_of_budget(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
+
+    def status_read(self, status: str) -> None:
+        """The run's status, read again by the caller (for many runs in one query)."""
+        self.run.status, self.cancel_checked_at = status, time.monotonic()
 
     def _run_cancelled(self) -> bool:
         """Another process may cancel the run; look at most twice a second."""

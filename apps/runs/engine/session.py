@@ -102,6 +102,7 @@ class Session:
         if not ended:
             return
         executors = list({id(call.owner): call.owner for call in ended}.values())
+        _read_statuses_again(executors)
 
         def work(batch: Batch) -> None:
             for call in ended:
@@ -159,6 +160,20 @@ class Session:
         if self.holding and time.monotonic() - self.renewed_at > claims.lease_seconds() / 3:
             claims.renew_leases(self.owner)
             self.renewed_at = time.monotonic()
+
+
+def _read_statuses_again(executors: list[RunExecutor]) -> None:
+    """Another process may have cancelled a run while its call was out: one query for the
+    runs of a round whose status was read over half a second ago (an executor would
+    otherwise ask run by run)."""
+    stale = [e for e in executors if time.monotonic() - e.cancel_checked_at > 0.5]
+    if not stale:
+        return
+    statuses = dict(
+        Run.objects.filter(pk__in=[e.run.pk for e in stale]).values_list("pk", "status")
+    )
+    for executor in stale:
+        executor.status_read(statuses.get(executor.run.pk, executor.run.status))
 
 
 def advance(
