@@ -35,18 +35,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench import bench_engine as bench  # noqa: E402  (sets Django up)
+from tests.bench import bench_engine as bench  # sets Django up, so first
 
-import httpx  # noqa: E402
-import psutil  # noqa: E402
-from django.core.management import call_command  # noqa: E402
+# isort: split
 
-from apps.accounts.models import Role  # noqa: E402
-from apps.runs.models import Run  # noqa: E402
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
-from tests.runs.helpers import definition, node, published_flow  # noqa: E402
-from tests.support.processes import free_port, stop_process_group  # noqa: E402
-from tests.support.workers import WorkerProcess  # noqa: E402
+import httpx
+import psutil
+from django.core.management import call_command
+
+from apps.accounts.models import Role
+from apps.runs.models import Run
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.runs.helpers import definition, node, published_flow
+from tests.support.processes import free_port, stop_process_group
+from tests.support.workers import WorkerProcess
 
 WORKER_ENVIRONMENT = {"SSRF_ALLOWLIST": "127.0.0.1"}
 
