@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.db.models.functions import Greatest
 
 from ..models import Run, RunStatus, StepRun
+from .policy import engine_setting
 
 RUN = Run._meta.db_table
 QUEUED, RUNNING = RunStatus.QUEUED.value, RunStatus.RUNNING.value
@@ -67,7 +67,7 @@ RENEW_SQL = f"""
 
 
 def lease_seconds() -> int:
-    return int(settings.FLOWGATE["RUN_LEASE_SECONDS"])
+    return int(engine_setting("RUN_LEASE_SECONDS"))
 
 
 def claim(run_id: Any, owner: str) -> Run | None:

@@ -30,11 +30,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .policy import StepTimeout
+from .policy import StepTimeout, engine_setting
 
 Slot = tuple[str, int]  # (key, limit)
 
@@ -98,7 +97,7 @@ def pool() -> Pool:
     global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool, _pool_pid = Pool(int(settings.FLOWGATE["IO_THREADS"])), os.getpid()
+            _pool, _pool_pid = Pool(int(engine_setting("IO_THREADS"))), os.getpid()
         return _pool
 
 
@@ -179,7 +178,7 @@ class InFlight:
         limit = max(0.0, min(timeout, next_deadline - time.monotonic()))
         done, _ = wait(self.running, timeout=limit, return_when=FIRST_COMPLETED)
         if done and len(done) < len(self.running):
-            gather = float(settings.FLOWGATE["IO_GATHER_SECONDS"])
+            gather = float(engine_setting("IO_GATHER_SECONDS"))
             done, _ = wait(self.running, timeout=gather, return_when="ALL_COMPLETED")
         ended = []
         for future in done:
@@ -200,12 +199,11 @@ class InFlight:
 
 def slots_for(*, host: str, flow_id: Any, workspace_id: Any, flow_limit: int | None) -> tuple:
     """The keys a call holds while in flight, each with its limit."""
-    flowgate = settings.FLOWGATE
-    per_flow = int(flowgate["IO_MAX_CALLS_PER_FLOW"])
+    per_flow = int(engine_setting("IO_MAX_CALLS_PER_FLOW"))
     if flow_limit:
         per_flow = min(per_flow, flow_limit)
     return (
-        (f"host:{host}", int(flowgate["IO_MAX_CALLS_PER_HOST"])),
+        (f"host:{host}", int(engine_setting("IO_MAX_CALLS_PER_HOST"))),
         (f"flow:{flow_id}", per_flow),
-        (f"workspace:{workspace_id}", int(flowgate["IO_MAX_CALLS_PER_WORKSPACE"])),
+        (f"workspace:{workspace_id}", int(engine_setting("IO_MAX_CALLS_PER_WORKSPACE"))),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from apps.flows.definition import Node
@@ -49,3 +50,9 @@ def backoff_seconds(retry_number: int, settings: NodeSettings) -> float:
         settings.max_backoff_seconds, settings.backoff_seconds * 2 ** max(retry_number - 1, 0)
     )
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 — jitter, not security
+
+
+def engine_setting(name: str) -> Any:
+    """One of the engine's ``FLOWGATE`` settings (read each time: tests change them)."""
+    flowgate: dict[str, Any] = settings.FLOWGATE
+    return flowgate[name]
