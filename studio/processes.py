@@ -95,6 +95,12 @@ def mail_sink_process(*, port: int) -> ProcessSpec:
     )
 
 
+def control_queue() -> str:
+    from django.conf import settings
+
+    return str(settings.CELERY_CONTROL_QUEUE)
+
+
 def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[ProcessSpec]:
     python = sys.executable
     return [
@@ -126,6 +132,25 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
                 "worker",
                 "--loglevel=INFO",
                 f"--concurrency={worker_concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        ),
+        # The reconciler's queue, served by a process of its own: its ticks never wait
+        # behind drains, however long the backlog.
+        ProcessSpec(
+            "control",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "studio",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=solo",
+                f"--queues={control_queue()}",
+                "--hostname=control@%h",
                 "--without-gossip",
                 "--without-mingle",
             ],

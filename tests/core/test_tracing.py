@@ -211,6 +211,7 @@ def test_every_studio_process_gets_the_tracing_settings_under_a_name_of_its_own(
     assert {name: env["OTEL_SERVICE_NAME"] for name, env in environments.items()} == {
         "web": "flowgate-web",
         "worker": "flowgate-worker",
+        "control": "flowgate-control",
         "beat": "flowgate-beat",
         "streams": "flowgate-streams",
         "models": "flowgate-models",
