@@ -101,6 +101,13 @@ def control_queue() -> str:
     return str(settings.CELERY_CONTROL_QUEUE)
 
 
+def celery_worker(*options: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "studio", "worker", "--loglevel=INFO",
+        *options, "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
 def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[ProcessSpec]:
     python = sys.executable
     return [
@@ -121,39 +128,12 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
             ],
             {"DATABASE_POOL": "true"},
         ),
-        ProcessSpec(
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "studio",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={worker_concurrency}",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-        ),
+        ProcessSpec("worker", celery_worker(f"--concurrency={worker_concurrency}")),
         # The reconciler's queue, served by a process of its own: its ticks never wait
         # behind drains, however long the backlog.
         ProcessSpec(
             "control",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "studio",
-                "worker",
-                "--loglevel=INFO",
-                "--pool=solo",
-                f"--queues={control_queue()}",
-                "--hostname=control@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker("--pool=solo", f"--queues={control_queue()}", "--hostname=control@%h"),
         ),
         ProcessSpec(
             "beat",
