@@ -42,9 +42,12 @@ from tests.bench import bench_engine as bench  # sets Django up, so first
 import httpx
 import psutil
 from django.core.management import call_command
+from django.db import transaction
 
 from apps.accounts.models import Role
+from apps.runs.blocks import envelope
 from apps.runs.models import Run
+from apps.runs.services import run_start
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.processes import free_port, stop_process_group
@@ -165,6 +168,26 @@ def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
     }
 
 
+def burst(flow, groups: dict, count: int) -> dict:
+    """The engine alone: ``count`` runs queued in one transaction (as a backlog of
+    webhooks would leave them), drained by the two workers; timed from the commit."""
+    with transaction.atomic():
+        runs = [
+            run_start(flow=flow, trigger="webhook", payload=envelope({"amount": i % 200})).run.pk
+            for i in range(count)
+        ]
+    with bench.cpu_per_run(groups, count) as cpu:
+        started = time.perf_counter()
+        bench.wait_until_finished(runs, poll=0.05)
+        elapsed = time.perf_counter() - started
+    return {
+        "runs": count,
+        "seconds": round(elapsed, 2),
+        "runs_per_second": round(count / elapsed, 1),
+        "cpu_ms_per_run": cpu,
+    }
+
+
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
@@ -200,6 +223,9 @@ def main() -> None:
                     flow = published_flow(workspace, user, calling_flow(sink), name=label)
                     measure(flow, url, groups, rate, 1)  # warm-up: connections, caches
                     results[label] = measure(flow, url, groups, rate, arguments.seconds)
+                    results[f"{label}_queued_at_once"] = burst(
+                        flow, groups, int(rate * arguments.seconds)
+                    )
     finally:
         for worker in workers:
             worker.stop()
