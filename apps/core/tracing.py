@@ -212,6 +212,16 @@ def run_span(name: str, run: Any) -> Iterator[Any]:
         yield span
 
 
+def start_run_span(name: str, run: Any) -> Any:
+    """``run_span`` for work that spans several transactions (a run whose calls are in
+    flight): started in the run's trace, made current with ``trace.use_span`` for each
+    piece of the work, and ended by the caller."""
+    with continued_trace(run.trace_context):
+        return tracer.start_span(
+            name, kind=trace.SpanKind.CONSUMER, attributes=_run_attributes(run)
+        )
+
+
 @contextmanager
 def step_span(*, run: Any, node_id: str, block_type: str, attempt: int) -> Iterator[Any]:
     """A span around one step attempt, tagged with the run, node and correlation id. The

@@ -24,8 +24,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection
+from opentelemetry import trace
 
-from apps.core.tracing import continued_trace, run_span
+from apps.core.tracing import start_run_span
 from apps.flows.definition import FlowGraph
 
 from ..models import Run
@@ -55,6 +56,8 @@ class Session:
         # the caller's connection; otherwise each round commits on its own.
         self.calls = InFlight(shared=connection if connection.in_atomic_block else None)
         self.holding: dict[Any, RunExecutor] = {}  # runs with a call-out in flight
+        # One "advance run" span per run, from its claim to its last round.
+        self.spans: dict[int, Any] = {}
         self.one_by_one_on_failure = one_by_one_on_failure
         self.advanced = 0
         self.renewed_at = time.monotonic()
@@ -84,12 +87,12 @@ class Session:
             for run in runs
         ]
 
+        for executor in executors:
+            self.spans[id(executor)] = start_run_span("advance run", executor.run)
+
         def work(batch: Batch) -> None:
             for executor in executors:
-                with (
-                    continued_trace(executor.run.trace_context),
-                    run_span("advance run", executor.run),
-                ):
+                with trace.use_span(self.spans[id(executor)], end_on_exit=False):
                     executor.advance(batch)
 
         self._round(work, executors)
@@ -107,10 +110,7 @@ class Session:
         def work(batch: Batch) -> None:
             for call in ended:
                 executor: RunExecutor = call.owner
-                with (
-                    continued_trace(executor.run.trace_context),
-                    run_span("advance run", executor.run),
-                ):
+                with trace.use_span(self.spans[id(executor)], end_on_exit=False):
                     executor.call_ended(batch, call)
 
         self._round(work, executors)
@@ -132,6 +132,7 @@ class Session:
         for executor in executors:
             if executor.done:
                 self.holding.pop(executor.run.pk, None)
+                self.spans.pop(id(executor)).end()
                 self.advanced += 1
             else:
                 self.holding[executor.run.pk] = executor
@@ -143,6 +144,7 @@ class Session:
         self.calls.discard(set(executors))
         for executor in executors:
             self.holding.pop(executor.run.pk, None)
+            self.spans.pop(id(executor)).end()
         claims.release_all([executor.run for executor in executors], self.owner)
 
     def _one_by_one(self, executors: list[RunExecutor]) -> None:
