@@ -310,3 +310,31 @@ def test_a_run_cancelled_while_it_waits_its_turn_in_the_batch_runs_no_step(
 
     assert statuses(runs) == ["succeeded", "cancelled"]
     assert not StepRun.objects.filter(run=runs[1]).exists()
+
+
+def test_drain_requests_stay_one_in_the_broker_however_many_ask(monkeypatch):
+    """Runs queued one after another and drains finding full batches all ask for a drain;
+    while one request waits in the broker, none is added (under a backlog the queue of
+    requests grew to thousands, and the reconciler's ticks waited behind them)."""
+    import uuid
+
+    import redis
+
+    from studio.celery import app as celery_app
+
+    queue = f"test-drain-requests-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setitem(celery_app.conf, "task_default_queue", queue)
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+
+    def drain_finding_full_batches(*, wake_another, **_) -> int:  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            tasks.request_drain()  # a run committed (outside a transaction: at once)
+            wake_another()  # "another worker, join in"
+        return 0
+
+    monkeypatch.setattr(tasks, "drain_queued", drain_finding_full_batches)
+    try:
+        tasks.drain()  # the task body, here in this process
+        assert broker.llen(queue) == 1
+    finally:
+        broker.delete(queue, tasks._drain_flag())
