@@ -245,5 +245,7 @@ def drain_queued(
                 time.sleep(0.02)
                 continue
             next_claim = now + CLAIM_POLL_SECONDS
-        wait_for = max(0.0, next_claim - time.monotonic()) if claiming else 0.5
-        session.wait(wait_for)
+        if claiming and len(session.holding) < room:
+            session.wait(max(0.0, next_claim - time.monotonic()))
+        else:  # until a call ends (or half a second): nothing to claim meanwhile
+            session.wait(0.5)
