@@ -163,6 +163,10 @@ def _connection_reuse() -> dict[str, object]:
         size = env_int("DATABASE_POOL_SIZE", 10, minimum=1)
         return {
             "CONN_MAX_AGE": 0,
-            "OPTIONS": {"connect_timeout": 5, "pool": {"min_size": 1, "max_size": size}},
+            # A request waits this long at most for a connection (Postgres down: a 503).
+            "OPTIONS": {
+                "connect_timeout": 5,
+                "pool": {"min_size": 1, "max_size": size, "timeout": 5},
+            },
         }
     return {"CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True, "OPTIONS": {"connect_timeout": 5}}

@@ -95,6 +95,19 @@ def mail_sink_process(*, port: int) -> ProcessSpec:
     )
 
 
+def control_queue() -> str:
+    from django.conf import settings
+
+    return str(settings.CELERY_CONTROL_QUEUE)
+
+
+def celery_worker(*options: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "studio", "worker", "--loglevel=INFO",
+        *options, "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
 def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[ProcessSpec]:
     python = sys.executable
     return [
@@ -115,20 +128,12 @@ def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[P
             ],
             {"DATABASE_POOL": "true"},
         ),
+        ProcessSpec("worker", celery_worker(f"--concurrency={worker_concurrency}")),
+        # The reconciler's queue, served by a process of its own: its ticks never wait
+        # behind drains, however long the backlog.
         ProcessSpec(
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "studio",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={worker_concurrency}",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            "control",
+            celery_worker("--pool=solo", f"--queues={control_queue()}", "--hostname=control@%h"),
         ),
         ProcessSpec(
             "beat",
@@ -158,7 +163,9 @@ def mlflow_server_process(*, port: int) -> ProcessSpec:
     )
 
 
-CONTAINER_PROCESSES = ("web", "worker", "beat", "streams", "models", "mlflow", "migrate")
+CONTAINER_PROCESSES = (
+    "web", "worker", "control", "beat", "streams", "models", "mlflow", "migrate",
+)  # fmt: skip
 
 
 def container_process(name: str, environ: Mapping[str, str]) -> ProcessSpec:

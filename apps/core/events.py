@@ -86,15 +86,38 @@ class _Publisher:
             for (layer, group), events in _by_group(burst).items():
                 try:
                     await layer.group_send(group, _message(events))
-                except Exception:
-                    logger.warning(
-                        "could not publish %s to %s",
-                        [e.get("type") for e in events],
-                        group,
-                        exc_info=True,
-                    )
+                except Exception as error:
+                    _outage.failed(len(events), error)
+                else:
+                    _outage.sent()
             for *_, sent in burst:
                 sent.set_result(None)
+
+
+class _Outage:
+    """While the layer's Redis is down every publish fails: one line when that starts and
+    one when it ends (with the count dropped), not a traceback per event."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def failed(self, events: int, error: Exception) -> None:
+        if not self.dropped:
+            logger.warning(
+                "live events are not being published (%s: %s); pages catch up from the "
+                "database, and this is logged again once publishing works",
+                type(error).__name__,
+                error,
+            )
+        self.dropped += events
+
+    def sent(self) -> None:
+        if self.dropped:
+            logger.warning("live events are published again (%d dropped)", self.dropped)
+            self.dropped = 0
+
+
+_outage = _Outage()
 
 
 def _by_group(burst: list[_Outgoing]) -> dict[tuple[Any, str], list[dict[str, Any]]]:

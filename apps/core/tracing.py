@@ -202,14 +202,16 @@ def _run_attributes(run: Any) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def run_span(name: str, run: Any) -> Iterator[Any]:
+def start_run_span(name: str, run: Any) -> Any:
     """A span for work on ``run`` taken from the queue (a drain advancing it), tagged with
-    the run: a consumer's span, as a Celery task's is."""
-    with tracer.start_as_current_span(
-        name, kind=trace.SpanKind.CONSUMER, attributes=_run_attributes(run)
-    ) as span:
-        yield span
+    the run: a consumer's span, as a Celery task's is. The work may span several
+    transactions (a run whose calls are in flight): the span starts in the run's trace, is
+    made current with ``trace.use_span`` for each piece of the work, and the caller ends
+    it."""
+    with continued_trace(run.trace_context):
+        return tracer.start_span(
+            name, kind=trace.SpanKind.CONSUMER, attributes=_run_attributes(run)
+        )
 
 
 @contextmanager

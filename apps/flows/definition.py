@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apps.blocks.base import Block, BlockConfig
 from apps.blocks.expressions import ExpressionError, compile_expression, template_expressions
@@ -31,6 +31,17 @@ NODE_KEYS = {"id", "type", "version", "config", "retry", "timeout_seconds", "lab
 # A node without a version was written before blocks had versions: it means version 1.
 UNVERSIONED = 1
 NODE_SETTINGS = ("retry", "timeout_seconds")
+
+
+class FlowConcurrency(BaseModel):
+    """A definition's optional ``concurrency`` object, enforced by the engine: ``limit``
+    bounds the flow's calls in flight at once in each worker (below the workspace's and the
+    host's limits); calls of a higher ``priority`` flow start first when slots are short."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int | None = Field(default=None, ge=1, le=10_000)
+    priority: int = Field(default=0, ge=-100, le=100)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,9 @@ class FlowGraph:
     trigger: str
     incoming: dict[str, tuple[Edge, ...]] = field(default_factory=dict)
     outgoing: dict[str, tuple[Edge, ...]] = field(default_factory=dict)
+    # The flow's ``concurrency`` object: calls in flight at once, and its turn among others.
+    concurrency: int | None = None
+    priority: int = 0
 
     @classmethod
     def parse(cls, definition: dict[str, Any]) -> FlowGraph:
@@ -107,12 +121,15 @@ def _parse_cached(digest: str, serialized: str) -> FlowGraph:
         incoming[edge.target].append(edge)
         outgoing[edge.source].append(edge)
     trigger = next(node.id for node in nodes.values() if node.block.category == "trigger")
+    concurrency = FlowConcurrency.model_validate(definition.get("concurrency") or {})
     return FlowGraph(
         nodes=nodes,
         edges=edges,
         trigger=trigger,
         incoming={key: tuple(value) for key, value in incoming.items()},
         outgoing={key: tuple(value) for key, value in outgoing.items()},
+        concurrency=concurrency.limit,
+        priority=concurrency.priority,
     )
 
 
@@ -197,7 +214,27 @@ def validate_definition(definition: Any, *, workspace_id: Any = None) -> list[Pr
     edges, edge_problems = _validate_edges(raw_edges, nodes)
     problems += edge_problems
     problems += _validate_shape(nodes, edges)
-    return problems
+    return problems + _concurrency_problems(definition.get("concurrency"))
+
+
+def _concurrency_problems(raw: Any) -> list[Problem]:
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [Problem("'concurrency' must be an object", field="concurrency")]
+    try:
+        FlowConcurrency.model_validate(raw)
+    except ValidationError as error:
+        return [
+            Problem(
+                "is not a concurrency setting (limit, priority)"
+                if item["type"] == "extra_forbidden"
+                else _pydantic_message(item),
+                field=".".join(["concurrency", *(str(part) for part in item["loc"])]),
+            )
+            for item in error.errors()
+        ]
+    return []
 
 
 def _validate_nodes(

@@ -13,12 +13,15 @@ class RunsConfig(AppConfig):
         from apps.blocks.registry import register_block, register_service
 
         from .blocks import TRIGGER_BLOCKS
+        from .engine.dispatch import install
         from .subflows import SubflowService
+        from .tasks import CeleryDispatcher
 
         for block in TRIGGER_BLOCKS:
             register_block(block)
         register_service("subflows", SubflowService)
         register_decision_facts(_decision_run)
+        install(CeleryDispatcher())
 
 
 def _decision_run(workspace: Any, data: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,9 @@ def advance_run(run_id: str) -> None:
 def drain() -> None:
     drain_queued(
         before_claim=_clear_drain_flag,
-        wake_another=_send_drain,
+        # Only when none is pending: the queue of drain requests stays bounded however
+        # large the backlog (a pending drain finds every queued run; drains poll the queue).
+        wake_another=_request_drain_now,
         batch_size=settings.FLOWGATE["DRAIN_BATCH_SIZE"],
         seconds=settings.FLOWGATE["DRAIN_SECONDS"],
     )
@@ -72,7 +74,7 @@ def _request_drain_now() -> None:
     _ask_for_drain(unless_pending=True)
 
 
-def _send_drain() -> None:
+def _send_drain_now() -> None:
     _ask_for_drain(unless_pending=False)
 
 
@@ -100,6 +102,26 @@ def _clear_drain_flag() -> None:
 def _drain_flag() -> str:
     # Deployments (and test runs) sharing one Redis have queues of their own.
     return f"flowgate:drain-requested:{drain.app.conf.task_default_queue}"
+
+
+class CeleryDispatcher:
+    """The engine's way up (``engine/dispatch.py``), through Celery and the services."""
+
+    def request_drain(self, *, even_if_pending: bool = False) -> None:
+        if even_if_pending:  # the pending request did not take these runs: it was lost
+            transaction.on_commit(_send_drain_now)
+        else:
+            request_drain()
+
+    def enqueue_advance(
+        self, run_id: Any, trace_context: Mapping[str, str] | None, *, countdown: float | None
+    ) -> None:
+        enqueue_advance(run_id, trace_context, countdown=countdown)
+
+    def resume_step(self, *, run_id: Any, node_id: str, signal: dict[str, Any]) -> None:
+        from .services import step_resume
+
+        step_resume(run_id=run_id, node_id=node_id, signal=signal)
 
 
 @shared_task(name="runs.reconcile", ignore_result=True)

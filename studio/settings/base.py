@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last, so it sees a view's exception first: a database outage on /hooks/ and /api/.
+    "studio.outage.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -258,7 +260,10 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+# A SIGKILLed worker's message comes back after this long. Postgres, not the message,
+# says what is due (the reconciler re-drives within seconds), and every task is safe to
+# run twice, so this only needs to outlast a normal task (a drain: DRAIN_MAX_SECONDS).
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 120, minimum=30)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
@@ -267,6 +272,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Several deployments (or test runs) can share one Redis by giving each its own queue.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The reconciler has a queue (and a worker process, studio/processes.py) of its own, so
+# its ticks never wait behind a backlog of drains.
+CELERY_CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.control"
+CELERY_TASK_ROUTES = {"runs.reconcile": {"queue": CELERY_CONTROL_QUEUE}}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes the database connection before and after every task unless
@@ -278,8 +287,8 @@ CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "runs.reconcile",
-        "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 5.0),
-        "options": {"expires": 30},
+        "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 2.0),
+        "options": {"expires": 10},
     },
     # Scheduled flows (trigger.schedule): their subscription rows are read every minute.
     "start-scheduled-flows": {
@@ -341,11 +350,24 @@ FLOWGATE: FlowgateSettings = {
     "SSRF_ALLOWLIST": env_list("SSRF_ALLOWLIST", []),
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
     "MAX_DELIVERIES": env_int("MAX_DELIVERIES", 5, minimum=1),
-    "RUN_LEASE_SECONDS": env_int("RUN_LEASE_SECONDS", 120, minimum=5),
+    # A run's lease: renewed every third of it while its worker works on it, so a dead
+    # worker's runs move again within one lease (and a reconciler tick).
+    "RUN_LEASE_SECONDS": env_int("RUN_LEASE_SECONDS", 6, minimum=3),
     # Queued runs are claimed this many at a time and advanced in one transaction; a drain
-    # gives its worker back after this long (another worker carries on).
+    # stops claiming after DRAIN_SECONDS, or, while its runs have calls in flight, after
+    # DRAIN_MAX_SECONDS or once it holds DRAIN_MAX_RUNS runs (then it waits for them).
     "DRAIN_BATCH_SIZE": env_int("DRAIN_BATCH_SIZE", 25, minimum=1),
     "DRAIN_SECONDS": env_float("DRAIN_SECONDS", 1.0),
+    "DRAIN_MAX_SECONDS": env_float("DRAIN_MAX_SECONDS", 10.0),
+    "DRAIN_MAX_RUNS": env_int("DRAIN_MAX_RUNS", 500, minimum=1),
+    # Call-outs (HTTP, model service, SQL, mail) in flight in each worker process, in all
+    # and per destination host (or connection), flow and workspace (apps/runs/engine/io.py).
+    "IO_THREADS": env_int("IO_THREADS", 256, minimum=1),
+    "IO_MAX_CALLS_PER_HOST": env_int("IO_MAX_CALLS_PER_HOST", 64, minimum=1),
+    "IO_MAX_CALLS_PER_FLOW": env_int("IO_MAX_CALLS_PER_FLOW", 128, minimum=1),
+    "IO_MAX_CALLS_PER_WORKSPACE": env_int("IO_MAX_CALLS_PER_WORKSPACE", 192, minimum=1),
+    # Calls ending this close together are recorded in one transaction.
+    "IO_GATHER_SECONDS": env_float("IO_GATHER_SECONDS", 0.003),
     # /metrics: a bearer token when set; otherwise only these networks may scrape it.
     "METRICS_TOKEN": env_str("METRICS_TOKEN", ""),
     "METRICS_ALLOWED_NETWORKS": env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]),
@@ -354,12 +376,10 @@ FLOWGATE: FlowgateSettings = {
     "TRACING_EXPORTER": env_choice("TRACING_EXPORTER", "none", choices=("none", "console", "otlp")),
 }
 
-# A drain's runs are leased from its claim: were a drain to run past half a lease, the
-# reconciler could hand a run it has not reached yet to another worker as well.
-if not 0 < FLOWGATE["DRAIN_SECONDS"] <= FLOWGATE["RUN_LEASE_SECONDS"] / 2:
+if not 0 < FLOWGATE["DRAIN_SECONDS"] <= FLOWGATE["DRAIN_MAX_SECONDS"]:
     raise ConfigurationError(
-        f"DRAIN_SECONDS must be above 0 and at most half of RUN_LEASE_SECONDS "
-        f"({FLOWGATE['RUN_LEASE_SECONDS']}), got {FLOWGATE['DRAIN_SECONDS']}"
+        f"DRAIN_SECONDS must be above 0 and at most DRAIN_MAX_SECONDS "
+        f"({FLOWGATE['DRAIN_MAX_SECONDS']}), got {FLOWGATE['DRAIN_SECONDS']}"
     )
 
 for _scope, _limit in FLOWGATE["RATE_LIMITS"].items():

@@ -152,10 +152,11 @@ def test_the_reconciler_re_drives_a_run_in_the_run_trace(workspace, builder_user
     Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=30))
     with tracing.tracer.start_as_current_span("beat tick"):
         assert reconciler.reconcile()["redriven"] == 1
+    drain()  # the reconciler queued it again for the drains
     trace_id, created_id = run_trace(run)
-    [published] = spans_named(traced, "apply_async/runs.advance")
-    assert (published.context.trace_id, published.parent.span_id) == (trace_id, created_id)
-    assert published.attributes[CORRELATION] == run.correlation_id
+    [advanced] = spans_named(traced, "advance run")
+    assert (advanced.context.trace_id, advanced.parent.span_id) == (trace_id, created_id)
+    assert advanced.attributes[CORRELATION] == run.correlation_id
 
 
 def test_a_wait_ended_by_a_decision_or_a_deadline_continues_the_run_trace(
@@ -210,6 +211,7 @@ def test_every_studio_process_gets_the_tracing_settings_under_a_name_of_its_own(
     assert {name: env["OTEL_SERVICE_NAME"] for name, env in environments.items()} == {
         "web": "flowgate-web",
         "worker": "flowgate-worker",
+        "control": "flowgate-control",
         "beat": "flowgate-beat",
         "streams": "flowgate-streams",
         "models": "flowgate-models",
@@ -230,6 +232,8 @@ def test_beat_housekeeping_makes_no_trace_of_its_own_but_a_run_it_re_drives_stay
     with tracing.tracer.start_as_current_span("apply_async/core.ping") as other:
         assert other.is_recording()
     assert not spans_named(traced, "apply_async/runs.reconcile")
-    [published] = spans_named(traced, "apply_async/runs.advance")
+    assert not spans_named(traced, "apply_async/runs.drain")
+    drain()
+    [advanced] = spans_named(traced, "advance run")
     trace_id, created_id = run_trace(run)
-    assert (published.context.trace_id, published.parent.span_id) == (trace_id, created_id)
+    assert (advanced.context.trace_id, advanced.parent.span_id) == (trace_id, created_id)

@@ -1,7 +1,7 @@
 """No lost runs, no duplicate effects: a worker SIGKILLed mid-run, a broker that forgot.
 
 These run real Celery workers against the test database and real Redis, on a queue of their
-own so the session's shared worker cannot take their work. The lease is shortened to 5 s so
+own so the session's shared worker cannot take their work. The lease is shortened to 3 s so
 a crashed worker's run is re-driven quickly by the reconciler.
 """
 
@@ -14,6 +14,7 @@ import uuid
 import pytest
 import redis
 from django.conf import settings
+from django.db.models.functions import Now
 
 from apps.runs.blocks import envelope
 from apps.runs.models import Run, StepRun
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 QUEUE = f"reliability-{uuid.uuid4().hex[:8]}"
 WORKER_ENVIRONMENT = {
-    "RUN_LEASE_SECONDS": "5",
+    "RUN_LEASE_SECONDS": "3",
     "SSRF_ALLOWLIST": "127.0.0.1",
     "CELERY_QUEUE": QUEUE,
 }
@@ -38,7 +39,7 @@ WORKER_ENVIRONMENT = {
 def fast_leases(settings, monkeypatch):
     settings.FLOWGATE = {
         **settings.FLOWGATE,
-        "RUN_LEASE_SECONDS": 5,
+        "RUN_LEASE_SECONDS": 3,
         "SSRF_ALLOWLIST": ["127.0.0.1"],
     }
     monkeypatch.setitem(celery_app.conf, "task_default_queue", QUEUE)
@@ -189,3 +190,63 @@ def test_two_workers_draining_one_burst_run_each_run_once(admin_user, workspace,
     logs = "".join(worker.log_path.read_text() for worker in workers)
     assert "advancing them one by one" not in logs
     assert "completed by another worker" not in logs
+
+
+def test_the_runs_of_a_worker_killed_with_a_batch_in_flight_move_again_after_one_short_lease(
+    admin_user, workspace, test_database_url
+):
+    """A worker holds a batch of runs whose calls are in flight, renewing their short
+    leases for as long as it works on them; SIGKILLed, its runs are leased no longer than
+    one lease, then re-driven and completed by another worker (each interrupted call
+    retried once, under the same idempotency key)."""
+    lease = int(WORKER_ENVIRONMENT["RUN_LEASE_SECONDS"])
+    with CountingServer() as server:
+        flow = published_flow(
+            workspace,
+            admin_user,
+            definition(
+                [
+                    node("start", "trigger.manual"),
+                    node("call", "connector.http", url=f"{server.url}/hold", timeout_seconds=30),
+                    node("done", "transform.set", values={"n": "trigger.body.n"}),
+                ],
+                [("start", "call"), ("call", "done")],
+            ),
+        )
+        first = WorkerProcess(database_url=test_database_url, environment=WORKER_ENVIRONMENT)
+        first.start()
+        second = None
+        try:
+            runs = [
+                run_start(flow=flow, trigger="manual", payload=envelope({"n": n})).run
+                for n in range(10)
+            ]
+            wait_until(lambda: server.holding == 10, timeout=60)  # one batch, all in flight
+            time.sleep(lease * 1.5)  # longer than a lease: only renewal keeps them leased
+            assert not Run.objects.filter(
+                pk__in=[r.pk for r in runs], lease_expires_at__lt=Now()
+            ).exists()
+            first.kill()
+            server.release.set()
+            second = WorkerProcess(
+                database_url=test_database_url, environment=WORKER_ENVIRONMENT
+            ).start()
+            for run in runs:
+                wait_for(run, lambda r: r.status == "succeeded", timeout=60, redrive=True)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+    calls = [request for request in server.requests if request["path"] == "/hold"]
+    assert len(calls) == 20
+    assert len({call["headers"]["Idempotency-Key"] for call in calls}) == 10
+    interrupted = StepRun.objects.filter(run__in=runs, node_id="call", status="failed")
+    assert {step.error["type"] for step in interrupted} == {"Interrupted"}
+
+
+def wait_until(predicate, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition was not met in time")
+        time.sleep(0.1)

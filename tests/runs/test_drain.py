@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -16,7 +17,8 @@ from django.utils import timezone
 from apps.blocks.registry import registry
 from apps.runs import tasks
 from apps.runs.blocks import envelope
-from apps.runs.engine import drain_queued, executor
+from apps.runs.engine import advance, drain_queued, executor
+from apps.runs.engine.batch import Batch
 from apps.runs.models import Run, StepRun
 from apps.runs.services import run_start
 from tests.runs.helpers import chain, definition, node, published_flow, record_s0_elsewhere
@@ -80,14 +82,14 @@ def test_a_full_batch_asks_another_drain_to_share_the_queue(flow):
     assert statuses(runs) == ["succeeded"] * 5
 
 
-def test_a_drain_out_of_time_puts_the_rest_back_as_it_found_them(flow):
+def test_a_drain_out_of_time_claims_no_more_and_leaves_the_rest_as_it_found_them(flow):
     runs = queue_runs(flow, 4)
-    advanced, calls = drain_now(seconds=0)
-    assert advanced == 1 and calls[-1] == "wake"
-    assert statuses(runs) == ["succeeded", "queued", "queued", "queued"]
-    left = Run.objects.filter(pk__in=[run.pk for run in runs[1:]])
+    advanced, calls = drain_now(batch_size=2, seconds=0)
+    assert advanced == 2 and calls[-1] == "wake"
+    assert statuses(runs) == ["succeeded", "succeeded", "queued", "queued"]
+    left = Run.objects.filter(pk__in=[run.pk for run in runs[2:]])
     assert set(left.values_list("lease_owner", "started_at", "deliveries")) == {("", None, 0)}
-    assert drain_now()[0] == 3
+    assert drain_now()[0] == 2
     assert statuses(runs) == ["succeeded"] * 4
 
 
@@ -98,14 +100,14 @@ def test_a_batch_that_fails_is_advanced_run_by_run_and_nothing_is_lost(
     INSERT meets the unique completion index and rolls back; every run is then advanced
     on its own, and the other worker's outcome stands."""
     runs = queue_runs(flow, 3)
-    real_flush = executor._Batch._flush
+    real_flush = Batch._flush
 
     def other_worker_completes_a_step_first(self) -> None:
-        monkeypatch.setattr(executor._Batch, "_flush", real_flush)
+        monkeypatch.setattr(Batch, "_flush", real_flush)
         record_s0_elsewhere(test_database_url, runs[1].id)
         real_flush(self)
 
-    monkeypatch.setattr(executor._Batch, "_flush", other_worker_completes_a_step_first)
+    monkeypatch.setattr(Batch, "_flush", other_worker_completes_a_step_first)
     assert drain_now()[0] == 3
     assert statuses(runs) == ["succeeded"] * 3
     assert StepRun.objects.get(run=runs[1], node_id="s0").output == {"n": 100}
@@ -115,14 +117,14 @@ def test_a_batch_that_fails_is_advanced_run_by_run_and_nothing_is_lost(
 
 def test_a_run_cancelled_while_its_batch_runs_stays_cancelled(flow, test_database_url, monkeypatch):
     runs = queue_runs(flow, 2)
-    real_flush = executor._Batch._flush
+    real_flush = Batch._flush
 
     def cancel_first(self) -> None:
         with psycopg.connect(test_database_url, autocommit=True) as other:
             other.execute("UPDATE runs_run SET status = 'cancelled' WHERE id = %s", [runs[0].id])
         real_flush(self)
 
-    monkeypatch.setattr(executor._Batch, "_flush", cancel_first)
+    monkeypatch.setattr(Batch, "_flush", cancel_first)
     drain_now()
     assert statuses(runs) == ["cancelled", "succeeded"]
     cancelled = Run.objects.get(pk=runs[0].pk)
@@ -157,36 +159,38 @@ def test_a_burst_of_runs_sends_one_drain_request(flow, monkeypatch):
     tasks.drain()  # no request left pending for the tests that follow
 
 
-def test_a_step_about_to_call_out_gives_back_the_runs_its_batch_has_not_started(
+def test_the_calls_of_a_batch_are_in_flight_together_while_its_runs_stay_leased(
     flow, test_database_url, monkeypatch
 ):
-    """A slow API must not hold up the runs claimed with this one: before the call, they
-    are back in the queue (committed) for any worker to take."""
+    """A batch keeps its runs when they call out: their calls run concurrently (each waits
+    for the others here, which a worker calling out one at a time never passes), and
+    meanwhile every run is committed as running under the drain's lease."""
     runs = queue_runs(flow, 3)
     transform = registry.get("transform.set")
     real_execute = transform.execute
+    all_in_flight = threading.Barrier(3, timeout=10)
     seen_during_calls: list[list[tuple]] = []
 
-    def execute_watching_the_queue(self, ctx, config, data):  # type: ignore[no-untyped-def]
-        with psycopg.connect(test_database_url, autocommit=True) as other:
-            seen_during_calls.append(
-                other.execute(
-                    "SELECT status, lease_owner FROM runs_run WHERE id = ANY(%s) ORDER BY created_at",
-                    [[run.id for run in runs]],
-                ).fetchall()
-            )
+    def execute_with_the_others(self, ctx, config, data):  # type: ignore[no-untyped-def]
+        if ctx.node_id == "s0":
+            all_in_flight.wait()
+            with psycopg.connect(test_database_url, autocommit=True) as other:
+                seen_during_calls.append(
+                    other.execute(
+                        "SELECT status, lease_owner <> '' FROM runs_run WHERE id = ANY(%s)",
+                        [[run.id for run in runs]],
+                    ).fetchall()
+                )
         return real_execute(self, ctx, config, data)
 
     monkeypatch.setattr(transform, "calls_out", True)
-    monkeypatch.setattr(transform, "execute", execute_watching_the_queue)
-    advanced, calls = drain_now()
+    monkeypatch.setattr(transform, "execute", execute_with_the_others)
+    advanced, _ = drain_now()
 
     assert advanced == 3
     assert statuses(runs) == ["succeeded"] * 3
-    first_call = seen_during_calls[0]
-    assert first_call[0][0] == "running" and first_call[0][1] != ""
-    assert first_call[1:] == [("queued", ""), ("queued", "")]
-    assert calls.count("wake") == 2  # one per give-back, after its commit
+    assert seen_during_calls[0] == [("running", True)] * 3
+    assert Run.objects.filter(pk__in=[run.pk for run in runs], lease_owner="").count() == 3
 
 
 def test_a_queued_run_another_worker_still_holds_is_left_to_it(flow):
@@ -239,7 +243,7 @@ def test_a_wait_ended_while_a_worker_holds_the_run_is_not_lost(
     drain_now()
     assert statuses([run]) == ["waiting"]
     Run.objects.filter(pk=run.pk).update(status="running")  # due again, as for a retry
-    real_settle = executor._RunExecutor._settle
+    real_settle = executor.RunExecutor._settle
 
     def resumed_meanwhile(self) -> None:
         with psycopg.connect(test_database_url, autocommit=True) as other:
@@ -251,8 +255,8 @@ def test_a_wait_ended_while_a_worker_holds_the_run_is_not_lost(
             other.execute("UPDATE runs_run SET status = 'queued' WHERE id = %s", [run.id])
         real_settle(self)
 
-    monkeypatch.setattr(executor._RunExecutor, "_settle", resumed_meanwhile)
-    executor.advance(run.id)
+    monkeypatch.setattr(executor.RunExecutor, "_settle", resumed_meanwhile)
+    advance(run.id)
     monkeypatch.undo()
 
     assert statuses([run]) == ["queued"]
@@ -265,24 +269,27 @@ def cancel_elsewhere(database_url: str, run: Run) -> None:
         other.execute("UPDATE runs_run SET status = 'cancelled' WHERE id = %s", [run.id])
 
 
-def test_a_run_cancelled_before_its_batch_gives_it_back_stays_cancelled(
+def test_a_run_cancelled_while_its_call_is_in_flight_stays_cancelled(
     flow, test_database_url, monkeypatch
 ):
-    runs = queue_runs(flow, 3)
-    real_give_back = executor._Batch.give_back_unstarted
+    runs = queue_runs(flow, 2)
+    transform = registry.get("transform.set")
+    real_execute = transform.execute
 
-    def cancel_then_give_back(self) -> bool:
-        if self.unstarted:
-            cancel_elsewhere(test_database_url, runs[2])
-        return real_give_back(self)
+    def cancel_during_the_call(self, ctx, config, data):  # type: ignore[no-untyped-def]
+        if str(ctx.run_id) == str(runs[1].id) and ctx.node_id == "s0":
+            cancel_elsewhere(test_database_url, runs[1])
+            time.sleep(0.6)  # past the half second after which a run's status is read again
+        return real_execute(self, ctx, config, data)
 
-    monkeypatch.setattr(executor._Batch, "give_back_unstarted", cancel_then_give_back)
-    monkeypatch.setattr(registry.get("transform.set"), "calls_out", True)
+    monkeypatch.setattr(transform, "calls_out", True)
+    monkeypatch.setattr(transform, "execute", cancel_during_the_call)
     drain_now()
 
-    assert statuses(runs) == ["succeeded", "succeeded", "cancelled"]
-    cancelled = Run.objects.get(pk=runs[2].pk)
-    assert cancelled.lease_owner == "" and not StepRun.objects.filter(run=cancelled).exists()
+    assert statuses(runs) == ["succeeded", "cancelled"]
+    cancelled = Run.objects.get(pk=runs[1].pk)
+    assert cancelled.lease_owner == "" and cancelled.output is None
+    assert not StepRun.objects.filter(run=cancelled, node_id="s1").exists()
 
 
 def test_a_run_cancelled_while_it_waits_its_turn_in_the_batch_runs_no_step(
@@ -303,3 +310,31 @@ def test_a_run_cancelled_while_it_waits_its_turn_in_the_batch_runs_no_step(
 
     assert statuses(runs) == ["succeeded", "cancelled"]
     assert not StepRun.objects.filter(run=runs[1]).exists()
+
+
+def test_drain_requests_stay_one_in_the_broker_however_many_ask(monkeypatch):
+    """Runs queued one after another and drains finding full batches all ask for a drain;
+    while one request waits in the broker, none is added (under a backlog the queue of
+    requests grew to thousands, and the reconciler's ticks waited behind them)."""
+    import uuid
+
+    import redis
+
+    from studio.celery import app as celery_app
+
+    queue = f"test-drain-requests-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setitem(celery_app.conf, "task_default_queue", queue)
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+
+    def drain_finding_full_batches(*, wake_another, **_) -> int:  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            tasks.request_drain()  # a run committed (outside a transaction: at once)
+            wake_another()  # "another worker, join in"
+        return 0
+
+    monkeypatch.setattr(tasks, "drain_queued", drain_finding_full_batches)
+    try:
+        tasks.drain()  # the task body, here in this process
+        assert broker.llen(queue) == 1
+    finally:
+        broker.delete(queue, tasks._drain_flag())

@@ -77,18 +77,18 @@ def test_an_outcome_recorded_first_by_another_worker_stands(
     worker (whose lease took over) recorded a step first, this advance rolls back and
     yields, and the run completes from the other worker's outcome."""
 
-    from apps.runs.engine import executor
+    from apps.runs.engine.batch import Batch
 
     flow = published_flow(workspace, builder_user, chain(2))
     run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False).run
-    real_flush = executor._Batch._flush
+    real_flush = Batch._flush
 
     def other_worker_completes_s0_first(self) -> None:
         record_s0_elsewhere(test_database_url, run.id)
-        monkeypatch.setattr(executor._Batch, "_flush", real_flush)
+        monkeypatch.setattr(Batch, "_flush", real_flush)
         real_flush(self)
 
-    monkeypatch.setattr(executor._Batch, "_flush", other_worker_completes_s0_first)
+    monkeypatch.setattr(Batch, "_flush", other_worker_completes_s0_first)
     yielded = advance(run.id)
 
     assert yielded.claimed and yielded.steps_executed == 0

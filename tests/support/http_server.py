@@ -11,13 +11,17 @@ from typing import Any
 class CountingServer:
     """Answers every request with ``status`` (or the next of ``statuses``) and a JSON
     echo; records each request. ``/redirect?to=URL`` answers 302 to URL; ``/slow?seconds=N``
-    answers after N seconds."""
+    answers after N seconds; ``/hold`` answers once ``release`` is set (``holding`` and
+    ``most_held`` count such requests in progress, now and at most)."""
 
     def __init__(
         self, statuses: list[int] | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
+        self.release = threading.Event()
+        self.holding = self.most_held = 0
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +45,8 @@ class CountingServer:
                     time.sleep(
                         float(self.path.split("seconds=")[-1]) if "seconds=" in self.path else 3
                     )
+                if self.path.startswith("/hold"):
+                    server._hold()
                 if self.path.startswith("/redirect?to="):
                     self.send_response(302)
                     self.send_header("Location", self.path.split("=", 1)[1])
@@ -61,10 +67,19 @@ class CountingServer:
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def _hold(self) -> None:
+        with self._lock:
+            self.holding += 1
+            self.most_held = max(self.most_held, self.holding)
+        self.release.wait(timeout=30)
+        with self._lock:
+            self.holding -= 1
+
     def __enter__(self) -> CountingServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()

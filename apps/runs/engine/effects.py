@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -21,6 +20,7 @@ from apps.core.events import publish_run_event
 from apps.flows.definition import Node
 
 from ..models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun
+from .dispatch import dispatcher
 
 # Block categories whose outcome is a decision worth explaining later.
 DECISION_CATEGORIES = {"model", "policy", "human"}
@@ -87,9 +87,7 @@ def retry_scheduled(run: Run, delay: float) -> None:
     # Short delays get a Celery countdown as a fast path; the reconciler (database clock)
     # is what guarantees the retry happens, so a lost message only delays it.
     if delay <= 60:
-        from ..tasks import enqueue_advance
-
-        enqueue_advance(run.pk, run.trace_context, countdown=delay)
+        dispatcher().enqueue_advance(run.pk, run.trace_context, countdown=delay)
 
 
 def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool = False) -> None:
@@ -102,18 +100,14 @@ def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool
         # A wait of this run ended (a decision, a deadline) while this advance held it:
         # the run stays queued, and a drain takes it once this advance lets go of it.
         if Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).exists():
-            from ..tasks import request_drain
-
-            request_drain()
+            dispatcher().request_drain()
         return
     changed = run.status != status
     run.status, run.wake_at = status, wake_at
     if changed:
         _status_event(run)
     if requeue:
-        from ..tasks import enqueue_advance
-
-        enqueue_advance(run.pk, run.trace_context)
+        dispatcher().enqueue_advance(run.pk, run.trace_context, countdown=None)
 
 
 @dataclass
@@ -159,11 +153,11 @@ def runs_finished(finishes: list[Finish]) -> None:
         params += [
             finish.run.pk,
             finish.status,
-            _json(finish.output),
-            _json(finish.error),
+            json_param(finish.output),
+            json_param(finish.error),
             finish.progressed,
             finish.response_changed,
-            _json(finish.run.response),
+            json_param(finish.run.response),
         ]
     params.append([str(status) for status in TERMINAL_RUN_STATUSES])
     sql = FINISH_SQL.format(rows=", ".join([FINISH_ROW] * len(finishes)))
@@ -188,7 +182,7 @@ def runs_finished(finishes: list[Finish]) -> None:
             _resume_parent(run)
 
 
-def _json(value: Any) -> str | None:
+def json_param(value: Any) -> str | None:
     # SQL NULL for None, as the ORM writes a JSONField's None.
     return None if value is None else json.dumps(value)
 
@@ -206,8 +200,6 @@ def _status_event(run: Run) -> None:
 
 
 def _resume_parent(child: Run) -> None:
-    from ..services import step_resume
-
     signal = {
         "port": "out" if child.status == RunStatus.SUCCEEDED else "error",
         "status": child.status,
@@ -215,13 +207,4 @@ def _resume_parent(child: Run) -> None:
         "error": child.error,
         "run": str(child.id),
     }
-    step_resume(run_id=child.parent_run_id, node_id=child.parent_node, signal=signal)
-
-
-def due_runs_filter(now: datetime) -> Q:
-    """Runs a reconciler should re-drive: active, unleased or lease expired, and due."""
-    return (
-        Q(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
-        & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        & (Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-    )
+    dispatcher().resume_step(run_id=child.parent_run_id, node_id=child.parent_node, signal=signal)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import random
-import signal
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
+
+from django.conf import settings
 
 from apps.flows.node_settings import NodeSettings
 
-T = TypeVar("T")
-__all__ = ["NodeSettings", "StepTimeout", "backoff_seconds", "call_with_timeout"]
+__all__ = ["NodeSettings", "StepTimeout", "backoff_seconds", "engine_setting"]
 
 
 class StepTimeout(Exception):
@@ -33,20 +31,7 @@ def backoff_seconds(retry_number: int, settings: NodeSettings) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 — jitter, not security
 
 
-def call_with_timeout(function: Callable[[], T], seconds: float) -> T:
-    """Run ``function``; raise StepTimeout after ``seconds``. In a worker's main thread a
-    real-time timer interrupts it; elsewhere (the web process) the blocks' own I/O
-    timeouts bound it and an overrun is reported afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        return function()
-
-    def on_timeout(signum: int, frame: Any) -> None:
-        raise StepTimeout(seconds)
-
-    previous = signal.signal(signal.SIGALRM, on_timeout)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return function()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def engine_setting(name: str) -> Any:
+    """One of the engine's ``FLOWGATE`` settings (read each time: tests change them)."""
+    flowgate: dict[str, Any] = settings.FLOWGATE
+    return flowgate[name]

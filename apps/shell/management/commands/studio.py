@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +19,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from honcho.manager import Manager
 
 from apps.core import localservices
 from studio.processes import (
@@ -32,6 +29,7 @@ from studio.processes import (
     model_service_process,
     studio_processes,
 )
+from studio.supervisor import Supervisor
 
 
 class Command(BaseCommand):
@@ -160,17 +158,12 @@ class Command(BaseCommand):
     def _supervise(
         self, host: str, port: int, concurrency: int, extra: Sequence[ProcessSpec] = ()
     ) -> int:
-        manager = Manager()
         environment = {**os.environ, **self._child_environment()}
         specs = [*studio_processes(host=host, port=port, worker_concurrency=concurrency), *extra]
-        for spec in specs:
-            manager.add_process(
-                spec.name, shlex.join(spec.command), env=spec.child_environment(environment)
-            )
-        # honcho stops every child on SIGINT/SIGTERM and when any one of them exits.
-        signal.signal(signal.SIGTERM, lambda *_: manager.terminate())
-        manager.loop()
-        return manager.returncode or 0
+        # A child that exits is restarted with backoff; Ctrl-C/SIGTERM stops them all.
+        supervisor = Supervisor(specs, environment, say=self._say)
+        supervisor.install_signal_handlers()
+        return supervisor.run()
 
     def _child_environment(self) -> dict[str, str]:
         return {"PYTHONUNBUFFERED": "1"}

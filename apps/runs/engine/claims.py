@@ -1,0 +1,138 @@
+"""Leases on runs: claiming one run or a batch of queued runs, renewing, giving back.
+
+A lease is short (``RUN_LEASE_SECONDS``) and renewed while its holder works on the run
+(``renew_leases``), so a worker that dies leaves its runs idle for one short lease at most.
+The SQL is built from our own constants and the status values of ``RunStatus``; every
+value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from ..models import Run, RunStatus, StepRun
+from .policy import engine_setting
+
+RUN = Run._meta.db_table
+QUEUED, RUNNING = RunStatus.QUEUED.value, RunStatus.RUNNING.value
+
+# One round trip takes the lease and reads the run; ``has_steps`` spares a new run the
+# look-up of steps.
+CLAIM_SQL = f"""
+    UPDATE {RUN} AS run
+       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+           deliveries = deliveries + 1,
+           status = CASE WHEN status = '{QUEUED}' THEN '{RUNNING}' ELSE status END,
+           started_at = COALESCE(started_at, now()), updated_at = now()
+     WHERE id = %s AND status IN ('{QUEUED}', '{RUNNING}')
+       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
+"""  # noqa: S608
+
+# The claim of the drain: the oldest queued runs nobody holds, skipping rows another
+# drain has locked, so concurrent drains never wait for each other nor take the same run.
+# Its WHERE is the ``run_queued`` index's condition, word for word, so that the planner
+# walks that index. (A queued run still leased — resumed while a worker held it — is left
+# to the reconciler, which re-drives it once the lease is given back or expires.)
+CLAIM_QUEUED_SQL = f"""
+    WITH due AS (
+        SELECT id FROM {RUN}
+         WHERE status = '{QUEUED}' AND lease_owner = ''
+         ORDER BY created_at
+         LIMIT %s
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {RUN} AS run
+       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+           deliveries = deliveries + 1, status = '{RUNNING}',
+           started_at = COALESCE(started_at, now()), updated_at = now()
+      FROM due
+     WHERE run.id = due.id
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
+"""  # noqa: S608
+
+# Rows another transaction holds (the holder's own batch, about to commit) are skipped
+# rather than waited for: waiting could deadlock with that batch, and it commits within
+# moments, long before the lease runs out.
+RENEW_SQL = f"""
+    UPDATE {RUN} SET lease_expires_at = now() + make_interval(secs => %s)
+     WHERE id IN (SELECT id FROM {RUN} WHERE lease_owner = %s FOR UPDATE SKIP LOCKED)
+"""  # noqa: S608
+
+
+def lease_seconds() -> int:
+    return int(engine_setting("RUN_LEASE_SECONDS"))
+
+
+def claim(run_id: Any, owner: str) -> Run | None:
+    """The run, leased to ``owner``, with ``database_now`` and ``has_steps`` set; or None
+    when it is finished, parked or leased to someone else."""
+    return next(iter(Run.objects.raw(CLAIM_SQL, [owner, lease_seconds(), run_id])), None)
+
+
+def claim_queued(owner: str, limit: int) -> list[Run]:
+    runs = list(Run.objects.raw(CLAIM_QUEUED_SQL, [limit, owner, lease_seconds()]))
+    return sorted(runs, key=lambda run: run.created_at)
+
+
+def queued_unleased_exist() -> bool:
+    return Run.objects.filter(status=RunStatus.QUEUED, lease_owner="").exists()
+
+
+def renew_leases(owner: str) -> int:
+    """Extend every lease ``owner`` holds by a full lease from now (database clock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(RENEW_SQL, [lease_seconds(), owner])
+        return cursor.rowcount
+
+
+def release(run: Run, owner: str, *, progressed: bool) -> None:
+    """Give the lease back. A delivery that ends here did not crash its worker, so it does
+    not count towards dead-lettering (only deliveries that never come back do): with
+    progress the count starts again, without (nothing was due yet) the claim's increment
+    is taken back."""
+    deliveries = 0 if progressed else Greatest(F("deliveries") - 1, 0)
+    Run.objects.filter(pk=run.pk, lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None, deliveries=deliveries
+    )
+
+
+def release_all(runs: list[Run], owner: str) -> None:
+    Run.objects.filter(pk__in=[run.pk for run in runs], lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None
+    )
+
+
+# Runs due again (their message was lost, their worker died, a retry or wake-up is due):
+# queued for the drains, oldest first. A run being worked on holds a live lease, and one
+# just queued is younger than the grace period (its drain request is in flight).
+REQUEUE_DUE_SQL = f"""
+    WITH due AS (
+        SELECT id FROM {RUN}
+         WHERE status IN ('{QUEUED}', '{RUNNING}')
+           AND (lease_expires_at IS NULL OR lease_expires_at < now())
+           AND (wake_at IS NULL OR wake_at <= now())
+           AND updated_at < now() - make_interval(secs => %s)
+         ORDER BY updated_at
+         LIMIT %s
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {RUN} AS run
+       SET status = '{QUEUED}', lease_owner = '', lease_expires_at = NULL, updated_at = now()
+      FROM due
+     WHERE run.id = due.id
+ RETURNING run.id
+"""  # noqa: S608
+
+
+def requeue_due(*, grace_seconds: float, limit: int) -> list[Any]:
+    """Queue the runs that are due again for the drains; their ids."""
+    with connection.cursor() as cursor:
+        cursor.execute(REQUEUE_DUE_SQL, [grace_seconds, limit])
+        return [row[0] for row in cursor.fetchall()]

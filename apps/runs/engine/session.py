@@ -1,0 +1,251 @@
+"""Driving executors: claim runs, advance them in rounds, wait for their call-outs.
+
+A *session* holds the runs one caller has claimed (one run for ``advance``, many for a
+drain). Each *round* is one transaction: the steps of freshly claimed runs, or the outcomes
+of call-outs that ended and the steps that follow them. Call-outs marked started in a round
+are launched once it commits (``io.py``), so many runs' calls are in flight together while
+the caller goes on claiming and recording; their leases are renewed meanwhile.
+
+Queued runs (new, resumed, retried, re-driven) are advanced by ``drain_queued``: one claim
+takes a batch of them (``FOR UPDATE SKIP LOCKED``) and their first round runs in one shared
+transaction, so a batch costs the statements and the commit of one run; a batch keeps its
+runs while they call out, and the drain keeps claiming while calls are in flight, so a slow
+dependency holds up neither the batch nor the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection
+from opentelemetry import trace
+
+from apps.core.tracing import start_run_span
+from apps.flows.definition import FlowGraph
+
+from ..models import Run
+from . import claims
+from .batch import Batch
+from .executor import RunExecutor
+from .io import Call, InFlight
+
+logger = logging.getLogger("flowgate.engine")
+# How often a drain with calls in flight looks at the queue again.
+CLAIM_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class AdvanceOutcome:
+    run_id: Any
+    claimed: bool
+    status: str | None = None
+    steps_executed: int = 0
+    run: Run | None = None  # as this advance left it (status, output, response)
+
+
+class Session:
+    def __init__(self, owner: str, *, one_by_one_on_failure: bool) -> None:
+        self.owner = owner
+        # Inside a transaction the caller owns (a test, an eager task), calls read through
+        # the caller's connection; otherwise each round commits on its own.
+        self.calls = InFlight(shared=connection if connection.in_atomic_block else None)
+        self.holding: dict[Any, RunExecutor] = {}  # runs with a call-out in flight
+        # One "advance run" span per run, from its claim to its last round.
+        self.spans: dict[int, Any] = {}
+        self.one_by_one_on_failure = one_by_one_on_failure
+        self.advanced = 0
+        self.renewed_at = time.monotonic()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.holding)
+
+    def start(
+        self,
+        runs: list[Run],
+        *,
+        budget_seconds: float | None = None,
+        graph: FlowGraph | None = None,
+    ) -> list[RunExecutor]:
+        """The first round of freshly claimed ``runs``."""
+        claimed_at = time.monotonic()
+        executors = [
+            RunExecutor(
+                run,
+                self.owner,
+                submit=self.calls.add,
+                budget_seconds=budget_seconds,
+                graph=graph,
+                claimed_at=claimed_at,
+            )
+            for run in runs
+        ]
+
+        for executor in executors:
+            self.spans[id(executor)] = start_run_span("advance run", executor.run)
+
+        def work(batch: Batch) -> None:
+            for executor in executors:
+                with trace.use_span(self.spans[id(executor)], end_on_exit=False):
+                    executor.advance(batch)
+
+        self._round(work, executors)
+        return executors
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for call-outs; record those that ended in one round."""
+        self._renew_leases_when_due()
+        ended = [call for call in self.calls.wait(timeout) if self._holds(call)]
+        if not ended:
+            return
+        executors = list({id(call.owner): call.owner for call in ended}.values())
+        _read_statuses_again(executors)
+
+        def work(batch: Batch) -> None:
+            for call in ended:
+                executor: RunExecutor = call.owner
+                with trace.use_span(self.spans[id(executor)], end_on_exit=False):
+                    executor.call_ended(batch, call)
+
+        self._round(work, executors)
+
+    def _holds(self, call: Call) -> bool:
+        # A call of a run this session let go of (its round failed) is nobody's now.
+        return self.holding.get(call.owner.run.pk) is call.owner
+
+    def _round(self, work: Callable[[Batch], None], executors: list[RunExecutor]) -> None:
+        try:
+            with Batch() as batch:
+                work(batch)
+        except Exception:
+            self._let_go(executors)
+            if not self.one_by_one_on_failure:
+                raise
+            self._one_by_one(executors)
+            return
+        for executor in executors:
+            if executor.done:
+                self.holding.pop(executor.run.pk, None)
+                self.spans.pop(id(executor)).end()
+                self.advanced += 1
+            else:
+                self.holding[executor.run.pk] = executor
+        self.calls.launch()
+
+    def _let_go(self, executors: list[RunExecutor]) -> None:
+        """The round was rolled back (a step completed twice, a database error): forget
+        its calls not launched yet and give its runs back."""
+        self.calls.discard(set(executors))
+        for executor in executors:
+            self.holding.pop(executor.run.pk, None)
+            self.spans.pop(id(executor)).end()
+        claims.release_all([executor.run for executor in executors], self.owner)
+
+    def _one_by_one(self, executors: list[RunExecutor]) -> None:
+        """In a drain, advance each run of a failed round on its own, so one run's trouble
+        costs the others nothing."""
+        logger.exception("a batch of %d runs failed; advancing them one by one", len(executors))
+        for executor in executors:
+            try:
+                advance(executor.run.pk)
+            except Exception:  # left to the reconciler; the others still get their turn
+                logger.exception("run %s could not be advanced", executor.run.pk)
+        self.advanced += len(executors)
+
+    def _renew_leases_when_due(self) -> None:
+        if self.holding and time.monotonic() - self.renewed_at > claims.lease_seconds() / 3:
+            claims.renew_leases(self.owner)
+            self.renewed_at = time.monotonic()
+
+
+def _read_statuses_again(executors: list[RunExecutor]) -> None:
+    """Another process may have cancelled a run while its call was out: one query for the
+    runs of a round whose status was read over half a second ago (an executor would
+    otherwise ask run by run)."""
+    stale = [e for e in executors if time.monotonic() - e.cancel_checked_at > 0.5]
+    if not stale:
+        return
+    statuses = dict(
+        Run.objects.filter(pk__in=[e.run.pk for e in stale]).values_list("pk", "status")
+    )
+    for executor in stale:
+        executor.status_read(statuses.get(executor.run.pk, executor.run.status))
+
+
+def advance(
+    run_id: Any, *, budget_seconds: float | None = None, graph: FlowGraph | None = None
+) -> AdvanceOutcome:
+    """Advance ``run_id`` as far as it can go now. Safe to call any number of times.
+    ``graph`` saves a look-up when the caller has parsed the run's definition already.
+    Waits for the run's call-outs (each bounded by its step's timeout)."""
+    owner = uuid.uuid4().hex
+    run = claims.claim(run_id, owner)
+    if run is None:
+        return AdvanceOutcome(run_id, claimed=False)
+    session = Session(owner, one_by_one_on_failure=False)
+    try:
+        [executor] = session.start([run], budget_seconds=budget_seconds, graph=graph)
+        while session.busy:
+            session.wait(1.0)
+    except IntegrityError:
+        logger.warning("run %s: a step was completed by another worker; yielding", run_id)
+        return AdvanceOutcome(run_id, True, run.status, 0, run)
+    return AdvanceOutcome(run_id, True, run.status, executor.steps_executed, run)
+
+
+def drain_queued(
+    *,
+    before_claim: Callable[[], None],
+    wake_another: Callable[[], None],
+    batch_size: int,
+    seconds: float,
+) -> int:
+    """Advance queued runs, ``batch_size`` at a time, until none is left or ``seconds``
+    have passed; returns how many were advanced. While its runs have calls in flight the
+    drain goes on claiming (up to ``DRAIN_MAX_RUNS`` runs held, ``DRAIN_MAX_SECONDS`` in
+    all), then waits for their calls. ``before_claim`` runs before each claim (the caller's
+    wake-up flag is cleared there, so a run queued after it is either seen by a claim or
+    wakes a drain of its own); ``wake_another`` asks for another drain when this one leaves
+    work behind or finds a full batch (another worker joins in)."""
+    flowgate: dict[str, Any] = settings.FLOWGATE
+    session = Session(uuid.uuid4().hex, one_by_one_on_failure=True)
+    started = time.monotonic()
+    deadline, give_up = started + seconds, started + float(flowgate["DRAIN_MAX_SECONDS"])
+    room = int(flowgate["DRAIN_MAX_RUNS"])
+    next_claim, claims_made = 0.0, 0
+    while True:
+        now = time.monotonic()
+        # A requested drain claims once at least, however short its time.
+        claiming = not claims_made or now < deadline or (session.busy and now < give_up)
+        if not claiming and not session.busy:
+            if now >= deadline and claims.queued_unleased_exist():
+                wake_another()
+            return session.advanced
+        if claiming and now >= next_claim and len(session.holding) < room:
+            before_claim()
+            limit = min(batch_size, room - len(session.holding))
+            runs, claims_made = claims.claim_queued(session.owner, limit), claims_made + 1
+            if runs:
+                if len(runs) == limit:
+                    wake_another()
+                session.start(runs)
+                session.wait(0)  # record calls that ended meanwhile, then claim again
+                continue
+            if not session.busy:
+                # SKIP LOCKED also passes over a queued run locked for a moment (being
+                # cancelled, resumed twice): look again shortly rather than leave it.
+                if not claims.queued_unleased_exist():
+                    return session.advanced
+                time.sleep(0.02)
+                continue
+            next_claim = now + CLAIM_POLL_SECONDS
+        if claiming and len(session.holding) < room:
+            session.wait(max(0.0, next_claim - time.monotonic()))
+        else:  # until a call ends (or half a second): nothing to claim meanwhile
+            session.wait(0.5)

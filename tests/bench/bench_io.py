@@ -1,0 +1,273 @@
+"""Flows that call out, through the public entry point, with real services.
+
+Run: ``python tests/bench/bench_io.py [--seconds 10]``. Uses the engine benchmark's
+database and helpers (``bench_engine.py``): two real Celery workers (prefork, one process
+each), the ASGI web server, and a sink on loopback (``sink.py`` under uvicorn) answering
+each call after 1 ms, then after 200 ms. The flow is
+
+    webhook (async) → transform → HTTP call → branch → HTTP call → respond
+
+Webhooks are sent at a fixed rate (open loop: the rate does not slow down when Flowgate
+does) for ``--seconds``; each run's end-to-end time is from sending its webhook to its
+``finished_at``. Reported: runs/s completed (runs ÷ time from the first webhook to the
+last run's end), p50/p99 end-to-end, and CPU milliseconds per run by process group (web
+server, workers, Postgres backends; the sink and this load generator apart), beside the
+floor of a bare Celery task on the same workers.
+
+The machine may be shared: figures move with its load. Results go to
+tests/bench/results/io.json; figures, not asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench import bench_engine as bench  # sets Django up, so first
+
+# isort: split
+
+import httpx
+import psutil
+from django.core.management import call_command
+from django.db import transaction
+
+from apps.accounts.models import Role
+from apps.runs.blocks import envelope
+from apps.runs.models import Run
+from apps.runs.services import run_start
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.runs.helpers import definition, node, published_flow
+from tests.support.processes import free_port, stop_process_group
+from tests.support.workers import WorkerProcess
+
+WORKER_ENVIRONMENT = {"SSRF_ALLOWLIST": "127.0.0.1"}
+
+
+def calling_flow(sink: str) -> dict:
+    return definition(
+        [
+            node("hook", "trigger.webhook", mode="async"),
+            node("prep", "transform.set", values={"amount": "double(trigger.body.amount)"}),
+            node("score", "connector.http", method="POST", url=f"{sink}/score",
+                 body={"amount": "steps.prep.output.amount"}),
+            node("check", "logic.branch", condition="steps.score.output.status == 200"),
+            node("notify", "connector.http", method="POST", url=f"{sink}/notify",
+                 body={"score": "steps.score.output.body.score"}),
+            node("reply", "flow.respond", body={"score": "steps.score.output.body.score"}),
+        ],
+        [("hook", "prep"), ("prep", "score"), ("score", "check"), ("check", "notify", "true"),
+         ("notify", "reply")],
+        name="Calls out",
+    )  # fmt: skip
+
+
+@contextmanager
+def sink_server(delay_ms: float) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="flowgate-bench-sink-", suffix=".log")[1])
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tests.bench.sink:app", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log", "--lifespan", "off",
+             "--backlog", "4096"],
+            cwd=bench.ROOT, env={**bench.child_environment(), "SINK_DELAY_MS": str(delay_ms)},
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield url, server.pid
+    finally:
+        stop_process_group(server)
+
+
+@contextmanager
+def web_server(processes: int) -> Iterator[tuple[str, int]]:
+    if processes == 1:
+        with bench.web_server() as running:
+            yield running
+        return
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="flowgate-bench-web-", suffix=".log")[1])
+    environment = bench.child_environment(DATABASE_URL=bench.DATABASE_URL, DATABASE_POOL="true")
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--lifespan", "off", "--no-access-log",
+             "--workers", str(processes), "--timeout-keep-alive", "60"],
+            cwd=bench.ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        bench.wait_for_http(f"{url}/healthz", process=server, seconds=60, log=log)
+        yield url, server.pid
+    finally:
+        stop_process_group(server)
+
+
+async def send_webhooks(url: str, token: str, rate: float, seconds: float) -> dict:
+    """Open loop: one webhook every 1/rate s for ``seconds``; the run id and send time of
+    each accepted one."""
+    sent: dict[str, float] = {}
+    refused = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(index: int) -> None:
+            nonlocal refused
+            started = time.time()
+            try:
+                response = await client.post(f"/hooks/{token}", json={"amount": index % 200})
+            except httpx.TransportError:  # a keep-alive connection the server just closed
+                response = await client.post(f"/hooks/{token}", json={"amount": index % 200})
+            if response.status_code >= 300:
+                refused += 1
+                return
+            sent[response.headers["X-Flowgate-Run"]] = started
+
+        tasks = []
+        begin, count = time.monotonic(), int(rate * seconds)
+        for index in range(count):
+            delay = begin + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(index)))
+        await asyncio.gather(*tasks)
+        send_seconds = time.monotonic() - begin
+    return {"sent": sent, "refused": refused, "send_seconds": send_seconds}
+
+
+def finished_times(run_ids: list[str], timeout: float) -> dict[str, float]:
+    deadline, ends = time.monotonic() + timeout, {}
+    pending = set(run_ids)
+    while pending and time.monotonic() < deadline:
+        rows = Run.objects.filter(pk__in=pending, finished_at__isnull=False).values_list(
+            "pk", "status", "finished_at"
+        )
+        for run_id, status, finished_at in rows:
+            if status != "succeeded":
+                raise RuntimeError(f"run {run_id} {status}")
+            ends[str(run_id)] = finished_at.timestamp()
+            pending.discard(run_id) if run_id in pending else pending.discard(str(run_id))
+        time.sleep(0.1)
+    if pending:
+        raise RuntimeError(f"{len(pending)} runs did not finish in {timeout}s")
+    return ends
+
+
+def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
+    expected = int(rate * seconds)
+    with bench.cpu_per_run(groups, expected) as cpu:
+        outcome = asyncio.run(send_webhooks(url, flow.webhook_token, rate, seconds))
+        sent = outcome["sent"]
+        ends = finished_times(list(sent), timeout=300)
+    first_sent, last_end = min(sent.values()), max(ends.values())
+    latencies = [(ends[run] - sent[run]) * 1000 for run in sent]
+    return {
+        "target_rate": rate,
+        "runs": len(sent),
+        "refused": outcome["refused"],
+        "webhooks_sent_per_second": round(len(sent) / outcome["send_seconds"], 1),
+        "runs_per_second": round(len(sent) / (last_end - first_sent), 1),
+        "end_to_end": bench.summary(latencies),
+        "cpu_ms_per_run": cpu,
+    }
+
+
+def burst(flow, groups: dict, count: int) -> dict:
+    """The engine alone: ``count`` runs queued in one transaction (as a backlog of
+    webhooks would leave them), drained by the two workers; timed from the commit."""
+    with transaction.atomic():
+        runs = [
+            run_start(flow=flow, trigger="webhook", payload=envelope({"amount": i % 200})).run.pk
+            for i in range(count)
+        ]
+    with bench.cpu_per_run(groups, count) as cpu:
+        started = time.perf_counter()
+        bench.wait_until_finished(runs, poll=0.05)
+        elapsed = time.perf_counter() - started
+    return {
+        "runs": count,
+        "seconds": round(elapsed, 2),
+        "runs_per_second": round(count / elapsed, 1),
+        "cpu_ms_per_run": cpu,
+    }
+
+
+def main() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10, help="length of each load phase")
+    parser.add_argument("--fast-rate", type=float, default=300, help="webhooks/s, 1 ms sink")
+    parser.add_argument("--slow-rate", type=float, default=200, help="webhooks/s, 200 ms sink")
+    parser.add_argument("--floor-tasks", type=int, default=2000)
+    # The studio runs one web process, which takes one request at a time in its sync
+    # thread: more processes show the engine behind it rather than the door in front.
+    parser.add_argument("--web-processes", type=int, default=1)
+    arguments = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    suffix = uuid.uuid4().hex[:8]
+    workspace = WorkspaceFactory(slug=f"bench-io-{suffix}")
+    user = MembershipFactory(
+        user=UserFactory(username=f"bench-io-{suffix}"), workspace=workspace, role=Role.ADMIN
+    ).user
+    results: dict[str, object] = {
+        "cpus": psutil.cpu_count(),
+        "workers": 2,
+        "web_processes": arguments.web_processes,
+    }
+    workers = [
+        WorkerProcess(database_url=bench.DATABASE_URL, environment=WORKER_ENVIRONMENT).start()
+        for _ in range(2)
+    ]
+    try:
+        results["floor_bare_celery_task"] = bench.celery_throughput(workers, arguments.floor_tasks)
+        with web_server(arguments.web_processes) as (url, web_pid):
+            groups = {
+                "web_server": lambda: bench.process_tree(web_pid),
+                "workers": lambda: bench.worker_processes(workers),
+                "postgres": bench.database_backends,
+            }
+            for label, delay, rate in (
+                ("sink_1ms", 1, arguments.fast_rate),
+                ("sink_200ms", 200, arguments.slow_rate),
+            ):
+                with sink_server(delay) as (sink, _):
+                    flow = published_flow(workspace, user, calling_flow(sink), name=label)
+                    measure(flow, url, groups, rate, 1)  # warm-up: connections, caches
+                    results[label] = measure(flow, url, groups, rate, arguments.seconds)
+                    results[f"{label}_queued_at_once"] = burst(
+                        flow, groups, int(rate * arguments.seconds)
+                    )
+    finally:
+        for worker in workers:
+            worker.stop()
+    bench.RESULTS.mkdir(parents=True, exist_ok=True)
+    (bench.RESULTS / "io.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

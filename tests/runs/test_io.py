@@ -1,0 +1,189 @@
+"""Call-outs in flight: a slow API holds up nobody else, limits per host, step timeouts,
+and a delivery that finds nothing due is no failed delivery."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from apps.runs.blocks import envelope
+from apps.runs.engine import advance, drain_queued
+from apps.runs.models import Run, StepRun
+from apps.runs.services import run_start
+from tests.runs.helpers import definition, node, published_flow
+from tests.support.http_server import CountingServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+
+
+@pytest.fixture
+def server():
+    with CountingServer() as running:
+        yield running
+
+
+def calling_flow(workspace, user, url: str, name: str, **call_settings):
+    return published_flow(
+        workspace,
+        user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                {**node("call", "connector.http", url=url, timeout_seconds=20), **call_settings},
+                node("done", "transform.set", values={"n": "trigger.body.n"}),
+            ],
+            [("start", "call"), ("call", "done")],
+            name=name,
+        ),
+        name=name,
+    )
+
+
+def queue(flow, count: int) -> list[Run]:
+    return [
+        run_start(flow=flow, trigger="manual", payload=envelope({"n": i}), enqueue=False).run
+        for i in range(count)
+    ]
+
+
+def drain() -> int:
+    return drain_queued(
+        before_claim=lambda: None, wake_another=lambda: None, batch_size=25, seconds=30
+    )
+
+
+def statuses(database_url: str, runs: list[Run]) -> list[str]:
+    with psycopg.connect(database_url, autocommit=True) as other:
+        rows = dict(
+            other.execute(
+                "SELECT id, status FROM runs_run WHERE id = ANY(%s)", [[run.id for run in runs]]
+            ).fetchall()
+        )
+    return [rows[run.id] for run in runs]
+
+
+def test_a_slow_api_delays_neither_the_fast_flow_beside_it_nor_past_its_host_limit(
+    workspace, admin_user, server, test_database_url, settings
+):
+    """The slow API answers only once the fast flow's runs have all succeeded (seen from
+    another connection, while the slow runs are still running): a worker that waited for
+    each call in turn would never get there. The slow host never has more calls in
+    flight than its limit, and the rest of the slow runs wait for a slot."""
+    settings.FLOWGATE = {**settings.FLOWGATE, "IO_MAX_CALLS_PER_HOST": 2}
+    slow = queue(calling_flow(workspace, admin_user, f"{server.url}/hold", "Slow"), 4)
+    fast_server = CountingServer().__enter__()
+    fast = queue(
+        calling_flow(workspace, admin_user, f"http://localhost:{fast_server.port}/", "Fast"), 5
+    )
+    seen: dict[str, list[str]] = {}
+
+    def release_when_the_fast_runs_are_done() -> None:
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            if statuses(test_database_url, fast) == ["succeeded"] * 5:
+                seen["slow"] = statuses(test_database_url, slow)
+                break
+            time.sleep(0.05)
+        server.release.set()
+
+    watcher = threading.Thread(target=release_when_the_fast_runs_are_done)
+    watcher.start()
+    try:
+        assert drain() == 9
+    finally:
+        watcher.join()
+        fast_server.__exit__(None, None, None)
+    assert seen["slow"] == ["running"] * 4
+    assert statuses(test_database_url, slow + fast) == ["succeeded"] * 9
+    assert server.most_held == 2
+
+
+def test_a_run_looked_at_before_its_retry_is_due_is_never_dead_lettered(
+    workspace, admin_user, test_database_url, settings
+):
+    """Busy workers may claim a run again and again before its retry is due: such a
+    delivery finds nothing to do, which is no sign of a step crashing its worker."""
+    with CountingServer(statuses=[503]) as flaky:
+        flow = calling_flow(
+            workspace,
+            admin_user,
+            f"{flaky.url}/flaky",
+            "Flaky",
+            retry={"max_attempts": 2, "backoff_seconds": 3600, "max_backoff_seconds": 3600},
+        )
+        [run] = queue(flow, 1)
+        advance(run.id)  # the first attempt fails; its retry is due in an hour
+        for _ in range(settings.FLOWGATE["MAX_DELIVERIES"] + 2):
+            assert advance(run.id).claimed
+        run.refresh_from_db()
+        assert (run.status, run.deliveries, run.lease_owner) == ("running", 0, "")
+        StepRun.objects.filter(run=run, status="retry_scheduled").update(
+            next_attempt_at=run.created_at
+        )
+        advance(run.id)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_a_call_past_its_step_timeout_is_abandoned_and_fails_the_step(
+    workspace, admin_user, server
+):
+    """The engine stops waiting at the step's timeout (the driver's own timeout, 20 s
+    here, would end the call much later) and records the timeout as the step's failure."""
+    flow = calling_flow(
+        workspace,
+        admin_user,
+        f"{server.url}/hold",
+        "Hung",
+        timeout_seconds=1,
+        retry={"max_attempts": 1},
+    )
+    [run] = queue(flow, 1)
+    assert drain() == 1
+    run.refresh_from_db()
+    step = StepRun.objects.get(run=run, node_id="call")
+    assert run.status == "failed"
+    assert (step.status, step.error["type"]) == ("failed", "StepTimeout")
+    assert server.holding == 1  # the abandoned call is still with the slow API
+
+
+def test_a_flow_concurrency_limit_bounds_its_calls_in_flight(workspace, admin_user, server):
+    flow = calling_flow(workspace, admin_user, f"{server.url}/hold", "One at a time")
+    version = flow.versions.get()
+    version.definition = {**version.definition, "concurrency": {"limit": 1, "priority": 5}}
+    version.save(update_fields=["definition"])
+    runs = queue(flow, 3)
+
+    def release_soon() -> None:
+        deadline = time.monotonic() + 10
+        while server.holding == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # the other runs' calls would be held by now, were they let through
+        server.release.set()
+
+    threading.Thread(target=release_soon).start()
+    assert drain() == 3
+    assert server.most_held == 1
+    assert [run.status for run in Run.objects.filter(pk__in=[r.pk for r in runs])] == [
+        "succeeded"
+    ] * 3
+
+
+def test_a_flow_concurrency_object_takes_a_limit_and_a_priority_and_nothing_else():
+    from apps.flows.definition import validate_definition
+
+    flow = definition([node("start", "trigger.manual")])
+    assert validate_definition({**flow, "concurrency": {"limit": 5, "priority": -1}}) == []
+    problems = validate_definition({**flow, "concurrency": {"limit": 0, "max_runs": 3}})
+    assert sorted(problem.field for problem in problems) == [
+        "concurrency.limit",
+        "concurrency.max_runs",
+    ]
