@@ -26,6 +26,7 @@ PAGE_SIZE = 50
 
 def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, Any]:
     workspace = request.workspace  # type: ignore[attr-defined]
+    services.audit_seal()  # what a person reads is sealed (the sealer runs every second)
     form = AuditFilterForm(
         request.GET or None, actions=selectors.audit_action_list(workspace=workspace)
     )
@@ -80,6 +81,7 @@ def audit_export_view(request: HttpRequest, format: str) -> HttpResponse:
 def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     run = run_get(workspace=workspace, run_id=run_id)
+    services.audit_seal()  # the record shows its digests
     event = selectors.decision_get(workspace=workspace, run_id=run.id, node_id=node_id)
     step = next((s for s in run_steps(run=run)["latest"] if s.node_id == node_id), None)
     data = redact_for_workspace(workspace.id, event.data)

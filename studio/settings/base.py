@@ -244,6 +244,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 5.0),
         "options": {"expires": 30},
     },
+    # Appended audit events are chained by one sealer; a decision is sealed within this.
+    "seal-audit-trail": {
+        "task": "audit.seal",
+        "schedule": env_float("AUDIT_SEAL_INTERVAL_SECONDS", 1.0),
+        "options": {"expires": 5},
+    },
     # Retention (Settings → Data): finished runs older than the workspace's limit.
     "purge-expired-runs": {
         "task": "runs.purge_expired",
