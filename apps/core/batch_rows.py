@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TypeVar
 
-from django.db import models
+from django.db import connection, models
 
 M = TypeVar("M", bound=models.Model)
 
@@ -50,6 +50,9 @@ class RowBatch:
 def insert(row: M) -> M:
     """Insert ``row`` with the open batch, or now when none is open on this thread."""
     batch: RowBatch | None = getattr(_state, "batch", None)
+    if batch is not None and not connection.in_atomic_block:
+        batch.close()  # its transaction ended without it (a bug): never hold rows past it
+        batch = None
     if batch is None:
         row.save(force_insert=True)
     else:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
+import redis
 from django.db.models import Count, Max, QuerySet
 from django.http import Http404
 
+from apps.core.redis_clients import redis_client
+
 from .models import Policy, PolicyEvaluation, PolicyTestCase, PolicyVersion
+
+logger = logging.getLogger(__name__)
 
 
 def policy_list(*, workspace: Any) -> QuerySet[Policy]:
@@ -52,15 +61,60 @@ def policy_latest_version(*, policy: Policy) -> PolicyVersion | None:
     return policy.versions.order_by("-number").first()
 
 
+# The latest published version of each (workspace, slug), kept by each process and
+# checked against a generation number in Redis that every change to policies moves
+# (``policies_changed``, after the commit): a GET instead of a query per evaluation. An
+# entry is trusted for PUBLISHED_MAX_AGE at most, in case a change could not reach Redis.
+PUBLISHED_GENERATION_KEY = "flowgate:policies:generation"
+PUBLISHED_MAX_AGE = 60.0
+PUBLISHED_CACHE_SIZE = 1024
+_published_lock = threading.Lock()
+_published: OrderedDict[tuple[str, str], tuple[bytes, float, dict[str, str] | None]] = OrderedDict()
+
+
 def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, str] | None:
     """slug, package, source and sha256 of the latest published version of the
-    workspace's policy ``slug`` (one query), or None when it has none."""
-    return (
+    workspace's policy ``slug``, or None when it has none (a query when not cached)."""
+    generation = _published_generation()
+    key = (str(workspace_id), slug)
+    if generation is not None:
+        with _published_lock:
+            hit = _published.get(key)
+        if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
+            return dict(hit[2]) if hit[2] is not None else None
+    found = (
         PolicyVersion.objects.filter(policy__workspace_id=workspace_id, policy__slug=slug)
         .order_by("-number")
         .values("policy_id", "package", "source", "sha256")
         .first()
     )
+    if generation is not None:
+        with _published_lock:
+            _published[key] = (generation, time.monotonic() + PUBLISHED_MAX_AGE, found)
+            _published.move_to_end(key)
+            if len(_published) > PUBLISHED_CACHE_SIZE:
+                _published.popitem(last=False)
+    return dict(found) if found is not None else None
+
+
+def _published_generation() -> bytes | None:
+    """The generation of published policies (None when Redis cannot say: no caching)."""
+    try:
+        return redis_client().get(PUBLISHED_GENERATION_KEY) or b"0"
+    except redis.RedisError:
+        logger.warning("policy cache: Redis unavailable, reading from Postgres", exc_info=True)
+        return None
+
+
+def policies_changed() -> None:
+    """Tell every process that published policies changed: their cached versions are
+    read again. Called after the commit of any change to a policy or its versions."""
+    with _published_lock:
+        _published.clear()
+    try:
+        redis_client().incr(PUBLISHED_GENERATION_KEY)
+    except redis.RedisError:  # others then notice within PUBLISHED_MAX_AGE
+        logger.warning("policy cache: could not announce a change", exc_info=True)
 
 
 def policy_for_gate(*, workspace_id: Any, gate: str) -> Policy | None:

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from apps.blocks.base import BlockError, Result, Wait
 from apps.blocks.expressions import ExpressionError
-from apps.core import jsonsafe
+from apps.core import batch_rows, jsonsafe
 from apps.core.tracing import continued_trace, run_span, step_span
 from apps.flows.definition import FlowGraph, Node
 from apps.flows.models import FlowVersion
@@ -109,6 +109,7 @@ class _Batch:
     def __enter__(self) -> _Batch:
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
+        self.records = batch_rows.RowBatch().open()  # audit and decision-log rows
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -119,10 +120,12 @@ class _Batch:
             try:
                 self._flush()
             except BaseException:
+                self.records.close()
                 atomic.__exit__(*sys.exc_info())
                 raise
         else:
             self.pending, self.finishing = [], []
+        self.records.close()
         atomic.__exit__(*exc_info)
 
     def commit(self) -> None:
@@ -141,6 +144,7 @@ class _Batch:
     def _flush(self) -> None:
         for write in self.before_commit:
             write()
+        self.records.flush()
         if self.pending:
             rows, self.pending = self.pending, []
             StepRun.objects.bulk_create(rows)
