@@ -9,23 +9,19 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Policies"
 
     def ready(self) -> None:
-        from django.db import transaction
         from django.db.models.signals import post_delete, post_save
 
         from . import blocks
         from .models import Policy, PolicyVersion
-        from .selectors import policies_changed
+        from .selectors import policy_changed_in_transaction
 
         blocks.register()
 
         # Cached published versions (selectors) are dropped in every process once a
         # change to a policy (a new version, a rename, a deletion) commits.
-        def changed(**_: Any) -> None:
-            transaction.on_commit(policies_changed)
-
         for model in (Policy, PolicyVersion):
             for signal in (post_save, post_delete):
-                signal.connect(changed, sender=model, weak=False)
+                signal.connect(policy_changed_in_transaction, sender=model)
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Install the shipped gate and demo policies in the demo workspace (idempotent)."""

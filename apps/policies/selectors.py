@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import Any
 
 import redis
+from django.db import connection, transaction
 from django.db.models import Count, Max, QuerySet
 from django.http import Http404
 
@@ -75,7 +76,7 @@ _published: OrderedDict[tuple[str, str], tuple[bytes, float, dict[str, str] | No
 def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, str] | None:
     """slug, package, source and sha256 of the latest published version of the
     workspace's policy ``slug``, or None when it has none (a query when not cached)."""
-    generation = _published_generation()
+    generation = None if _changed_in_this_transaction() else _published_generation()
     key = (str(workspace_id), slug)
     if generation is not None:
         with _published_lock:
@@ -106,9 +107,32 @@ def _published_generation() -> bytes | None:
         return None
 
 
+_transaction_state = threading.local()
+
+
+def policy_changed_in_transaction(**_: Any) -> None:
+    """A policy or a version was written (signals): this thread reads published versions
+    from Postgres until its transaction ends (what it reads may be rolled back), and every
+    process is told once it commits."""
+    with _published_lock:
+        _published.clear()
+    _transaction_state.changed = True
+    transaction.on_commit(policies_changed)
+
+
+def _changed_in_this_transaction() -> bool:
+    if not getattr(_transaction_state, "changed", False):
+        return False
+    if connection.in_atomic_block:
+        return True
+    _transaction_state.changed = False  # that transaction ended (committed or rolled back)
+    return False
+
+
 def policies_changed() -> None:
     """Tell every process that published policies changed: their cached versions are
     read again. Called after the commit of any change to a policy or its versions."""
+    _transaction_state.changed = False
     with _published_lock:
         _published.clear()
     try:
