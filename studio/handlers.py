@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import FileResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponseBadRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 # Threads that run requests' synchronous code. They live as long as the process, so what
@@ -62,8 +62,10 @@ class SyncChainASGIHandler(ASGIHandler):
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         signals.request_started.send(sender=self.__class__, scope=scope)
-        request, response = self.create_request(scope, body_file)
-        if request is not None:
+        request, error_response = self.create_request(scope, body_file)
+        if request is None or error_response is not None:
+            response: HttpResponseBase = error_response or HttpResponseBadRequest()
+        else:
             response = self.get_response(request)
             response._handler_class = self.__class__  # type: ignore[attr-defined]
             if isinstance(response, FileResponse):

@@ -140,6 +140,51 @@ def burst(url: str, flow, count: int, workers: list) -> dict:
     }
 
 
+def model_phase(workspace, user, samples: int) -> dict:
+    """W1 with ``model.predict`` on the real model service (MLflow registry, BentoML),
+    through a web server started with its URL: c=1 p50/p99."""
+    import tempfile
+
+    from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models
+    from studio.processes import mlflow_process, model_service_process
+    from tests.mlmodels.helpers import CLAIM, INPUTS
+    from tests.runs.w1 import w1_model_node
+    from tests.support.model_stack import _start
+    from tests.support.processes import free_ports, stop_process_group
+
+    mlflow_port, service_port = free_ports(2)
+    mlflow_url, service_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{service_port}"
+    var_dir = Path(tempfile.mkdtemp(prefix="flowgate-bench-w1-"))
+    mlflow = _start(mlflow_process(tracking_uri=mlflow_url, var_dir=var_dir), mlflow_url)
+    service = _start(
+        model_service_process(service_url=service_url, tracking_uri=mlflow_url), service_url
+    )
+    try:
+        mlflow.wait("/health")
+        train_demo_models(tracking_uri=mlflow_url, names=(CLAIM_FRAUD,), rows=400)
+        service.wait("/readyz")
+        flow = w1_flow(
+            workspace,
+            user,
+            model=w1_model_node(CLAIM_FRAUD, "1", INPUTS),
+            risk="steps.score.output.score",
+            name="W1 model",
+        )
+        os.environ["MODEL_SERVICE_URL"] = service_url
+        body = {**CLAIM, "customer": "c-1"}
+        with base.web_server() as (url, _), httpx.Client(base_url=url, timeout=30) as client:
+
+            def deliver() -> None:
+                response = client.post(f"/hooks/{flow.webhook_token}", json=body)
+                response.raise_for_status()
+                assert "decision" in response.json(), response.text
+
+            return base.summary(base.timed(deliver, samples, warmup=20))
+    finally:
+        stop_process_group(service.process)
+        stop_process_group(mlflow.process)
+
+
 def _aware(timestamp: float):
     from datetime import UTC, datetime
 
@@ -156,6 +201,7 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=800, help="requests at 1 and 16 callers")
     parser.add_argument("--burst", type=int, default=2000, help="async W1 runs in the burst")
     parser.add_argument("--label", default="", help="a name for this code (A/B runs)")
+    parser.add_argument("--model", action="store_true", help="also W1 with the model service")
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     suffix = os.urandom(4).hex()
@@ -210,13 +256,20 @@ def main() -> None:
             }
             with Sealer():
                 results["w1_stub_async_burst"] = burst(url, async_flow, arguments.burst, workers)
+        write(results, arguments.label)
+        if arguments.model:
+            results["w1_model_c1"] = model_phase(workspace, user, arguments.samples)
+            write(results, arguments.label)
     finally:
         for worker in workers:
             worker.stop()
-    base.RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"w1{'-' + arguments.label if arguments.label else ''}.json"
-    (base.RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def write(results: dict, label: str) -> None:
+    base.RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"w1{'-' + label if label else ''}.json"
+    (base.RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

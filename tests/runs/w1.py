@@ -16,7 +16,9 @@ LIMITS = (
 )
 
 
-def w1_definition(*, model: dict[str, Any] | None = None) -> dict[str, Any]:
+def w1_definition(
+    *, model: dict[str, Any] | None = None, risk: str = "steps.score.output.risk"
+) -> dict[str, Any]:
     scorer = model or node(
         "score", "transform.set", values={"risk": "steps.prepare.output.amount > 1000 ? 0.9 : 0.1"}
     )
@@ -34,7 +36,7 @@ def w1_definition(*, model: dict[str, Any] | None = None) -> dict[str, Any]:
                 "policy.evaluate",
                 policy="w1-limits",
                 rule="allow",
-                input={"risk": "steps.score.output.risk", "amount": "steps.prepare.output.amount"},
+                input={"risk": risk, "amount": "steps.prepare.output.amount"},
             ),
             node("route", "logic.branch", condition="steps.decide.output.allow"),
             node("approve", "flow.respond", body={"decision": "'approve'"}),
@@ -53,11 +55,23 @@ def w1_definition(*, model: dict[str, Any] | None = None) -> dict[str, Any]:
     )
 
 
-def w1_flow(workspace: Any, actor: Any, *, model: dict[str, Any] | None = None):
+def w1_model_node(model: str, version: str, inputs: dict[str, str]) -> dict[str, Any]:
+    """The real model step: ``model.predict`` on the model service."""
+    return node("score", "model.predict", model=model, version=version, inputs=inputs)
+
+
+def w1_flow(
+    workspace: Any,
+    actor: Any,
+    *,
+    model: dict[str, Any] | None = None,
+    risk: str = "steps.score.output.risk",
+    name: str = "W1",
+):
     """Publish the W1 policy (once per workspace) and a W1 flow; returns the flow."""
     if not policies.Policy.objects.filter(workspace=workspace, slug="w1-limits").exists():
         policy = policies.policy_create(
             workspace=workspace, actor=actor, slug="w1-limits", name="W1 limits", source=LIMITS
         )
         policies.policy_publish(policy=policy, actor=actor, run_tests=False)
-    return published_flow(workspace, actor, w1_definition(model=model), name="W1")
+    return published_flow(workspace, actor, w1_definition(model=model, risk=risk), name=name)
