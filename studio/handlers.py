@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import close_old_connections
 from django.http import FileResponse, HttpResponseBadRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
@@ -38,8 +39,8 @@ class SyncChainASGIHandler(ASGIHandler):
     ``request_started`` (which drops a broken or expired database connection), runs the
     middleware chain and view, and closes a complete response (``request_finished``: the
     connection goes back to the pool); the event loop sends it. A streaming response
-    (exports) is sent as Django sends it and closed on the pool afterwards. WebSockets
-    stay on Channels' async consumers."""
+    (exports) is read and closed as Django does it, in a thread of the request's own.
+    WebSockets stay on Channels' async consumers."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -56,7 +57,9 @@ class SyncChainASGIHandler(ASGIHandler):
                 await self.send_response(response, send)
             finally:
                 if response.streaming:
-                    await _in_pool(response.close)()
+                    # Django reads a streaming body in this request's own thread (where
+                    # its queries run); closing it there releases that thread's connection.
+                    await sync_to_async(response.close)()
         finally:
             body_file.close()
 
@@ -70,7 +73,9 @@ class SyncChainASGIHandler(ASGIHandler):
             response._handler_class = self.__class__  # type: ignore[attr-defined]
             if isinstance(response, FileResponse):
                 response.block_size = self.chunk_size
-        if not response.streaming:
+        if response.streaming:
+            close_old_connections()  # as request_finished would for this thread
+        else:
             response.close()  # its content is in memory; request_finished frees the rest
         return response
 

@@ -19,7 +19,7 @@ from tests.runs.w1 import w1_flow
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def call(application, path: str, body: bytes = b"") -> tuple[int, bytes]:
+async def call(application, path: str, body: bytes = b"", cookie: str = "") -> tuple[int, bytes]:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -30,7 +30,11 @@ async def call(application, path: str, body: bytes = b"") -> tuple[int, bytes]:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            *([(b"cookie", cookie.encode())] if cookie else []),
+        ],
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
@@ -81,3 +85,18 @@ def test_requests_run_on_the_process_pool_not_on_a_thread_each(
     assert len(threads) == 7
     assert all(name.startswith("flowgate-web") for name in threads)
     assert len(set(threads)) <= handlers.WEB_THREADS
+
+
+def test_a_streaming_export_is_sent_whole(admin_client, workspace, monkeypatch):
+    from django.urls import reverse
+
+    from apps.audit.services import audit_record
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+    audit_record(workspace_id=workspace.id, action="flow.published", summary="v1")
+    path = reverse("audit:export_csv", kwargs={"workspace_slug": "acme"})
+    cookie = f"sessionid={admin_client.cookies['sessionid'].value}"
+    status, body = async_to_sync(call)(handlers.http_application(), path, cookie=cookie)
+    assert status == 200
+    header, row = body.decode().splitlines()[:2]
+    assert header.startswith("sequence,") and row.startswith("1,") and "flow.published" in row
