@@ -9,10 +9,14 @@ from django.db import migrations, models
 SEQUENCE = "audit_event_appended"
 
 CREATE = f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE} AS bigint"
-# Existing events, in their chains' order, come first in the append order.
+# Existing events take their chains' order in the append order. The new numbers start
+# above every number the column was filled with, so no two rows ever hold the same one
+# mid-statement (the column is unique). This runs last: Postgres refuses to alter a table
+# in the transaction that updated its rows.
 BACKFILL = f"""
     UPDATE audit_auditevent AS event SET appended = ordered.position
-      FROM (SELECT id, row_number() OVER (ORDER BY created_at, workspace_id, sequence)
+      FROM (SELECT id, (SELECT COALESCE(MAX(appended), 0) FROM audit_auditevent)
+                       + row_number() OVER (ORDER BY created_at, workspace_id, sequence)
                    AS position FROM audit_auditevent) AS ordered
      WHERE event.id = ordered.id;
     SELECT setval('{SEQUENCE}', COALESCE(MAX(appended), 0) + 1, false) FROM audit_auditevent;
@@ -44,7 +48,6 @@ class Migration(migrations.Migration):
                 unique=True,
             ),
         ),
-        migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
         migrations.AlterField(
             model_name="auditevent",
             name="digest",
@@ -68,4 +71,5 @@ class Migration(migrations.Migration):
                 name="audit_unsealed",
             ),
         ),
+        migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
     ]
