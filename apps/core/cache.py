@@ -22,14 +22,16 @@ _lock = threading.Lock()
 
 class SharedPoolRedisCacheClient(RedisCacheClient):
     def _get_connection_pool(self, write: bool) -> Any:
-        server = self._servers[self._get_connection_pool_index(write)]
+        # Django's private attributes (no type stubs): the same ones its own method uses.
+        client: Any = self
+        server = client._servers[client._get_connection_pool_index(write)]
         key = (os.getpid(), server)
         pool = _pools.get(key)
         if pool is None:
             with _lock:
                 pool = _pools.get(key)
                 if pool is None:
-                    pool = _pools[key] = self._pool_class.from_url(server, **self._pool_options)
+                    pool = _pools[key] = client._pool_class.from_url(server, **client._pool_options)
         return pool
 
 
@@ -38,4 +40,5 @@ class SharedPoolRedisCache(RedisCache):
 
     @cached_property
     def _cache(self) -> SharedPoolRedisCacheClient:
-        return SharedPoolRedisCacheClient(self._servers, **self._options)
+        backend: Any = self
+        return SharedPoolRedisCacheClient(backend._servers, **backend._options)

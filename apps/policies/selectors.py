@@ -73,7 +73,7 @@ _published_lock = threading.Lock()
 _published: OrderedDict[tuple[str, str], tuple[bytes, float, dict[str, str] | None]] = OrderedDict()
 
 
-def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, str] | None:
+def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, Any] | None:
     """slug, package, source and sha256 of the latest published version of the
     workspace's policy ``slug``, or None when it has none (a query when not cached)."""
     generation = None if _changed_in_this_transaction() else _published_generation()
@@ -83,7 +83,7 @@ def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, str] |
             hit = _published.get(key)
         if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
             return dict(hit[2]) if hit[2] is not None else None
-    found = (
+    found: Any = (
         PolicyVersion.objects.filter(policy__workspace_id=workspace_id, policy__slug=slug)
         .order_by("-number")
         .values("policy_id", "package", "source", "sha256")
@@ -98,7 +98,7 @@ def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, str] |
     return dict(found) if found is not None else None
 
 
-def _published_generation() -> bytes | None:
+def _published_generation() -> Any:
     """The generation of published policies (None when Redis cannot say: no caching)."""
     try:
         return redis_client().get(PUBLISHED_GENERATION_KEY) or b"0"
