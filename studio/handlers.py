@@ -2,24 +2,82 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import django
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest, HttpResponseBase
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import close_old_connections
+from django.http import FileResponse, HttpResponseBadRequest, HttpResponseBase
+from django.urls import set_script_prefix
+
+# Threads that run requests' synchronous code. They live as long as the process, so what
+# a thread keeps (a compiled policy engine, which regorus lets no other thread use) is
+# built once per thread, not once per request. Keep it at most DATABASE_POOL_SIZE: each
+# busy thread holds one pooled connection.
+WEB_THREADS = int(os.environ.get("WEB_THREADS") or 10)
+_pool = ThreadPoolExecutor(max_workers=max(1, WEB_THREADS), thread_name_prefix="flowgate-web")
+
+
+def _in_pool(function: Any) -> Any:
+    return sync_to_async(function, thread_sensitive=False, executor=_pool)
 
 
 class SyncChainASGIHandler(ASGIHandler):
-    """Django's ASGI handler, running each request's middleware chain and view in one
-    thread. Every view and middleware of the studio is synchronous (the ORM); Django's
-    async chain hands over between the event loop and a thread around each
-    ``MiddlewareMixin`` hook, some seventeen times per request, which was most of a bare
-    page's CPU. WebSockets stay on Channels' async consumers."""
+    """Django's ASGI handler, running each request's synchronous part in one hand-off to a
+    thread of a pool that lives as long as the process.
+
+    Every view and middleware of the studio is synchronous (the ORM). Django's own handler
+    hands over between the event loop and a thread around each ``MiddlewareMixin`` hook
+    (some seventeen times per request) and, for each request, starts a thread of its own
+    (``ThreadSensitiveContext``) for the request signals, the view and the close. Here the
+    body is read on the event loop; then one call on a pooled thread sends
+    ``request_started`` (which drops a broken or expired database connection), runs the
+    middleware chain and view, and closes a complete response (``request_finished``: the
+    connection goes back to the pool); the event loop sends it. A streaming response
+    (exports) is read and closed as Django does it, in a thread of the request's own.
+    WebSockets stay on Channels' async consumers."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await _in_pool(self._respond)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    # Django reads a streaming body in this request's own thread (where
+                    # its queries run); closing it there releases that thread's connection.
+                    await sync_to_async(response.close)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None or error_response is not None:
+            response: HttpResponseBase = error_response or HttpResponseBadRequest()
+        else:
+            response = self.get_response(request)
+            response._handler_class = self.__class__  # type: ignore[attr-defined]
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if response.streaming:
+            close_old_connections()  # as request_finished would for this thread
+        else:
+            response.close()  # its content is in memory; request_finished frees the rest
+        return response
 
 
 def http_application() -> SyncChainASGIHandler:

@@ -46,6 +46,7 @@ class AuditEventListApi(WorkspaceAPIView):
         )
         if not form.is_valid():
             raise serializers.ValidationError(form.errors.get_json_data(escape_html=False))
+        services.audit_seal()  # what a caller reads is sealed (the sealer runs every second)
         events = selectors.audit_event_list(workspace=request.workspace, **form.selector_filters())
         paginator = Pagination()
         page = paginator.paginate_queryset(events, request, view=self)
@@ -66,6 +67,7 @@ class AuditVerifyApi(WorkspaceAPIView):
                 "checked": report.checked,
                 "first_bad_sequence": report.first_bad_sequence,
                 "problem": report.problem,
+                "unsealed": report.unsealed,
             }
         )
 

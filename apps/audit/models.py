@@ -4,25 +4,41 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.models import PublicModel
 
+# The Postgres sequence that orders appends (created by migration 0004).
+APPEND_SEQUENCE = "audit_event_appended"
+
 
 class AuditEvent(PublicModel):
-    """One action or decision. Each event's ``digest`` covers its own content and the
-    previous event's digest in the same workspace, so an edit, deletion or insertion
-    anywhere breaks the chain from that point on (``manage.py audit verify``).
+    """One action or decision. Each sealed event's ``digest`` covers its own content and
+    the previous sealed event's digest in the same workspace, so an edit, deletion,
+    insertion or reordering anywhere breaks the chain from that point on
+    (``manage.py audit verify``).
 
-    Rows are only ever inserted, by ``apps.audit.services.audit_record``, which takes a
-    lock on the workspace's chain head so two writers cannot fork the chain.
+    Writers only insert (``apps.audit.services.audit_record``): the row gets its place in
+    the append order (``appended``) from a Postgres sequence and takes no lock. One sealer
+    at a time (``apps.audit.sealing``) gives committed rows their chain position
+    (``sequence``) and digests, in append order; until then ``sequence`` is empty.
     """
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.PROTECT, related_name="+")
     # Not auto_now_add (which overwrites the value on insert): the digest covers the exact
     # timestamp that audit_record sets before hashing.
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
-    sequence = models.BigIntegerField()
+    # Where the row stands in the order of appends, from the database (no lock).
+    appended = models.BigIntegerField(
+        db_default=models.Func(
+            models.Value(APPEND_SEQUENCE), function="nextval", output_field=models.BigIntegerField()
+        ),
+        editable=False,
+        unique=True,
+    )
+    # The position in the workspace's hash chain; set by the sealer, empty until then.
+    sequence = models.BigIntegerField(null=True, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -33,22 +49,33 @@ class AuditEvent(PublicModel):
     summary = models.CharField(max_length=300, blank=True)
     # For decisions: inputs (redacted), model/policy versions, result, reasons, reviewer.
     data = models.JSONField(default=dict)
-    previous_digest = models.CharField(max_length=64)
-    digest = models.CharField(max_length=64)
+    previous_digest = models.CharField(max_length=64, blank=True)
+    digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        ordering = ["-sequence"]
+        ordering = ["-appended"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "sequence"], name="audit_sequence_unique")
         ]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
+            # The sealer's work list: small, whatever the size of the trail.
+            models.Index(
+                fields=["appended"], condition=Q(sequence__isnull=True), name="audit_unsealed"
+            ),
+        ]
+
+    @property
+    def sealed(self) -> bool:
+        return self.sequence is not None
 
     def __str__(self) -> str:
-        return f"#{self.sequence} {self.action}"
+        return f"#{self.sequence or 'unsealed'} {self.action}"
 
 
 class AuditChainHead(models.Model):
-    """The latest sequence and digest per workspace; its row lock serialises writers."""
+    """The latest sealed sequence and digest per workspace (written by the sealer only):
+    what tells a truncated trail from a short one."""
 
     workspace = models.OneToOneField(
         "accounts.Workspace", on_delete=models.CASCADE, primary_key=True

@@ -36,7 +36,7 @@ def audit_event_list(
         events = events.filter(created_at__gte=since)
     if until:
         events = events.filter(created_at__lt=until)
-    return events.order_by("-sequence")
+    return events.order_by("-appended")
 
 
 def audit_action_list(*, workspace: Any) -> list[str]:
@@ -57,7 +57,7 @@ def decisions_of_run(*, workspace: Any, run_id: Any) -> list[AuditEvent]:
             object_type="run",
             object_id=str(run_id),
             action__startswith="decision.",
-        ).order_by("sequence")
+        ).order_by("appended")
     )
 
 
@@ -73,7 +73,7 @@ def decision_get(*, workspace: Any, run_id: Any, node_id: str) -> AuditEvent:
             data__node=node_id,
         )
         .select_related("actor")
-        .order_by("-sequence")
+        .order_by("-appended")
         .first()
     )
     if event is None:
@@ -92,6 +92,6 @@ def last_purge_get(*, workspace_id: Any) -> AuditEvent | None:
     """The latest retention purge recorded in the workspace (``runs.purged``), if any."""
     return (
         AuditEvent.objects.filter(workspace_id=workspace_id, action="runs.purged")
-        .order_by("-sequence")
+        .order_by("-appended")
         .first()
     )

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core import batch_rows
+
 from .models import AuditChainHead, AuditEvent, DataSettings
 from .redaction import forget_sensitive_keys
-
-GENESIS = "0" * 64
-
-
-def _canonical(payload: dict[str, Any]) -> bytes:
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder
-    ).encode()
-
-
-def event_digest(event: AuditEvent) -> str:
-    payload = {
-        "workspace": str(event.workspace_id),
-        "sequence": event.sequence,
-        "created_at": event.created_at.isoformat(),
-        "actor": str(event.actor_id or ""),
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "summary": event.summary,
-        "data": event.data,
-        "previous": event.previous_digest,
-    }
-    return hashlib.sha256(_canonical(payload)).hexdigest()
+from .sealing import GENESIS, audit_seal, canonical, event_digest
 
 
 def audit_record(
@@ -51,34 +27,26 @@ def audit_record(
     summary: str = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append an event to the workspace's chain.
+    """Append an event to the workspace's trail; the sealer chains it within a second.
 
     Call inside the transaction that makes the change being recorded, so the change and
-    its record commit or roll back together. ``data`` must already be redacted of
-    secrets and sensitive fields. ``actor`` is a user (or None for the system).
+    its record commit or roll back together. It takes no lock: inside the engine's step
+    batch the row is written with the batch's other rows (``apps.core.batch_rows``).
+    ``data`` must already be redacted of secrets and sensitive fields. ``actor`` is a
+    user (or None for the system).
     """
-    with transaction.atomic():
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(
-            workspace_id=workspace_id
-        )
-        event = AuditEvent(
-            workspace_id=workspace_id,
-            sequence=head.sequence + 1,
-            actor=actor,
-            actor_label=actor_label or (str(actor) if actor else "system"),
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            summary=summary[:300],
-            data=json.loads(_canonical(data or {})),
-            previous_digest=head.digest,
-            created_at=timezone.now(),
-        )
-        event.digest = event_digest(event)
-        event.save(force_insert=True)
-        head.sequence, head.digest = event.sequence, event.digest
-        head.save(update_fields=["sequence", "digest"])
-    return event
+    event = AuditEvent(
+        workspace_id=workspace_id,
+        actor=actor,
+        actor_label=actor_label or (str(actor) if actor else "system"),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        summary=summary[:300],
+        data=json.loads(canonical(data or {})),
+        created_at=timezone.now(),
+    )
+    return batch_rows.insert(event)
 
 
 @dataclass(frozen=True)
@@ -87,13 +55,24 @@ class ChainReport:
     checked: int
     first_bad_sequence: int | None = None
     problem: str = ""
+    unsealed: int = 0  # events appended but not chained yet (not covered by ``ok``)
 
 
-def audit_verify(*, workspace_id: Any) -> ChainReport:
-    """Walk the chain in order; name the first event that was edited, removed or inserted."""
+def audit_verify(*, workspace_id: Any, seal: bool = True) -> ChainReport:
+    """Walk the sealed chain in order; name the first event that was edited, removed,
+    inserted or moved. ``seal`` chains what is waiting first, so the report covers every
+    committed event; the events still unsealed after that are counted, not checked."""
+    if seal:
+        audit_seal()
+    report = _walk_chain(workspace_id)
+    unsealed = AuditEvent.objects.filter(workspace_id=workspace_id, sequence__isnull=True)
+    return replace(report, unsealed=unsealed.count())
+
+
+def _walk_chain(workspace_id: Any) -> ChainReport:
     previous, expected_sequence, checked = GENESIS, 1, 0
-    events = AuditEvent.objects.filter(workspace_id=workspace_id).order_by("sequence")
-    for event in events.iterator(chunk_size=2000):
+    events = AuditEvent.objects.filter(workspace_id=workspace_id, sequence__isnull=False)
+    for event in events.order_by("sequence").iterator(chunk_size=2000):
         if event.sequence != expected_sequence:
             return ChainReport(False, checked, expected_sequence, "an event is missing")
         if event.previous_digest != previous:

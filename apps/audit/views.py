@@ -25,6 +25,7 @@ PAGE_SIZE = 50
 
 def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, Any]:
     workspace = request.workspace  # type: ignore[attr-defined]
+    services.audit_seal()  # what a person reads is sealed (the sealer runs every second)
     form = AuditFilterForm(
         request.GET or None, actions=selectors.audit_action_list(workspace=workspace)
     )
@@ -78,6 +79,7 @@ def audit_export_view(request: HttpRequest, format: str) -> HttpResponse:
 @workspace_view(Capability.VIEW_RUNS)
 def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
+    services.audit_seal()  # the record shows its digests
     event = selectors.decision_get(workspace=workspace, run_id=run_id, node_id=node_id)
     data = redact_for_workspace(workspace.id, event.data)
     meta = data.get("meta") or {}

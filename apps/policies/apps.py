@@ -9,12 +9,22 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Policies"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
         from apps.audit.decision_facts import register_decision_facts
 
         from . import blocks
+        from .models import Policy, PolicyVersion
+        from .selectors import policy_changed_in_transaction
 
         blocks.register()
         register_decision_facts(_decision_policy_version)
+
+        # Cached published versions (selectors) are dropped in every process once a
+        # change to a policy (a new version, a rename, a deletion) commits.
+        for model in (Policy, PolicyVersion):
+            for signal in (post_save, post_delete):
+                signal.connect(policy_changed_in_transaction, sender=model)
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Install the shipped gate and demo policies in the demo workspace (idempotent)."""

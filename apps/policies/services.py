@@ -17,6 +17,7 @@ from django.db.models import Max
 
 from apps.audit.redaction import redact_for_workspace
 from apps.audit.services import audit_record
+from apps.core import batch_rows
 
 from . import sandbox
 from .decision import Decision
@@ -302,10 +303,11 @@ def policy_evaluation_log(
     source: str,
     backend: str,
 ) -> PolicyEvaluation:
-    """Record one evaluation in the decision log (one insert; the input is redacted of
-    credentials, personal data and the fields the workspace classified as sensitive)."""
+    """Record one evaluation in the decision log (the input is redacted of credentials,
+    personal data and the fields the workspace classified as sensitive). In a flow run the
+    row is inserted with the engine's step batch, otherwise at once."""
     classified = redact_for_workspace(workspace_id, input)
-    return PolicyEvaluation.objects.create(
+    row = PolicyEvaluation(
         workspace_id=workspace_id,
         policy_id=policy_id,
         policy_slug=decision.policy[:60],
@@ -321,6 +323,7 @@ def policy_evaluation_log(
         backend=backend,
         source=source[:200],
     )
+    return batch_rows.insert(row)
 
 
 def policy_evaluate(

@@ -10,7 +10,7 @@
 set -eu
 [ $# -gt 0 ] || set -- web
 case "$1" in
-  web|worker|beat|streams|models|mlflow|migrate)
+  web|worker|control|beat|streams|models|mlflow|migrate)
     exec python -m studio.processes "$@" ;;
   worker-alive)
     shift; exec python -m studio.worker_health "$@" ;;

@@ -111,7 +111,7 @@ REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "apps.core.cache.SharedPoolRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "flowgate",
     }
@@ -275,7 +275,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # The reconciler has a queue (and a worker process, studio/processes.py) of its own, so
 # its ticks never wait behind a backlog of drains.
 CELERY_CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.control"
-CELERY_TASK_ROUTES = {"runs.reconcile": {"queue": CELERY_CONTROL_QUEUE}}
+# Housekeeping ticks (the reconciler, the audit sealer) never wait behind drains.
+CELERY_TASK_ROUTES = {
+    "runs.reconcile": {"queue": CELERY_CONTROL_QUEUE},
+    "audit.seal": {"queue": CELERY_CONTROL_QUEUE},
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes the database connection before and after every task unless
@@ -295,6 +299,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "runs.schedules_tick",
         "schedule": crontab(),
         "options": {"expires": 50},
+    },
+    # Appended audit events are chained by one sealer; a decision is sealed within this.
+    "seal-audit-trail": {
+        "task": "audit.seal",
+        "schedule": env_float("AUDIT_SEAL_INTERVAL_SECONDS", 1.0),
+        "options": {"expires": 5},
     },
     # Retention (Settings → Data): finished runs older than the workspace's limit.
     "purge-expired-runs": {

@@ -48,6 +48,7 @@ def test_verify_reports_the_first_tampered_event(admin_client, workspace, trail)
         "checked": 4,
         "first_bad_sequence": None,
         "problem": "",
+        "unsealed": 0,
     }
     AuditEvent.objects.filter(workspace=workspace, sequence=2).update(actor_label="mallory")
     report = admin_client.post(VERIFY).json()

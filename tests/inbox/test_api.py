@@ -118,7 +118,7 @@ def test_claim_and_release(workspace, builder_user, reviewer_client):
     assert reviewer_client.post(url + "release/").json()["claimed_by"] is None
     # Who held the case, and when, is in the audit trail.
     trail = AuditEvent.objects.filter(object_id=str(task.id), action__startswith="task.")
-    assert [(e.action, e.actor.username) for e in trail.order_by("sequence")] == [
+    assert [(e.action, e.actor.username) for e in trail.order_by("appended")] == [
         ("task.claimed", "rui"),
         ("task.released", "rui"),
     ]

@@ -98,7 +98,7 @@ def test_a_request_approved_by_another_admin_moves_the_alias_and_the_next_call_f
     assert served_version(model_stack) == "2"  # no restart: the next call gets the new version
     actions = [
         action
-        for action in AuditEvent.objects.order_by("sequence").values_list("action", flat=True)
+        for action in AuditEvent.objects.order_by("appended").values_list("action", flat=True)
         if action.startswith(("model.", "gate."))
     ]
     assert actions == [

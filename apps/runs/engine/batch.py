@@ -8,6 +8,8 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from apps.core import batch_rows
+
 from ..models import StepRun
 from . import effects
 
@@ -52,6 +54,7 @@ class Batch:
     def __enter__(self) -> Batch:
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
+        self.records = batch_rows.RowBatch().open()  # audit and decision-log rows
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -62,10 +65,12 @@ class Batch:
             try:
                 self._flush()
             except BaseException:
+                self.records.close()
                 atomic.__exit__(*sys.exc_info())
                 raise
         else:
             self.inserts, self.updates, self.finishing = {}, {}, []
+        self.records.close()
         atomic.__exit__(*exc_info)
 
     def save(self, row: StepRun) -> None:
@@ -83,6 +88,7 @@ class Batch:
     def _flush(self) -> None:
         for write in self.before_commit:
             write()
+        self.records.flush()
         if self.updates:
             rows, self.updates = list(self.updates.values()), {}
             _update_steps(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
@@ -51,19 +52,41 @@ def step_recorded(run: Run, node: Node, step: StepRun) -> None:
     """What follows a recorded outcome: a decision's audit record, the live event. (The
     executor stores a ``flow.respond`` response with the run's next write.)"""
     if node.block.category in DECISION_CATEGORIES and step.status == "succeeded":
-        audit_record(
+        flow_name, flow_version = _flow_facts(run)
+        audit_record(  # written with the step batch (apps.core.batch_rows)
             workspace_id=run.workspace_id,
             action=f"decision.{node.block.category}",
             actor_label=step.meta.get("reviewer", "") or "system",
             object_type="run",
             object_id=run.id,
-            summary=f"{node.type} at {node.id} took '{step.port}' in {run.flow.name}",
-            data=_decision_record(run, step),
+            summary=f"{node.type} at {node.id} took '{step.port}' in {flow_name}",
+            data=_decision_record(run, step, flow_version),
         )
     step_event(run, step)
 
 
-def _decision_record(run: Run, step: StepRun) -> dict[str, Any]:
+def _flow_facts(run: Run) -> tuple[str, Any]:
+    """The flow's name and version number for a decision record: those of the published
+    version the run follows (immutable, so read once per process), the flow's own for a
+    draft run."""
+    if run.version_id is None:
+        return run.flow.name, "draft"
+    return _version_facts(run.version_id)
+
+
+@lru_cache(maxsize=1024)
+def _version_facts(version_id: int) -> tuple[str, int]:
+    from apps.flows.models import FlowVersion
+
+    number, name, flow_name = (
+        FlowVersion.objects.filter(pk=version_id)
+        .values_list("number", "definition__name", "flow__name")
+        .get()
+    )
+    return str(name or flow_name), number
+
+
+def _decision_record(run: Run, step: StepRun, flow_version: Any) -> dict[str, Any]:
     from apps.audit.redaction import redact_for_workspace
 
     return redact_for_workspace(
@@ -71,7 +94,7 @@ def _decision_record(run: Run, step: StepRun) -> dict[str, Any]:
         {
             "run": str(run.id),
             "flow": str(run.flow_id),
-            "flow_version": run.version.number if run.version_id else "draft",
+            "flow_version": flow_version,
             "node": step.node_id,
             "block": step.block_type,
             "input": step.input,

@@ -1,4 +1,5 @@
-"""``manage.py audit verify [--workspace SLUG]``: check every workspace's hash chain."""
+"""``manage.py audit verify [--workspace SLUG] [--no-seal]``: check every workspace's hash
+chain (after sealing the events waiting, unless ``--no-seal``), and count those unsealed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("operation", choices=["verify"])
         parser.add_argument("--workspace", help="slug of one workspace (default: all)")
+        parser.add_argument(
+            "--no-seal",
+            action="store_true",
+            help="check the chain as it is, without sealing the events waiting first",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         workspaces = Workspace.objects.order_by("slug")
@@ -25,14 +31,15 @@ class Command(BaseCommand):
                 raise CommandError(f"no workspace {options['workspace']!r}")
         broken = []
         for workspace in workspaces:
-            report = audit_verify(workspace_id=workspace.id)
+            report = audit_verify(workspace_id=workspace.id, seal=not options["no_seal"])
+            waiting = f", {report.unsealed} not sealed yet" if report.unsealed else ""
             if report.ok:
-                self.stdout.write(f"{workspace.slug}: ok, {report.checked} events")
+                self.stdout.write(f"{workspace.slug}: ok, {report.checked} events{waiting}")
             else:
                 broken.append(workspace.slug)
                 self.stdout.write(
                     f"{workspace.slug}: TAMPERED at event #{report.first_bad_sequence}: "
-                    f"{report.problem} ({report.checked} events checked before it)"
+                    f"{report.problem} ({report.checked} events checked before it{waiting})"
                 )
         if broken:
             raise CommandError(f"the audit chain is broken in {', '.join(broken)}")

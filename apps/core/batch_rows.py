@@ -1,0 +1,60 @@
+"""Rows written with the engine's step batch instead of one INSERT each.
+
+The engine advances steps in one transaction per batch (``apps.runs.engine.executor``).
+Records that a step leaves behind and nobody reads back before the commit (a decision's
+audit event, a policy evaluation's decision-log row) are held here while the batch is
+open and go to Postgres in one INSERT per table just before its commit. Outside a batch
+``insert`` writes at once, so callers need not know which case they are in.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TypeVar
+
+from django.db import connection, models
+
+M = TypeVar("M", bound=models.Model)
+
+_state = threading.local()
+
+
+class RowBatch:
+    """The rows held for one transaction of the engine (one per thread at a time)."""
+
+    def __init__(self) -> None:
+        self.rows: list[models.Model] = []
+        self._outer: RowBatch | None = None
+
+    def open(self) -> RowBatch:
+        self._outer = getattr(_state, "batch", None)
+        _state.batch = self
+        return self
+
+    def close(self) -> None:
+        """Stop holding rows (those not flushed were rolled back with their batch)."""
+        self.rows = []
+        if getattr(_state, "batch", None) is self:
+            _state.batch = self._outer
+
+    def flush(self) -> None:
+        """Insert what is held: one statement per table, in the order first held."""
+        rows, self.rows = self.rows, []
+        by_model: dict[type[models.Model], list[models.Model]] = {}
+        for row in rows:
+            by_model.setdefault(type(row), []).append(row)
+        for model, group in by_model.items():
+            model._default_manager.bulk_create(group)
+
+
+def insert(row: M) -> M:
+    """Insert ``row`` with the open batch, or now when none is open on this thread."""
+    batch: RowBatch | None = getattr(_state, "batch", None)
+    if batch is not None and not connection.in_atomic_block:
+        batch.close()  # its transaction ended without it (a bug): never hold rows past it
+        batch = None
+    if batch is None:
+        row.save(force_insert=True)
+    else:
+        batch.rows.append(row)
+    return row

@@ -1,0 +1,276 @@
+"""W1, the decision flow of issue 23, through the public webhook with the real services,
+beside its floors.
+
+Run: ``python tests/bench/bench_w1.py [--samples N] [--burst N] [--model]``. Uses a database
+of its own (``BENCH_DATABASE_URL``, default ``flowgate_bench_w1``; Redis from
+``REDIS_URL``, default database 13), starts uvicorn (the studio's web process, pooled
+database connections) and two Celery workers (prefork, concurrency 1), and measures:
+
+- floors: a bare view (``GET /healthz``) through the same server, a bare Celery task's
+  round trip, and one Postgres commit (an INSERT in autocommit) from this process;
+- W1 with the model stubbed by a transform (webhook → transform → model → policy → branch
+  → respond, ``mode: sync``): p50/p99 at one caller; CPU milliseconds per run of every
+  process involved (web server, Postgres backends, workers, the sealer, and this load
+  generator, reported apart); runs/s at 1 and at 16 concurrent callers;
+- an async burst: N W1-stub runs (``mode: async``) posted by 16 callers, timed from the
+  first request to the last run's end (webhooks answered 202, workers drain);
+- with ``--model``: W1 with the real model service (MLflow + BentoML, ``claim-fraud``) at
+  one caller, p50/p99.
+
+The sealer (``audit.seal``, every second from beat in production) runs in a thread of this
+process during the measures; its CPU is counted. Results go to
+tests/bench/results/w1.json. Figures on a shared machine move with its load: each run
+prints the floors measured in the same sitting, compare against those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flowgate_bench_w1")
+
+# Sets Django up on that database; the engine bench's helpers serve this one too.
+base = importlib.import_module("tests.bench.bench_engine")
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+import psycopg  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from apps.accounts.models import Role  # noqa: E402
+from apps.core.tasks import ping  # noqa: E402
+from apps.runs.models import Run  # noqa: E402
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
+from tests.runs.w1 import w1_definition, w1_flow  # noqa: E402
+from tests.support.workers import WorkerProcess  # noqa: E402
+
+try:  # the code before issue 23 had no sealer; the bench runs against both
+    from apps.audit.sealing import audit_seal
+except ImportError:  # pragma: no cover
+    audit_seal = None
+
+BODY = {"amount": 50, "customer": "c-1"}
+
+
+class Sealer:
+    """What beat does in production: seal every second; counts its own CPU time."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            started = time.thread_time()
+            audit_seal(wait=False)
+            self.cpu += time.thread_time() - started
+
+    def __enter__(self) -> Sealer:
+        if audit_seal is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def commit_floor(samples: int) -> dict:
+    with psycopg.connect(base.DATABASE_URL, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit (id bigserial PRIMARY KEY)")
+        return base.summary(
+            base.timed(lambda: conn.execute("INSERT INTO bench_commit DEFAULT VALUES"), samples)
+        )
+
+
+def callers(url: str, path: str, count: int, clients: int) -> float:
+    """Runs/s of ``count`` POSTs of BODY spread over ``clients`` threads, each with its
+    own keep-alive connection."""
+    local = threading.local()
+
+    def one(_: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=url, timeout=60)
+        client.post(path, json=BODY).raise_for_status()
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(clients)))  # each caller connects before the clock starts
+        started = time.perf_counter()
+        list(pool.map(one, range(count)))
+    return round(count / (time.perf_counter() - started), 1)
+
+
+def burst(url: str, flow, count: int, workers: list) -> dict:
+    groups = {
+        "web_server": lambda: base.process_tree(server_pid),
+        "workers": lambda: base.worker_processes(workers),
+        "postgres": base.database_backends,
+        "load_generator": lambda: [psutil.Process()],
+    }
+    since = time.time()
+    with base.cpu_per_run(groups, count) as cpu:
+        started = time.perf_counter()
+        answered = callers(url, f"/hooks/{flow.webhook_token}", count, 16)
+        runs = list(
+            Run.objects.filter(flow=flow, created_at__gte=_aware(since)).values_list(
+                "pk", flat=True
+            )
+        )
+        base.wait_until_finished(runs, poll=0.05)
+        elapsed = time.perf_counter() - started
+    return {
+        "runs": len(runs),
+        "seconds": round(elapsed, 2),
+        "runs_per_second": round(len(runs) / elapsed, 1),
+        "webhooks_answered_per_second": answered,
+        "cpu_ms_per_run": cpu,
+    }
+
+
+def model_phase(workspace, user, samples: int) -> dict:
+    """W1 with ``model.predict`` on the real model service (MLflow registry, BentoML),
+    through a web server started with its URL: c=1 p50/p99."""
+    import tempfile
+
+    from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models
+    from studio.processes import mlflow_process, model_service_process
+    from tests.mlmodels.helpers import CLAIM, INPUTS
+    from tests.runs.w1 import w1_model_node
+    from tests.support.model_stack import _start
+    from tests.support.processes import free_ports, stop_process_group
+
+    mlflow_port, service_port = free_ports(2)
+    mlflow_url, service_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{service_port}"
+    var_dir = Path(tempfile.mkdtemp(prefix="flowgate-bench-w1-"))
+    mlflow = _start(mlflow_process(tracking_uri=mlflow_url, var_dir=var_dir), mlflow_url)
+    service = _start(
+        model_service_process(service_url=service_url, tracking_uri=mlflow_url), service_url
+    )
+    try:
+        mlflow.wait("/health")
+        train_demo_models(tracking_uri=mlflow_url, names=(CLAIM_FRAUD,), rows=400)
+        service.wait("/readyz")
+        flow = w1_flow(
+            workspace,
+            user,
+            model=w1_model_node(CLAIM_FRAUD, "1", INPUTS),
+            risk="steps.score.output.score",
+            name="W1 model",
+        )
+        os.environ["MODEL_SERVICE_URL"] = service_url
+        body = {**CLAIM, "customer": "c-1"}
+        with base.web_server() as (url, _), httpx.Client(base_url=url, timeout=30) as client:
+
+            def deliver() -> None:
+                response = client.post(f"/hooks/{flow.webhook_token}", json=body)
+                response.raise_for_status()
+                assert "decision" in response.json(), response.text
+
+            return base.summary(base.timed(deliver, samples, warmup=20))
+    finally:
+        stop_process_group(service.process)
+        stop_process_group(mlflow.process)
+
+
+def _aware(timestamp: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp - 1, tz=UTC)
+
+
+server_pid = 0
+
+
+def main() -> None:
+    global server_pid
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=300, help="sequential W1 requests")
+    parser.add_argument("--concurrent", type=int, default=800, help="requests at 1 and 16 callers")
+    parser.add_argument("--burst", type=int, default=2000, help="async W1 runs in the burst")
+    parser.add_argument("--label", default="", help="a name for this code (A/B runs)")
+    parser.add_argument("--model", action="store_true", help="also W1 with the model service")
+    arguments = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    suffix = os.urandom(4).hex()
+    workspace = WorkspaceFactory(slug=f"w1-{suffix}")
+    user = MembershipFactory(
+        user=UserFactory(username=f"w1-{suffix}"), workspace=workspace, role=Role.ADMIN
+    ).user
+    sync_flow = w1_flow(workspace, user)
+    async_definition = w1_definition()
+    async_definition["nodes"][0]["config"]["mode"] = "async"
+    async_flow = base.published_flow(workspace, user, async_definition, name="W1 async")
+    results: dict = {"label": arguments.label, "cpus": os.cpu_count(), "load": os.getloadavg()}
+    workers = [WorkerProcess(database_url=base.DATABASE_URL).start() for _ in range(2)]
+    try:
+        with base.web_server() as (url, pid), httpx.Client(base_url=url, timeout=30) as client:
+            server_pid = pid
+            results["floor_bare_view"] = base.summary(
+                base.timed(lambda: client.get("/healthz").raise_for_status(), arguments.samples)
+            )
+            results["floor_celery_round_trip"] = base.summary(
+                base.timed(lambda: ping.delay("x").get(timeout=30), arguments.samples)
+            )
+            results["floor_postgres_commit"] = commit_floor(arguments.samples)
+            hook = f"/hooks/{sync_flow.webhook_token}"
+
+            def deliver() -> None:
+                response = client.post(hook, json=BODY)
+                response.raise_for_status()
+                assert response.json() == {"decision": "approve"}, response.text
+
+            base.timed(deliver, 0, warmup=20)
+            groups = {
+                "web_server": lambda: base.process_tree(server_pid),
+                "postgres": base.database_backends,
+                "workers": lambda: base.worker_processes(workers),
+                "load_generator": lambda: [psutil.Process()],
+            }
+            with Sealer() as sealer, base.cpu_per_run(groups, arguments.samples) as cpu:
+                results["w1_stub_c1"] = base.summary(
+                    base.timed(deliver, arguments.samples, warmup=0)
+                )
+            cpu["sealer"] = round(sealer.cpu * 1000 / arguments.samples, 3)
+            cpu["server_side"] = round(cpu["total"] - cpu["load_generator"] + cpu["sealer"], 2)
+            results["w1_stub_c1"]["cpu_ms_per_run"] = cpu
+            with Sealer():
+                one = callers(url, hook, arguments.concurrent, 1)
+                sixteen = callers(url, hook, arguments.concurrent, 16)
+            results["w1_stub_throughput"] = {
+                "runs_per_second_1_caller": one,
+                "runs_per_second_16_callers": sixteen,
+                "ratio": round(sixteen / one, 2),
+            }
+            with Sealer():
+                results["w1_stub_async_burst"] = burst(url, async_flow, arguments.burst, workers)
+        write(results, arguments.label)
+        if arguments.model:
+            results["w1_model_c1"] = model_phase(workspace, user, arguments.samples)
+            write(results, arguments.label)
+    finally:
+        for worker in workers:
+            worker.stop()
+    print(json.dumps(results, indent=2))
+
+
+def write(results: dict, label: str) -> None:
+    base.RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"w1{'-' + label if label else ''}.json"
+    (base.RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

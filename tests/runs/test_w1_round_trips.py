@@ -1,0 +1,77 @@
+"""What one W1 run costs Postgres through the sync webhook (issue 23's decision flow:
+webhook → transform → model (a transform here) → policy → branch → respond): every
+statement and every commit is counted, so a new round trip on this path fails a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.policies.models import PolicyEvaluation
+from tests.runs.w1 import w1_flow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def commits(queries: list[dict]) -> int:
+    """COMMITs, plus each write outside a transaction (autocommit: its own commit)."""
+    count, in_transaction = 0, False
+    for query in queries:
+        sql = query["sql"].strip().upper()
+        if sql == "BEGIN":
+            in_transaction = True
+        elif sql == "COMMIT":
+            in_transaction, count = False, count + 1
+        elif sql == "ROLLBACK":
+            in_transaction = False
+        elif not in_transaction and sql.startswith(WRITES):
+            count += 1
+    return count
+
+
+def post(client, flow, amount: int):
+    return client.post(
+        f"/hooks/{flow.webhook_token}",
+        data=json.dumps({"amount": amount, "customer": "c-1"}),
+        content_type="application/json",
+    )
+
+
+def test_a_w1_run_through_the_sync_webhook_costs_nine_statements_and_three_commits(
+    client, workspace, builder_user, django_assert_num_queries
+):
+    flow = w1_flow(workspace, builder_user)
+    assert post(client, flow, 50).json() == {"decision": "approve"}  # warms this process
+
+    # The flow and its version (1), the run (2), its lease (3), then one transaction for
+    # every step: the decision log row, the decision's audit event and the step rows in
+    # one INSERT each, and the run's end (BEGIN + 4 + COMMIT). The published policy and
+    # the flow version's facts come from this process's caches.
+    with django_assert_num_queries(9) as captured:
+        response = post(client, flow, 5000)
+    assert response.status_code == 200 and response.json() == {"decision": "reject"}
+    assert commits(captured.captured_queries) == 3
+
+    run_id = response["X-Flowgate-Run"]
+    assert PolicyEvaluation.objects.filter(source__contains=run_id, allow=False).count() == 1
+    decision = AuditEvent.objects.get(object_id=run_id, action="decision.policy")
+    assert decision.data["node"] == "decide" and decision.data["port"] == "deny"
+
+
+def test_a_newly_published_policy_decides_the_next_run(client, workspace, builder_user):
+    from apps.policies import services as policies
+
+    flow = w1_flow(workspace, builder_user)
+    assert post(client, flow, 50).json() == {"decision": "approve"}
+    policy = policies.Policy.objects.get(workspace=workspace, slug="w1-limits")
+    policies.policy_publish(
+        policy=policy,
+        actor=builder_user,
+        source="package flowgate.w1\n\ndefault allow := false\n",
+        run_tests=False,
+    )
+    assert post(client, flow, 50).json() == {"decision": "reject"}
