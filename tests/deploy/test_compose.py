@@ -16,7 +16,7 @@ import pytest
 from tests.support.processes import REPOSITORY_ROOT
 
 COMPOSE = Path(sys.executable).parent / "docker-compose"
-FLOWGATE_PROCESSES = {"web", "worker", "beat", "streams"}
+FLOWGATE_PROCESSES = {"web", "worker", "control", "beat", "streams"}
 ONE_SHOTS = {"migrate", "s3-bucket"}
 SECRET_WORDS = ("KEY", "PASSWORD", "TOKEN", "SECRET", "DATABASE_URL", "STORE_URI")
 

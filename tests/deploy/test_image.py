@@ -118,7 +118,7 @@ def test_the_entrypoint_probes_as_the_proxy_would_and_fails_on_an_error_status()
 def test_the_entrypoint_refuses_an_unknown_process_and_probes_a_worker(tmp_path):
     result = run_entrypoint("python", "-m", "studio.processes", "shell")
     assert result.returncode == 2
-    assert "one of web, worker, beat" in result.stderr
+    assert "one of web, worker, control, beat" in result.stderr
     probe = run_entrypoint("worker-alive", WORKER_HEARTBEAT_PATH=str(tmp_path / "none"))
     assert probe.returncode == 1
     assert "no heartbeat yet" in probe.stderr

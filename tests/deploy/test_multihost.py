@@ -276,11 +276,13 @@ def deployment(admin_user, workspace, model_stack, trained_models, test_database
 
 
 def start_flowgate(deployment: Deployment, environment: dict[str, str]) -> None:
-    """web and beat on the web host, one worker on each worker host (the image's commands)."""
+    """web, beat and the control worker (the reconciler's ticks) on the web host, one worker
+    on each worker host (the image's commands)."""
     web, network = deployment.web, deployment.network
     web_spec = container_process("web", {"PORT": "8000"})
     web.run("web", web_spec.command, **environment, **web_spec.environment)
     web.run("beat", container_process("beat", {}).command, **environment)
+    web.run("control", container_process("control", {}).command, **environment)
     worker = container_process("worker", {"WORKER_CONCURRENCY": "1"})
     for host in deployment.workers:
         heartbeat = deployment.heartbeats[host.address] = network.directory / f"{host.name}.alive"
