@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_seal
 from apps.runs.blocks import envelope
 from apps.runs.services import run_start
 from tests.inbox.helpers import start_waiting_run
@@ -39,6 +39,8 @@ def add_tasks(workspace, actor, count: int) -> None:
 
 
 def add_events(workspace, actor, count: int) -> None:
+    """Events already sealed into the chain: a page seals what is waiting first, at a cost
+    per batch that is not the list's (tests/audit/test_sealing.py)."""
     for index in range(count):
         audit_record(
             workspace_id=workspace.id,
@@ -48,6 +50,7 @@ def add_events(workspace, actor, count: int) -> None:
             object_id=f"flow-{index}",
             summary=f"created flow {next(counter)}",
         )
+    audit_seal()
 
 
 CASES = {

@@ -63,6 +63,7 @@ def test_each_container_process_listens_on_every_address_of_its_container():
     assert web.environment == {"DATABASE_POOL": "true"}
     assert "--concurrency=3" in container_process("worker", environ).command
     assert container_process("beat", environ).command[-2:] == ["beat", "--loglevel=INFO"]
+    assert "--pool=solo" in container_process("control", environ).command
     assert container_process("streams", environ).command[-2:] == ["streams", "consume"]
     models = container_process("models", {**environ, "MLFLOW_TRACKING_URI": "http://ml:5000"})
     assert models.command[-4:] == ["--host", "0.0.0.0", "--port", "3999"]
@@ -72,6 +73,7 @@ def test_each_container_process_listens_on_every_address_of_its_container():
     assert set(CONTAINER_PROCESSES) == {
         "web",
         "worker",
+        "control",
         "beat",
         "streams",
         "models",

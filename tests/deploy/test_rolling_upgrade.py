@@ -87,7 +87,7 @@ def test_old_workers_replaced_one_by_one_after_a_migration_lose_no_run(
                         node(
                             "slow",
                             "connector.http",
-                            url=f"{server.url}/slow?seconds=1",
+                            url=f"{server.url}/slow?seconds=5",  # in flight while a worker is swapped
                             timeout_seconds=10,
                         ),
                         node("done", "transform.set", values={"n": "trigger.body.n"}),

@@ -43,5 +43,8 @@ def test_a_refused_publish_names_the_admins_and_links_to_them(
 
 
 def test_a_refused_call_to_an_internal_address_says_whom_to_ask():
-    with pytest.raises(SSRFError, match=r"ask an admin of your workspace \(Settings → Members\)"):
+    with pytest.raises(
+        SSRFError,
+        match=r"ask an admin of your workspace to add it to the egress allow-list \(Settings → Egress\)",
+    ):
         check_url("http://10.1.2.3/")
