@@ -88,7 +88,8 @@ def _python_model_class() -> Any:
         def load_context(self, context: Any) -> None:
             self.lm = ToyLanguageModel.loads(Path(context.artifacts["weights"]).read_text())
 
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> list[str]:
+        # Untyped on purpose: MLflow reads type hints here as a (wrong) signature.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             prompts = list(model_input["prompt"])
             return ["".join(p for p, _ in self.lm.stream(q, max_tokens=200)) for q in prompts]
 

@@ -1,0 +1,179 @@
+"""ai.* blocks with an ``llm_openai`` connection: an outside OpenAI-compatible provider
+(a loopback stand-in), reached through the SSRF-guarded client with the encrypted key."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.audit.redaction import WorkspaceRedaction
+from apps.blocks.base import BlockError
+from apps.connectors.models import Connection
+from apps.connectors.services import WorkspaceConnections, connection_create, connection_test
+from apps.mlmodels.ai_blocks import (
+    AIExtractBlock,
+    AIGenerateBlock,
+    ExtractConfig,
+    GenerateConfig,
+)
+from apps.mlmodels.openai_wire import ChatRequest, LLMCallError
+from apps.mlmodels.providers import provider_chat
+from tests.blocks.fakes import FakeContext
+from tests.support.openai_provider import OpenAIProvider
+from tests.support.processes import free_port
+
+pytestmark = pytest.mark.django_db
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"urgency": {"type": "string", "enum": ["urgent", "low"]}},
+    "required": ["urgency"],
+}
+
+
+@pytest.fixture
+def loopback_allowed(settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+
+
+@pytest.fixture
+def provider(loopback_allowed):
+    servers = []
+
+    def start(answers, key="sk-test"):
+        server = OpenAIProvider(answers, key=key)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def connect(workspace, admin_user, url, key="sk-test", name="outside"):
+    return connection_create(
+        workspace=workspace,
+        actor=admin_user,
+        name=name,
+        type="llm_openai",
+        config={"base_url": url, "default_model": "outside-model"},
+        secrets={"api_key": key},
+    )
+
+
+def context(workspace, **scope):
+    return FakeContext(
+        scope={"trigger": {"body": scope}},
+        workspace_id=str(workspace.id),
+        services={
+            "connections": WorkspaceConnections(workspace.id),
+            "redaction": WorkspaceRedaction(workspace.id),
+        },
+    )
+
+
+def test_the_key_is_stored_encrypted_and_the_connection_test_reaches_the_provider(
+    workspace, admin_user, provider
+):
+    server = provider(["hi"])
+    connection = connect(workspace, admin_user, server.url, key="sk-test")
+    stored = Connection.objects.get(id=connection.id).secrets_encrypted
+    assert stored and "sk-test" not in stored
+    assert connection_test(connection=connection).ok
+    wrong = connect(workspace, admin_user, server.url, key="sk-wrong", name="wrong")
+    outcome = connection_test(connection=wrong)
+    assert (outcome.ok, outcome.stage) == (False, "auth")
+
+
+def test_an_invalid_json_answer_is_retried_with_the_error_then_accepted(
+    workspace, admin_user, provider
+):
+    server = provider(["sure! urgent", '{"urgency": "soon"}', '{"urgency": "urgent"}'])
+    connect(workspace, admin_user, server.url)
+    config = GenerateConfig(
+        prompt="How urgent is: {{ trigger.body.issue }}", connection="outside", json_schema=SCHEMA
+    )
+    result = AIGenerateBlock().execute(context(workspace, issue="site down"), config, None)
+    assert result.port == "out" and result.output["json"] == {"urgency": "urgent"}
+    assert result.meta["attempts"] == 3
+    assert result.meta["provider"] == "connection:outside"
+    assert result.meta["model"] == "outside-model"
+    assert result.meta["total_tokens"] == 3 * 18
+    first, second, third = (r["body"] for r in server.requests)
+    assert first["messages"][-1]["content"] == "How urgent is: site down"
+    assert first["response_format"]["json_schema"]["schema"] == SCHEMA
+    assert "not JSON" in second["messages"][-1]["content"]
+    assert "'soon' is not one of" in third["messages"][-1]["content"]
+    assert all(r["headers"]["Authorization"] == "Bearer sk-test" for r in server.requests)
+
+
+def test_answers_still_invalid_after_the_retries_take_the_invalid_port(
+    workspace, admin_user, provider
+):
+    server = provider(["no json here"])
+    connect(workspace, admin_user, server.url)
+    config = ExtractConfig(
+        text="{{ trigger.body.issue }}",
+        fields={"urgency": {"type": "string"}},
+        connection="outside",
+        retries=1,
+    )
+    result = AIExtractBlock().execute(context(workspace, issue="x"), config, None)
+    assert result.port == "invalid"
+    assert result.output["text"] == "no json here" and "not JSON" in result.output["errors"][0]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (429, True), (400, False)])
+def test_provider_errors_are_step_errors_retried_only_when_worth_it(
+    workspace, admin_user, provider, status, retryable
+):
+    server = provider([status])
+    connect(workspace, admin_user, server.url)
+    config = GenerateConfig(prompt="hello", connection="outside")
+    with pytest.raises(BlockError) as caught:
+        AIGenerateBlock().execute(context(workspace), config, None)
+    assert caught.value.retryable is retryable
+    assert f"answered {status}" in caught.value.message
+
+
+def test_a_provider_that_is_down_is_a_retryable_error_at_once(workspace, admin_user, provider):
+    connect(workspace, admin_user, f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(BlockError) as caught:
+        AIGenerateBlock().execute(
+            context(workspace), GenerateConfig(prompt="hello", connection="outside"), None
+        )
+    assert caught.value.retryable and "unavailable" in caught.value.message
+
+
+def test_the_ssrf_guard_refuses_a_provider_at_a_metadata_address(workspace, admin_user):
+    from apps.connectors.llm.connection import LlmConfig
+    from apps.connectors.types import ConnectionHandle
+
+    handle = ConnectionHandle(
+        name="meta",
+        type="llm_openai",
+        config=LlmConfig(base_url="http://169.254.169.254/v1", default_model="m"),
+        secrets={"api_key": "sk"},
+    )
+    with pytest.raises(LLMCallError) as caught:
+        provider_chat(handle, ChatRequest(messages=[{"role": "user", "content": "x"}]))
+    assert not caught.value.retryable and "refused" in caught.value.message
+
+
+def test_a_step_names_a_missing_or_wrong_type_connection(workspace, admin_user):
+    with pytest.raises(BlockError, match="no connection named 'nope'"):
+        AIGenerateBlock().execute(
+            context(workspace), GenerateConfig(prompt="x", connection="nope"), None
+        )
+
+
+def test_the_config_needs_exactly_one_model_source_and_a_valid_schema():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="either a registered model or an LLM connection"):
+        GenerateConfig(prompt="x")
+    with pytest.raises(ValidationError, match="either a registered model or an LLM connection"):
+        GenerateConfig(prompt="x", model="m", connection="c")
+    with pytest.raises(ValidationError, match="not a valid JSON Schema"):
+        GenerateConfig(prompt="x", model="m", json_schema={"type": "nonsense"})
+    assert AIGenerateBlock.output_ports(GenerateConfig(prompt="x", model="m")) == ("out",)
