@@ -248,6 +248,24 @@ def model_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
     return figures
 
 
+AI_BLOCKS = ("ai.generate", "ai.classify", "ai.extract")
+
+
+def ai_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
+    """Answered ``ai.*`` steps since ``since``, in total and per model: latency, tokens
+    (prompt + completion, retries included) and estimated cost, as each step recorded."""
+    steps = _steps(workspace).filter(
+        block_type__in=AI_BLOCKS, status=StepStatus.SUCCEEDED, started_at__gte=since
+    )
+    return _latency_rows(
+        steps,
+        "model",
+        "latency_ms",
+        cost=Coalesce(Sum(_meta_number("cost")), 0.0),
+        tokens=Coalesce(Sum(_meta_number("total_tokens")), 0.0),
+    )
+
+
 def policy_evaluation_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
     """``policy.evaluate`` steps since ``since`` that ran a policy: evaluation time as the
     policy engine measured it, per policy and in total."""
@@ -336,6 +354,7 @@ def dashboard_figures(*, workspace: Any, range_name: str, now: datetime | None =
             **step_error_rates(workspace=workspace, since=since),
         },
         "models": models,
+        "ai": ai_call_figures(workspace=workspace, since=since),
         "policies": policy_evaluation_figures(workspace=workspace, since=since),
         "queue": {
             "depth": queue_depth(workspace=workspace, now=now),

@@ -222,7 +222,7 @@ async def _events(completion: Completion, chat: bool) -> Any:
         produced += text
         chunk = completion.envelope(kind, produced)
         delta = {"content": text} if chat else None
-        choice = {"index": 0, "finish_reason": finish}
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
         choice.update({"delta": delta} if chat else {"text": text})
         if finish is None:
             chunk.pop("usage")
