@@ -142,10 +142,13 @@ class AIGenerateBlock(Block):
             {"role": "user", "content": prompt}
         ]
         schema = self._schema(config)
+        gate = _provider_gate(ctx, config, self.key) if config.connection else None
         started = time.monotonic()
         answers, value, errors = _converse(ctx, config, messages, schema)
         last = answers[-1]
         meta = _meta(config, answers, started)
+        if gate:
+            meta["provider_policy"] = gate
         meta["prompt"] = prompt_shown
         if system:
             meta["system"] = system_shown
@@ -310,6 +313,35 @@ def _ask(
             retryable=error.retryable,
             details={"model": config.model or config.provider_model, "status": error.status},
         ) from None
+
+
+def _provider_gate(ctx: BlockContext, config: Any, block: str) -> dict[str, Any]:
+    """Before run data leaves for an outside provider, the workspace's ``ai_provider``
+    gate policy decides (the model service is in house and needs no gate). Denied: the
+    step fails with the policy's reasons, never retried."""
+    from urllib.parse import urlsplit
+
+    connection = ctx.service("connections").get(config.connection, type="llm_openai")
+    decision = ctx.service("policies").gate(
+        gate="ai_provider",
+        input={
+            "provider": f"connection:{config.connection}",
+            "outside": True,
+            "host": urlsplit(connection.config.base_url).hostname or "",
+            "model": config.provider_model or connection.config.default_model,
+            "block": block,
+            "node": ctx.node_id,
+            "run": str(ctx.run_id),
+        },
+    )
+    record = {"policy": decision.policy, "version": decision.version, "reasons": decision.reasons}
+    if not decision.allow:
+        raise BlockError(
+            f"the ai_provider policy does not allow connection {config.connection!r}: "
+            + "; ".join(decision.reasons),
+            details=record,
+        )
+    return record
 
 
 def _provider(ctx: BlockContext, config: Any, request: ChatRequest) -> ChatAnswer:

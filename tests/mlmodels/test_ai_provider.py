@@ -17,6 +17,7 @@ from apps.mlmodels.ai_blocks import (
 )
 from apps.mlmodels.openai_wire import ChatRequest, LLMCallError
 from apps.mlmodels.providers import provider_chat
+from apps.policies.services import WorkspacePolicies, policy_publish
 from tests.blocks.fakes import FakeContext
 from tests.support.openai_provider import OpenAIProvider
 from tests.support.processes import free_port
@@ -67,6 +68,7 @@ def context(workspace, **scope):
         services={
             "connections": WorkspaceConnections(workspace.id),
             "redaction": WorkspaceRedaction(workspace.id),
+            "policies": WorkspacePolicies(workspace.id),
         },
     )
 
@@ -177,3 +179,25 @@ def test_the_config_needs_exactly_one_model_source_and_a_valid_schema():
     with pytest.raises(ValidationError, match="not a valid JSON Schema"):
         GenerateConfig(prompt="x", model="m", json_schema={"type": "nonsense"})
     assert AIGenerateBlock.output_ports(GenerateConfig(prompt="x", model="m")) == ("out",)
+
+
+def test_the_ai_provider_policy_decides_whether_run_data_may_leave(workspace, admin_user, provider):
+    from apps.policies.models import Policy
+
+    server = provider(["hello"])
+    connect(workspace, admin_user, server.url)
+    config = GenerateConfig(prompt="{{ trigger.body.issue }}", connection="outside")
+    allowed = AIGenerateBlock().execute(context(workspace, issue="x"), config, None)
+    gate = allowed.meta["provider_policy"]
+    assert gate["policy"] == "ai_provider" and gate["version"]
+    assert gate["reasons"] == ["this workspace may use outside providers"]
+
+    # The workspace keeps prompts in house: the step fails before anything is sent.
+    policy = Policy.objects.get(workspace=workspace, slug="ai_provider")
+    source = policy.draft_source.replace("outside_allowed := true", "outside_allowed := false")
+    policy_publish(policy=policy, actor=admin_user, source=source, run_tests=False)
+    with pytest.raises(BlockError) as caught:
+        AIGenerateBlock().execute(context(workspace, issue="x"), config, None)
+    assert not caught.value.retryable
+    assert "keeps prompts in house: 127.0.0.1 is an outside provider" in caught.value.message
+    assert len(server.requests) == 1
