@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -57,7 +57,9 @@ class ModelOptions(BlockConfig):
     retries: int = Field(
         default=2, ge=0, le=5, description="Times an answer that is not valid JSON is retried"
     )
-    timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, le=120, description="For the whole step, retries included"
+    )
 
     @model_validator(mode="after")
     def _one_model(self) -> ModelOptions:
@@ -114,10 +116,11 @@ class AIGenerateBlock(Block):
     category = "model"
     icon = "sparkles"
     calls_out = True
-    Config: Any = GenerateConfig
+    Config: ClassVar[type[BlockConfig]] = GenerateConfig
     ports = (DEFAULT_PORT, INVALID)
     max_attempts = 3
-    timeout_seconds = 130.0
+    # Above the config's largest timeout_seconds (120), which the block keeps itself.
+    timeout_seconds = 125.0
 
     @classmethod
     def output_ports(cls, config: Any) -> tuple[str, ...]:
@@ -250,8 +253,13 @@ def _converse(
     valid)."""
     answers: list[ChatAnswer] = []
     errors: list[str] = []
+    # timeout_seconds bounds the whole step, retries included.
+    deadline = time.monotonic() + config.timeout_seconds
     for _ in range(1 + (config.retries if schema is not None else 0)):
-        answer = _ask(ctx, config, messages, schema)
+        remaining = deadline - time.monotonic()
+        if answers and remaining < 1.0:
+            return answers, None, [*errors, "no time left to retry within timeout_seconds"]
+        answer = _ask(ctx, config, messages, schema, timeout=remaining)
         answers.append(answer)
         if schema is None:
             return answers, None, []
@@ -276,7 +284,7 @@ def _validated(text: str, schema: dict[str, Any]) -> tuple[Any, list[str]]:
 
     try:
         value = json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         return None, [f"not JSON ({error.msg} at character {error.pos})"]
     validator = jsonschema.validators.validator_for(schema)(schema)
     problems = [
@@ -287,7 +295,12 @@ def _validated(text: str, schema: dict[str, Any]) -> tuple[Any, list[str]]:
 
 
 def _ask(
-    ctx: BlockContext, config: Any, messages: list[dict[str, str]], schema: dict[str, Any] | None
+    ctx: BlockContext,
+    config: Any,
+    messages: list[dict[str, str]],
+    schema: dict[str, Any] | None,
+    *,
+    timeout: float,
 ) -> ChatAnswer:
     request = ChatRequest(
         messages=messages,
@@ -295,7 +308,7 @@ def _ask(
         temperature=config.temperature,
         stop=list(config.stop),
         json_schema=schema,
-        timeout=config.timeout_seconds,
+        timeout=timeout,
         route_key=str(ctx.run_id),
     )
     try:

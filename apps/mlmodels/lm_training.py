@@ -81,7 +81,9 @@ def evaluate(model: ToyLanguageModel, held_out: list[tuple[str, str, str]]) -> d
 def _python_model_class() -> Any:
     import mlflow.pyfunc
 
-    class ToyLanguagePyfunc(mlflow.pyfunc.PythonModel):
+    base: Any = mlflow.pyfunc.PythonModel
+
+    class ToyLanguagePyfunc(base):  # type: ignore[misc,valid-type]
         """``predict`` continues each prompt greedily (what a plain pyfunc caller gets);
         the model service uses ``lm`` directly for chat, streaming and guided decoding."""
 

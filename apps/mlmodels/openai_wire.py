@@ -77,7 +77,7 @@ def post_chat(
         )
     except httpx.TimeoutException:
         raise LLMCallError(
-            f"{provider} did not answer within {timeout:g}s", retryable=True
+            f"{provider} did not answer within {round(timeout, 1):g}s", retryable=True
         ) from None
     except httpx.TransportError as error:
         raise LLMCallError(

@@ -40,8 +40,8 @@ def loopback_allowed(settings):
 def provider(loopback_allowed):
     servers = []
 
-    def start(answers, key="sk-test"):
-        server = OpenAIProvider(answers, key=key)
+    def start(answers, key="sk-test", delay=0.0):
+        server = OpenAIProvider(answers, key=key, delay=delay)
         servers.append(server)
         return server
 
@@ -201,3 +201,25 @@ def test_the_ai_provider_policy_decides_whether_run_data_may_leave(workspace, ad
     assert not caught.value.retryable
     assert "keeps prompts in house: 127.0.0.1 is an outside provider" in caught.value.message
     assert len(server.requests) == 1
+
+
+def test_a_slow_provider_fails_the_step_within_its_timeout_retries_included(
+    workspace, admin_user, provider
+):
+    import time
+
+    server = provider(["not json"], delay=0.8)
+    connect(workspace, admin_user, server.url)
+    slow = GenerateConfig(prompt="x", connection="outside", timeout_seconds=0.3)
+    started = time.monotonic()
+    with pytest.raises(BlockError) as caught:
+        AIGenerateBlock().execute(context(workspace), slow, None)
+    assert caught.value.retryable and "did not answer within 0.3s" in caught.value.message
+    # Invalid answers are retried only while the step's time lasts.
+    bounded = GenerateConfig(
+        prompt="x", connection="outside", json_schema=SCHEMA, retries=5, timeout_seconds=1.5
+    )
+    result = AIGenerateBlock().execute(context(workspace), bounded, None)
+    assert result.port == "invalid" and result.meta["attempts"] < 6
+    assert result.output["errors"][-1] == "no time left to retry within timeout_seconds"
+    assert time.monotonic() - started < 10

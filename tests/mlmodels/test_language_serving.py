@@ -136,7 +136,7 @@ def test_bad_requests_get_an_openai_style_error_naming_the_problem(
 def test_a_language_model_on_the_predict_endpoint_is_a_clear_400(model_stack, language_models):
     answer = httpx.post(
         f"{model_stack.service.url}/predict_rows",
-        json={"rows": [{"model": SUPPORT_WRITER, "inputs": {"prompt": "hello"}}]},
+        json={"rows": [{"model": SUPPORT_WRITER, "inputs": {"text": "hello"}}]},
         timeout=30,
     ).json()
     assert answer[0]["status"] == 400 and "language model" in answer[0]["error"]

@@ -4,19 +4,22 @@ tested against this: it runs the real BentoML service (``model_stack.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 class OpenAIProvider:
     """Answers ``POST /chat/completions`` with the next of ``answers`` (the last repeats):
-    a string is the assistant's content, an int an error status. ``GET /models`` lists one
-    model. Requests whose bearer key is not ``key`` get 401. Records each request."""
+        a string is the assistant's content, an int an error status. ``GET /models`` lists one
+        model. Requests whose bearer key is not ``key`` get 401. Each answer comes after
+    ``delay`` seconds. Records each request."""
 
-    def __init__(self, answers: list[str | int], key: str = "sk-test") -> None:
-        self.answers, self.key = list(answers), key
+    def __init__(self, answers: list[str | int], key: str = "sk-test", delay: float = 0) -> None:
+        self.answers, self.key, self.delay = list(answers), key, delay
         self.requests: list[dict[str, Any]] = []
         provider = self
 
@@ -30,7 +33,9 @@ class OpenAIProvider:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # The client may have given up waiting (a timeout test).
+                with contextlib.suppress(BrokenPipeError):
+                    self.wfile.write(data)
 
             def _authorised(self) -> bool:
                 if self.headers.get("Authorization") == f"Bearer {provider.key}":
@@ -47,6 +52,7 @@ class OpenAIProvider:
                 provider.requests.append({"headers": dict(self.headers), "body": body})
                 if not self._authorised():
                     return
+                time.sleep(provider.delay)
                 answer = (
                     provider.answers.pop(0) if len(provider.answers) > 1 else provider.answers[0]
                 )

@@ -311,6 +311,13 @@ class ModelService:
                 answers[index] = {"error": str(error), "status": int(error.error_code)}
         for (model, version), indexes in groups.items():
             loaded = self._load(model, version)
+            if _is_language(loaded):
+                for index in indexes:
+                    answers[index] = {
+                        "error": f"model {model!r} is a language model: use an ai.* block",
+                        "status": 400,
+                    }
+                continue
             schema = loaded.metadata.get_input_schema()
             valid = []
             for index in indexes:
@@ -319,13 +326,6 @@ class ModelService:
                 except InvalidArgument as error:
                     answers[index] = {"error": str(error), "status": 400}
             if not valid:
-                continue
-            if _is_language(loaded):
-                for index, _ in valid:
-                    answers[index] = {
-                        "error": f"model {model!r} is a language model: use an ai.* block",
-                        "status": 400,
-                    }
                 continue
             scored = self._score(loaded, [features for _, features in valid])
             for (index, _), prediction in zip(valid, scored, strict=True):
