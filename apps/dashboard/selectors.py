@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Aggregate, Count, F, FloatField, Min, Q, QuerySet, Sum
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
@@ -262,7 +262,7 @@ def ai_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
         "model",
         "latency_ms",
         cost=Coalesce(Sum(_meta_number("cost")), 0.0),
-        tokens=Coalesce(Sum(_meta_number("total_tokens")), 0.0),
+        tokens=Coalesce(Sum(Cast(KT("meta__usage__total"), FloatField())), 0.0),
     )
 
 

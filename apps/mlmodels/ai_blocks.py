@@ -166,6 +166,7 @@ class AIClassifyBlock(AIGenerateBlock):
 
     key = "ai.classify"
     title = "AI classify"
+    icon = "tag"
     Config = ClassifyConfig
 
     @classmethod
@@ -190,6 +191,7 @@ class AIExtractBlock(AIGenerateBlock):
 
     key = "ai.extract"
     title = "AI extract"
+    icon = "file-text"
     Config = ExtractConfig
 
     @classmethod
@@ -390,9 +392,12 @@ def _meta(config: Any, answers: list[ChatAnswer], started: float) -> dict[str, A
         "device": last.device,
         "finish_reason": last.finish_reason,
         "attempts": len(answers),
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
+        # Not "*_tokens" keys: redaction masks any key that contains "token".
+        "usage": {
+            "prompt": prompt_tokens,
+            "completion": completion_tokens,
+            "total": prompt_tokens + completion_tokens,
+        },
         "latency_ms": round((time.monotonic() - started) * 1000, 3),
         "cost": token_cost(last.model, prompt_tokens + completion_tokens),
     }

@@ -53,7 +53,7 @@ def test_ai_steps_show_tokens_cost_and_latency_per_model(
     runs = [execute(flow, {"q": "help"}) for _ in range(2)]
     assert all(run.status == "succeeded" for run in runs)
     step = StepRun.objects.filter(node_id="draft").first()
-    assert step.meta["total_tokens"] == 18 and step.meta["cost"] == pytest.approx(0.036)
+    assert step.meta["usage"]["total"] == 18 and step.meta["cost"] == pytest.approx(0.036)
 
     figures = selectors.dashboard_figures(workspace=workspace, range_name="1h")["ai"]
     assert figures["calls"] == 2 and figures["tokens"] == 36

@@ -67,10 +67,10 @@ def test_generate_answers_from_the_registry_and_records_a_redacted_prompt_and_us
     assert meta["provider"] == "flowgate-models"
     assert meta["prompt"] == f"Ticket from {MASK}: production is down"
     assert meta["system"] == "You answer support tickets."
-    assert meta["completion_tokens"] == len(result.output["text"])
+    assert meta["usage"]["completion"] == len(result.output["text"])
     # The model's tokens are characters: the chat layout plus the filled-in prompt.
-    assert meta["prompt_tokens"] > len("Ticket from ann@example.com: production is down")
-    assert meta["cost"] == pytest.approx(meta["total_tokens"] * 0.5 / 1000)
+    assert meta["usage"]["prompt"] > len("Ticket from ann@example.com: production is down")
+    assert meta["cost"] == pytest.approx(meta["usage"]["total"] * 0.5 / 1000)
     assert meta["latency_ms"] > 0 and meta["attempts"] == 1
 
 

@@ -99,7 +99,7 @@ def test_an_invalid_json_answer_is_retried_with_the_error_then_accepted(
     assert result.meta["attempts"] == 3
     assert result.meta["provider"] == "connection:outside"
     assert result.meta["model"] == "outside-model"
-    assert result.meta["total_tokens"] == 3 * 18
+    assert result.meta["usage"] == {"prompt": 33, "completion": 21, "total": 54}
     first, second, third = (r["body"] for r in server.requests)
     assert first["messages"][-1]["content"] == "How urgent is: site down"
     assert first["response_format"]["json_schema"]["schema"] == SCHEMA
@@ -223,3 +223,24 @@ def test_a_slow_provider_fails_the_step_within_its_timeout_retries_included(
     assert result.port == "invalid" and result.meta["attempts"] < 6
     assert result.output["errors"][-1] == "no time left to retry within timeout_seconds"
     assert time.monotonic() - started < 10
+
+
+def test_web_and_worker_processes_load_no_model_code_for_ai_blocks():
+    """The blocks speak HTTP; model code (the toy model, numpy, MLflow, torch) stays in the
+    model service's process. Checked in a fresh interpreter with every app loaded."""
+    import subprocess
+    import sys
+
+    from tests.support.processes import REPOSITORY_ROOT
+
+    heavy = ("apps.mlmodels.toy_lm", "mlflow", "numpy", "torch", "transformers")
+    probe = (
+        "import sys, django; django.setup(); "
+        "from apps.blocks.registry import registry; registry.get('ai.generate'); "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPOSITORY_ROOT, capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -151,4 +151,9 @@ def test_a_flow_run_generates_text_on_a_worker_and_the_step_records_model_and_to
     assert 0 < len(draft.output["text"]) <= 30
     assert draft.meta["model"] == SUPPORT_WRITER and draft.meta["model_version"] == "1"
     assert draft.meta["prompt"] == "site down"
-    assert draft.meta["completion_tokens"] == len(draft.output["text"])
+    assert draft.meta["usage"]["completion"] == len(draft.output["text"])
+    [decision] = AuditEvent.objects.filter(action="decision.model", object_id=str(run.id))
+    assert decision.data["node"] == "draft" and decision.data["block"] == "ai.generate"
+    assert decision.data["meta"]["model_version"] == "1"
+    # Shown in full: token counts are not mistaken for secrets.
+    assert decision.data["meta"]["usage"] == draft.meta["usage"]
