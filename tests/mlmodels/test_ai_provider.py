@@ -244,3 +244,35 @@ def test_web_and_worker_processes_load_no_model_code_for_ai_blocks():
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def test_an_admin_creates_an_llm_connection_from_the_form_and_the_key_is_never_shown(
+    admin_client, workspace
+):
+    from django.urls import reverse
+
+    from apps.connectors.crypto import decrypt_secrets
+
+    create = reverse(
+        "connections:create", kwargs={"workspace_slug": "acme", "type_key": "llm_openai"}
+    )
+    assert b"LLM provider (OpenAI-compatible)" in admin_client.get(create).content
+    response = admin_client.post(
+        create,
+        {
+            "name": "hosted",
+            "config_base_url": "https://llm.example.com/v1/",
+            "config_default_model": "big-model",
+            "secret_api_key": "sk-very-secret",
+        },
+    )
+    assert response.status_code == 302
+    connection = Connection.objects.get(workspace=workspace, name="hosted")
+    assert connection.config == {
+        "base_url": "https://llm.example.com/v1",
+        "default_model": "big-model",
+    }
+    assert decrypt_secrets(connection.secrets_encrypted) == {"api_key": "sk-very-secret"}
+    assert b"sk-very-secret" not in admin_client.get(response["Location"]).content
+    bad = admin_client.post(create, {"name": "bad", "config_base_url": "ftp://x"})
+    assert bad.status_code == 400
