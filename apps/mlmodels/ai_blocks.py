@@ -221,9 +221,10 @@ def _instructions(lead: str, names: Any, extra: str) -> str:
 
 
 def _render(ctx: BlockContext, template: str) -> tuple[str, str]:
-    """(text sent to the model, text recorded): each ``{{ expression }}`` is filled in; in
-    the recorded text, a field the workspace classifies as sensitive (by its last name:
-    ``trigger.body.email`` → ``email``) or a credential-like one is masked."""
+    """(text sent to the model, text recorded): each ``{{ expression }}`` is filled in. In
+    the recorded text a value is masked when any name in its expression is a field the
+    workspace classifies as sensitive or looks like a credential (``trigger.body.email``,
+    ``trigger.body["email"] + "!"``); an object or list is recorded with such keys masked."""
     if not template:
         return "", ""
     redaction = ctx.service("redaction")
@@ -234,17 +235,21 @@ def _render(ctx: BlockContext, template: str) -> tuple[str, str]:
             value = ctx.evaluate(expression)
         except ExpressionError as error:
             raise BlockError(f"cannot fill the prompt: {error}") from None
-        text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
-        name = re.split(r"[.\[\]'\"]+", expression.strip(".[]'\" "))[-1] or expression
-        sent += [template[position : match.start()], text]
-        shown += [
-            template[position : match.start()],
-            MASK if redaction.is_sensitive(name) else text,
-        ]
+        names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression)
+        if any(redaction.is_sensitive(name) for name in names):
+            recorded = MASK
+        else:
+            recorded = _text(redaction.redact(value))
+        sent += [template[position : match.start()], _text(value)]
+        shown += [template[position : match.start()], recorded]
         position = match.end()
     sent.append(template[position:])
     shown.append(template[position:])
     return "".join(sent), "".join(shown)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 def _converse(

@@ -276,3 +276,29 @@ def test_an_admin_creates_an_llm_connection_from_the_form_and_the_key_is_never_s
     assert b"sk-very-secret" not in admin_client.get(response["Location"]).content
     bad = admin_client.post(create, {"name": "bad", "config_base_url": "ftp://x"})
     assert bad.status_code == 400
+
+
+def test_the_recorded_prompt_masks_classified_fields_however_they_are_written(
+    workspace, admin_user, provider
+):
+    from apps.audit.redaction import MASK
+    from apps.audit.services import data_settings_save
+
+    data_settings_save(
+        workspace=workspace, actor=admin_user, sensitive_fields=["email"], retention_days=30
+    )
+    server = provider(["ok"])
+    connect(workspace, admin_user, server.url)
+    config = GenerateConfig(
+        prompt='A: {{ trigger.body.email + "!" }} B: {{ trigger.body }} C: {{ trigger.body.api_key }}',
+        connection="outside",
+    )
+    ticket = {"email": "ann@example.com", "api_key": "k-1", "issue": "down"}
+    result = AIGenerateBlock().execute(context(workspace, **ticket), config, None)
+    recorded = result.meta["prompt"]
+    assert "ann@example.com" not in recorded and "k-1" not in recorded
+    assert recorded.startswith(f"A: {MASK} B: ") and recorded.endswith(f"C: {MASK}")
+    assert '"issue": "down"' in recorded
+    # The model itself got the real values.
+    sent = server.requests[0]["body"]["messages"][-1]["content"]
+    assert "ann@example.com!" in sent and '"api_key": "k-1"' in sent
