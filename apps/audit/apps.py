@@ -10,6 +10,13 @@ class AuditConfig(AppConfig):
     label = "audit"
     verbose_name = "Audit"
 
+    def ready(self) -> None:
+        from apps.blocks.registry import register_service
+
+        from .redaction import WorkspaceRedaction
+
+        register_service("redaction", WorkspaceRedaction)
+
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Classify a few personal fields in the demo workspace (once; an admin's later
         edits are kept)."""

@@ -92,3 +92,17 @@ def forget_sensitive_keys(workspace_id: Any) -> None:
 
 def redact_for_workspace(workspace_id: Any, value: Any) -> Any:
     return redact(value, extra_keys=sensitive_keys_for_workspace(workspace_id))
+
+
+class WorkspaceRedaction:
+    """What blocks get from ``ctx.service("redaction")``: the workspace's classification
+    applied to what a step records (an AI step's prompt, say)."""
+
+    def __init__(self, workspace_id: Any) -> None:
+        self.workspace_id = workspace_id
+
+    def is_sensitive(self, key: str) -> bool:
+        return _is_sensitive(key, sensitive_keys_for_workspace(self.workspace_id))
+
+    def redact(self, value: Any) -> Any:
+        return redact_for_workspace(self.workspace_id, value)

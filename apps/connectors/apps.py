@@ -18,6 +18,7 @@ class ConnectorsConfig(AppConfig):
         from .email.trigger import EmailTrigger
         from .http.block import HttpBlock
         from .http.connection import HttpApiConnection
+        from .llm.connection import LlmConnection
         from .services import WorkspaceConnections
         from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
         from .sql.connection import MysqlConnection, PostgresConnection
@@ -43,6 +44,7 @@ class ConnectorsConfig(AppConfig):
         register_block(StreamTrigger)
         register_connection_type(WebhookConnection)
         register_block(WebhookOutBlock)
+        register_connection_type(LlmConnection)
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """A ``demo-events`` Redis Streams connection on the studio's own Redis, so demo

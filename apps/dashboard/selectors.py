@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Aggregate, Count, F, FloatField, Min, Q, QuerySet, Sum
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
@@ -251,6 +251,24 @@ def model_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
     return figures
 
 
+AI_BLOCKS = ("ai.generate", "ai.classify", "ai.extract")
+
+
+def ai_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
+    """Answered ``ai.*`` steps since ``since``, in total and per model: latency, tokens
+    (prompt + completion, retries included) and estimated cost, as each step recorded."""
+    steps = _steps(workspace).filter(
+        block_type__in=AI_BLOCKS, status=StepStatus.SUCCEEDED, started_at__gte=since
+    )
+    return _latency_rows(
+        steps,
+        "model",
+        "latency_ms",
+        cost=Coalesce(Sum(_meta_number("cost")), 0.0),
+        tokens=Coalesce(Sum(Cast(KT("meta__usage__total"), FloatField())), 0.0),
+    )
+
+
 def policy_evaluation_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
     """``policy.evaluate`` steps since ``since`` that ran a policy: evaluation time as the
     policy engine measured it, per policy and in total."""
@@ -339,6 +357,7 @@ def dashboard_figures(*, workspace: Any, range_name: str, now: datetime | None =
             **step_error_rates(workspace=workspace, since=since),
         },
         "models": models,
+        "ai": ai_call_figures(workspace=workspace, since=since),
         "policies": policy_evaluation_figures(workspace=workspace, since=since),
         "queue": {
             "depth": queue_depth(workspace=workspace, now=now),

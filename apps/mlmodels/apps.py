@@ -12,9 +12,10 @@ class ModelsConfig(AppConfig):
     verbose_name = "Models"
 
     def ready(self) -> None:
-        from . import blocks
+        from . import ai_blocks, blocks
 
         blocks.register()
+        ai_blocks.register()
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Train and register the demo models when the MLflow registry is up (idempotent:

@@ -65,6 +65,43 @@ class ModelServiceClient:
         self.breaker = breaker or CircuitBreaker(f"models:{self.base_url}")
 
     def predict(self, **kwargs: Any) -> dict[str, Any]:
+        self._breaker_check()
+        try:
+            answer = self._predict(**kwargs)
+        except ModelServiceError as error:
+            self._breaker_record(error.retryable)
+            raise
+        self.breaker.success()
+        return answer
+
+    def chat(self, *, model: str, alias: str, version: str, request: Any) -> Any:
+        """A chat completion (``openai_wire.ChatRequest``) from a registered language model
+        through the service's OpenAI-compatible ``/v1/chat/completions``, behind the same
+        circuit breaker. Raises ``openai_wire.LLMCallError``."""
+        from .openai_wire import LLMCallError, post_chat
+
+        try:
+            self._breaker_check()
+        except ModelServiceError as error:
+            raise LLMCallError(error.message, retryable=True) from None
+        body = request.body(f"{model}/{version}" if version else f"{model}@{alias}")
+        if request.route_key:
+            body["route_key"] = request.route_key
+        try:
+            answer = post_chat(
+                _http(),
+                f"{self.base_url}/v1/chat/completions",
+                body,
+                provider=f"the model service at {self.base_url}",
+                timeout=request.timeout,
+            )
+        except LLMCallError as error:
+            self._breaker_record(error.retryable)
+            raise
+        self.breaker.success()
+        return answer
+
+    def _breaker_check(self) -> None:
         if not self.breaker.allow():
             raise ModelServiceError(
                 f"the model service at {self.base_url} is failing: circuit open, next probe "
@@ -72,16 +109,12 @@ class ModelServiceClient:
                 retryable=True,
                 circuit_open=True,
             )
-        try:
-            answer = self._predict(**kwargs)
-        except ModelServiceError as error:
-            if error.retryable:
-                self.breaker.failure()
-            else:
-                self.breaker.success()  # it answered: the service is up
-            raise
-        self.breaker.success()
-        return answer
+
+    def _breaker_record(self, retryable: bool) -> None:
+        if retryable:
+            self.breaker.failure()
+        else:
+            self.breaker.success()  # it answered: the service is up
 
     def _predict(
         self,

@@ -31,6 +31,7 @@ CANARY_SHARE_TAG = "flowgate.canary_share"
 OWNER_TAG = "flowgate.workspace"
 CLAIM_FRAUD = "claim-fraud"
 TICKET_TRIAGE = "ticket-triage"
+SUPPORT_WRITER = "support-writer"
 
 
 def canary_share_of(tags: dict[str, str]) -> int:
@@ -173,6 +174,8 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
         "versions": ({"C": 0.01}, {"C": 10.0}),
         "thresholds": {"accuracy": 0.8, "f1_macro": 0.7},
     },
+    # The toy language model (lm_training.py): its own trainer, same registry conventions.
+    SUPPORT_WRITER: {"versions": ({"order": 4}, {"order": 6}), "train": "language"},
 }
 
 
@@ -196,7 +199,6 @@ def train_and_register(
     name: str, *, params: dict[str, Any], rows: int | None = None, tracking_uri: str
 ) -> TrainedVersion:
     """Train one version of a demo model and register it in the MLflow at ``tracking_uri``."""
-    import tempfile
 
     import mlflow
     import mlflow.sklearn
@@ -237,6 +239,33 @@ def train_and_register(
             # Stated, not inferred: inference loads the model in a subprocess (slow).
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
+    return registered_version(
+        client,
+        name,
+        info,
+        run,
+        metrics,
+        description=spec["description"],
+        thresholds=spec["thresholds"],
+    )
+
+
+def registered_version(
+    client: Any,
+    name: str,
+    info: Any,
+    run: Any,
+    metrics: dict[str, float],
+    *,
+    description: str,
+    thresholds: dict[str, float],
+) -> TrainedVersion:
+    """After ``log_model`` registered a version: tag it with its artifact checksum, and the
+    model with its description and promotion thresholds."""
+    import tempfile
+
+    import mlflow
+
     version = str(info.registered_model_version)
     with tempfile.TemporaryDirectory() as scratch:
         local = mlflow.artifacts.download_artifacts(
@@ -244,8 +273,8 @@ def train_and_register(
         )
         sha256 = artifact_sha256(Path(local))
     client.set_model_version_tag(name, version, SHA256_TAG, sha256)
-    client.update_registered_model(name, description=spec["description"])
-    client.set_registered_model_tag(name, THRESHOLDS_TAG, json.dumps(spec["thresholds"]))
+    client.update_registered_model(name, description=description)
+    client.set_registered_model_tag(name, THRESHOLDS_TAG, json.dumps(thresholds))
     logger.info("registered %s version %s %s", name, version, metrics)
     return TrainedVersion(name, version, run.info.run_id, metrics, sha256)
 
@@ -270,10 +299,11 @@ def train_demo_models(
             existing = len(client.search_model_versions(f"name='{name}'"))
         except MlflowException:
             existing = 0
+        train: Any = train_and_register
+        if DEMO_MODELS[name].get("train") == "language":
+            from .lm_training import train_and_register_language as train
         for params in DEMO_MODELS[name]["versions"][existing:]:
-            trained.append(
-                train_and_register(name, params=params, rows=rows, tracking_uri=tracking_uri)
-            )
+            trained.append(train(name, params=params, rows=rows, tracking_uri=tracking_uri))
         registered = client.get_registered_model(name)
         if not registered.aliases:
             client.set_registered_model_alias(name, "production", "1")

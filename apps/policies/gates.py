@@ -16,14 +16,16 @@ from .decision import Decision
 
 FLOW_PUBLISH = "flow_publish"
 MODEL_PROMOTION = "model_promotion"
-GATES = (FLOW_PUBLISH, MODEL_PROMOTION)
+AI_PROVIDER = "ai_provider"
+GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER)
 GATE_RULE = "decision"
 
 
 def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Decision:
     """Deny by default. ``input`` for ``model_promotion``: model, version, target alias,
     metrics, thresholds, has_signature, artifact_sha256, expected_sha256, requested_by,
-    approved_by. For ``flow_publish``: flow, definition, actor, actor_role."""
+    approved_by. For ``flow_publish``: flow, definition, actor, actor_role. For
+    ``ai_provider``: provider, outside, host, model, block, node, run."""
     from apps.audit.services import audit_record
 
     from .selectors import policy_for_gate

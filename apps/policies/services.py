@@ -459,3 +459,9 @@ class WorkspacePolicies:
         return policy_evaluate(
             workspace_id=self.workspace_id, slug=policy, rule=rule, input=input, source=source
         )
+
+    def gate(self, *, gate: str, input: dict[str, Any]) -> Decision:
+        """The workspace's gate policy for ``gate`` (``gates.evaluate_gate``), audited."""
+        from .gates import evaluate_gate
+
+        return evaluate_gate(workspace_id=self.workspace_id, gate=gate, input=input)

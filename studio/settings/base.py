@@ -338,6 +338,10 @@ FLOWGATE: FlowgateSettings = {
     # ("claim-fraud=0.0004,ticket-triage=0.0001"), MODEL_COST_PER_CALL every other model.
     "MODEL_COST_PER_CALL": env_float("MODEL_COST_PER_CALL", 0.0),
     "MODEL_COSTS": env_prices("MODEL_COSTS"),
+    # Estimated cost of an ai.* step, per 1,000 tokens (prompt + completion, every retry):
+    # LLM_TOKEN_COSTS prices models by name ("support-writer=0.0001"), the other every model.
+    "LLM_COST_PER_1K_TOKENS": env_float("LLM_COST_PER_1K_TOKENS", 0.0),
+    "LLM_TOKEN_COSTS": env_prices("LLM_TOKEN_COSTS"),
     "COST_CURRENCY": env_str("COST_CURRENCY", "USD"),
     "OPA_URL": env_str("OPA_URL", ""),
     # Bounds on every policy: source size, input size, evaluation time.

@@ -118,3 +118,42 @@ def test_predictions_record_the_configured_cost_and_feed_the_dashboard(
     model_slo = next(slo for slo in figures["slo"] if slo["key"] == "model_p95_ms")
     assert model_slo["measured"] == pytest.approx(models["p95_ms"], abs=0.001)
     assert model_slo["state"] in ("met", "breached")
+
+
+def test_a_flow_run_generates_text_on_a_worker_and_the_step_records_model_and_tokens(
+    transactional_db, workspace, builder_user, model_stack, language_models, start_worker
+):
+    from apps.mlmodels.training import SUPPORT_WRITER
+
+    start_worker(environment={"MODEL_SERVICE_URL": model_stack.service.url})
+    flow = published_flow(
+        workspace,
+        builder_user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node(
+                    "draft",
+                    "ai.generate",
+                    model=SUPPORT_WRITER,
+                    prompt="{{ trigger.body.issue }}",
+                    max_tokens=30,
+                ),
+            ],
+            [("start", "draft")],
+        ),
+        name="Draft reply",
+    )
+    run = run_start(flow=flow, trigger="manual", payload=envelope({"issue": "site down"})).run
+    run = wait_for_run(run)
+    assert run.status == "succeeded", run.error
+    draft = StepRun.objects.get(run=run, node_id="draft", status="succeeded")
+    assert 0 < len(draft.output["text"]) <= 30
+    assert draft.meta["model"] == SUPPORT_WRITER and draft.meta["model_version"] == "1"
+    assert draft.meta["prompt"] == "site down"
+    assert draft.meta["usage"]["completion"] == len(draft.output["text"])
+    [decision] = AuditEvent.objects.filter(action="decision.model", object_id=str(run.id))
+    assert decision.data["node"] == "draft" and decision.data["block"] == "ai.generate"
+    assert decision.data["meta"]["model_version"] == "1"
+    # Shown in full: token counts are not mistaken for secrets.
+    assert decision.data["meta"]["usage"] == draft.meta["usage"]

@@ -140,3 +140,18 @@ def test_support_triage_answers_simple_tickets_by_email(ticket_model, workspace,
         assert recipients == ["cleo@example.com"]
         assert message["Subject"] == "Re: A question"
         assert "help.example.com/password_reset" in message.get_content()
+
+
+def test_support_triage_gives_the_reviewer_a_drafted_reply(
+    ticket_model, language_models, workspace, admin_user
+):
+    policy_defaults_ensure(workspace=workspace)
+    flow = published_flow(workspace, admin_user, template_definition("support-triage"))
+    ticket = {**TICKETS[0], "text": "security breach suspected", "category": "fraud"}
+    run = run_start(flow=flow, trigger="webhook", payload=envelope(ticket), enqueue=False).run
+    advance(run.id)
+    assert StepRun.objects.get(run=run, node_id="route").port == "review"
+    draft = StepRun.objects.get(run=run, node_id="draft", status="succeeded")
+    assert draft.output["text"] and draft.meta["model"] == "support-writer"
+    task = ReviewTask.objects.get(run=run)
+    assert task.data["Draft reply"] == draft.output["text"]

@@ -200,6 +200,7 @@ def test_defaults_are_installed_once(workspace, owner):
     assert {policy.slug for policy in created} == {
         "model_promotion",
         "flow_publish",
+        "ai_provider",
         "support_triage",
         "expense_limits",
         "claims",

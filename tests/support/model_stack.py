@@ -19,7 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from apps.mlmodels.training import CLAIM_FRAUD, TrainedVersion, train_demo_models
+from apps.mlmodels.training import (
+    CLAIM_FRAUD,
+    SUPPORT_WRITER,
+    TrainedVersion,
+    train_demo_models,
+)
 from studio.processes import ProcessSpec, mlflow_process, model_service_process
 from tests.support.processes import (
     REPOSITORY_ROOT,
@@ -88,6 +93,12 @@ def model_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelStack
 @pytest.fixture(scope="session")
 def trained_models(model_stack: ModelStack) -> list[TrainedVersion]:
     return train_demo_models(tracking_uri=model_stack.mlflow.url, names=(CLAIM_FRAUD,), rows=400)
+
+
+@pytest.fixture(scope="session")
+def language_models(model_stack: ModelStack) -> list[TrainedVersion]:
+    """The demo's toy language model, two versions (production = 1), built here."""
+    return train_demo_models(tracking_uri=model_stack.mlflow.url, names=(SUPPORT_WRITER,), rows=300)
 
 
 @pytest.fixture

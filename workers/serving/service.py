@@ -32,7 +32,7 @@ import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 
 from apps.mlmodels.training import canary_share_of
-from workers.serving import tracing
+from workers.serving import openai_api, tracing
 
 logger = logging.getLogger("flowgate.serving")
 
@@ -102,9 +102,17 @@ def coerce_inputs(rows: list[dict[str, Any]], schema: Any) -> list[dict[str, Any
     return coerced
 
 
+LANGUAGE_KIND = "language"  # pyfunc metadata ``flowgate_kind`` of a language model
+
+
+def _is_language(loaded: Any) -> bool:
+    return (loaded.metadata.metadata or {}).get("flowgate_kind") == LANGUAGE_KIND
+
+
 @bentoml.service(
     name="flowgate_models", traffic={"timeout": 30}, workers=1, **tracing.service_options()
 )
+@bentoml.asgi_app(openai_api.app, path="/v1")
 class ModelService:
     def __init__(self) -> None:
         # Imported here, at start-up, so the first prediction does not pay for them.
@@ -123,6 +131,7 @@ class ModelService:
         self._resolved: dict[str, tuple[tuple[dict[str, str], int], float]] = {}
         self._checked: set[tuple[str, str]] = set()
         logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
+        openai_api.bind(self)
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
 
     def _warm_up(self, seconds: float = 120.0) -> None:
@@ -221,8 +230,25 @@ class ModelService:
                 )
         return loaded
 
+    def language_model(
+        self, model: str, version: str, alias: str, route_key: str
+    ) -> tuple[Any, tuple[str, str]]:
+        """The language model (``stream``/``choose``/``guided_json``) and the (version,
+        alias) that serve a ``/v1`` request; a classic model there is a 400."""
+        resolved, served_alias = self._resolve(model, version, alias, route_key)
+        loaded = self._load(model, resolved)
+        if not _is_language(loaded):
+            raise InvalidArgument(f"model {model!r} is not a language model: call /predict")
+        return loaded.unwrap_python_model().lm, (resolved, served_alias)
+
+    def language_model_names(self) -> list[str]:
+        return sorted(name for (name, _), loaded in self._models.items() if _is_language(loaded))
+
     def _score(self, loaded: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         import pandas as pd
+
+        if _is_language(loaded):
+            raise InvalidArgument("this is a language model: call /v1/chat/completions")
 
         probabilities = loaded.predict(pd.DataFrame(rows))
         classes = [str(label) for label in loaded.get_raw_model().classes_]
@@ -285,6 +311,13 @@ class ModelService:
                 answers[index] = {"error": str(error), "status": int(error.error_code)}
         for (model, version), indexes in groups.items():
             loaded = self._load(model, version)
+            if _is_language(loaded):
+                for index in indexes:
+                    answers[index] = {
+                        "error": f"model {model!r} is a language model: use an ai.* block",
+                        "status": 400,
+                    }
+                continue
             schema = loaded.metadata.get_input_schema()
             valid = []
             for index in indexes:

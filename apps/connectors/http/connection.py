@@ -81,22 +81,11 @@ class HttpApiConnection(ConnectionType):
             return TestOutcome(False, "config", "set a base URL to test this connection")
         try:
             headers = auth_headers_for(config, secrets)
-            with safe_client(timeout=10) as client:
-                response = client.get(
-                    config.base_url,
-                    headers=headers,
-                    extensions=credential_scope(config.base_url, headers),
-                )
         except AuthFailure as failure:
             return TestOutcome(False, failure.stage, failure.message)
-        except UnusableURL as error:
-            return TestOutcome(False, "url", str(error))
-        except SSRFError as error:
-            return TestOutcome(False, "refused", f"refused by the SSRF guard: {error}")
-        except httpx.TimeoutException:
-            return TestOutcome(False, "timeout", f"{config.base_url} did not answer in time")
-        except httpx.RequestError as error:
-            return _request_failure(config.base_url, error)
+        response = probe(config.base_url, headers=headers, base_url=config.base_url)
+        if isinstance(response, TestOutcome):
+            return response
         if response.status_code in (401, 403):
             return TestOutcome(
                 False,
@@ -106,6 +95,24 @@ class HttpApiConnection(ConnectionType):
         return TestOutcome(
             True, "ok", f"connected: {config.base_url} answered {response.status_code}"
         )
+
+
+def probe(
+    url: str, *, headers: dict[str, str], base_url: str, follow_redirects: bool = True
+) -> httpx.Response | TestOutcome:
+    """GET ``url`` through the SSRF guard for a connection test (``headers`` kept to
+    ``base_url``): the response, or the outcome that names the stage that failed."""
+    try:
+        with safe_client(timeout=10, follow_redirects=follow_redirects) as client:
+            return client.get(url, headers=headers, extensions=credential_scope(base_url, headers))
+    except UnusableURL as error:
+        return TestOutcome(False, "url", str(error))
+    except SSRFError as error:
+        return TestOutcome(False, "refused", f"refused by the SSRF guard: {error}")
+    except httpx.TimeoutException:
+        return TestOutcome(False, "timeout", f"{url} did not answer in time")
+    except httpx.RequestError as error:
+        return _request_failure(url, error)
 
 
 def _request_failure(url: str, error: httpx.RequestError) -> TestOutcome:

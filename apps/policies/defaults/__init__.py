@@ -1,4 +1,4 @@
-"""The policies Flowgate ships: the two gate policies and the demo templates' policies.
+"""The policies Flowgate ships: the gate policies and the demo templates' policies.
 
 Each is a ``.rego`` file next to this module plus its metadata and unit tests below. They are
 created (and their first version published) in a workspace by
@@ -151,6 +151,45 @@ SHIPPED = (
                     "approved_by": "",
                 },
                 {"allow": False, "reasons": ["the promotion has no approver"]},
+            ),
+        ),
+    ),
+    ShippedPolicy(
+        slug="ai_provider",
+        name="AI provider gate",
+        description="Which language-model providers an AI step may send run data to: the "
+        "model service always; outside providers unless the workspace keeps prompts in house.",
+        gate="ai_provider",
+        tests=(
+            ShippedTest(
+                "the model service is in house",
+                "decision",
+                {"provider": "flowgate-models", "outside": False, "host": "models"},
+                {"allow": True, "reasons": ["the model service runs in house"]},
+            ),
+            ShippedTest(
+                "an outside provider is allowed by default",
+                "decision",
+                {"provider": "connection:openai", "outside": True, "host": "api.example.com"},
+                {"allow": True, "reasons": ["this workspace may use outside providers"]},
+            ),
+            ShippedTest(
+                "an in-house vLLM server is allowed",
+                "decision",
+                {"outside": True, "host": "vllm.internal.example.com"},
+                {"allow": True, "reasons": ["vllm.internal.example.com is in house"]},
+            ),
+            ShippedTest(
+                "empty input is denied",
+                "decision",
+                {},
+                {
+                    "allow": False,
+                    "reasons": [
+                        "this workspace keeps prompts in house: an unknown host is an "
+                        "outside provider"
+                    ],
+                },
             ),
         ),
     ),

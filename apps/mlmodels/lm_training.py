@@ -1,0 +1,150 @@
+"""The demo language model ``support-writer``: trained here, registered in MLflow.
+
+It is a toy (``toy_lm.py``): a character n-gram model trained in about a second on support
+dialogues generated from the ticket-triage phrases. It is registered as an MLflow pyfunc
+(numpy only) under the same aliases, owner tag, checksum and promotion gate as the other
+demo models, with metrics the gate can judge: ``accuracy`` (how often it picks the right
+urgency label among three, scored on held-out tickets) and ``bits_per_char``.
+
+Why pyfunc and not the transformers flavor: the transformers flavor needs torch, and
+torch's PyPI wheels pull several GB of CUDA libraries, too heavy for CI and for the web
+app's install; a real transformers model is registered the same way (README, "AI blocks").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from .toy_lm import END, ToyLanguageModel, chat_prompt
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_KIND = "language"
+LABELS = ("urgent", "normal", "low")
+CLASSIFY_QUESTION = "Classify the urgency of this ticket as urgent, normal or low: "
+_REPLIES = {
+    "urgent": (
+        "We are sorry. This is our top priority and an engineer is on it now.",
+        "Thank you for telling us at once. Our on-call team is fixing it right now.",
+    ),
+    "normal": (
+        "Thanks for the report. We will look into it today and get back to you.",
+        "Thank you. Our support team will answer within one business day.",
+    ),
+    "low": (
+        "Thanks for the note. We have added it to our list.",
+        "Thank you for the feedback. We will keep it in mind.",
+    ),
+}
+
+
+def support_dialogues(rows: int = 500, seed: int = 5) -> list[tuple[str, str, str]]:
+    """(label, ticket text, dialogue text) triples."""
+    import numpy as np
+
+    from .training import ticket_triage_data
+
+    texts, labels = ticket_triage_data(rows=rows, seed=seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for text, label in zip(texts["text"], labels, strict=True):
+        label = str(label)
+        reply = str(rng.choice(_REPLIES[label]))
+        record = json.dumps({"urgency": label, "summary": text})
+        turns = [
+            ([{"role": "user", "content": text}], reply),
+            ([{"role": "user", "content": CLASSIFY_QUESTION + text}], label),
+            ([{"role": "user", "content": f"Extract the urgency and a summary: {text}"}], record),
+        ]
+        dialogue = "".join(f"{chat_prompt(m)}{answer}{END}\n" for m, answer in turns)
+        out.append((label, text, dialogue))
+    return out
+
+
+def evaluate(model: ToyLanguageModel, held_out: list[tuple[str, str, str]]) -> dict[str, float]:
+    right, bits, chars = 0, 0.0, 0
+    for label, text, dialogue in held_out:
+        prompt = chat_prompt([{"role": "user", "content": CLASSIFY_QUESTION + text}])
+        right += model.choose(prompt, list(LABELS))[0] == label
+        bits -= model.logprob("", dialogue[:200]) / math.log(2)
+        chars += len(dialogue[:200])
+    return {
+        "accuracy": round(right / len(held_out), 4),
+        "bits_per_char": round(bits / chars, 4),
+    }
+
+
+def _python_model_class() -> Any:
+    import mlflow.pyfunc
+
+    base: Any = mlflow.pyfunc.PythonModel
+
+    class ToyLanguagePyfunc(base):  # type: ignore[misc,valid-type]
+        """``predict`` continues each prompt greedily (what a plain pyfunc caller gets);
+        the model service uses ``lm`` directly for chat, streaming and guided decoding."""
+
+        def load_context(self, context: Any) -> None:
+            self.lm = ToyLanguageModel.loads(Path(context.artifacts["weights"]).read_text())
+
+        # Untyped on purpose: MLflow reads type hints here as a (wrong) signature.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            prompts = list(model_input["prompt"])
+            return ["".join(p for p, _ in self.lm.stream(q, max_tokens=200)) for q in prompts]
+
+    return ToyLanguagePyfunc
+
+
+def train_and_register_language(
+    name: str, *, params: dict[str, Any], rows: int | None = None, tracking_uri: str
+) -> Any:
+    import tempfile
+
+    import mlflow
+    import numpy
+    from mlflow import MlflowClient
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from .training import EXPERIMENT, registered_version
+
+    dialogues = support_dialogues(rows=rows or 500)
+    split = int(len(dialogues) * 0.8)
+    model = ToyLanguageModel.train("".join(d for _, _, d in dialogues[:split]), params["order"])
+    metrics = {**evaluate(model, dialogues[split:]), "train_rows": float(split)}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    mlflow.set_experiment(EXPERIMENT)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt")]), outputs=Schema([ColSpec("string")])
+    )
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        mlflow.start_run(run_name=f"{name} order={params['order']}") as run,
+    ):
+        weights = Path(scratch) / "weights.json"
+        weights.write_text(model.dumps())
+        mlflow.log_params({**params, "rows": len(dialogues), "model": name})
+        mlflow.log_metrics(metrics)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=_python_model_class()(),
+            artifacts={"weights": str(weights)},
+            signature=signature,
+            registered_model_name=name,
+            metadata={"flowgate_kind": LANGUAGE_KIND, "context_length": model.context_length},
+            pip_requirements=[f"numpy=={numpy.__version__}"],
+        )
+    return registered_version(
+        client,
+        name,
+        info,
+        run,
+        metrics,
+        description="Support reply writer (toy character language model).",
+        thresholds={"accuracy": 0.3},
+    )
