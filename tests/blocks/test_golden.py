@@ -106,6 +106,9 @@ COVERED_BY_SERVICE_TESTS = {
     "connector.sql.query": "tests/connectors/test_sql.py",
     "human.approval": "tests/inbox/blocks",
     "model.predict": "tests/mlmodels/test_block.py",
+    "ai.generate": "tests/mlmodels/test_ai_blocks.py",
+    "ai.classify": "tests/mlmodels/test_ai_blocks.py",
+    "ai.extract": "tests/mlmodels/test_ai_blocks.py",
     "policy.evaluate": "tests/policies/test_block.py",
 }
 

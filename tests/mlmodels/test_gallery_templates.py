@@ -145,6 +145,12 @@ def test_support_triage_answers_simple_tickets_by_email(ticket_model, workspace,
 def test_support_triage_gives_the_reviewer_a_drafted_reply(
     ticket_model, language_models, workspace, admin_user
 ):
+    # The template names its mail connection; this case goes to a person, so no mail is sent.
+    connection_create(
+        workspace=workspace, actor=admin_user, name="demo-mail", type="smtp", secrets={},
+        config={"host": "127.0.0.1", "port": 1025, "security": "none",
+                "from_address": "Support <support@acme.test>"},
+    )  # fmt: skip
     policy_defaults_ensure(workspace=workspace)
     flow = published_flow(workspace, admin_user, template_definition("support-triage"))
     ticket = {**TICKETS[0], "text": "security breach suspected", "category": "fraud"}
