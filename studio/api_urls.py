@@ -12,6 +12,7 @@ workspace_patterns = [
     path("", include("apps.inbox.api_urls")),
     path("", include("apps.mlmodels.api_urls")),
     path("", include("apps.dashboard.api_urls")),
+    path("", include("apps.monitoring.api_urls")),
 ]
 
 urlpatterns = [

@@ -193,6 +193,11 @@ class ModelPredictConfig(BlockConfig):
         pattern=r"^[A-Za-z0-9_\-]*$",
         description="Also call this alias (e.g. canary); its answer is logged, never used",
     )
+    business_key: Expression | None = Field(
+        default=None,
+        description="CEL giving the case's business key (e.g. a claim number): ground-truth "
+        "labels posted later may name the case by it instead of by run and step",
+    )
 
     @model_validator(mode="after")
     def _alias_or_version(self) -> ModelPredictConfig:
@@ -277,7 +282,33 @@ class ModelPredictBlock(Block):
         }
         if config.shadow_alias:
             meta["shadow"] = self._shadow(ctx, config, features)
+        self._sample(ctx, config, features, output, meta)
         return Result(output=output, port=LOW_CONFIDENCE if low else DEFAULT_PORT, meta=meta)
+
+    def _sample(
+        self, ctx: BlockContext, config: Any, features: dict, output: dict, meta: dict
+    ) -> None:
+        """Hand the answer to model monitoring, which samples it (see apps/monitoring)."""
+        if ctx.dry_run:
+            return
+        try:
+            recorder = ctx.service("monitoring")
+        except LookupError:  # a context without monitoring (block unit tests)
+            return
+        key = ctx.evaluate(config.business_key) if config.business_key else ""
+        recorder.record(
+            run_id=str(ctx.run_id),
+            node_id=ctx.node_id,
+            model=output["model"],
+            version=output["version"],
+            alias=output["alias"],
+            inputs=features,
+            label=output["label"],
+            score=output["score"],
+            latency_ms=meta["latency_ms"],
+            shadow_label=str(meta.get("shadow", {}).get("label", "")),
+            business_key="" if key is None else str(key),
+        )
 
     def _shadow(self, ctx: BlockContext, config: Any, features: dict[str, Any]) -> dict:
         """Call the shadow alias with the same input; record its answer, never fail."""

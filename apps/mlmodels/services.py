@@ -71,7 +71,9 @@ def gate_input(
         "version": version.version,
         "target": alias,
         "change": change,
-        "previous_version": registry.previous_version(model, alias),
+        "previous_version": registry.rollback_target(model, alias)
+        if change == "rollback"
+        else registry.previous_version(model, alias),
         "metrics": version.metrics,
         "thresholds": model.thresholds or DEFAULT_THRESHOLDS,
         "has_signature": bool(version.signature),
@@ -256,16 +258,18 @@ def _audit(
 
 # --- moving an alias -------------------------------------------------------------------
 def model_rollback(
-    *, workspace: Any, actor: Any, name: str, alias: str = "production"
+    *, workspace: Any, actor: Any, name: str, alias: str = "production", reason: str = ""
 ) -> PromotionOutcome:
-    """Emergency rollback by one admin: point ``alias`` back at the version it had before its
-    last promotion, through the gate (which allows it without a second approver only for
-    that version, and still checks metrics, signature and checksum)."""
+    """Emergency rollback by one admin (or by canary analysis: ``actor`` None): point
+    ``alias`` back at the version it had before its last promotion, through the gate (which
+    allows it without a second approver only for that version, and still checks metrics,
+    signature and checksum). Rolling back ``canary`` sends all traffic to ``production``
+    again: its share goes to 0 and the alias is removed."""
     if alias not in registry.ALIASES:
         raise PromotionError(f"Unknown alias {alias!r}.", status=400)
     model = registry.get_model(name, with_runs=False)
     _check_ownership(model, workspace)
-    previous = registry.previous_version(model, alias)
+    previous = registry.rollback_target(model, alias)
     if not previous:
         return PromotionOutcome(
             allowed=False,
@@ -275,6 +279,7 @@ def model_rollback(
             previous=model.aliases.get(alias, ""),
             reasons=[f"{alias} has no earlier version to roll back to"],
         )
+    requested_by = actor.get_username() if actor is not None else "monitoring"
     with transaction.atomic():
         outcome = _move_alias(
             workspace=workspace,
@@ -282,11 +287,15 @@ def model_rollback(
             name=name,
             version=previous,
             alias=alias,
-            requested_by=actor.get_username(),
+            requested_by=requested_by,
             approved_by="",
             change="rollback",
+            canary_share=0 if alias == CANARY else None,
+            reason=reason,
         )
     if outcome.allowed:
+        if alias == CANARY:
+            registry.delete_alias(name, CANARY)
         _refresh_service(workspace)
     return outcome
 
@@ -302,6 +311,7 @@ def _move_alias(
     approved_by: str,
     canary_share: int | None = None,
     change: str = "promotion",
+    reason: str = "",
 ) -> PromotionOutcome:
     """Ask the gate, then move ``alias`` to ``version`` (and set the canary share). Call in a
     transaction: the audit record commits with the caller's change. A version missing
@@ -354,6 +364,7 @@ def _move_alias(
         requested_by=requested_by,
         approved_by=approved_by,
         canary_share=canary_share,
+        **({"reason": reason} if reason else {}),
     )
     return outcome
 
@@ -367,6 +378,7 @@ def _audit_outcome(
         workspace_id=workspace.id,
         action=f"model.{verb.replace(' ', '_')}" if outcome.allowed else "model.promotion_denied",
         actor=actor,
+        actor_label="" if actor is not None else "monitoring",
         object_type="model",
         object_id=outcome.model,
         summary=f"{what} {verb if outcome.allowed else 'not ' + verb} to {outcome.alias}",

@@ -16,7 +16,9 @@ from .decision import Decision
 
 FLOW_PUBLISH = "flow_publish"
 MODEL_PROMOTION = "model_promotion"
-GATES = (FLOW_PUBLISH, MODEL_PROMOTION)
+# Answers {"action": hold | promote_request | rollback, "reasons"} rather than allow/deny.
+CANARY_ANALYSIS = "canary_analysis"
+GATES = (FLOW_PUBLISH, MODEL_PROMOTION, CANARY_ANALYSIS)
 GATE_RULE = "decision"
 
 

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.policies",
     "apps.audit",
     "apps.dashboard",
+    "apps.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -243,6 +244,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "runs.reconcile",
         "schedule": env_float("RECONCILE_INTERVAL_SECONDS", 5.0),
         "options": {"expires": 30},
+    },
+    # Model monitoring: drift, accuracy, SLO alerts and canary analysis per workspace.
+    "monitoring-check": {
+        "task": "monitoring.check_all",
+        "schedule": env_float("MONITORING_CHECK_SECONDS", 300.0),
+        "options": {"expires": 240},
     },
     # Retention (Settings → Data): finished runs older than the workspace's limit.
     "purge-expired-runs": {

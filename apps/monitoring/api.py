@@ -1,0 +1,93 @@
+"""REST API: post ground-truth labels (one or a batch; an API token makes it a webhook a
+connector can call), read a model's performance and drift series, acknowledge an alert."""
+
+from __future__ import annotations
+
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from apps.accounts.api import WorkspaceAPIView
+from apps.accounts.models import ApiToken
+from apps.accounts.permissions import Capability
+
+from . import alerts, selectors, services
+
+
+class LabelSerializer(serializers.Serializer):
+    run_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    step_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    business_key = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default=""
+    )
+    label = serializers.CharField(max_length=200)
+
+
+class LabelBatchSerializer(serializers.Serializer):
+    labels = LabelSerializer(many=True, allow_empty=False, max_length=1000)
+
+
+class LabelApi(WorkspaceAPIView):
+    """POST ``{"run_id", "step_id", "label"}`` or ``{"business_key", "label"}``, or
+    ``{"labels": [...]}`` for many: each answer says how many sampled predictions it
+    labelled, or why none (404 when a single label matches nothing)."""
+
+    capability = Capability.START_RUNS
+    request_serializer = LabelBatchSerializer
+
+    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        batch = "labels" in request.data
+        body = (LabelBatchSerializer if batch else LabelSerializer)(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = body.validated_data["labels"] if batch else [body.validated_data]
+        source = "webhook" if isinstance(request.auth, ApiToken) else "api"
+        answers = []
+        for item in items:
+            try:
+                labelled = services.label_record(
+                    workspace_id=request.workspace.id,
+                    label=item["label"],
+                    source=source,
+                    run_id=item["run_id"],
+                    node_id=item["step_id"],
+                    business_key=item["business_key"],
+                )
+                answers.append({"labelled": labelled})
+            except services.LabelError as error:
+                if not batch:
+                    return Response({"error": {"message": error.message}}, status=error.status)
+                answers.append({"labelled": 0, "error": error.message})
+        return Response(answers if batch else answers[0], status=status.HTTP_201_CREATED)
+
+
+class ModelMonitoringApi(WorkspaceAPIView):
+    """A model's accuracy / F1 / calibration per version and window, and its drift tests."""
+
+    capability = Capability.VIEW_MODELS
+
+    def get(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]
+        workspace_id = request.workspace.id
+        monitor = services.monitor_get(workspace_id=workspace_id, model_name=model_name)
+        return Response(
+            {
+                "model": model_name,
+                "performance": selectors.performance_series(
+                    workspace_id=workspace_id,
+                    model_name=model_name,
+                    window_minutes=monitor.window_minutes,
+                ),
+                "drift": selectors.drift_series(workspace_id=workspace_id, model_name=model_name),
+            }
+        )
+
+
+class AlertAcknowledgeApi(WorkspaceAPIView):
+    capability = Capability.MANAGE_MODELS
+
+    def post(self, request, workspace_slug, alert_id):  # type: ignore[no-untyped-def]
+        try:
+            alert = alerts.alert_acknowledge(
+                workspace=request.workspace, alert_id=alert_id, actor=request.user
+            )
+        except alerts.AlertError as error:
+            return Response({"error": {"message": error.message}}, status=error.status)
+        return Response({"id": str(alert.id), "acknowledged_at": alert.acknowledged_at})
