@@ -295,7 +295,10 @@ class ModelPredictBlock(Block):
             recorder = ctx.service("monitoring")
         except LookupError:  # a context without monitoring (block unit tests)
             return
-        key = ctx.evaluate(config.business_key) if config.business_key else ""
+        try:
+            key = ctx.evaluate(config.business_key) if config.business_key else ""
+        except ExpressionError:  # monitoring never fails a step: the case has no key
+            key = ""
         recorder.record(
             run_id=str(ctx.run_id),
             node_id=ctx.node_id,

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import selectors, services
 from .alerts import alert_raise, alert_resolve
+from .reviews import review_labels_collect
 
 logger = logging.getLogger(__name__)
 SLO_RANGE = "1h"  # the dashboard range SLO breaches are judged over
@@ -24,7 +25,10 @@ SLO_RANGE = "1h"  # the dashboard range SLO breaches are judged over
 
 def monitoring_check(*, workspace_id: Any) -> dict[str, Any]:
     """Run every check for the workspace's monitored models; returns what each found."""
-    report: dict[str, Any] = {"slo": slo_check(workspace_id=workspace_id)}
+    report: dict[str, Any] = {
+        "slo": slo_check(workspace_id=workspace_id),
+        "review_labels": review_labels_collect(workspace_id=workspace_id),
+    }
     for model_name in selectors.monitored_models(workspace_id=workspace_id):
         report[model_name] = {
             "drift": drift_alerts(workspace_id=workspace_id, model_name=model_name),
