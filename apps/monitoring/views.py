@@ -19,7 +19,8 @@ def _latest_drift(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
         return []
     last = rows[-1]["window_end"]
-    return [row for row in rows if row["window_end"] == last]
+    latest = [row for row in rows if row["window_end"] == last]
+    return sorted(latest, key=lambda row: (not row["drifted"], row["feature"], row["version"]))
 
 
 def _drift_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
