@@ -248,15 +248,6 @@ def previous_version(model: ModelInfo, alias: str) -> str:
     return model.tags.get(f"flowgate.previous.{alias}", "")
 
 
-def rollback_target(model: ModelInfo, alias: str) -> str:
-    """The version a rollback of ``alias`` points it at: for the canary, production's (all
-    traffic back on the version already serving it); otherwise the version before the
-    alias's last promotion."""
-    if alias == "canary":
-        return model.aliases.get("production", "")
-    return previous_version(model, alias)
-
-
 def reference_profile(name: str, version: str) -> dict[str, Any] | None:
     """The training data's profile logged with the version's run (``log_reference_profile``);
     None when the run logged none."""

@@ -144,7 +144,7 @@ def canary_analysis(*, workspace_id: Any, model_name: str) -> dict[str, Any] | N
     """Decide on the model's canary (None without one) and act on the decision."""
     from apps.accounts.models import Workspace
     from apps.mlmodels import registry
-    from apps.mlmodels.services import model_rollback
+    from apps.mlmodels.services import canary_rollback
     from apps.policies.gates import CANARY_ANALYSIS, evaluate_gate
 
     model = registry.get_model(model_name, with_runs=False)
@@ -157,12 +157,8 @@ def canary_analysis(*, workspace_id: Any, model_name: str) -> dict[str, Any] | N
     canary = payload["canary"]["version"]
     if action == "rollback":
         workspace = Workspace.objects.get(id=workspace_id)
-        outcome = model_rollback(
-            workspace=workspace,
-            actor=None,
-            name=model_name,
-            alias="canary",
-            reason="; ".join(reasons),
+        outcome = canary_rollback(
+            workspace=workspace, actor=None, name=model_name, reason="; ".join(reasons)
         )
         alert_raise(
             workspace_id=workspace_id,

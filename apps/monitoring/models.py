@@ -66,7 +66,12 @@ class PredictionSample(models.Model):
         indexes = [
             models.Index(fields=("workspace", "model_name", "created_at"), name="sample_window"),
             models.Index(fields=("run_id", "node_id"), name="sample_step"),
-            models.Index(fields=("workspace", "business_key"), name="sample_business_key"),
+            # Partial: most steps name no business key, and their INSERT skips this index.
+            models.Index(
+                fields=("workspace", "business_key"),
+                name="sample_business_key",
+                condition=~models.Q(business_key=""),
+            ),
         ]
 
     def __str__(self) -> str:
