@@ -338,10 +338,13 @@ def train_demo_models(
     names: tuple[str, ...] = tuple(DEMO_MODELS),
     rows: int | None = None,
     owner: str = "",
+    weak: bool = False,
 ) -> list[TrainedVersion]:
     """Register every version of each demo model that does not exist yet; the first version
     of a new model becomes ``production``; a model without an owner gets ``owner`` (a
-    workspace slug). Returns the versions trained now."""
+    workspace slug). ``weak`` also registers one more version trained on shuffled labels
+    (each time: a deliberately worse canary to try monitoring with). Returns the versions
+    trained now."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -361,6 +364,13 @@ def train_demo_models(
             client.set_registered_model_alias(name, "production", "1")
         if owner and not (registered.tags or {}).get(OWNER_TAG):
             client.set_registered_model_tag(name, OWNER_TAG, owner)
+        if weak:
+            params = DEMO_MODELS[name]["versions"][-1]
+            trained.append(
+                train_and_register(
+                    name, params=params, rows=rows, tracking_uri=tracking_uri, shuffle_labels=True
+                )
+            )
     return trained
 
 

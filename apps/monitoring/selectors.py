@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from statistics import median
 from typing import Any
 
 from django.db.models import Avg, Count
@@ -63,26 +64,29 @@ def performance_series(
 def version_signals(
     *, workspace_id: Any, model_name: str, since: datetime
 ) -> dict[str, dict[str, Any]]:
-    """Live signals per version since ``since``: samples, mean latency and confidence,
-    agreement with the shadow answer, labelled accuracy."""
+    """Live signals per version since ``since``: samples, median latency (a version's first
+    call pays for loading it: a mean would count that), mean confidence, agreement with the
+    shadow answer, labelled accuracy."""
     found: dict[str, dict[str, Any]] = {}
     base = PredictionSample.objects.filter(
         workspace_id=workspace_id, model_name=model_name, created_at__gte=since
     )
-    for row in base.values("version").annotate(
-        samples=Count("id"), latency_ms=Avg("latency_ms"), confidence=Avg("score")
-    ):
-        found[row["version"]] = {key: row[key] for key in ("samples", "latency_ms", "confidence")}
-    for version, label, actual, shadow in base.values_list(
-        "version", "label", "actual", "shadow_label"
+    for row in base.values("version").annotate(samples=Count("id"), confidence=Avg("score")):
+        found[row["version"]] = {key: row[key] for key in ("samples", "confidence")}
+    for version, label, actual, shadow, latency in base.values_list(
+        "version", "label", "actual", "shadow_label", "latency_ms"
     ):
         signals = found[version]
+        if latency is not None:
+            signals.setdefault("_latency", []).append(latency)
         if shadow:
             signals.setdefault("_shadowed", []).append(label == shadow)
         if actual:
             signals.setdefault("_labelled", []).append(label == actual)
     for signals in found.values():
         shadowed, labelled = signals.pop("_shadowed", []), signals.pop("_labelled", [])
+        latencies = signals.pop("_latency", [])
+        signals["latency_ms"] = median(latencies) if latencies else None
         signals["agreement"] = sum(shadowed) / len(shadowed) if shadowed else None
         signals["labelled"] = len(labelled)
         signals["accuracy"] = sum(labelled) / len(labelled) if labelled else None

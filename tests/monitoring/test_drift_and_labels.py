@@ -115,3 +115,22 @@ def test_labels_posted_later_produce_the_accuracy_series(
     [window] = series["performance"]
     assert window["version"] == production_v1.version and window["labelled"] == 40
     assert 0.6 <= window["accuracy"] <= 1.0 and 0 < window["f1_macro"] <= 1.0
+
+
+def test_train_demo_weak_registers_a_worse_version_with_its_profile(
+    db, model_stack, registry_settings
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.mlmodels import registry
+    from apps.mlmodels.training import TICKET_TRIAGE
+
+    output = StringIO()
+    call_command("models", "train_demo", "--model", TICKET_TRIAGE, "--weak", stdout=output)
+    model = registry.get_model(TICKET_TRIAGE)
+    weak, good = model.versions[0], model.versions[1]
+    assert f"registered {TICKET_TRIAGE} version {weak.version}" in output.getvalue()
+    assert weak.metrics["accuracy"] < good.metrics["accuracy"] - 0.2
+    assert registry.reference_profile(TICKET_TRIAGE, weak.version)["features"]["text"]
