@@ -11,6 +11,7 @@ from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Capability
 
 from . import alerts, selectors, services
+from .models import ModelMonitor
 
 
 class LabelSerializer(serializers.Serializer):
@@ -59,10 +60,47 @@ class LabelApi(WorkspaceAPIView):
         return Response(answers if batch else answers[0], status=status.HTTP_201_CREATED)
 
 
+class MonitorSettingsSerializer(serializers.Serializer):
+    sample_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    window_minutes = serializers.IntegerField(min_value=5, max_value=7 * 24 * 60, required=False)
+    drift_p_value = serializers.FloatField(min_value=1e-9, max_value=0.5, required=False)
+    min_window_samples = serializers.IntegerField(min_value=5, max_value=100_000, required=False)
+    accuracy_min = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    alert_connections = serializers.ListField(
+        child=serializers.CharField(max_length=200), max_length=10, required=False
+    )
+    alert_recipients = serializers.ListField(
+        child=serializers.EmailField(), max_length=50, required=False
+    )
+    review_labels = serializers.DictField(
+        child=serializers.CharField(max_length=200), required=False
+    )
+
+
+def monitor_detail(monitor: ModelMonitor) -> dict:
+    return {field: getattr(monitor, field) for field in MonitorSettingsSerializer().fields}
+
+
 class ModelMonitoringApi(WorkspaceAPIView):
-    """A model's accuracy / F1 / calibration per version and window, and its drift tests."""
+    """GET: a model's monitoring settings, accuracy / F1 / calibration per version and
+    window, and its drift tests. PUT (admins): change the settings (sampling rate, window,
+    thresholds, alert channels, review label mapping); fields left out keep their value."""
 
     capability = Capability.VIEW_MODELS
+    request_serializer = MonitorSettingsSerializer
+
+    def put(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]
+        if not self.has_capability(Capability.MANAGE_MODELS):
+            self.permission_denied(request, message="Only admins change model monitoring.")
+        body = MonitorSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        monitor = services.monitor_save(
+            workspace=request.workspace,
+            actor=request.user,
+            model_name=model_name,
+            **body.validated_data,
+        )
+        return Response(monitor_detail(monitor))
 
     def get(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]
         workspace_id = request.workspace.id
@@ -70,6 +108,7 @@ class ModelMonitoringApi(WorkspaceAPIView):
         return Response(
             {
                 "model": model_name,
+                "settings": monitor_detail(monitor),
                 "performance": selectors.performance_series(
                     workspace_id=workspace_id,
                     model_name=model_name,

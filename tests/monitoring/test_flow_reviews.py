@@ -94,3 +94,60 @@ def test_reviewer_decisions_count_as_labels_and_rates_per_flow(
     assert row["automation_rate"] == round(1 - len(tasks) / 12, 4)
     assert row["reviewed_labels"] == len(tasks)
     assert row["override_rate"] == round(overridden / len(tasks), 4)
+
+
+def test_a_breached_slo_is_alerted_once_and_recovers(
+    production_v1, workspace, builder_user, admin_user
+):
+    from apps.dashboard.services import slo_targets_save
+    from apps.dashboard.slo import OBJECTIVES
+    from apps.monitoring.checks import slo_check
+    from apps.monitoring.models import MonitoringAlert
+
+    flow = published_flow(workspace, builder_user, scoring_flow(), name="Claim scoring")
+    records, _ = stream(3, seed=9)
+    for record in records:
+        run = run_start(
+            flow=flow, trigger="manual", payload=envelope(record), actor=builder_user, enqueue=False
+        ).run
+        advance(run.id)
+    targets = {objective.key: 10_000.0 for objective in OBJECTIVES}
+    targets["run_success_percent"] = 0.0
+    strict = {**targets, "model_p95_ms": 0.001}  # no model answers in a microsecond
+    slo_targets_save(workspace=workspace, actor=admin_user, targets=strict)
+    assert slo_check(workspace_id=workspace.id) == ["model_p95_ms"]
+    assert slo_check(workspace_id=workspace.id) == ["model_p95_ms"]
+    [alert] = MonitoringAlert.objects.filter(workspace=workspace, kind="slo_breach")
+    assert alert.state == "open" and "Model p95 latency" in alert.summary
+
+    slo_targets_save(workspace=workspace, actor=admin_user, targets=targets)
+    assert slo_check(workspace_id=workspace.id) == []
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+
+
+def test_labels_posted_with_an_api_token_are_webhook_labels(
+    production_v1, workspace, builder_user, client
+):
+    from apps.accounts.services import api_token_create
+
+    flow = published_flow(workspace, builder_user, scoring_flow(), name="Claim scoring")
+    records, labels = stream(2, seed=9)
+    run = run_start(
+        flow=flow,
+        trigger="manual",
+        payload=envelope({**records[0], "claim_number": "CL-1"}),
+        actor=builder_user,
+        enqueue=False,
+    ).run
+    advance(run.id)
+    secret = api_token_create(user=builder_user, workspace=workspace, name="labels").secret
+    answer = client.post(
+        f"/api/w/{workspace.slug}/monitoring/labels/",
+        {"business_key": "CL-1", "label": labels[0]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert answer.status_code == 201 and answer.json() == {"labelled": 1}
+    sample = PredictionSample.objects.get(workspace=workspace, run_id=run.id)
+    assert sample.actual == labels[0] and sample.label_source == "webhook"

@@ -61,3 +61,33 @@ def test_labels_api_refuses_bad_input_with_a_message(workspace, admin_client):
     assert missing.status_code == 400 and "business key" in missing.text
     empty = admin_client.post(url, {"labels": []}, content_type="application/json")
     assert empty.status_code == 400
+
+
+def test_an_admin_sets_a_models_monitoring_and_a_builder_may_not(
+    workspace, admin_client, builder_client
+):
+    url = f"/api/w/{workspace.slug}/monitoring/models/claim-fraud/"
+    change = {"sample_rate": 0.25, "accuracy_min": 0.8, "alert_recipients": ["ops@example.com"]}
+    answer = admin_client.put(url, change, content_type="application/json")
+    assert answer.status_code == 200, answer.content
+    shown = admin_client.get(url).json()["settings"]
+    assert shown["sample_rate"] == 0.25 and shown["window_minutes"] == 60
+    assert AuditEvent.objects.filter(action="monitoring.settings_changed").exists()
+    assert builder_client.put(url, change, content_type="application/json").status_code == 403
+    bad = admin_client.put(url, {"sample_rate": 2}, content_type="application/json")
+    assert bad.status_code == 400 and "sample_rate" in bad.text
+
+
+def test_dashboard_panel_reads_a_fixed_number_of_queries(
+    workspace, admin_client, django_assert_max_num_queries
+):
+    for number in range(15):
+        alert_raise(
+            workspace_id=workspace.id,
+            key=f"drift:model-{number}",
+            kind="drift",
+            summary=f"model-{number}: drift",
+            details={"model": f"model-{number}"},
+        )
+    with django_assert_max_num_queries(12):
+        assert admin_client.get(f"/w/{workspace.slug}/monitoring/").status_code == 200
