@@ -28,6 +28,7 @@ def monitoring_check(*, workspace_id: Any) -> dict[str, Any]:
     report: dict[str, Any] = {
         "slo": slo_check(workspace_id=workspace_id),
         "review_labels": review_labels_collect(workspace_id=workspace_id),
+        "purged_samples": services.samples_purge(workspace_id=workspace_id),
     }
     for model_name in selectors.monitored_models(workspace_id=workspace_id):
         report[model_name] = {

@@ -51,7 +51,7 @@ class PredictionSample(models.Model):
     alias = models.CharField(max_length=20, blank=True)
     run_id = models.UUIDField()
     node_id = models.CharField(max_length=64)
-    business_key = models.CharField(max_length=200, blank=True)
+    business_key = models.CharField(max_length=200, blank=True)  # keyed hash, never raw
     inputs = models.JSONField(default=dict)
     label = models.CharField(max_length=200)
     score = models.FloatField()

@@ -4,16 +4,20 @@ The block gets a ``PredictionRecorder`` from ``ctx.service("monitoring")`` and h
 features it sent and the answer it got. One sampled step costs one compact INSERT in the
 step's own transaction (so a rolled-back step leaves no sample) and no other query: the
 model's sampling rate and the workspace's PII classification are cached in the process.
-Fields classified as PII are masked before the row is written; raw values never reach it.
+Fields classified as PII are masked before the row is written, and the case's business key is stored as a keyed hash:
+raw values never reach it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import random
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -62,6 +66,16 @@ def masked_inputs(workspace_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {name: MASK if name.lower() in sensitive else value for name, value in inputs.items()}
 
 
+def business_key_digest(key: str) -> str:
+    """What is stored for a case's business key: a keyed hash, so a key that is itself
+    personal data (an email, a policy number) is never stored raw; labels posted with the
+    key are matched through the same hash."""
+    if not key:
+        return ""
+    secret = settings.SECRET_KEY.encode()
+    return hmac.new(secret, b"business-key:" + key.encode(), hashlib.sha256).hexdigest()[:40]
+
+
 class PredictionRecorder:
     """``ctx.service("monitoring")``: records a sample of a model step's answer."""
 
@@ -99,7 +113,7 @@ class PredictionRecorder:
                     alias,
                     run_id,
                     node_id,
-                    business_key[:200],
+                    business_key_digest(business_key),
                     json.dumps(row, default=str),
                     str(label)[:200],
                     float(score),

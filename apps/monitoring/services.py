@@ -16,7 +16,7 @@ from apps.audit.services import audit_record
 
 from . import drift
 from .models import DriftResult, ModelMonitor, PredictionSample
-from .sampling import forget_sample_rate
+from .sampling import business_key_digest, forget_sample_rate
 
 LABEL_SOURCES = ("api", "webhook", "review")
 _profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -104,6 +104,20 @@ def drift_check(
     return DriftResult.objects.bulk_create(results)
 
 
+def samples_purge(*, workspace_id: Any, now: datetime | None = None) -> int:
+    """Delete samples and drift results older than the workspace's retention (Settings →
+    Data, as for runs); returns how many samples went."""
+    from apps.audit.selectors import data_settings_get
+
+    days = data_settings_get(workspace_id=workspace_id).retention_days
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    DriftResult.objects.filter(workspace_id=workspace_id, window_end__lt=cutoff).delete()
+    deleted, _ = PredictionSample.objects.filter(
+        workspace_id=workspace_id, created_at__lt=cutoff
+    ).delete()
+    return deleted
+
+
 def label_record(
     *,
     workspace_id: Any,
@@ -126,7 +140,7 @@ def label_record(
         if node_id:
             matching = matching.filter(node_id=node_id)
     elif business_key:
-        matching = matching.filter(business_key=business_key)
+        matching = matching.filter(business_key=business_key_digest(business_key))
     else:
         raise LabelError("name the case by run (and step) id or by business key")
     updated = matching.update(

@@ -91,3 +91,39 @@ def test_dashboard_panel_reads_a_fixed_number_of_queries(
         )
     with django_assert_max_num_queries(12):
         assert admin_client.get(f"/w/{workspace.slug}/monitoring/").status_code == 200
+
+
+def test_samples_past_the_workspace_retention_are_purged(workspace, admin_user):
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.audit.services import data_settings_save
+    from apps.monitoring.models import PredictionSample
+    from apps.monitoring.sampling import PredictionRecorder
+    from apps.monitoring.services import samples_purge
+
+    data_settings_save(
+        workspace=workspace, actor=admin_user, sensitive_fields=[], retention_days=30
+    )
+    recorder = PredictionRecorder(str(workspace.id))
+    for _ in range(2):
+        recorder.record(
+            run_id=str(uuid.uuid4()),
+            node_id="score",
+            model="claim-fraud",
+            version="1",
+            alias="production",
+            inputs={"amount": 10},
+            label="legit",
+            score=0.9,
+            business_key="jane@example.com",
+        )
+    old = PredictionSample.objects.filter(workspace=workspace).first()
+    assert "jane" not in old.business_key and old.business_key  # a keyed hash, never raw
+    PredictionSample.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=31)
+    )
+    assert samples_purge(workspace_id=workspace.id) == 1
+    assert PredictionSample.objects.filter(workspace=workspace).count() == 1
