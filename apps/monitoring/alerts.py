@@ -167,9 +167,9 @@ def _send_webhook(handle: Any, alert: MonitoringAlert, notice: str, recipients: 
         "data": {"kind": alert.kind, "key": alert.key, "summary": alert.summary, **alert.details},
     }
     body = json.dumps(event, separators=(",", ":"), default=str).encode()
-    headers = {
+    headers: dict[str, str] = {
         "Content-Type": "application/json",
-        "X-Event-Id": event["id"],
+        "X-Event-Id": str(event["id"]),
         SIGNATURE_HEADER: signature(handle.secret("signing_secret"), body),
     }
     with safe_client(timeout=10) as http:

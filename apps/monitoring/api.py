@@ -3,6 +3,8 @@ connector can call), read a model's performance and drift series, acknowledge an
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -20,11 +22,12 @@ class LabelSerializer(serializers.Serializer):
     business_key = serializers.CharField(
         max_length=200, required=False, allow_blank=True, default=""
     )
-    label = serializers.CharField(max_length=200)
+    # Shadows Field.label for the type checker only: DRF collects declared fields.
+    label = serializers.CharField(max_length=200)  # type: ignore[assignment]
 
 
 class LabelBatchSerializer(serializers.Serializer):
-    labels = LabelSerializer(many=True, allow_empty=False, max_length=1000)
+    labels = serializers.ListField(child=LabelSerializer(), allow_empty=False, max_length=1000)
 
 
 class LabelApi(WorkspaceAPIView):
@@ -41,7 +44,7 @@ class LabelApi(WorkspaceAPIView):
         body.is_valid(raise_exception=True)
         items = body.validated_data["labels"] if batch else [body.validated_data]
         source = "webhook" if isinstance(request.auth, ApiToken) else "api"
-        answers = []
+        answers: list[dict[str, Any]] = []
         for item in items:
             try:
                 labelled = services.label_record(
@@ -77,8 +80,11 @@ class MonitorSettingsSerializer(serializers.Serializer):
     )
 
 
+SETTINGS_FIELDS: tuple[str, ...] = tuple(MonitorSettingsSerializer().get_fields())
+
+
 def monitor_detail(monitor: ModelMonitor) -> dict:
-    return {field: getattr(monitor, field) for field in MonitorSettingsSerializer().fields}
+    return {name: getattr(monitor, name) for name in SETTINGS_FIELDS}
 
 
 class ModelMonitoringApi(WorkspaceAPIView):

@@ -77,7 +77,7 @@ def drift_check(
     rows = PredictionSample.objects.filter(
         workspace_id=workspace_id, model_name=model_name, created_at__gt=start, created_at__lte=end
     ).values("version", "inputs", "label", "score")
-    by_version: dict[str, list[dict[str, Any]]] = {}
+    by_version: dict[str, list[Any]] = {}
     for row in rows:
         by_version.setdefault(row["version"], []).append(row)
     results = []
