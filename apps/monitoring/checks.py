@@ -135,8 +135,9 @@ def canary_input(*, workspace_id: Any, model_name: str, aliases: dict[str, str])
         "model": model_name,
         "production": production,
         "canary": canary,
+        # Production's calls carry the shadow (canary) answer when the flow shadows it.
         "agreement": production.pop("agreement", None),
-        "shadowed": production["samples"] if production.get("agreement") is not None else 0,
+        "shadowed": production.pop("shadowed", 0),
         "limits": {"min_samples": monitor.min_window_samples, "min_labels": 20},
     }
 

@@ -88,6 +88,7 @@ def version_signals(
         latencies = signals.pop("_latency", [])
         signals["latency_ms"] = median(latencies) if latencies else None
         signals["agreement"] = sum(shadowed) / len(shadowed) if shadowed else None
+        signals["shadowed"] = len(shadowed)
         signals["labelled"] = len(labelled)
         signals["accuracy"] = sum(labelled) / len(labelled) if labelled else None
     return found

@@ -58,3 +58,26 @@ def test_a_worse_canary_is_rolled_back_and_the_alert_is_emailed(
     assert len(canary_mails) == 1, subjects
     assert f"canary v{weak.version} rolled back" in canary_mails[0]
     assert all(recipients == ["ops@example.com"] for _, recipients, _ in mailbox.messages)
+
+
+def test_a_canary_as_good_as_production_is_left_for_a_four_eyes_promotion(
+    db, model_stack, registry_settings, monitored_versions, workspace, admin_user
+):
+    from apps.mlmodels.models import PromotionRequest
+
+    strong, weak = monitored_versions
+    canary_on_weak_version(model_stack, weak, strong)  # production weak, canary strong
+    try:
+        with smtp_server() as (controller, mailbox):
+            alerts_by_email(workspace, admin_user, controller.port)
+            labelled_traffic(model_stack, workspace)
+            decided = scheduled_check(workspace)[MONITORED]["canary"]
+        model = registry.get_model(MONITORED, with_runs=False)
+    finally:
+        canary_removed(model_stack)
+    assert decided["action"] == "promote_request", decided
+    assert model.aliases == {"production": weak.version, "canary": strong.version}
+    assert not PromotionRequest.objects.exists()  # a person asks; another approves
+    ready = MonitoringAlert.objects.get(workspace=workspace, kind="canary_ready")
+    assert f"canary v{strong.version} is ready" in ready.summary
+    assert any("is ready" in message["Subject"] for _, _, message in mailbox.messages)

@@ -127,3 +127,37 @@ def test_samples_past_the_workspace_retention_are_purged(workspace, admin_user):
     )
     assert samples_purge(workspace_id=workspace.id) == 1
     assert PredictionSample.objects.filter(workspace=workspace).count() == 1
+
+
+def test_live_signals_per_version_count_shadow_agreement_and_labelled_accuracy(workspace):
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.monitoring.sampling import PredictionRecorder
+    from apps.monitoring.selectors import version_signals
+
+    recorder = PredictionRecorder(str(workspace.id))
+    answers = [("fraud", "fraud", 10.0), ("fraud", "legit", 20.0), ("legit", "legit", 30.0)]
+    for label, shadow, latency in answers:
+        recorder.record(
+            run_id=str(uuid.uuid4()),
+            node_id="score",
+            model="claim-fraud",
+            version="1",
+            alias="production",
+            inputs={},
+            label=label,
+            score=0.8,
+            latency_ms=latency,
+            shadow_label=shadow,
+        )
+    signals = version_signals(
+        workspace_id=workspace.id,
+        model_name="claim-fraud",
+        since=timezone.now() - timedelta(minutes=5),
+    )["1"]
+    assert signals["samples"] == 3 and signals["latency_ms"] == 20.0
+    assert signals["agreement"] == 2 / 3 and signals["shadowed"] == 3
+    assert signals["accuracy"] is None

@@ -186,6 +186,22 @@ SHIPPED = (
                 },
             ),
             ShippedTest(
+                "a canary that disagrees with production on shadowed calls is rolled back",
+                "decision",
+                {
+                    "canary": {"samples": 50, "labelled": 0},
+                    "production": {"samples": 50},
+                    "agreement": 0.6,
+                    "shadowed": 40,
+                },
+                {
+                    "action": "rollback",
+                    "reasons": [
+                        "canary agrees with production on 0.6 of shadowed calls, below 0.8"
+                    ],
+                },
+            ),
+            ShippedTest(
                 "too little traffic holds",
                 "decision",
                 {},
