@@ -7,6 +7,27 @@ from apps.monitoring.alerts import alert_raise, alert_resolve
 from apps.monitoring.models import MonitoringAlert
 
 
+def record_sample(workspace, **answer):
+    """One sampled claim-fraud v1 answer through the recorder the model block calls."""
+    import uuid
+
+    from apps.monitoring.sampling import PredictionRecorder
+
+    PredictionRecorder(str(workspace.id)).record(
+        **{
+            "run_id": str(uuid.uuid4()),
+            "node_id": "score",
+            "model": "claim-fraud",
+            "version": "1",
+            "alias": "production",
+            "inputs": {},
+            "label": "legit",
+            "score": 0.8,
+            **answer,
+        }
+    )
+
+
 def raise_drift_alert(workspace):
     return alert_raise(
         workspace_id=workspace.id,
@@ -94,32 +115,19 @@ def test_dashboard_panel_reads_a_fixed_number_of_queries(
 
 
 def test_samples_past_the_workspace_retention_are_purged(workspace, admin_user):
-    import uuid
     from datetime import timedelta
 
     from django.utils import timezone
 
     from apps.audit.services import data_settings_save
     from apps.monitoring.models import PredictionSample
-    from apps.monitoring.sampling import PredictionRecorder
     from apps.monitoring.services import samples_purge
 
     data_settings_save(
         workspace=workspace, actor=admin_user, sensitive_fields=[], retention_days=30
     )
-    recorder = PredictionRecorder(str(workspace.id))
     for _ in range(2):
-        recorder.record(
-            run_id=str(uuid.uuid4()),
-            node_id="score",
-            model="claim-fraud",
-            version="1",
-            alias="production",
-            inputs={"amount": 10},
-            label="legit",
-            score=0.9,
-            business_key="jane@example.com",
-        )
+        record_sample(workspace, inputs={"amount": 10}, business_key="jane@example.com")
     old = PredictionSample.objects.filter(workspace=workspace).first()
     assert "jane" not in old.business_key and old.business_key  # a keyed hash, never raw
     PredictionSample.objects.filter(pk=old.pk).update(
@@ -130,29 +138,15 @@ def test_samples_past_the_workspace_retention_are_purged(workspace, admin_user):
 
 
 def test_live_signals_per_version_count_shadow_agreement_and_labelled_accuracy(workspace):
-    import uuid
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from apps.monitoring.sampling import PredictionRecorder
     from apps.monitoring.selectors import version_signals
 
-    recorder = PredictionRecorder(str(workspace.id))
     answers = [("fraud", "fraud", 10.0), ("fraud", "legit", 20.0), ("legit", "legit", 30.0)]
     for label, shadow, latency in answers:
-        recorder.record(
-            run_id=str(uuid.uuid4()),
-            node_id="score",
-            model="claim-fraud",
-            version="1",
-            alias="production",
-            inputs={},
-            label=label,
-            score=0.8,
-            latency_ms=latency,
-            shadow_label=shadow,
-        )
+        record_sample(workspace, label=label, latency_ms=latency, shadow_label=shadow)
     signals = version_signals(
         workspace_id=workspace.id,
         model_name="claim-fraud",
