@@ -25,7 +25,9 @@ GATE_RULE = "decision"
 def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Decision:
     """Deny by default. ``input`` for ``model_promotion``: model, version, target alias,
     metrics, thresholds, has_signature, artifact_sha256, expected_sha256, requested_by,
-    approved_by. For ``flow_publish``: flow, definition, actor, actor_role."""
+    approved_by. For ``flow_publish``: flow, definition, actor, actor_role. For
+    ``canary_analysis``: model, production and canary signals, agreement, shadowed, limits;
+    its result is ``{"action", "reasons"}``."""
     from apps.audit.services import audit_record
 
     from .selectors import policy_for_gate
@@ -54,7 +56,7 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
         actor_label=str(input.get("actor") or input.get("approved_by") or "system"),
         object_type="gate",
         object_id=gate,
-        summary=f"{gate}: {'allowed' if decision.allow else 'denied'}",
+        summary=f"{gate}: {_verdict(decision)}",
         data={
             "gate": gate,
             "allow": decision.allow,
@@ -62,9 +64,18 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
             "policy": decision.policy,
             "version": decision.version,
             "error": decision.error,
+            **({"action": _verdict(decision)} if gate == CANARY_ANALYSIS else {}),
         },
     )
     return decision
+
+
+def _verdict(decision: Decision) -> str:
+    """What the audit says the gate decided: an action gate (canary analysis) names its
+    action, the others allowed or denied."""
+    if isinstance(decision.result, dict) and isinstance(decision.result.get("action"), str):
+        return decision.result["action"]
+    return "allowed" if decision.allow else "denied"
 
 
 def _install_default(workspace_id: Any, gate: str) -> Any:

@@ -50,6 +50,8 @@ def test_a_worse_canary_is_rolled_back_and_the_alert_is_emailed(
     rollback = AuditEvent.objects.get(workspace_id=workspace.id, action="model.rolled_back")
     assert rollback.data["alias"] == "canary" and "canary accuracy" in rollback.data["reason"]
     assert rollback.actor_label == "monitoring"
+    analysis = AuditEvent.objects.filter(action="gate.evaluated", object_id="canary_analysis")
+    assert analysis.first().summary == "canary_analysis: rollback"
     alert = MonitoringAlert.objects.get(workspace=workspace, kind="canary_rollback")
     assert alert.deliveries and alert.deliveries[0]["ok"], alert.deliveries
     assert AuditEvent.objects.filter(action="monitoring.alert_raised", object_id=alert.key).exists()
