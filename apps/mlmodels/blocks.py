@@ -44,11 +44,21 @@ class ModelServiceError(Exception):
     """``retryable``: the service is down, slow or erring (5xx) or the circuit is open;
     otherwise the request itself was wrong (4xx: bad input, unknown model)."""
 
-    def __init__(self, message: str, *, retryable: bool, circuit_open: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        circuit_open: bool = False,
+        version: str = "",
+        alias: str = "",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.circuit_open = circuit_open
+        # The version that refused the call, when the service named one.
+        self.version, self.alias = version, alias
 
 
 class ModelServiceClient:
@@ -121,7 +131,9 @@ class ModelServiceClient:
             raise _service_error(response.status_code, _error_message(response))
         [answer] = response.json()
         if "error" in answer:
-            raise _service_error(int(answer.get("status") or 500), str(answer["error"]))
+            error = _service_error(int(answer.get("status") or 500), str(answer["error"]))
+            error.version, error.alias = str(answer.get("version", "")), answer.get("alias", "")
+            raise error
         return answer
 
     def refresh(self, *, timeout: float = 5.0) -> bool:
@@ -252,6 +264,7 @@ class ModelPredictBlock(Block):
                 timeout=self.timeout_seconds - 1,
             )
         except ModelServiceError as error:
+            self._sample_failure(ctx, config, features, error)
             wanted = {"model": config.model, "alias": config.alias, "version": config.version}
             if config.fallback and error.retryable:
                 return Result(
@@ -285,15 +298,37 @@ class ModelPredictBlock(Block):
         self._sample(ctx, config, features, output, meta)
         return Result(output=output, port=LOW_CONFIDENCE if low else DEFAULT_PORT, meta=meta)
 
+    def _recorder(self, ctx: BlockContext) -> Any:
+        """Model monitoring's recorder (see apps/monitoring); None on a dry run or in a
+        context without it (block unit tests)."""
+        if ctx.dry_run:
+            return None
+        try:
+            return ctx.service("monitoring")
+        except LookupError:
+            return None
+
+    def _sample_failure(
+        self, ctx: BlockContext, config: Any, features: dict, error: ModelServiceError
+    ) -> None:
+        """A call a named version refused counts against that version's error rate."""
+        recorder = self._recorder(ctx) if error.version else None
+        if recorder is not None:
+            recorder.record_failure(
+                run_id=str(ctx.run_id),
+                node_id=ctx.node_id,
+                model=config.model,
+                version=error.version,
+                alias=error.alias,
+                inputs=features,
+            )
+
     def _sample(
         self, ctx: BlockContext, config: Any, features: dict, output: dict, meta: dict
     ) -> None:
         """Hand the answer to model monitoring, which samples it (see apps/monitoring)."""
-        if ctx.dry_run:
-            return
-        try:
-            recorder = ctx.service("monitoring")
-        except LookupError:  # a context without monitoring (block unit tests)
+        recorder = self._recorder(ctx)
+        if recorder is None:
             return
         try:
             key = ctx.evaluate(config.business_key) if config.business_key else ""

@@ -58,6 +58,8 @@ class PredictionSample(models.Model):
     latency_ms = models.FloatField(null=True)
     shadow_label = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField()
+    # The version refused the call (no label, no score): counted in its error rate only.
+    failed = models.BooleanField(default=False)
     actual = models.CharField(max_length=200, blank=True)
     label_source = models.CharField(max_length=20, blank=True)  # api, webhook, review
     labelled_at = models.DateTimeField(null=True)

@@ -32,8 +32,8 @@ _rates: dict[tuple[str, str], tuple[float, float]] = {}
 _INSERT = (
     f"INSERT INTO {PredictionSample._meta.db_table} (workspace_id, model_name, version, alias,"  # noqa: S608
     " run_id, node_id, business_key, inputs, label, score, latency_ms, shadow_label,"
-    " created_at, actual, label_source)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '')"
+    " created_at, failed, actual, label_source)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '')"
 )
 
 
@@ -96,6 +96,7 @@ class PredictionRecorder:
         latency_ms: float | None = None,
         shadow_label: str = "",
         business_key: str = "",
+        failed: bool = False,
     ) -> bool:
         """Write the sample when this step is drawn; returns whether it was."""
         rate = sample_rate(self.workspace_id, model)
@@ -120,6 +121,23 @@ class PredictionRecorder:
                     latency_ms,
                     shadow_label[:200],
                     timezone.now(),
+                    failed,
                 ),
             )
         return True
+
+    def record_failure(
+        self, *, run_id: str, node_id: str, model: str, version: str, alias: str, inputs: dict
+    ) -> bool:
+        """A call that ``version`` refused: sampled like an answer, counted as its error."""
+        return self.record(
+            run_id=run_id,
+            node_id=node_id,
+            model=model,
+            version=version,
+            alias=alias,
+            inputs=inputs,
+            label="",
+            score=0.0,
+            failed=True,
+        )

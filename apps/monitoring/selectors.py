@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from .models import AlertState, DriftResult, MonitoringAlert, PredictionSample
@@ -46,7 +46,7 @@ def performance_series(
     since = timezone.now() - timedelta(days=days)
     rows = (
         PredictionSample.objects.filter(
-            workspace_id=workspace_id, model_name=model_name, created_at__gte=since
+            workspace_id=workspace_id, model_name=model_name, created_at__gte=since, failed=False
         )
         .exclude(actual="")
         .values_list("version", "created_at", "label", "actual", "score")
@@ -64,16 +64,26 @@ def performance_series(
 def version_signals(
     *, workspace_id: Any, model_name: str, since: datetime
 ) -> dict[str, dict[str, Any]]:
-    """Live signals per version since ``since``: samples, median latency (a version's first
+    """Live signals per version since ``since``: samples, error rate (calls the version
+    refused), median latency (a version's first
     call pays for loading it: a mean would count that), mean confidence, agreement with the
     shadow answer, labelled accuracy."""
     found: dict[str, dict[str, Any]] = {}
     base = PredictionSample.objects.filter(
         workspace_id=workspace_id, model_name=model_name, created_at__gte=since
     )
-    for row in base.values("version").annotate(samples=Count("id"), confidence=Avg("score")):
-        found[row["version"]] = {key: row[key] for key in ("samples", "confidence")}
-    for version, label, actual, shadow, latency in base.values_list(
+    answered = Q(failed=False)
+    for row in base.values("version").annotate(
+        samples=Count("id"),
+        failures=Count("id", filter=Q(failed=True)),
+        confidence=Avg("score", filter=answered),
+    ):
+        found[row["version"]] = {
+            "samples": row["samples"],
+            "error_rate": row["failures"] / row["samples"],
+            "confidence": row["confidence"],
+        }
+    for version, label, actual, shadow, latency in base.filter(answered).values_list(
         "version", "label", "actual", "shadow_label", "latency_ms"
     ):
         signals = found[version]

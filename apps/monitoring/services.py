@@ -75,7 +75,11 @@ def drift_check(
     end = now or timezone.now()
     start = end - timedelta(minutes=monitor.window_minutes)
     rows = PredictionSample.objects.filter(
-        workspace_id=workspace_id, model_name=model_name, created_at__gt=start, created_at__lte=end
+        workspace_id=workspace_id,
+        model_name=model_name,
+        created_at__gt=start,
+        created_at__lte=end,
+        failed=False,
     ).values("version", "inputs", "label", "score")
     by_version: dict[str, list[Any]] = {}
     for row in rows:
@@ -134,7 +138,7 @@ def label_record(
         raise LabelError(f"unknown label source {source!r}")
     if not str(label).strip():
         raise LabelError("the label is empty")
-    matching = PredictionSample.objects.filter(workspace_id=workspace_id)
+    matching = PredictionSample.objects.filter(workspace_id=workspace_id, failed=False)
     if run_id:
         matching = matching.filter(run_id=run_id)
         if node_id:

@@ -16,7 +16,7 @@ from tests.e2e.conftest import log_in, serve_studio
 from tests.monitoring.conftest import MONITORED, monitored_versions  # noqa: F401 (fixture)
 from tests.monitoring.scenario import (
     alerts_by_email,
-    canary_on_weak_version,
+    canary_beside_production,
     canary_removed,
     labelled_traffic,
     scheduled_check,
@@ -52,7 +52,7 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     monitored_versions,  # noqa: F811
 ):
     strong, weak = monitored_versions
-    canary_on_weak_version(model_stack, strong, weak)
+    canary_beside_production(model_stack, strong.version, weak.version)
     try:
         with smtp_server() as (controller, mailbox):
             alerts_by_email(workspace, admin_user, controller.port)

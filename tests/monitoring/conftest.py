@@ -66,3 +66,31 @@ def predict(service_url: str, workspace_id, claim: dict, *, run_id: str | None =
         business_key="trigger.body.claim_number",
     )
     return run_id, ModelPredictBlock().execute(context, config, None)
+
+
+@pytest.fixture(scope="session")
+def narrow_version(model_stack, monitored_versions) -> str:
+    """A version of the monitored model whose signature lacks ``channel``: the service
+    refuses every call the flows make to it (an incompatible canary)."""
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = claim_fraud_data(rows=300, seed=7)
+    numeric = features.drop(columns=["channel"])
+    model = LogisticRegression().fit(numeric, labels)
+    mlflow.set_tracking_uri(model_stack.mlflow.url)
+    mlflow.set_registry_uri(model_stack.mlflow.url)
+    mlflow.set_experiment("flowgate-tests")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(numeric.head(5), model.predict_proba(numeric.head(5))),
+            registered_model_name=MONITORED,
+            pyfunc_predict_fn="predict_proba",
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
+    return str(info.registered_model_version)

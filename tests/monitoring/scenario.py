@@ -19,10 +19,11 @@ from tests.mlmodels.helpers import mlflow_client
 from .conftest import MONITORED, predict, stream
 
 
-def canary_on_weak_version(model_stack, strong, weak) -> None:
+def canary_beside_production(model_stack, production: str, canary: str) -> None:
+    """Production and canary (50 % of production's calls) on these versions."""
     client = mlflow_client(model_stack)
-    client.set_registered_model_alias(MONITORED, "production", strong.version)
-    client.set_registered_model_alias(MONITORED, "canary", weak.version)
+    client.set_registered_model_alias(MONITORED, "production", production)
+    client.set_registered_model_alias(MONITORED, "canary", canary)
     client.set_registered_model_tag(MONITORED, CANARY_SHARE_TAG, "50")
     ModelServiceClient("w", base_url=model_stack.service.url).refresh()
 

@@ -14,7 +14,7 @@ from tests.support.smtp import smtp_server
 from .conftest import MONITORED
 from .scenario import (
     alerts_by_email,
-    canary_on_weak_version,
+    canary_beside_production,
     canary_removed,
     labelled_traffic,
     scheduled_check,
@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.slow]
 
 @pytest.fixture
 def weak_canary(db, model_stack, registry_settings, monitored_versions):
-    canary_on_weak_version(model_stack, *monitored_versions)
+    canary_beside_production(
+        model_stack, monitored_versions[0].version, monitored_versions[1].version
+    )
     yield monitored_versions
     canary_removed(model_stack)
 
@@ -68,7 +70,7 @@ def test_a_canary_as_good_as_production_is_left_for_a_four_eyes_promotion(
     from apps.mlmodels.models import PromotionRequest
 
     strong, weak = monitored_versions
-    canary_on_weak_version(model_stack, weak, strong)  # production weak, canary strong
+    canary_beside_production(model_stack, weak.version, strong.version)  # the weak one serves
     try:
         with smtp_server() as (controller, mailbox):
             alerts_by_email(workspace, admin_user, controller.port)
@@ -83,3 +85,31 @@ def test_a_canary_as_good_as_production_is_left_for_a_four_eyes_promotion(
     ready = MonitoringAlert.objects.get(workspace=workspace, kind="canary_ready")
     assert f"canary v{strong.version} is ready" in ready.summary
     assert any("is ready" in message["Subject"] for _, _, message in mailbox.messages)
+
+
+def test_a_canary_that_refuses_the_flows_calls_is_rolled_back_for_its_error_rate(
+    db, model_stack, registry_settings, monitored_versions, narrow_version, workspace
+):
+    from apps.blocks.base import BlockError
+
+    from .conftest import predict, stream
+
+    strong, _ = monitored_versions
+    canary_beside_production(model_stack, strong.version, narrow_version)
+    try:
+        refused = 0
+        for record in stream(80, seed=505)[0]:
+            try:
+                predict(model_stack.service.url, workspace.id, record)
+            except BlockError as error:
+                assert "unknown field 'channel'" in error.message
+                refused += 1
+        decided = scheduled_check(workspace)[MONITORED]["canary"]
+        model = registry.get_model(MONITORED, with_runs=False)
+    finally:
+        canary_removed(model_stack)
+    assert refused >= 20
+    assert decided["input"]["canary"]["error_rate"] == 1.0
+    assert decided["action"] == "rollback"
+    assert "canary error rate 1 is above 0.05" in decided["reasons"]
+    assert "canary" not in model.aliases
