@@ -128,7 +128,10 @@ def test_train_demo_weak_registers_a_worse_version_with_its_profile(
     from apps.mlmodels.training import TICKET_TRIAGE
 
     output = StringIO()
-    call_command("models", "train_demo", "--model", TICKET_TRIAGE, "--weak", stdout=output)
+    # No owner: the session registry is shared with tests whose workspace is not "demo".
+    call_command(
+        "models", "train_demo", "--model", TICKET_TRIAGE, "--weak", "--owner", "", stdout=output
+    )
     model = registry.get_model(TICKET_TRIAGE)
     weak, good = model.versions[0], model.versions[1]
     assert f"registered {TICKET_TRIAGE} version {weak.version}" in output.getvalue()
