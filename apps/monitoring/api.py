@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from apps.accounts.api import WorkspaceAPIView
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Capability
+from apps.mlmodels.blocks import NAME_PATTERN
 
 from . import alerts, selectors, services
 from .models import ModelMonitor
@@ -87,25 +89,70 @@ def monitor_detail(monitor: ModelMonitor) -> dict:
     return {name: getattr(monitor, name) for name in SETTINGS_FIELDS}
 
 
+class MonitorCreateSerializer(MonitorSettingsSerializer):
+    model_name = serializers.RegexField(NAME_PATTERN, max_length=200)
+
+
+def _save_settings(view: WorkspaceAPIView, request: Any, model_name: str, values: dict) -> Any:
+    if not view.has_capability(Capability.MANAGE_MODELS):
+        view.permission_denied(request, message="Only admins change model monitoring.")
+    return services.monitor_save(
+        workspace=request.workspace, actor=request.user, model_name=model_name, **values
+    )
+
+
+class ModelMonitorListApi(WorkspaceAPIView):
+    """GET: the models this workspace monitors (settings or samples), each with its
+    settings. POST (admins): set a model's monitoring before its first sample."""
+
+    capability = Capability.VIEW_MODELS
+    request_serializer = MonitorCreateSerializer
+
+    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        workspace_id = request.workspace.id
+        names = selectors.monitor_list(workspace_id=workspace_id)
+        return Response(
+            {
+                "results": [
+                    {
+                        "model": name,
+                        **monitor_detail(
+                            services.monitor_get(workspace_id=workspace_id, model_name=name)
+                        ),
+                    }
+                    for name in names
+                ]
+            }
+        )
+
+    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+        body = MonitorCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = dict(body.validated_data)
+        monitor = _save_settings(self, request, values.pop("model_name"), values)
+        return Response(monitor_detail(monitor), status=status.HTTP_201_CREATED)
+
+
 class ModelMonitoringApi(WorkspaceAPIView):
     """GET: a model's monitoring settings, accuracy / F1 / calibration per version and
     window, and its drift tests. PUT (admins): change the settings (sampling rate, window,
-    thresholds, alert channels, review label mapping); fields left out keep their value."""
+    thresholds, alert channels, review label mapping); fields left out keep their value.
+    A model this workspace neither configured nor sampled is a 404."""
 
     capability = Capability.VIEW_MODELS
     request_serializer = MonitorSettingsSerializer
 
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if not selectors.model_is_monitored(
+            workspace_id=request.workspace.id, model_name=kwargs["model_name"]
+        ):
+            raise Http404("This workspace does not monitor that model.")
+
     def put(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]
-        if not self.has_capability(Capability.MANAGE_MODELS):
-            self.permission_denied(request, message="Only admins change model monitoring.")
         body = MonitorSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        monitor = services.monitor_save(
-            workspace=request.workspace,
-            actor=request.user,
-            model_name=model_name,
-            **body.validated_data,
-        )
+        monitor = _save_settings(self, request, model_name, dict(body.validated_data))
         return Response(monitor_detail(monitor))
 
     def get(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]

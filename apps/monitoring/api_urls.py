@@ -4,6 +4,7 @@ from . import api
 
 urlpatterns = [
     path("monitoring/labels/", api.LabelApi.as_view(), name="api-monitoring-labels"),
+    path("monitoring/models/", api.ModelMonitorListApi.as_view(), name="api-monitoring-models"),
     path(
         "monitoring/models/<str:model_name>/",
         api.ModelMonitoringApi.as_view(),

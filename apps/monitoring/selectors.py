@@ -137,6 +137,32 @@ def alerts_recent(*, workspace_id: Any, model_name: str = "") -> list[Monitoring
     return list(alerts[:50])
 
 
+def model_is_monitored(*, workspace_id: Any, model_name: str) -> bool:
+    """Whether the workspace has settings or samples for the model (else its monitoring
+    URLs are a 404, like any other workspace's object)."""
+    from .models import ModelMonitor
+
+    return (
+        ModelMonitor.objects.filter(workspace_id=workspace_id, model_name=model_name).exists()
+        or PredictionSample.objects.filter(
+            workspace_id=workspace_id, model_name=model_name
+        ).exists()
+    )
+
+
+def monitor_list(*, workspace_id: Any) -> list[str]:
+    """Every model the workspace has settings or samples for, by name."""
+    from .models import ModelMonitor
+
+    configured = ModelMonitor.objects.filter(workspace_id=workspace_id).values_list(
+        "model_name", flat=True
+    )
+    sampled = PredictionSample.objects.filter(workspace_id=workspace_id).values_list(
+        "model_name", flat=True
+    )
+    return sorted(set(configured) | set(sampled.distinct()))
+
+
 def monitored_models(*, workspace_id: Any, days: int = 7) -> list[str]:
     since = timezone.now() - timedelta(days=days)
     return sorted(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from apps.connectors.services import connection_create
 from apps.mlmodels.services import promotion_request_create
+from apps.monitoring.alerts import alert_raise
+from apps.monitoring.services import monitor_save
 from apps.policies import services as policies
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
@@ -52,8 +54,18 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         canary_share=20,
         note="try it on a fifth of the traffic",
     )
+    monitor = monitor_save(workspace=workspace, actor=admin_user, model_name="claim-fraud")
+    alert = alert_raise(
+        workspace_id=workspace.id,
+        key="drift:claim-fraud",
+        kind="drift",
+        summary="claim-fraud: drift in v1 amount",
+        details={"model": "claim-fraud"},
+    )
     return {
         "workspace_slug": "acme",
+        "model_name": monitor.model_name,
+        "alert_id": alert.id,
         "flow_id": flow.id,
         "number": 1,
         "run_id": run.id,

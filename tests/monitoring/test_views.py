@@ -88,15 +88,28 @@ def test_an_admin_sets_a_models_monitoring_and_a_builder_may_not(
     workspace, admin_client, builder_client
 ):
     url = f"/api/w/{workspace.slug}/monitoring/models/claim-fraud/"
+    assert admin_client.get(url).status_code == 404  # not monitored here yet
     change = {"sample_rate": 0.25, "accuracy_min": 0.8, "alert_recipients": ["ops@example.com"]}
-    answer = admin_client.put(url, change, content_type="application/json")
-    assert answer.status_code == 200, answer.content
+    created = admin_client.post(
+        f"/api/w/{workspace.slug}/monitoring/models/",
+        {"model_name": "claim-fraud", **change},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
     shown = admin_client.get(url).json()["settings"]
     assert shown["sample_rate"] == 0.25 and shown["window_minutes"] == 60
+    listed = admin_client.get(f"/api/w/{workspace.slug}/monitoring/models/").json()
+    assert [item["model"] for item in listed["results"]] == ["claim-fraud"]
     assert AuditEvent.objects.filter(action="monitoring.settings_changed").exists()
     assert builder_client.put(url, change, content_type="application/json").status_code == 403
     bad = admin_client.put(url, {"sample_rate": 2}, content_type="application/json")
     assert bad.status_code == 400 and "sample_rate" in bad.text
+    assert (
+        admin_client.put(url, {"window_minutes": 30}, content_type="application/json").json()[
+            "window_minutes"
+        ]
+        == 30
+    )
 
 
 def test_dashboard_panel_reads_a_fixed_number_of_queries(
