@@ -18,6 +18,7 @@ export default defineConfig({
         flow_editor: resolve(import.meta.dirname, "static/src/studio/editor.jsx"),
         inbox: resolve(import.meta.dirname, "static/src/inbox/inbox.js"),
         dashboard: resolve(import.meta.dirname, "static/src/dashboard.js"),
+        monitoring: resolve(import.meta.dirname, "static/src/monitoring.js"),
       },
       output: {
         entryFileNames: "[name].js",

@@ -15,6 +15,7 @@ workspace_patterns = [
     path("", include("apps.dashboard.api_urls")),
     path("", include("apps.accounts.api_urls")),
     path("", include("apps.policies.api_urls")),
+    path("", include("apps.monitoring.api_urls")),
 ]
 
 urlpatterns = [

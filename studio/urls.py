@@ -15,6 +15,7 @@ workspace_sections = [
     path("policies/", include("apps.policies.urls")),
     path("audit/", include("apps.audit.urls")),
     path("dashboard/", include("apps.dashboard.urls")),
+    path("monitoring/", include("apps.monitoring.urls")),
     path("settings/connections/", include("apps.connectors.urls")),
     path("settings/data/", include("apps.audit.settings_urls")),
     path("settings/", include("apps.accounts.settings_urls")),

@@ -44,11 +44,21 @@ class ModelServiceError(Exception):
     """``retryable``: the service is down, slow or erring (5xx) or the circuit is open;
     otherwise the request itself was wrong (4xx: bad input, unknown model)."""
 
-    def __init__(self, message: str, *, retryable: bool, circuit_open: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        circuit_open: bool = False,
+        version: str = "",
+        alias: str = "",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.circuit_open = circuit_open
+        # The version that refused the call, when the service named one.
+        self.version, self.alias = version, alias
 
 
 class ModelServiceClient:
@@ -154,7 +164,9 @@ class ModelServiceClient:
             raise _service_error(response.status_code, _error_message(response))
         [answer] = response.json()
         if "error" in answer:
-            raise _service_error(int(answer.get("status") or 500), str(answer["error"]))
+            error = _service_error(int(answer.get("status") or 500), str(answer["error"]))
+            error.version, error.alias = str(answer.get("version", "")), answer.get("alias", "")
+            raise error
         return answer
 
     def refresh(self, *, timeout: float = 5.0) -> bool:
@@ -226,6 +238,11 @@ class ModelPredictConfig(BlockConfig):
         pattern=r"^[A-Za-z0-9_\-]*$",
         description="Also call this alias (e.g. canary); its answer is logged, never used",
     )
+    business_key: Expression | None = Field(
+        default=None,
+        description="CEL giving the case's business key (e.g. a claim number): ground-truth "
+        "labels posted later may name the case by it instead of by run and step",
+    )
 
     @model_validator(mode="after")
     def _alias_or_version(self) -> ModelPredictConfig:
@@ -280,6 +297,7 @@ class ModelPredictBlock(Block):
                 timeout=self.timeout_seconds - 1,
             )
         except ModelServiceError as error:
+            self._sample_failure(ctx, config, features, error)
             wanted = {"model": config.model, "alias": config.alias, "version": config.version}
             if config.fallback and error.retryable:
                 return Result(
@@ -310,7 +328,58 @@ class ModelPredictBlock(Block):
         }
         if config.shadow_alias:
             meta["shadow"] = self._shadow(ctx, config, features)
+        self._sample(ctx, config, features, output, meta)
         return Result(output=output, port=LOW_CONFIDENCE if low else DEFAULT_PORT, meta=meta)
+
+    def _recorder(self, ctx: BlockContext) -> Any:
+        """Model monitoring's recorder (see apps/monitoring); None on a dry run or in a
+        context without it (block unit tests)."""
+        if ctx.dry_run:
+            return None
+        try:
+            return ctx.service("monitoring")
+        except LookupError:
+            return None
+
+    def _sample_failure(
+        self, ctx: BlockContext, config: Any, features: dict, error: ModelServiceError
+    ) -> None:
+        """A call a named version refused counts against that version's error rate."""
+        recorder = self._recorder(ctx) if error.version else None
+        if recorder is not None:
+            recorder.record_failure(
+                run_id=str(ctx.run_id),
+                node_id=ctx.node_id,
+                model=config.model,
+                version=error.version,
+                alias=error.alias,
+                inputs=features,
+            )
+
+    def _sample(
+        self, ctx: BlockContext, config: Any, features: dict, output: dict, meta: dict
+    ) -> None:
+        """Hand the answer to model monitoring, which samples it (see apps/monitoring)."""
+        recorder = self._recorder(ctx)
+        if recorder is None:
+            return
+        try:
+            key = ctx.evaluate(config.business_key) if config.business_key else ""
+        except ExpressionError:  # monitoring never fails a step: the case has no key
+            key = ""
+        recorder.record(
+            run_id=str(ctx.run_id),
+            node_id=ctx.node_id,
+            model=output["model"],
+            version=output["version"],
+            alias=output["alias"],
+            inputs=features,
+            label=output["label"],
+            score=output["score"],
+            latency_ms=meta["latency_ms"],
+            shadow_label=str(meta.get("shadow", {}).get("label", "")),
+            business_key="" if key is None else str(key),
+        )
 
     def _shadow(self, ctx: BlockContext, config: Any, features: dict[str, Any]) -> dict:
         """Call the shadow alias with the same input; record its answer, never fail."""

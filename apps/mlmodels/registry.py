@@ -253,3 +253,22 @@ def record_previous(name: str, alias: str, version: str) -> None:
 
 def previous_version(model: ModelInfo, alias: str) -> str:
     return model.tags.get(f"flowgate.previous.{alias}", "")
+
+
+def reference_profile(name: str, version: str) -> dict[str, Any] | None:
+    """The training data's profile logged with the version's run (``log_reference_profile``);
+    None when the run logged none."""
+    import mlflow.artifacts
+
+    from .training import REFERENCE_PROFILE
+
+    run_id = _call(_client().get_model_version, name, version).run_id
+    if not run_id:
+        return None
+    _use_registry()
+    try:
+        return _call(mlflow.artifacts.load_dict, f"runs:/{run_id}/{REFERENCE_PROFILE}")
+    except (RegistryNotFound, RegistryUnavailable) as error:
+        if "No such file" in str(error) or "does not exist" in str(error).lower():
+            return None
+        raise

@@ -65,13 +65,14 @@ def gate_input(
     requested_by: str,
     approved_by: str,
     change: str = "promotion",
+    rollback_to: str = "",
 ) -> dict[str, Any]:
     return {
         "model": model.name,
         "version": version.version,
         "target": alias,
         "change": change,
-        "previous_version": registry.previous_version(model, alias),
+        "previous_version": rollback_to or registry.previous_version(model, alias),
         "metrics": version.metrics,
         "thresholds": model.thresholds or DEFAULT_THRESHOLDS,
         "has_signature": bool(version.signature),
@@ -267,24 +268,71 @@ def model_rollback(
     _check_ownership(model, workspace)
     previous = registry.previous_version(model, alias)
     if not previous:
-        return PromotionOutcome(
-            allowed=False,
-            model=name,
-            version="",
-            alias=alias,
-            previous=model.aliases.get(alias, ""),
-            reasons=[f"{alias} has no earlier version to roll back to"],
+        return _nothing_to_roll_back(
+            model, alias, f"{alias} has no earlier version to roll back to"
         )
+    return _roll_back(workspace=workspace, actor=actor, name=name, alias=alias, version=previous)
+
+
+def canary_rollback(*, workspace: Any, actor: Any, name: str, reason: str = "") -> PromotionOutcome:
+    """Withdraw the canary (``actor`` None: canary analysis did): all traffic back on
+    production's version. Through the same gate and emergency rule as ``model_rollback``,
+    with production's version as the one to return to; then the share goes to 0 and the
+    ``canary`` alias is removed. ``reason`` is recorded in the audit."""
+    model = registry.get_model(name, with_runs=False)
+    _check_ownership(model, workspace)
+    production = model.aliases.get("production", "")
+    if CANARY not in model.aliases or not production:
+        return _nothing_to_roll_back(model, CANARY, "there is no canary beside production")
+    outcome = _roll_back(
+        workspace=workspace,
+        actor=actor,
+        name=name,
+        alias=CANARY,
+        version=production,
+        canary_share=0,
+        reason=reason,
+    )
+    if outcome.allowed:
+        registry.delete_alias(name, CANARY)
+        _refresh_service(workspace)
+    return outcome
+
+
+def _nothing_to_roll_back(model: registry.ModelInfo, alias: str, reason: str) -> PromotionOutcome:
+    return PromotionOutcome(
+        allowed=False,
+        model=model.name,
+        version="",
+        alias=alias,
+        previous=model.aliases.get(alias, ""),
+        reasons=[reason],
+    )
+
+
+def _roll_back(
+    *,
+    workspace: Any,
+    actor: Any,
+    name: str,
+    alias: str,
+    version: str,
+    canary_share: int | None = None,
+    reason: str = "",
+) -> PromotionOutcome:
     with transaction.atomic():
         outcome = _move_alias(
             workspace=workspace,
             actor=actor,
             name=name,
-            version=previous,
+            version=version,
             alias=alias,
-            requested_by=actor.get_username(),
+            requested_by=actor.get_username() if actor is not None else "monitoring",
             approved_by="",
             change="rollback",
+            rollback_to=version,
+            canary_share=canary_share,
+            reason=reason,
         )
     if outcome.allowed:
         _refresh_service(workspace)
@@ -302,6 +350,8 @@ def _move_alias(
     approved_by: str,
     canary_share: int | None = None,
     change: str = "promotion",
+    rollback_to: str = "",
+    reason: str = "",
 ) -> PromotionOutcome:
     """Ask the gate, then move ``alias`` to ``version`` (and set the canary share). Call in a
     transaction: the audit record commits with the caller's change. A version missing
@@ -323,6 +373,7 @@ def _move_alias(
         requested_by=requested_by,
         approved_by=approved_by,
         change=change,
+        rollback_to=rollback_to,
     )
     previous = model.aliases.get(alias, "")
     decision = evaluate_gate(workspace_id=workspace.id, gate=MODEL_PROMOTION, input=payload)
@@ -354,6 +405,7 @@ def _move_alias(
         requested_by=requested_by,
         approved_by=approved_by,
         canary_share=canary_share,
+        **({"reason": reason} if reason else {}),
     )
     return outcome
 
@@ -367,6 +419,7 @@ def _audit_outcome(
         workspace_id=workspace.id,
         action=f"model.{verb.replace(' ', '_')}" if outcome.allowed else "model.promotion_denied",
         actor=actor,
+        actor_label="" if actor is not None else "monitoring",
         object_type="model",
         object_id=outcome.model,
         summary=f"{what} {verb if outcome.allowed else 'not ' + verb} to {outcome.alias}",

@@ -195,10 +195,86 @@ def artifact_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
+REFERENCE_PROFILE = "monitoring/reference_profile.json"
+PROFILE_QUANTILES = 201
+
+
+def reference_profile(features: Any, predictions: Any = None) -> dict[str, Any]:
+    """The profile drift is judged against: for each numeric column its quantiles, for each
+    other column its category frequencies; ``predictions`` (a frame with ``label`` and
+    ``score``) profiled the same way under ``prediction``."""
+    profile: dict[str, Any] = {"rows": len(features), "features": _profile(features)}
+    if predictions is not None:
+        profile["prediction"] = _profile(predictions)
+    return profile
+
+
+def _profile(frame: Any) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    profiled: dict[str, Any] = {}
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            points = np.quantile(values.astype(float), np.linspace(0, 1, PROFILE_QUANTILES))
+            profiled[str(column)] = {"type": "numeric", "quantiles": [float(v) for v in points]}
+        else:
+            shares = values.astype(str).value_counts(normalize=True)
+            profiled[str(column)] = {
+                "type": "categorical",
+                "frequencies": {str(k): round(float(v), 6) for k, v in shares.items()},
+            }
+    return profiled
+
+
+def log_reference_profile(features: Any, predictions: Any = None) -> dict[str, Any]:
+    """Log the training data's profile to the active MLflow run, for drift monitoring.
+
+    Call it inside ``mlflow.start_run()`` in your own training code, with the training
+    features (a pandas DataFrame whose columns are the model's signature fields) and,
+    optionally, the model's predictions on them (a frame with ``label`` and ``score``)::
+
+        with mlflow.start_run():
+            model.fit(x_train, y_train)
+            log_reference_profile(x_train, predictions_frame(model, x_train))
+            mlflow.sklearn.log_model(model, ...)
+
+    Flowgate reads it from the registered version's run when it computes drift."""
+    import mlflow
+
+    profile = reference_profile(features, predictions)
+    mlflow.log_dict(profile, REFERENCE_PROFILE)
+    return profile
+
+
+def predictions_frame(pipeline: Any, features: Any) -> Any:
+    """A classifier's predicted label and its probability per row, as the model service
+    answers them (``label``, ``score``)."""
+    import pandas as pd
+
+    probabilities = pipeline.predict_proba(features)
+    best = probabilities.argmax(axis=1)
+    return pd.DataFrame(
+        {
+            "label": [str(pipeline.classes_[index]) for index in best],
+            "score": probabilities.max(axis=1),
+        }
+    )
+
+
 def train_and_register(
-    name: str, *, params: dict[str, Any], rows: int | None = None, tracking_uri: str
+    name: str,
+    *,
+    params: dict[str, Any],
+    rows: int | None = None,
+    tracking_uri: str,
+    registered_name: str = "",
+    shuffle_labels: bool = False,
 ) -> TrainedVersion:
-    """Train one version of a demo model and register it in the MLflow at ``tracking_uri``."""
+    """Train one version of a demo model and register it in the MLflow at ``tracking_uri``
+    (as ``registered_name`` when given). ``shuffle_labels`` trains a deliberately weak
+    version on labels shuffled against their rows, to exercise canary analysis."""
 
     import mlflow
     import mlflow.sklearn
@@ -210,6 +286,11 @@ def train_and_register(
 
     spec = DEMO_MODELS[name]
     features, labels = spec["data"](**({"rows": rows} if rows else {}))
+    if shuffle_labels:
+        import numpy as np
+
+        labels = np.random.default_rng(5).permutation(labels)
+    name = registered_name or name
     x_train, x_test, y_train, y_test = train_test_split(
         features, labels, test_size=0.25, random_state=0, stratify=labels
     )
@@ -227,6 +308,7 @@ def train_and_register(
     with mlflow.start_run(run_name=f"{name} C={params.get('C')}") as run:
         mlflow.log_params({**params, "rows": len(features), "model": name})
         mlflow.log_metrics(metrics)
+        log_reference_profile(x_train, predictions_frame(pipeline, x_train))
         signature = infer_signature(x_test.head(5), pipeline.predict_proba(x_test.head(5)))
         info = mlflow.sklearn.log_model(
             pipeline,
@@ -285,10 +367,13 @@ def train_demo_models(
     names: tuple[str, ...] = tuple(DEMO_MODELS),
     rows: int | None = None,
     owner: str = "",
+    weak: bool = False,
 ) -> list[TrainedVersion]:
     """Register every version of each demo model that does not exist yet; the first version
     of a new model becomes ``production``; a model without an owner gets ``owner`` (a
-    workspace slug). Returns the versions trained now."""
+    workspace slug). ``weak`` also registers one more version trained on shuffled labels
+    (each time: a deliberately worse canary to try monitoring with). Returns the versions
+    trained now."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -309,6 +394,13 @@ def train_demo_models(
             client.set_registered_model_alias(name, "production", "1")
         if owner and not (registered.tags or {}).get(OWNER_TAG):
             client.set_registered_model_tag(name, OWNER_TAG, owner)
+        if weak:
+            params = DEMO_MODELS[name]["versions"][-1]
+            trained.append(
+                train_and_register(
+                    name, params=params, rows=rows, tracking_uri=tracking_uri, shuffle_labels=True
+                )
+            )
     return trained
 
 

@@ -17,7 +17,9 @@ from .decision import Decision
 FLOW_PUBLISH = "flow_publish"
 MODEL_PROMOTION = "model_promotion"
 AI_PROVIDER = "ai_provider"
-GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER)
+# Answers {"action": hold | promote_request | rollback, "reasons"} rather than allow/deny.
+CANARY_ANALYSIS = "canary_analysis"
+GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER, CANARY_ANALYSIS)
 GATE_RULE = "decision"
 
 
@@ -25,7 +27,9 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
     """Deny by default. ``input`` for ``model_promotion``: model, version, target alias,
     metrics, thresholds, has_signature, artifact_sha256, expected_sha256, requested_by,
     approved_by. For ``flow_publish``: flow, definition, actor, actor_role. For
-    ``ai_provider``: provider, outside, host, model, block, node, run."""
+    ``ai_provider``: provider, outside, host, model, block, node, run.
+    ``canary_analysis``: model, production and canary signals, agreement, shadowed, limits;
+    its result is ``{"action", "reasons"}``."""
     from apps.audit.services import audit_record
 
     from .selectors import policy_for_gate
@@ -56,7 +60,7 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
         actor_label="" if actor else str(input.get("actor") or input.get("approved_by") or ""),
         object_type="gate",
         object_id=gate,
-        summary=f"{gate}: {'allowed' if decision.allow else 'denied'}",
+        summary=f"{gate}: {_verdict(decision)}",
         data={
             "gate": gate,
             "allow": decision.allow,
@@ -64,6 +68,7 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
             "policy": decision.policy,
             "version": decision.version,
             "error": decision.error,
+            **({"action": _verdict(decision)} if gate == CANARY_ANALYSIS else {}),
         },
     )
     return decision
@@ -76,6 +81,14 @@ def _actor(input: dict[str, Any]) -> Any:
 
     username = input.get("actor") or input.get("approved_by")
     return User.objects.filter(username=username).first() if username else None
+
+
+def _verdict(decision: Decision) -> str:
+    """What the audit says the gate decided: an action gate (canary analysis) names its
+    action, the others allowed or denied."""
+    if isinstance(decision.result, dict) and isinstance(decision.result.get("action"), str):
+        return decision.result["action"]
+    return "allowed" if decision.allow else "denied"
 
 
 def _install_default(workspace_id: Any, gate: str) -> Any:

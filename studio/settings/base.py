@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.policies",
     "apps.audit",
     "apps.dashboard",
+    "apps.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -305,6 +306,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.seal",
         "schedule": env_float("AUDIT_SEAL_INTERVAL_SECONDS", 1.0),
         "options": {"expires": 5},
+    },
+    # Model monitoring: drift, accuracy, SLO alerts and canary analysis per workspace.
+    "monitoring-check": {
+        "task": "monitoring.check_all",
+        "schedule": env_float("MONITORING_CHECK_SECONDS", 300.0),
+        "options": {"expires": 240},
     },
     # Retention (Settings → Data): finished runs older than the workspace's limit.
     "purge-expired-runs": {

@@ -37,24 +37,11 @@ import httpx  # noqa: E402
 from apps.mlmodels.blocks import ModelPredictBlock, ModelPredictConfig, ModelServiceClient  # noqa: E402
 from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models  # noqa: E402
 from studio.processes import mlflow_process, model_service_process  # noqa: E402
+from tests.bench.common import percentile, timed  # noqa: E402
 from tests.blocks.fakes import FakeContext  # noqa: E402
 from tests.mlmodels.helpers import CLAIM  # noqa: E402
 from tests.support.model_stack import _start  # noqa: E402
 from tests.support.processes import free_ports, stop_process_group  # noqa: E402
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def timed(function, calls: int) -> list[float]:
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def throughput(function, calls: int, clients: int) -> float:

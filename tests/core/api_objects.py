@@ -7,6 +7,8 @@ from apps.accounts.services import api_token_create
 from apps.connectors.services import connection_create
 from apps.flows.publish_requests import publish_request_create
 from apps.mlmodels.services import promotion_request_create
+from apps.monitoring.alerts import alert_raise
+from apps.monitoring.services import monitor_save
 from apps.policies import services as policies
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
@@ -59,11 +61,21 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
     invitation = invitation_create(
         workspace=workspace, actor=admin_user, email="newcomer@example.com", role="builder"
     ).invitation
+    monitor = monitor_save(workspace=workspace, actor=admin_user, model_name="claim-fraud")
+    alert = alert_raise(
+        workspace_id=workspace.id,
+        key="drift:claim-fraud",
+        kind="drift",
+        summary="claim-fraud: drift in v1 amount",
+        details={"model": "claim-fraud"},
+    )
     return {
         "workspace_slug": "acme",
         "username": builder_user.username,
         "invitation_id": invitation.id,
         "request_id": publish_request.id,
+        "model_name": monitor.model_name,
+        "alert_id": alert.id,
         "flow_id": flow.id,
         "number": 1,
         "run_id": run.id,

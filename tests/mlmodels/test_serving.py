@@ -115,7 +115,14 @@ def test_batched_rows_are_answered_in_order_each_with_its_own_version_or_error(
     first, second, missing, unknown = response.json()
     assert first["version"] == "2" and first["label"] == "fraud" and first["alias"] == ""
     assert second["version"] == "1" and set(second["scores"]) == {"fraud", "legit"}
-    assert missing == {"error": "inputs[0] is missing field 'channel'", "status": 400}
+    # A refused row names the version that refused it (monitoring counts its errors).
+    assert missing == {
+        "error": "inputs[0] is missing field 'channel'",
+        "status": 400,
+        "model": CLAIM_FRAUD,
+        "version": "2",
+        "alias": "",
+    }
     assert unknown["status"] == 404
 
 

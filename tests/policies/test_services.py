@@ -199,6 +199,7 @@ def test_defaults_are_installed_once(workspace, owner):
     created = services.policy_defaults_ensure(workspace=workspace, actor=owner)
     assert {policy.slug for policy in created} == {
         "model_promotion",
+        "canary_analysis",
         "flow_publish",
         "ai_provider",
         "support_triage",

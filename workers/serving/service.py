@@ -292,7 +292,8 @@ class ModelService:
         rows for the same model version are scored together. Each row is ``{"model",
         "alias" | "version", "route_key", "inputs": {...}}``; each answer ``{"model",
         "version", "alias", "label", "score", "scores", "device", "batch_size"}`` or
-        ``{"error", "status"}`` for that row alone. ``batch_size`` is how many rows this
+        ``{"error", "status"}`` for that row alone (with ``model``, ``version`` and ``alias`` when
+        a version refused its inputs). ``batch_size`` is how many rows this
         call scored together."""
         started = time.monotonic()
         answers: list[dict[str, Any]] = [{} for _ in rows]
@@ -320,11 +321,19 @@ class ModelService:
                 continue
             schema = loaded.metadata.get_input_schema()
             valid = []
+            # A refused row names the version that refused it: monitoring counts a version's
+            # errors (a canary whose signature no longer fits the flows' inputs, say).
+            served_by = {"model": model, "version": version}
             for index in indexes:
                 try:
                     valid.append((index, coerce_inputs([rows[index].get("inputs")], schema)[0]))
                 except InvalidArgument as error:
-                    answers[index] = {"error": str(error), "status": 400}
+                    answers[index] = {
+                        "error": str(error),
+                        "status": 400,
+                        **served_by,
+                        "alias": served[index],
+                    }
             if not valid:
                 continue
             scored = self._score(loaded, [features for _, features in valid])

@@ -194,6 +194,64 @@ SHIPPED = (
         ),
     ),
     ShippedPolicy(
+        slug="canary_analysis",
+        name="Canary analysis",
+        description="Roll a canary back when it is worse than production on live signals; "
+        "tell the admins when it is ready for a (four-eyes) promotion; hold otherwise.",
+        gate="canary_analysis",
+        tests=(
+            ShippedTest(
+                "a worse canary is rolled back",
+                "decision",
+                {
+                    "canary": {"samples": 50, "labelled": 40, "accuracy": 0.5, "confidence": 0.8},
+                    "production": {"samples": 50, "accuracy": 0.9, "confidence": 0.8},
+                },
+                {
+                    "action": "rollback",
+                    "reasons": ["canary accuracy 0.5 is more than 0.05 below production's 0.9"],
+                },
+            ),
+            ShippedTest(
+                "a canary as good as production may be promoted",
+                "decision",
+                {
+                    "canary": {"samples": 50, "labelled": 40, "accuracy": 0.9, "confidence": 0.8},
+                    "production": {"samples": 50, "accuracy": 0.88, "confidence": 0.8},
+                },
+                {
+                    "action": "promote_request",
+                    "reasons": ["the canary matches or beats production on every live signal"],
+                },
+            ),
+            ShippedTest(
+                "a canary that disagrees with production on shadowed calls is rolled back",
+                "decision",
+                {
+                    "canary": {"samples": 50, "labelled": 0},
+                    "production": {"samples": 50},
+                    "agreement": 0.6,
+                    "shadowed": 40,
+                },
+                {
+                    "action": "rollback",
+                    "reasons": [
+                        "canary agrees with production on 0.6 of shadowed calls, below 0.8"
+                    ],
+                },
+            ),
+            ShippedTest(
+                "too little traffic holds",
+                "decision",
+                {},
+                {
+                    "action": "hold",
+                    "reasons": ["waiting for traffic and labels: 0 samples, 0 labelled"],
+                },
+            ),
+        ),
+    ),
+    ShippedPolicy(
         slug="flow_publish",
         name="Flow publishing gate",
         description="Flows that call hosts outside the allow-list or handle PII fields need "

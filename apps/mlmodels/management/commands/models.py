@@ -2,7 +2,8 @@
 
 Generates the demo data sets (nothing is downloaded), trains scikit-learn pipelines, logs
 parameters and metrics and registers each version; versions that exist are kept, so running
-it again is harmless. ``--wait`` waits for the registry to come up first (the studio starts
+it again is harmless. ``--weak`` also registers a deliberately weak version (trained on
+shuffled labels) of each model, to try canary analysis with. ``--wait`` waits for the registry to come up first (the studio starts
 MLflow alongside and runs this once it answers).
 """
 
@@ -26,12 +27,19 @@ class Command(BaseCommand):
         parser.add_argument("--rows", type=int, default=None, help="rows of generated data")
         parser.add_argument("--wait", type=float, default=0.0, help="seconds to wait for MLflow")
         parser.add_argument(
+            "--weak",
+            action="store_true",
+            help="also register a deliberately weak version (shuffled labels) of each model",
+        )
+        parser.add_argument(
             "--owner",
             default=DEMO_WORKSPACE[0],
             help="slug of the workspace that manages the models (when they have no owner yet)",
         )
 
-    def handle(self, *args, action: str, model, rows, wait: float, owner: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(
+        self, *args, action: str, model, rows, wait: float, owner: str, weak: bool, **options
+    ) -> None:  # type: ignore[no-untyped-def]
         uri = tracking_uri()
         deadline = time.monotonic() + wait
         while not registry_is_up(uri):
@@ -39,7 +47,7 @@ class Command(BaseCommand):
                 raise CommandError(f"the MLflow registry at {uri} is not answering")
             time.sleep(1.0)
         trained = train_demo_models(
-            tracking_uri=uri, names=tuple(model or DEMO_MODELS), rows=rows, owner=owner
+            tracking_uri=uri, names=tuple(model or DEMO_MODELS), rows=rows, owner=owner, weak=weak
         )
         for item in trained:
             metrics = ", ".join(f"{k}={v:g}" for k, v in item.metrics.items())
