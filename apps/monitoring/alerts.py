@@ -158,8 +158,11 @@ def _send_email(handle: Any, alert: MonitoringAlert, notice: str, recipients: li
 
 
 def _send_webhook(handle: Any, alert: MonitoringAlert, notice: str, recipients: list[str]) -> str:
-    from apps.connectors.webhook.signing import SIGNATURE_HEADER, signature
-    from apps.core.http import safe_client
+    """Signed like every outgoing webhook (Standard Webhooks), to the connection's URL only:
+    no redirect is followed, and the workspace's egress allow-list applies."""
+    from apps.connectors.selectors import egress_allowlist_get
+    from apps.connectors.webhook.signing import signed_headers
+    from apps.core.http import egress_allowed, safe_client
 
     event = {
         "id": f"{alert.id}:{notice}",
@@ -170,9 +173,10 @@ def _send_webhook(handle: Any, alert: MonitoringAlert, notice: str, recipients: 
     headers: dict[str, str] = {
         "Content-Type": "application/json",
         "X-Event-Id": str(event["id"]),
-        SIGNATURE_HEADER: signature(handle.secret("signing_secret"), body),
+        **signed_headers(handle.secret("signing_secret"), message_id=str(event["id"]), body=body),
     }
-    with safe_client(timeout=10) as http:
+    allowlist = egress_allowlist_get(workspace_id=alert.workspace_id)
+    with egress_allowed(allowlist), safe_client(timeout=10, follow_redirects=False) as http:
         response = http.post(handle.config.url, content=body, headers=headers)
     if response.status_code >= 300:
         raise AlertError(f"the receiver answered {response.status_code}")
