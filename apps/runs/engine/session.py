@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from opentelemetry import trace
 
 from apps.core.tracing import start_run_span
@@ -54,7 +54,10 @@ class Session:
         self.owner = owner
         # Inside a transaction the caller owns (a test, an eager task), calls read through
         # the caller's connection; otherwise each round commits on its own.
-        self.calls = InFlight(shared=connection if connection.in_atomic_block else None)
+        # The wrapper itself, not the ``connection`` proxy: a call's thread installs it as its
+        # own default connection, and a proxy there would look itself up for ever.
+        shared = connections[DEFAULT_DB_ALIAS] if connection.in_atomic_block else None
+        self.calls = InFlight(shared=shared)
         self.holding: dict[Any, RunExecutor] = {}  # runs with a call-out in flight
         # One "advance run" span per run, from its claim to its last round.
         self.spans: dict[int, Any] = {}
