@@ -60,16 +60,13 @@ def _policy_problems(workspace_id: Any, nodes: list) -> list[Problem]:
             policy__workspace_id=workspace_id, policy__slug__in=[slug for _, slug in wanted]
         ).values_list("policy__slug", flat=True)
     )
-    return [
-        Problem(
-            f"there is no published policy '{slug}' in this workspace: ask an admin to add "
-            "or publish it (Policies)",
-            node=node_id,
-            field="policy",
-        )
-        for node_id, slug in wanted
-        if slug not in published
-    ]
+    return _missing(
+        wanted,
+        published,
+        field="policy",
+        message="there is no published policy '{}' in this workspace: ask an admin to add "
+        "or publish it (Policies)",
+    )
 
 
 def _connection_problems(workspace_id: Any, nodes: list) -> list[Problem]:
@@ -81,16 +78,13 @@ def _connection_problems(workspace_id: Any, nodes: list) -> list[Problem]:
             workspace_id=workspace_id, name__in=[name for _, name in wanted]
         ).values_list("name", flat=True)
     )
-    return [
-        Problem(
-            f"there is no connection named '{name}' in this workspace: add it under "
-            "Connections, or ask an admin to",
-            node=node_id,
-            field="connection",
-        )
-        for node_id, name in wanted
-        if name not in existing
-    ]
+    return _missing(
+        wanted,
+        existing,
+        field="connection",
+        message="there is no connection named '{}' in this workspace: add it under "
+        "Connections, or ask an admin to",
+    )
 
 
 def _subflow_problems(workspace_id: Any, nodes: list) -> list[Problem]:
@@ -106,14 +100,22 @@ def _subflow_problems(workspace_id: Any, nodes: list) -> list[Problem]:
         .exclude(status=FlowStatus.ARCHIVED)
         .values_list("slug", flat=True)
     )
+    return _missing(
+        wanted,
+        runnable,
+        field="flow",
+        message="there is no published flow '{}' in this workspace to run as a sub-flow",
+    )
+
+
+def _missing(
+    wanted: list[tuple[str, str]], found: set[str], *, field: str, message: str
+) -> list[Problem]:
+    """A problem on each node whose named object is not among ``found``."""
     return [
-        Problem(
-            f"there is no published flow '{slug}' in this workspace to run as a sub-flow",
-            node=node_id,
-            field="flow",
-        )
-        for node_id, slug in wanted
-        if slug not in runnable
+        Problem(message.format(name), node=node_id, field=field)
+        for node_id, name in wanted
+        if name not in found
     ]
 
 
