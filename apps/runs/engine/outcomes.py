@@ -7,6 +7,7 @@ records follow each outcome (``effects.py``).
 
 from __future__ import annotations
 
+import abc
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from .batch import Batch
 from .policy import NodeSettings, StepTimeout, backoff_seconds
 
 
-class OutcomeRecorder:
+class OutcomeRecorder(abc.ABC):
     """Writes a run's step outcomes and its end; the executor decides what to write."""
 
     run: Run
@@ -35,8 +36,9 @@ class OutcomeRecorder:
     response_changed: bool
     lease_released: bool
 
+    @abc.abstractmethod
     def _database_now(self) -> datetime:
-        raise NotImplementedError
+        """The database's clock (the executor reads it once per claim)."""
 
     def _mark_started(
         self, node: Node, attempt: int, row: StepRun | None, node_input: Any, started: datetime
