@@ -5,6 +5,11 @@ Records that a step leaves behind and nobody reads back before the commit (a dec
 audit event, a policy evaluation's decision-log row) are held here while the batch is
 open and go to Postgres in one INSERT per table just before its commit. Outside a batch
 ``insert`` writes at once, so callers need not know which case they are in.
+
+A step that calls out runs on one of the I/O layer's threads (``apps.runs.engine.io``),
+outside any transaction: there a *deferred* batch holds its rows (a model call's monitoring
+sample, a policy decision's log row) and the engine inserts them with the batch that
+records the step's outcome, so such a step costs no connection or commit of its own.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ _state = threading.local()
 class RowBatch:
     """The rows held for one transaction of the engine (one per thread at a time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, deferred: bool = False) -> None:
         self.rows: list[models.Model] = []
         self._outer: RowBatch | None = None
+        # Held for a transaction on another thread (an I/O call's outcome batch), so held
+        # whether or not this thread is in a transaction.
+        self.deferred = deferred
 
     def open(self) -> RowBatch:
         self._outer = getattr(_state, "batch", None)
@@ -37,20 +45,29 @@ class RowBatch:
         if getattr(_state, "batch", None) is self:
             _state.batch = self._outer
 
+    def hold(self, rows: list[models.Model]) -> None:
+        """Write ``rows`` (held by a deferred batch elsewhere) with this batch."""
+        self.rows.extend(rows)
+
     def flush(self) -> None:
         """Insert what is held: one statement per table, in the order first held."""
         rows, self.rows = self.rows, []
-        by_model: dict[type[models.Model], list[models.Model]] = {}
-        for row in rows:
-            by_model.setdefault(type(row), []).append(row)
-        for model, group in by_model.items():
-            model._default_manager.bulk_create(group)
+        write(rows)
+
+
+def write(rows: list[models.Model]) -> None:
+    """Insert ``rows`` now: one statement per table, in the order first seen."""
+    by_model: dict[type[models.Model], list[models.Model]] = {}
+    for row in rows:
+        by_model.setdefault(type(row), []).append(row)
+    for model, group in by_model.items():
+        model._default_manager.bulk_create(group)
 
 
 def insert(row: M) -> M:
     """Insert ``row`` with the open batch, or now when none is open on this thread."""
     batch: RowBatch | None = getattr(_state, "batch", None)
-    if batch is not None and not connection.in_atomic_block:
+    if batch is not None and not batch.deferred and not connection.in_atomic_block:
         batch.close()  # its transaction ended without it (a bug): never hold rows past it
         batch = None
     if batch is None:

@@ -40,8 +40,9 @@ class ModelMonitor(WorkspaceOwned):
 
 
 class PredictionSample(models.Model):
-    """One sampled ``model.predict`` answer. ``inputs`` holds each signature field, with
-    fields the workspace classifies as PII masked before the row is written. ``actual``
+    """One ``model.predict`` answer (every step: labels join any of them). On a sampled
+    step (``sampled``) ``inputs`` holds each signature field, with fields the workspace
+    classifies as PII masked before the row is written; otherwise it is empty. ``actual``
     is the ground-truth label once someone posts it (or a reviewer decides the case)."""
 
     id = models.BigAutoField(primary_key=True)
@@ -52,6 +53,7 @@ class PredictionSample(models.Model):
     run_id = models.UUIDField()
     node_id = models.CharField(max_length=64)
     business_key = models.CharField(max_length=200, blank=True)  # keyed hash, never raw
+    sampled = models.BooleanField(default=True)  # drawn by the sample rate: inputs stored
     inputs = models.JSONField(default=dict)
     label = models.CharField(max_length=200)
     score = models.FloatField()

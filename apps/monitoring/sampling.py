@@ -1,10 +1,15 @@
-"""Sampling ``model.predict`` answers: what the model block calls after each prediction.
+"""Recording ``model.predict`` answers: what the model block calls after each prediction.
 
 The block gets a ``PredictionRecorder`` from ``ctx.service("monitoring")`` and hands it the
-features it sent and the answer it got. One sampled step costs one compact INSERT in the
-step's own transaction (so a rolled-back step leaves no sample) and no other query: the
-model's sampling rate and the workspace's PII classification are cached in the process.
-Fields classified as PII are masked before the row is written, and the case's business key is stored as a keyed hash:
+features it sent and the answer it got. Every step leaves a row with what labels are joined
+by (run, step, business key hash, version, prediction, score, latency): labels posted later
+count toward accuracy whether or not the step was sampled. A sampled step (the model's
+``sample_rate``) also stores its input features, for drift. The row is not written here: it
+goes with the engine's step batch (``apps.core.batch_rows``; a call-out's rows are inserted
+with the batch recording its outcome), so monitoring costs no query, connection or commit
+of its own, and a rolled-back step leaves no row. The model's sampling rate and the
+workspace's PII classification are cached in the process. Fields classified as PII are
+masked before the row is built, and the case's business key is stored as a keyed hash:
 raw values never reach it.
 """
 
@@ -18,23 +23,15 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from apps.audit.redaction import MASK, sensitive_keys_for_workspace
+from apps.core import batch_rows, jsonsafe
 
 from .models import ModelMonitor, PredictionSample
 
 SETTINGS_SECONDS = 10.0
 _rates: dict[tuple[str, str], tuple[float, float]] = {}
-
-# Built from our own table name only; every value is a parameter.
-_INSERT = (
-    f"INSERT INTO {PredictionSample._meta.db_table} (workspace_id, model_name, version, alias,"  # noqa: S608
-    " run_id, node_id, business_key, inputs, label, score, latency_ms, shadow_label,"
-    " created_at, failed, actual, label_source)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '')"
-)
 
 
 def sample_rate(workspace_id: str, model: str) -> float:
@@ -76,8 +73,16 @@ def business_key_digest(key: str) -> str:
     return hmac.new(secret, b"business-key:" + key.encode(), hashlib.sha256).hexdigest()[:40]
 
 
+def _storable(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The features as Postgres stores them: the row is written with the step batch, where
+    a value it refuses would fail the batch, not just the sample."""
+    row = json.loads(json.dumps(inputs, default=str))
+    problem = jsonsafe.storage_problem(row)
+    return {"unstorable": problem} if problem else row
+
+
 class PredictionRecorder:
-    """``ctx.service("monitoring")``: records a sample of a model step's answer."""
+    """``ctx.service("monitoring")``: records a model step's answer (and samples it)."""
 
     def __init__(self, workspace_id: str) -> None:
         self.workspace_id = str(workspace_id)
@@ -98,33 +103,31 @@ class PredictionRecorder:
         business_key: str = "",
         failed: bool = False,
     ) -> bool:
-        """Write the sample when this step is drawn; returns whether it was."""
+        """Record the step (with its features when it is drawn for the sample); returns
+        whether it was drawn."""
         rate = sample_rate(self.workspace_id, model)
         # Sampling, not security: a fast PRNG is right here.
-        if rate <= 0 or (rate < 1 and random.random() >= rate):  # noqa: S311
-            return False
-        row = masked_inputs(self.workspace_id, inputs)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT,
-                (
-                    self.workspace_id,
-                    model,
-                    version,
-                    alias,
-                    run_id,
-                    node_id,
-                    business_key_digest(business_key),
-                    json.dumps(row, default=str),
-                    str(label)[:200],
-                    float(score),
-                    latency_ms,
-                    shadow_label[:200],
-                    timezone.now(),
-                    failed,
-                ),
+        sampled = rate >= 1 or (rate > 0 and random.random() < rate)  # noqa: S311
+        batch_rows.insert(
+            PredictionSample(
+                workspace_id=self.workspace_id,
+                model_name=model,
+                version=version,
+                alias=alias,
+                run_id=run_id,
+                node_id=node_id,
+                business_key=business_key_digest(business_key),
+                sampled=sampled,
+                inputs=_storable(masked_inputs(self.workspace_id, inputs)) if sampled else {},
+                label=str(label)[:200],
+                score=float(score),
+                latency_ms=latency_ms,
+                shadow_label=shadow_label[:200],
+                created_at=timezone.now(),
+                failed=failed,
             )
-        return True
+        )
+        return sampled
 
     def record_failure(
         self, *, run_id: str, node_id: str, model: str, version: str, alias: str, inputs: dict

@@ -80,6 +80,7 @@ def drift_check(
         created_at__gt=start,
         created_at__lte=end,
         failed=False,
+        sampled=True,
     ).values("version", "inputs", "label", "score")
     by_version: dict[str, list[Any]] = {}
     for row in rows:
@@ -131,9 +132,10 @@ def label_record(
     node_id: str = "",
     business_key: str = "",
 ) -> int:
-    """Attach a ground-truth ``label`` to the sampled prediction(s) of one case, named by
+    """Attach a ground-truth ``label`` to the recorded prediction(s) of one case, named by
     run and step (node) id or by business key. Returns how many samples it labelled;
-    raises ``LabelError`` (404) when no sampled prediction matches."""
+    raises ``LabelError`` (404) when no recorded prediction matches (every ``model.predict``
+    step is recorded, sampled or not)."""
     if source not in LABEL_SOURCES:
         raise LabelError(f"unknown label source {source!r}")
     if not str(label).strip():
@@ -151,5 +153,5 @@ def label_record(
         actual=str(label)[:200], label_source=source, labelled_at=timezone.now()
     )
     if not updated:
-        raise LabelError("no sampled prediction matches this case", status=404)
+        raise LabelError("no recorded prediction matches this case", status=404)
     return updated

@@ -65,7 +65,7 @@ def test_a_stream_that_shifts_part_way_is_flagged_within_one_window(
     assert {"amount", "channel"} <= found, found
 
 
-def test_pii_fields_are_masked_and_a_zero_rate_samples_nothing(
+def test_pii_fields_are_masked_and_a_zero_rate_stores_no_features(
     production_v1, workspace, admin_user, model_stack
 ):
     from apps.audit.services import data_settings_save
@@ -82,7 +82,46 @@ def test_pii_fields_are_masked_and_a_zero_rate_samples_nothing(
 
     monitor_save(workspace=workspace, actor=admin_user, model_name=MONITORED, sample_rate=0.0)
     run_stream(model_stack, workspace, records)
-    assert PredictionSample.objects.filter(workspace=workspace).count() == 3
+    # Every step is recorded (labels join it), but a step not drawn keeps no features.
+    unsampled = PredictionSample.objects.filter(workspace=workspace, sampled=False)
+    assert unsampled.count() == 3 and PredictionSample.objects.filter(sampled=True).count() == 3
+    assert all(row.inputs == {} and row.label in {"fraud", "legit"} for row in unsampled)
+
+
+def test_labels_join_predictions_that_were_not_sampled(
+    production_v1, workspace, admin_user, admin_client, model_stack
+):
+    from apps.monitoring.services import monitor_save
+
+    monitor_save(
+        workspace=workspace,
+        actor=admin_user,
+        model_name=MONITORED,
+        sample_rate=0.0,
+        min_window_samples=5,
+    )
+    records, labels = stream(30, seed=505)
+    run_ids = []
+    for number, record in enumerate(records):
+        run_id, _ = predict(
+            model_stack.service.url, workspace.id, {**record, "claim_number": f"U-{number}"}
+        )
+        run_ids.append(run_id)
+    url = f"/api/w/{workspace.slug}/monitoring/labels/"
+    by_step = [
+        {"run_id": run_id, "step_id": "score", "label": label}
+        for run_id, label in zip(run_ids[:15], labels[:15], strict=True)
+    ]
+    by_key = [{"business_key": f"U-{number}", "label": labels[number]} for number in range(15, 30)]
+    answer = admin_client.post(url, {"labels": by_step + by_key}, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    assert [item["labelled"] for item in answer.json()] == [1] * 30
+
+    series = admin_client.get(f"/api/w/{workspace.slug}/monitoring/models/{MONITORED}/").json()
+    [window] = series["performance"]
+    assert window["labelled"] == 30 and 0.6 <= window["accuracy"] <= 1.0
+    # No features were stored, so there is nothing to judge drift on.
+    assert drift_check(workspace_id=workspace.id, model_name=MONITORED) == []
 
 
 def test_labels_posted_later_produce_the_accuracy_series(

@@ -187,3 +187,36 @@ def test_a_flow_concurrency_object_takes_a_limit_and_a_priority_and_nothing_else
         "concurrency.limit",
         "concurrency.max_runs",
     ]
+
+
+def test_rows_a_call_writes_go_with_its_outcome_or_with_its_thread_when_abandoned(workspace):
+    """What a call's block inserts (audit, decision log, monitoring) is handed to whoever
+    records its outcome; a call abandoned at its deadline writes its own rows when it
+    ends, since no outcome batch takes them then."""
+    from apps.audit.models import AuditEvent
+    from apps.audit.services import audit_record
+    from apps.runs.engine.io import Call, InFlight
+    from apps.runs.engine.policy import StepTimeout
+
+    def work(action: str, pause: float):
+        def call() -> str:
+            audit_record(workspace_id=workspace.id, action=action, summary=action)
+            time.sleep(pause)
+            return action
+
+        return call
+
+    calls = InFlight()
+    calls.add(Call(work("test.quick", 0), timeout=5, slots=(("test", 2),)))
+    [quick] = calls.wait(5)
+    [held] = quick.take_rows()
+    assert quick.result == "test.quick" and held.action == "test.quick"
+    assert not AuditEvent.objects.filter(action="test.quick").exists()  # the caller's to write
+
+    calls.add(Call(work("test.late", 0.5), timeout=0.1, slots=(("test", 2),)))
+    [late] = calls.wait(5)
+    assert isinstance(late.error, StepTimeout) and late.take_rows() == []
+    deadline = time.monotonic() + 10
+    while not AuditEvent.objects.filter(action="test.late").exists():
+        assert time.monotonic() < deadline, "the abandoned call's row was never written"
+        time.sleep(0.05)

@@ -134,6 +134,7 @@ class RunExecutor(OutcomeRecorder):
         self._join(batch)
         step: StepAttempt = call.step
         self.in_flight.discard(step.node.id)
+        batch.records.hold(call.take_rows())  # what its block wrote, with its outcome
         clock = time.perf_counter() - call.elapsed
         if call.error is not None:
             self._step_failed(step, call.error, clock)

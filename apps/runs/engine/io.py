@@ -16,6 +16,12 @@ Timeouts: the caller waits for a call up to its step's timeout, then records Ste
 and abandons it; the thread ends when the driver's own timeout does (the call keeps its
 slots until then, so a hung host cannot take the whole pool). Nothing is interrupted
 mid-call (no signal is raised into a database driver).
+
+Rows a call's block writes (a model step's monitoring sample, a policy decision's log row,
+an audit event) are held on its thread (``apps.core.batch_rows``, deferred) and handed to
+the caller, which inserts them with the batch that records the step's outcome: no
+connection or commit of their own, and they roll back with it. A call abandoned at its
+deadline writes its rows itself when it ends, since nobody records them then.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from apps.core import batch_rows
 
 from .policy import StepTimeout, engine_setting
 
@@ -78,6 +86,26 @@ class Call:
     result: Any = None
     error: BaseException | None = None
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    _rows: list[Any] = field(default_factory=list)
+    _handover: threading.Lock = field(default_factory=threading.Lock)
+    _taken: bool = False
+
+    def take_rows(self) -> list[Any]:
+        """The rows the call's block wrote, for the batch recording its outcome. A call
+        still running (abandoned at its deadline) writes its own when it ends."""
+        with self._handover:
+            self._taken = True
+            rows, self._rows = self._rows, []
+            return rows
+
+    def _hand_over(self, rows: list[Any]) -> bool:
+        """On the call's thread: give its rows to the caller; False when the caller has
+        recorded the call already (it was abandoned), and the rows are this thread's to write."""
+        with self._handover:
+            if self._taken:
+                return False
+            self._rows = rows
+            return True
 
 
 class Pool:
@@ -156,10 +184,16 @@ class InFlight:
         if self.shared is not None:
             connections["default"] = self.shared
         started = time.perf_counter()
+        held = batch_rows.RowBatch(deferred=True).open()
         try:
             return call.function()
         finally:
             call.elapsed = time.perf_counter() - started
+            rows = held.rows
+            held.close()
+            if rows and not call._hand_over(rows):
+                with transaction.atomic():
+                    batch_rows.write(rows)
             if self.shared is not None:
                 del connections["default"]
             else:  # a block that read the database (a connection's secret) lets go of it
