@@ -52,7 +52,13 @@ class SyncChainASGIHandler(ASGIHandler):
             return
         set_script_prefix(get_script_prefix(scope))
         try:
-            response = await _in_pool(self._respond)(scope, body_file)
+            response = None
+            if scope["method"] == "POST" and scope["path"].startswith("/hooks/"):
+                from studio.ingress import webhook_fast_path  # needs the apps loaded
+
+                response = await webhook_fast_path(self, scope, body_file)
+            if response is None:
+                response = await _in_pool(self._respond)(scope, body_file)
             try:
                 await self.send_response(response, send)
             finally:

@@ -108,26 +108,20 @@ def celery_worker(*options: str) -> list[str]:
     ]  # fmt: skip
 
 
-def studio_processes(*, host: str, port: int, worker_concurrency: int) -> list[ProcessSpec]:
+def studio_processes(
+    *, host: str, port: int, worker_concurrency: int, web_processes: int = 1
+) -> list[ProcessSpec]:
+    """``web_processes`` above 1 runs that many uvicorn processes on the port (each with
+    its own event loop, webhook batcher and connection pool)."""
     python = sys.executable
+    web = [
+        python, "-m", "uvicorn", "studio.asgi:application", "--host", host, "--port", str(port),
+        "--no-access-log", "--lifespan", "off",
+    ]  # fmt: skip
+    if web_processes > 1:
+        web += ["--workers", str(web_processes)]
     return [
-        ProcessSpec(
-            "web",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "studio.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--lifespan",
-                "off",
-            ],
-            {"DATABASE_POOL": "true"},
-        ),
+        ProcessSpec("web", web, {"DATABASE_POOL": "true"}),
         ProcessSpec("worker", celery_worker(f"--concurrency={worker_concurrency}")),
         # The reconciler's queue, served by a process of its own: its ticks never wait
         # behind drains, however long the backlog.
@@ -185,6 +179,7 @@ def container_process(name: str, environ: Mapping[str, str]) -> ProcessSpec:
         host="0.0.0.0",  # noqa: S104 - inside a container, behind its network
         port=int(environ.get("PORT", "8000")),
         worker_concurrency=int(environ.get("WORKER_CONCURRENCY", "2")),
+        web_processes=int(environ.get("WEB_PROCESSES", "1")),
     )
     for spec in processes:
         if spec.name == name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -55,7 +56,25 @@ def egress_settings_get(*, workspace_id: Any) -> EgressSettings:
     return found or EgressSettings(workspace_id=workspace_id)
 
 
+# How old an allow-list a call may go by. Read on every call, it cost each HTTP step a
+# query, and on an I/O thread a connection of its own held for the whole call (hundreds in
+# flight exhausted Postgres's connections). A save forgets this process's copy at once
+# (``egress_allowlist_forget``); other processes see it within this time.
+EGRESS_ALLOWLIST_FRESH_SECONDS = 1.0
+_allowlists: dict[str, tuple[float, list[str]]] = {}
+
+
 def egress_allowlist_get(*, workspace_id: Any) -> list[str]:
-    """The workspace's own egress allow-list. Read at each use, so a change applies to the
-    next request without a restart."""
-    return list(egress_settings_get(workspace_id=workspace_id).allowlist)
+    """The workspace's own egress allow-list, at most ``EGRESS_ALLOWLIST_FRESH_SECONDS``
+    old: a change applies to the calls that follow without a restart."""
+    key, now = str(workspace_id), time.monotonic()
+    cached = _allowlists.get(key)
+    if cached is not None and now - cached[0] < EGRESS_ALLOWLIST_FRESH_SECONDS:
+        return list(cached[1])
+    allowlist = list(egress_settings_get(workspace_id=workspace_id).allowlist)
+    _allowlists[key] = (now, allowlist)
+    return list(allowlist)
+
+
+def egress_allowlist_forget(*, workspace_id: Any) -> None:
+    _allowlists.pop(str(workspace_id), None)

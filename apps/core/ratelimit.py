@@ -38,24 +38,29 @@ def limit_for(scope: str) -> tuple[int, int] | None:
 def hit(*, scope: str, key: str) -> int | None:
     """Count one request of ``key`` in ``scope``. Returns None when it may go ahead, else
     the seconds until the window ends (the ``Retry-After``)."""
+    return hits(scope=scope, keys=[key])[0]
+
+
+def hits(*, scope: str, keys: list[str]) -> list[int | None]:
+    """``hit`` for each of ``keys`` (one request each, repeats allowed), in one round trip."""
     bounds = limit_for(scope)
-    if bounds is None:
-        return None
+    if bounds is None or not keys:
+        return [None] * len(keys)
     limit, window = bounds
     now = time.time()
     slot = int(now // window)
-    name = f"flowgate:ratelimit:{scope}:{key}:{slot}"
     try:
-        pipeline = redis_client().pipeline()
-        pipeline.incr(name)
-        pipeline.expire(name, window + 1)
-        count = int(pipeline.execute()[0])
+        pipeline = redis_client().pipeline(transaction=False)
+        for key in keys:
+            name = f"flowgate:ratelimit:{scope}:{key}:{slot}"
+            pipeline.incr(name)
+            pipeline.expire(name, window + 1)
+        counts = [int(count) for count in pipeline.execute()[::2]]
     except redis.RedisError as error:
         logger.warning("rate limit %s not enforced: %s", scope, error)
-        return None
-    if count <= limit:
-        return None
-    return max(1, int((slot + 1) * window - now + 0.999))
+        return [None] * len(keys)
+    retry_after = max(1, int((slot + 1) * window - now + 0.999))
+    return [None if count <= limit else retry_after for count in counts]
 
 
 class RedisRateThrottle(BaseThrottle):

@@ -70,22 +70,19 @@ def run_start(
         ).first()
         if existing is not None:
             return StartedRun(existing, created=False)
-    run = Run(
-        workspace_id=flow.workspace_id,
+    run = run_new(
         flow=flow,
         version=version,
         draft_definition=draft_definition if version is None else None,
-        trigger=Trigger(trigger),
-        input=payload,
+        trigger=trigger,
+        payload=payload,
         dry_run=dry_run,
-        idempotency_key=idempotency_key or None,
-        requested_by=actor,
-        correlation_id=correlation_id or uuid.uuid4().hex,
-        parent_run=parent[0] if parent else None,
-        parent_node=parent[1] if parent else "",
+        idempotency_key=idempotency_key,
+        actor=actor,
+        correlation_id=correlation_id,
+        parent=parent,
         rerun_of=rerun_of,
     )
-    run.trace_context = run_trace_context(run=run)
     try:
         # Alone, the INSERT commits by itself (one round trip, not three); inside a
         # caller's transaction a savepoint keeps a duplicate key from spoiling it.
@@ -99,11 +96,69 @@ def run_start(
             workspace_id=flow.workspace_id, flow=flow, idempotency_key=idempotency_key
         )
         return StartedRun(existing, created=False)
+    _publish_created(run)
+    return StartedRun(run, created=True)
+
+
+def run_new(
+    *,
+    flow: Flow,
+    version: FlowVersion | None,
+    trigger: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None = None,
+    actor: Any = None,
+    draft_definition: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    correlation_id: str | None = None,
+    parent: tuple[Run, str] | None = None,
+    rerun_of: Run | None = None,
+) -> Run:
+    """A queued run of ``flow``, not saved yet, its trace started (``run_start`` and
+    ``runs_insert`` save it)."""
+    run = Run(
+        workspace_id=flow.workspace_id,
+        flow=flow,
+        version=version,
+        draft_definition=draft_definition,
+        trigger=Trigger(trigger),
+        input=payload,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key or None,
+        requested_by=actor,
+        correlation_id=correlation_id or uuid.uuid4().hex,
+        parent_run=parent[0] if parent else None,
+        parent_node=parent[1] if parent else "",
+        rerun_of=rerun_of,
+    )
+    run.trace_context = run_trace_context(run=run)
+    return run
+
+
+def runs_insert(runs: list[Run]) -> set[Any]:
+    """Save many new runs (``run_new``) in one statement and queue them: one drain request
+    for all. A run whose idempotency key is taken already is not saved; returns the ids of
+    those saved. Call inside a transaction: drain request and events follow its commit."""
+    if not runs:
+        return set()
+    Run.objects.bulk_create(runs, ignore_conflicts=True)
+    keyed = [run.pk for run in runs if run.idempotency_key]
+    saved = {run.pk for run in runs if not run.idempotency_key}
+    if keyed:  # a conflict left its row out: the rows that are there are ours
+        saved.update(Run.objects.filter(pk__in=keyed).values_list("pk", flat=True))
+    if saved:
+        _enqueue(runs[0])
+    for run in runs:
+        if run.pk in saved:
+            _publish_created(run)
+    return saved
+
+
+def _publish_created(run: Run) -> None:
     publish_workspace_event_on_commit(
         run.workspace_id,
-        {"type": "run.status", "run": str(run.id), "flow": str(flow.id), "status": run.status},
+        {"type": "run.status", "run": str(run.id), "flow": str(run.flow_id), "status": run.status},
     )
-    return StartedRun(run, created=True)
 
 
 def step_resume(*, run_id: Any, node_id: str, signal: dict[str, Any]) -> bool:

@@ -112,6 +112,39 @@ def webhook_deliver(
     flow, config = subscription.flow, subscription.settings
     if config.get("auth", "token") == "hmac":
         verify_signed_delivery(flow, headers, body)
+    delivery = webhook_delivery(body=body, content_type=content_type, headers=headers, query=query)
+    sync = config.get("mode", "async") == "sync"
+    started = run_start(
+        flow=flow,
+        version=subscription.version,
+        trigger=Trigger.WEBHOOK,
+        payload=delivery.payload,
+        idempotency_key=delivery.event_id,
+        correlation_id=delivery.correlation_id,
+        enqueue=not sync,
+    )
+    run = started.run
+    if sync and started.created:
+        graph = FlowGraph.parse(subscription.version.definition)
+        run = _run_inline(run, graph, budget=float(config.get("timeout_seconds", 10)))
+    return webhook_outcome(run, started.created)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a webhook request gives its run."""
+
+    payload: dict[str, Any]
+    event_id: str | None
+    correlation_id: str | None
+
+
+def webhook_delivery(
+    *, body: bytes, content_type: str, headers: dict[str, str], query: dict[str, str]
+) -> Delivery:
+    """The run's input (the trigger envelope), idempotency key and correlation id of a
+    request; ``headers`` with lower-case names. Raises WebhookRejected (400) for a body or
+    header the run cannot take."""
     payload = envelope(
         _parse_body(body, content_type),
         headers={key: value for key, value in headers.items() if key in HEADERS_KEPT},
@@ -123,21 +156,7 @@ def webhook_deliver(
     event_id = (
         headers.get("idempotency-key") or headers.get("x-event-id") or headers.get("webhook-id")
     )
-    sync = config.get("mode", "async") == "sync"
-    started = run_start(
-        flow=flow,
-        version=subscription.version,
-        trigger=Trigger.WEBHOOK,
-        payload=payload,
-        idempotency_key=event_id,
-        correlation_id=headers.get("x-correlation-id"),
-        enqueue=not sync,
-    )
-    run = started.run
-    if sync and started.created:
-        graph = FlowGraph.parse(subscription.version.definition)
-        run = _run_inline(run, graph, budget=float(config.get("timeout_seconds", 10)))
-    return _outcome(run, started.created)
+    return Delivery(payload, event_id, headers.get("x-correlation-id"))
 
 
 # What the run's columns hold; longer keys are refused, not cut: cut keys could collide.
@@ -181,7 +200,8 @@ def _run_inline(run: Run, graph: FlowGraph, *, budget: float) -> Run:
     return run
 
 
-def _outcome(run: Run, created: bool) -> WebhookOutcome:
+def webhook_outcome(run: Run, created: bool) -> WebhookOutcome:
+    """What the caller is answered for ``run`` (with its workspace loaded)."""
     if run.status == RunStatus.SUCCEEDED and run.response:
         response = run.response
         return WebhookOutcome(

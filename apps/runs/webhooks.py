@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.ratelimit import hit
 
-from .triggers import WebhookRejected, webhook_deliver
+from .triggers import WebhookOutcome, WebhookRejected, webhook_deliver
 
 
 @csrf_exempt
@@ -21,41 +21,55 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
     if (
         retry_after := hit(scope="webhook", key=hashlib.sha256(token.encode()).hexdigest())
     ) is not None:
-        response = JsonResponse(
-            {
-                "error": {
-                    "code": "throttled",
-                    "message": f"too many deliveries to this webhook; retry in {retry_after} s",
-                }
-            },
-            status=429,
-        )
-        response["Retry-After"] = str(retry_after)
-        return response
+        return throttled_response(retry_after)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if int(request.headers.get("Content-Length") or 0) > limit:
-        return JsonResponse(
-            {"error": {"code": "too_large", "message": f"the body is over {limit} bytes"}},
-            status=413,
-        )
+        return too_large_response(limit)
     body = request.body
     if len(body) > limit:
-        return JsonResponse(
-            {"error": {"code": "too_large", "message": f"the body is over {limit} bytes"}},
-            status=413,
-        )
+        return too_large_response(limit)
     try:
         outcome = webhook_deliver(
             token=token,
             body=body,
             content_type=request.content_type or "",
-            headers={key.lower(): value for key, value in request.headers.items()},
+            headers=lower_case_headers(request),
             query=request.GET.dict(),
         )
     except WebhookRejected as rejected:
         return JsonResponse(
             {"error": {"code": "rejected", "message": rejected.message}}, status=rejected.status
         )
+    return outcome_response(request, outcome)
+
+
+def lower_case_headers(request: HttpRequest) -> dict[str, str]:
+    return {key.lower(): value for key, value in request.headers.items()}
+
+
+def throttled_response(retry_after: int) -> JsonResponse:
+    response = JsonResponse(
+        {
+            "error": {
+                "code": "throttled",
+                "message": f"too many deliveries to this webhook; retry in {retry_after} s",
+            }
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def too_large_response(limit: int) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"code": "too_large", "message": f"the body is over {limit} bytes"}},
+        status=413,
+    )
+
+
+def outcome_response(request: HttpRequest, outcome: WebhookOutcome) -> JsonResponse:
+    """The caller's answer: the flow's response, or where to follow the run."""
     response = JsonResponse(outcome.body, status=outcome.status, safe=False)
     for name, value in outcome.headers.items():
         response[name] = value

@@ -216,6 +216,39 @@ def burst(flow, groups: dict, count: int) -> dict:
     }
 
 
+def per_step_commit_floor(runs: int, steps: int = 6) -> dict:
+    """DBOS-style durable execution at its barest: a plain loop that commits one row per
+    step of each run (its output, as JSON) to Postgres, nothing else. CPU of this process
+    and the database backends."""
+    import psycopg
+
+    with (
+        psycopg.connect(bench.DATABASE_URL, autocommit=True) as conn,
+        bench.cpu_per_run(
+            {"loop": lambda: [psutil.Process()], "postgres": bench.database_backends}, runs
+        ) as cpu,
+    ):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_step_commit "
+            "(run_id uuid, step int, output jsonb, PRIMARY KEY (run_id, step))"
+        )
+        started = time.perf_counter()
+        for _ in range(runs):
+            run_id = uuid.uuid4()
+            for step in range(steps):
+                conn.execute(
+                    "INSERT INTO bench_step_commit VALUES (%s, %s, %s)",
+                    [run_id, step, json.dumps({"step": step, "amount": 42})],
+                )
+        elapsed = time.perf_counter() - started
+    return {
+        "runs": runs,
+        "steps_per_run": steps,
+        "runs_per_second": round(runs / elapsed, 1),
+        "cpu_ms_per_run": cpu,
+    }
+
+
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()

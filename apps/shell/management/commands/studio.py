@@ -39,6 +39,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
         parser.add_argument("--concurrency", type=int, default=2)
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=int(os.environ.get("WEB_PROCESSES") or 1),
+            help="uvicorn processes serving the port (more take more webhooks per second)",
+        )
         parser.add_argument("--no-seed", action="store_true", help="skip the demo data")
         parser.add_argument(
             "--no-models", action="store_true", help="start neither MLflow nor the model service"
@@ -50,6 +56,7 @@ class Command(BaseCommand):
         host: str,
         port: int,
         concurrency: int,
+        web_processes: int,
         no_seed: bool,
         no_models: bool,
         **options,
@@ -62,7 +69,9 @@ class Command(BaseCommand):
             models = [] if no_models else self._model_processes()
             if models and not no_seed:
                 self._train_demo_models_when_up()
-            exit_code = self._supervise(host, port, concurrency, [*models, *self._mail_sink()])
+            exit_code = self._supervise(
+                host, port, concurrency, web_processes, [*models, *self._mail_sink()]
+            )
         finally:
             if self._trainer is not None and self._trainer.poll() is None:
                 self._trainer.terminate()
@@ -156,10 +165,20 @@ class Command(BaseCommand):
         threading.Thread(target=train, name="train-demo-models", daemon=True).start()
 
     def _supervise(
-        self, host: str, port: int, concurrency: int, extra: Sequence[ProcessSpec] = ()
+        self,
+        host: str,
+        port: int,
+        concurrency: int,
+        web_processes: int,
+        extra: Sequence[ProcessSpec] = (),
     ) -> int:
         environment = {**os.environ, **self._child_environment()}
-        specs = [*studio_processes(host=host, port=port, worker_concurrency=concurrency), *extra]
+        specs = [
+            *studio_processes(
+                host=host, port=port, worker_concurrency=concurrency, web_processes=web_processes
+            ),
+            *extra,
+        ]
         # A child that exits is restarted with backoff; Ctrl-C/SIGTERM stops them all.
         supervisor = Supervisor(specs, environment, say=self._say)
         supervisor.install_signal_handlers()

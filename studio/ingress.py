@@ -1,0 +1,81 @@
+"""The web process's fast path for async webhooks (apps/runs/ingress.py), before Django's
+middleware: the request is read and checked as Django would (path, host, size), handed to
+the batcher, and awaited on the event loop without holding a thread. A delivery the
+batcher leaves to the view, or anything this path does not take, returns None: the caller
+then runs Django's whole chain as for any request (the body is rewound for it)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpResponse, JsonResponse
+from django.middleware.security import SecurityMiddleware
+
+from apps.runs.ingress import Delivery, Throttled, Unavailable, batcher
+from apps.runs.webhooks import lower_case_headers, outcome_response, throttled_response
+
+from .outage import unavailable
+
+logger = logging.getLogger(__name__)
+WEBHOOK_PATH = re.compile(r"^/hooks/(?P<token>[^/]+)$")
+# The response headers SecurityMiddleware sets (nosniff, referrer and opener policies).
+_security = SecurityMiddleware(lambda request: HttpResponse())
+
+
+async def webhook_fast_path(
+    handler: ASGIHandler, scope: dict[str, Any], body_file: IO[bytes]
+) -> HttpResponse | None:
+    delivery, request = _delivery(handler, scope, body_file)
+    if delivery is None:
+        return None
+    verdict = await asyncio.wrap_future(batcher.submit(delivery))
+    if verdict is None:
+        return None
+    if isinstance(verdict, Throttled):
+        response: JsonResponse = throttled_response(verdict.retry_after)
+    elif isinstance(verdict, Unavailable):
+        response = unavailable()
+    else:
+        response = outcome_response(request, verdict)
+    return _security.process_response(request, response)
+
+
+def _delivery(
+    handler: ASGIHandler, scope: dict[str, Any], body_file: IO[bytes]
+) -> tuple[Delivery | None, Any]:
+    try:
+        body = body_file.read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+        if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return None, None  # the view answers 413
+        # Django's request closes the stream it reads: it gets a copy, the view the file.
+        request, error = handler.create_request(scope, io.BytesIO(body))
+        if request is None or error is not None:
+            return None, None
+        match = WEBHOOK_PATH.match(request.path_info)
+        if match is None:
+            return None, None
+        if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+            return None, None  # SecurityMiddleware redirects it
+        request.get_host()  # refuses a host not allowed (the view answers it)
+        delivery = Delivery(
+            token=match["token"],
+            body=body,
+            content_type=request.content_type or "",
+            headers=lower_case_headers(request),
+            query=request.GET.dict(),
+        )
+    except DisallowedHost:
+        return None, None
+    except Exception:
+        logger.exception("webhook fast path: the view takes this request")
+        return None, None
+    finally:
+        body_file.seek(0)
+    return delivery, request

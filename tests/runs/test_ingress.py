@@ -1,0 +1,115 @@
+"""Async webhooks through the web server's fast path (studio/ingress.py, apps/runs/ingress.py):
+each run committed before its 202, concurrent deliveries saved together, and everything the
+fast path does not take answered by the view exactly as before."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from apps.runs.models import Run, RunStatus
+from studio.asgi import application
+from tests.runs.helpers import definition, node, published_flow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _threads_let_go_of_connections():
+    """The web's threads close their connections after each request, as with the pool, so
+    none is left open on the test database."""
+    from django.db import connections
+
+    database = connections.settings["default"]
+    kept, database["CONN_MAX_AGE"] = database["CONN_MAX_AGE"], 0
+    yield
+    database["CONN_MAX_AGE"] = kept
+
+
+def webhook_flow(mode: str = "async", auth: str = "token") -> dict:
+    return definition(
+        [
+            node("hook", "trigger.webhook", mode=mode, auth=auth),
+            node("reply", "flow.respond", body={"echo": "trigger.body.n"}),
+        ],
+        [("hook", "reply")],
+    )
+
+
+def deliver(token: str, bodies: list, **headers: str) -> list[httpx.Response]:
+    """POST each body at once to the ASGI application, as concurrent callers would."""
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            f"/hooks/{token}",
+                            content=body if isinstance(body, bytes) else json.dumps(body),
+                            headers={"content-type": "application/json", **headers},
+                        )
+                        for body in bodies
+                    )
+                )
+            )
+
+    return asyncio.run(send())
+
+
+def test_concurrent_async_webhooks_each_get_202_after_their_run_is_committed(
+    workspace, builder_user
+):
+    flow = published_flow(workspace, builder_user, webhook_flow())
+    responses = deliver(flow.webhook_token, [{"n": index} for index in range(40)])
+    assert {response.status_code for response in responses} == {202}
+    run_ids = {response.headers["X-Flowgate-Run"] for response in responses}
+    assert len(run_ids) == 40
+    runs = Run.objects.filter(pk__in=run_ids)
+    assert runs.count() == 40  # committed before the answer
+    assert sorted(run.input["body"]["n"] for run in runs) == list(range(40))
+    first = responses[0]
+    assert first.json()["status"] == RunStatus.QUEUED
+    assert first.headers["Location"] == f"http://testserver{first.json()['url']}"
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_repeated_idempotency_key_is_answered_with_the_first_run(workspace, builder_user):
+    flow = published_flow(workspace, builder_user, webhook_flow())
+    responses = deliver(flow.webhook_token, [{"n": 1}] * 5, **{"Idempotency-Key": "evt-7"})
+    assert len({response.headers["X-Flowgate-Run"] for response in responses}) == 1
+    assert sum(1 for r in responses if r.headers.get("X-Flowgate-Duplicate") == "true") == 4
+    assert Run.objects.filter(flow=flow).count() == 1
+
+
+def test_a_sync_webhook_is_answered_by_the_flow_as_before(workspace, builder_user):
+    flow = published_flow(workspace, builder_user, webhook_flow(mode="sync"))
+    [response] = deliver(flow.webhook_token, [{"n": 3}])
+    assert response.status_code == 200
+    assert response.json() == {"echo": 3}
+
+
+def test_an_unknown_token_and_a_bad_body_are_refused_with_a_message(workspace, builder_user):
+    flow = published_flow(workspace, builder_user, webhook_flow())
+    [unknown] = deliver("no-such-token", [{"n": 1}])
+    [bad] = deliver(flow.webhook_token, [b"{not json"])
+    assert unknown.status_code == 401
+    assert bad.status_code == 400
+    assert "cannot be used" in bad.json()["error"]["message"]
+    assert not Run.objects.filter(flow=flow).exists()
+
+
+def test_deliveries_over_the_rate_limit_are_429_and_start_nothing(
+    workspace, builder_user, settings
+):
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"webhook": "3/60"}}
+    flow = published_flow(workspace, builder_user, webhook_flow())
+    responses = deliver(flow.webhook_token, [{"n": index} for index in range(6)])
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [202, 202, 202, 429, 429, 429]
+    assert all(r.headers["Retry-After"] for r in responses if r.status_code == 429)
+    assert Run.objects.filter(flow=flow).count() == 3
