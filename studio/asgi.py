@@ -11,6 +11,7 @@ try:
     from studio.handlers import http_application
 
     django_application = http_application()
+    from apps.mcp_tools.server import with_mcp  # after Django is set up: it reads models
 except ConfigurationError as error:
     sys.stderr.write(f"flowgate: configuration error: {error}\n")
     sys.exit(2)
@@ -23,7 +24,8 @@ from studio.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        # /mcp: published flows as MCP tools for outside agents (apps/mcp_tools/server.py).
+        "http": with_mcp(django_application),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -16,6 +16,8 @@ workspace_sections = [
     path("audit/", include("apps.audit.urls")),
     path("dashboard/", include("apps.dashboard.urls")),
     path("monitoring/", include("apps.monitoring.urls")),
+    path("tools/", include("apps.mcp_tools.urls")),
+    path("evaluations/", include("apps.evaluations.urls")),
     path("settings/connections/", include("apps.connectors.urls")),
     path("settings/data/", include("apps.audit.settings_urls")),
     path("settings/", include("apps.accounts.settings_urls")),

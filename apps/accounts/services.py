@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -41,6 +41,35 @@ class IssuedToken:
 
 def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TokenRejected(Exception):
+    """A bearer token that authenticates nobody; ``str()`` says why (unknown, revoked,
+    expired, owner deactivated)."""
+
+
+def api_token_authenticate(secret: str) -> ApiToken:
+    """The live token whose secret is ``secret`` (with its user and workspace loaded), for
+    every bearer-token entry point (the REST API, the MCP endpoint). Raises TokenRejected.
+    Records its use at most once a minute: a busy integration must not turn reads into
+    writes."""
+    token = (
+        ApiToken.objects.select_related("user", "workspace")
+        .filter(digest=token_digest(secret))
+        .first()
+    )
+    if token is None:
+        raise TokenRejected("Invalid API token.")
+    if token.revoked_at is not None:
+        raise TokenRejected(f"This API token was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC.")
+    now = timezone.now()
+    if token.expires_at is not None and token.expires_at <= now:
+        raise TokenRejected(f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if not token.user.is_active:
+        raise TokenRejected("This API token's owner is deactivated.")
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
 
 
 class TokenError(Exception):

@@ -17,7 +17,14 @@ from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
-from apps.runs.models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus
+from apps.runs.models import (
+    EVALUATION_TRIGGERS,
+    TERMINAL_RUN_STATUSES,
+    Run,
+    RunStatus,
+    StepRun,
+    StepStatus,
+)
 
 from .slo import slo_status
 
@@ -37,12 +44,14 @@ class Percentile(Aggregate):  # type: ignore[type-arg]
         super().__init__(expression, fraction=float(fraction), **extra)
 
 
+# Evaluation runs measure a flow version on example cases; they are not the workspace's work.
 def _runs(workspace: Any | None) -> QuerySet[Run]:
-    return Run.objects.all() if workspace is None else Run.objects.filter(workspace=workspace)
+    runs = Run.objects.exclude(trigger__in=EVALUATION_TRIGGERS)
+    return runs if workspace is None else runs.filter(workspace=workspace)
 
 
 def _steps(workspace: Any | None) -> QuerySet[StepRun]:
-    steps = StepRun.objects.all()
+    steps = StepRun.objects.exclude(run__trigger__in=EVALUATION_TRIGGERS)
     return steps if workspace is None else steps.filter(run__workspace=workspace)
 
 

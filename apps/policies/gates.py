@@ -17,9 +17,10 @@ from .decision import Decision
 FLOW_PUBLISH = "flow_publish"
 MODEL_PROMOTION = "model_promotion"
 AI_PROVIDER = "ai_provider"
+MCP_TOOL_CALL = "mcp_tool_call"
 # Answers {"action": hold | promote_request | rollback, "reasons"} rather than allow/deny.
 CANARY_ANALYSIS = "canary_analysis"
-GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER, CANARY_ANALYSIS)
+GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER, CANARY_ANALYSIS, MCP_TOOL_CALL)
 GATE_RULE = "decision"
 
 
@@ -27,7 +28,8 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
     """Deny by default. ``input`` for ``model_promotion``: model, version, target alias,
     metrics, thresholds, has_signature, artifact_sha256, expected_sha256, requested_by,
     approved_by. For ``flow_publish``: flow, definition, actor, actor_role. For
-    ``ai_provider``: provider, outside, host, model, block, node, run.
+    ``ai_provider``: provider, outside, host, model, block, node, run. ``mcp_tool_call``:
+    tool, flow, caller, caller_role, token, arguments.
     ``canary_analysis``: model, production and canary signals, agreement, shadowed, limits;
     its result is ``{"action", "reasons"}``."""
     from apps.audit.services import audit_record
@@ -79,7 +81,7 @@ def _actor(input: dict[str, Any]) -> Any:
     does (their display name), not by username."""
     from apps.accounts.models import User
 
-    username = input.get("actor") or input.get("approved_by")
+    username = input.get("actor") or input.get("approved_by") or input.get("caller")
     return User.objects.filter(username=username).first() if username else None
 
 

@@ -52,6 +52,12 @@ class Trigger(models.TextChoices):
     EMAIL = "email", "Email"
     SUBFLOW = "subflow", "Sub-flow"
     RETRY = "retry", "Re-run"
+    MCP = "mcp", "MCP tool call"
+    EVALUATION = "evaluation", "Evaluation"
+
+
+# Runs that measure a flow rather than do its work: left out of the dashboard's figures.
+EVALUATION_TRIGGERS = (Trigger.EVALUATION,)
 
 
 class Run(WorkspaceOwned):

@@ -117,3 +117,10 @@ def run_related(*, run: Run) -> dict[str, Any]:
         "parent": linked.filter(pk=run.parent_run_id).first() if run.parent_run_id else None,
         "children": list(linked.filter(parent_run=run).order_by("created_at")),
     }
+
+
+def run_result(run: Run) -> Any:
+    """What the caller of a finished run gets back: the body ``flow.respond`` set, else the
+    output of the run's last succeeded step."""
+    response = run.response if isinstance(run.response, dict) else {}
+    return response.get("body", run.output)

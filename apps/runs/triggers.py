@@ -126,7 +126,7 @@ def webhook_deliver(
     run = started.run
     if sync and started.created:
         graph = FlowGraph.parse(subscription.version.definition)
-        run = _run_inline(run, graph, budget=float(config.get("timeout_seconds", 10)))
+        run = run_inline_or_handover(run, graph, budget=float(config.get("timeout_seconds", 10)))
     return webhook_outcome(run, started.created)
 
 
@@ -185,9 +185,11 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     return body.decode("utf-8", errors="replace")
 
 
-def _run_inline(run: Run, graph: FlowGraph, *, budget: float) -> Run:
-    """The fast path: the web process runs flows that cannot wait; others go to workers,
-    and the request waits for them without holding one."""
+def run_inline_or_handover(run: Run, graph: FlowGraph, *, budget: float) -> Run:
+    """Run ``run`` (created with ``enqueue=False``, committed) for a caller who waits up to
+    ``budget`` seconds (a sync webhook, an MCP tool call). The fast path: the web process
+    runs flows that cannot wait; others go to workers, and the request waits for them
+    without holding one."""
     if any(node.block.may_wait for node in graph.nodes.values()):
         return run_handover_and_wait(run, timeout=budget)
     outcome = advance(run.id, budget_seconds=budget, graph=graph)

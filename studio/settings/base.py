@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.dashboard",
     "apps.monitoring",
+    "apps.mcp_tools",
+    "apps.evaluations",
 ]
 
 MIDDLEWARE = [

@@ -202,6 +202,7 @@ def test_defaults_are_installed_once(workspace, owner):
         "canary_analysis",
         "flow_publish",
         "ai_provider",
+        "mcp_tool_call",
         "support_triage",
         "expense_limits",
         "claims",

@@ -3,48 +3,24 @@ long, and each user's previews are rate-limited."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from apps.accounts.services import api_token_create
 from tests.security.runaway import RUNAWAY_EXPRESSION
-from tests.support.processes import (
-    child_environment,
-    free_port,
-    stop_process_group,
-    wait_for_http,
-)
+from tests.support.processes import studio_web_server
 
 PREVIEW = "/api/w/acme/expressions/preview/"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def web_server(transactional_db, test_database_url):
     """The studio's web process (uvicorn) on a loopback port, with an 8 s expression budget (wide, so a busy machine still shows the probe answering first)."""
-    port = free_port()
-    log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off", "--no-access-log"],
-            cwd=ROOT,
-            env=child_environment(DATABASE_URL=test_database_url, EXPRESSION_TIMEOUT_MS="8000"),
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process_group(server)
+    with studio_web_server(test_database_url, EXPRESSION_TIMEOUT_MS="8000") as url:
+        yield url
 
 
 def test_the_web_process_answers_while_a_runaway_preview_is_in_flight(

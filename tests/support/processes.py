@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -90,6 +90,32 @@ def wait_for_http(url: str, *, process: subprocess.Popen, seconds: float, log: P
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer within {seconds}s:\n{tail(log)}")
+
+
+@contextlib.contextmanager
+def studio_web_server(database_url: str, **environment: str) -> Iterator[str]:
+    """The studio's web process (``uvicorn studio.asgi:application``, as ``manage.py studio``
+    runs it) on a free loopback port, against ``database_url``; yields its base URL and
+    stops it (its whole process group) on exit."""
+    import sys
+    import tempfile
+
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--lifespan", "off", "--no-access-log"],
+            cwd=REPOSITORY_ROOT,
+            env=child_environment(DATABASE_URL=database_url, **environment),
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(server)
 
 
 def tail(log: Path, lines: int = 40) -> str:

@@ -194,6 +194,27 @@ SHIPPED = (
         ),
     ),
     ShippedPolicy(
+        slug="mcp_tool_call",
+        name="MCP tool call gate",
+        description="Which callers (API token owners) may call which flows exposed as MCP "
+        "tools: every admin and builder, unless a tool is restricted to some roles.",
+        gate="mcp_tool_call",
+        tests=(
+            ShippedTest(
+                "a builder may call a tool",
+                "decision",
+                {"tool": "triage", "caller": "bob", "caller_role": "builder"},
+                {"allow": True, "reasons": ["a builder may call triage"]},
+            ),
+            ShippedTest(
+                "empty input is denied",
+                "decision",
+                {},
+                {"allow": False, "reasons": ["the call names no tool or no caller"]},
+            ),
+        ),
+    ),
+    ShippedPolicy(
         slug="canary_analysis",
         name="Canary analysis",
         description="Roll a canary back when it is worse than production on live signals; "

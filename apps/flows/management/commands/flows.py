@@ -1,4 +1,5 @@
-"""``manage.py flows import FILE | export SLUG | run SLUG --input JSON --wait``."""
+"""``manage.py flows import FILE | export SLUG | run SLUG --input JSON --wait |
+eval SLUG [--version A --compare B]``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.models import User, Workspace
+from apps.evaluations import cli as evaluation_cli
 from apps.flows import selectors, services
 from apps.runs.blocks import envelope
 from apps.runs.models import TERMINAL_RUN_STATUSES, Run, RunStatus, Trigger
@@ -43,15 +45,22 @@ class Command(BaseCommand):
         running.add_argument("--input", default="{}", help="the trigger body as JSON")
         running.add_argument("--wait", action="store_true", help="wait for the result and print it")
         running.add_argument("--timeout", type=float, default=120)
+        evaluating = actions.add_parser(
+            "eval", help="compare two versions on the flow's evaluation cases"
+        )
+        evaluation_cli.add_arguments(evaluating)
 
     def handle(self, *args: Any, **options: Any) -> None:
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
         if workspace is None:
             raise CommandError(f"no workspace {options['workspace']!r}")
         actor = User.objects.filter(username=options["user"]).first() if options["user"] else None
-        handler = {"import": self._import, "export": self._export, "run": self._run}[
-            options["action"]
-        ]
+        handler = {
+            "import": self._import,
+            "export": self._export,
+            "run": self._run,
+            "eval": self._eval,
+        }[options["action"]]
         handler(workspace, actor, options)
 
     def _import(self, workspace: Workspace, actor: Any, options: dict[str, Any]) -> None:
@@ -112,6 +121,11 @@ class Command(BaseCommand):
             )
         )
         if run.status != RunStatus.SUCCEEDED:
+            sys.exit(1)
+
+    def _eval(self, workspace: Workspace, actor: Any, options: dict[str, Any]) -> None:
+        flow = self._flow(workspace, options["slug"])
+        if evaluation_cli.evaluate(flow, actor, options, self.stdout.write):
             sys.exit(1)
 
     @staticmethod
