@@ -79,7 +79,9 @@ class ModelServiceClient:
         try:
             answer = self._predict(**kwargs)
         except ModelServiceError as error:
-            self._breaker_record(error.retryable)
+            # A version that crashed was named by a service that answered: the service is
+            # up, so one failing version (a canary) opens no breaker for the others.
+            self._breaker_record(error.retryable and not error.version)
             raise
         self.breaker.success()
         return answer

@@ -94,3 +94,39 @@ def narrow_version(model_stack, monitored_versions) -> str:
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
     return str(info.registered_model_version)
+
+
+@pytest.fixture(scope="session")
+def crashing_version(model_stack, monitored_versions) -> str:
+    """A version of the monitored model that crashes on every call the flows make: its
+    one-hot encoder saw only the channel ``legacy`` in training and refuses any other (a
+    model failing inside the service, not an input the signature refuses)."""
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    features, labels = claim_fraud_data(rows=300, seed=8)
+    signature = infer_signature(features.head(5), [[0.5, 0.5]] * 5)
+    trained = features.assign(channel="legacy")
+    encode = ColumnTransformer(
+        [("channel", OneHotEncoder(handle_unknown="error"), ["channel"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression(max_iter=1000)).fit(trained, labels)
+    mlflow.set_tracking_uri(model_stack.mlflow.url)
+    mlflow.set_registry_uri(model_stack.mlflow.url)
+    mlflow.set_experiment("flowgate-tests")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            registered_model_name=MONITORED,
+            pyfunc_predict_fn="predict_proba",
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
+    return str(info.registered_model_version)

@@ -113,3 +113,59 @@ def test_a_canary_that_refuses_the_flows_calls_is_rolled_back_for_its_error_rate
     assert decided["action"] == "rollback"
     assert "canary error rate 1 is above 0.05" in decided["reasons"]
     assert "canary" not in model.aliases
+
+
+def test_a_crashing_canary_fails_only_its_own_calls_and_is_rolled_back_for_its_errors(
+    db,
+    model_stack,
+    registry_settings,
+    monitored_versions,
+    crashing_version,
+    workspace,
+    admin_user,
+):
+    """The model crashes inside the service (not a refused input): in one batch the
+    production row is still answered and the crashed row names its version; every such
+    call counts in that version's error rate, sampled or not, and the check rolls it back."""
+    import httpx
+
+    from apps.blocks.base import BlockError
+    from apps.monitoring.services import monitor_save
+
+    from .conftest import predict, stream
+
+    strong, _ = monitored_versions
+    records, _ = stream(80, seed=606)
+    rows = [
+        {"model": MONITORED, "version": version, "inputs": records[0], "route_key": "r"}
+        for version in (strong.version, crashing_version)
+    ]
+    answered, crashed = httpx.post(
+        f"{model_stack.service.url}/predict_rows", json={"rows": rows}, timeout=60
+    ).json()
+    assert answered["version"] == strong.version and answered["label"] in {"fraud", "legit"}
+    assert crashed["status"] == 500 and crashed["version"] == crashing_version
+    assert "ValueError" in crashed["error"]
+
+    # Few steps are sampled; errors are counted on every step all the same.
+    monitor_save(workspace=workspace, actor=admin_user, model_name=MONITORED, sample_rate=0.1)
+    canary_beside_production(model_stack, strong.version, crashing_version)
+    try:
+        crashes = 0
+        for record in records:
+            try:
+                predict(model_stack.service.url, workspace.id, record)
+            except BlockError as error:
+                assert error.retryable and f"version {crashing_version}" in error.message
+                crashes += 1
+        decided = scheduled_check(workspace)[MONITORED]["canary"]
+        model = registry.get_model(MONITORED, with_runs=False)
+    finally:
+        canary_removed(model_stack)
+    assert crashes >= 20
+    canary = decided["input"]["canary"]
+    assert canary["version"] == crashing_version and canary["samples"] == crashes
+    assert canary["error_rate"] == 1.0 and decided["input"]["production"]["error_rate"] == 0
+    assert decided["action"] == "rollback"
+    assert "canary error rate 1 is above 0.05" in decided["reasons"]
+    assert "canary" not in model.aliases and model.aliases["production"] == strong.version

@@ -105,6 +105,20 @@ def coerce_inputs(rows: list[dict[str, Any]], schema: Any) -> list[dict[str, Any
 LANGUAGE_KIND = "language"  # pyfunc metadata ``flowgate_kind`` of a language model
 
 
+def _registry_unreachable(error: BaseException) -> bool:
+    """Whether loading failed because MLflow (or its artifact store) could not be reached,
+    rather than because of the version itself."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, ConnectionError | TimeoutError | requests.RequestException):
+        return True
+
+    return isinstance(error, MlflowException) and (
+        "API request to" in error.message or "Max retries exceeded" in error.message
+    )
+
+
 def _is_language(loaded: Any) -> bool:
     return (loaded.metadata.metadata or {}).get("flowgate_kind") == LANGUAGE_KIND
 
@@ -311,46 +325,79 @@ class ModelService:
             except (InvalidArgument, NotFound, ServiceUnavailable) as error:
                 answers[index] = {"error": str(error), "status": int(error.error_code)}
         for (model, version), indexes in groups.items():
-            loaded = self._load(model, version)
-            if _is_language(loaded):
+            try:
+                self._answer_group(rows, answers, served, model, version, indexes)
+            except Exception as error:
+                # This version's rows fail, no one else's; a registry that cannot be
+                # reached is nobody's fault, anything else is the version's (monitoring
+                # counts it in that version's error rate: a crashing canary is rolled back).
+                unreachable = _registry_unreachable(error)
+                logger.exception("%s version %s failed to answer", model, version)
                 for index in indexes:
-                    answers[index] = {
-                        "error": f"model {model!r} is a language model: use an ai.* block",
-                        "status": 400,
-                    }
-                continue
-            schema = loaded.metadata.get_input_schema()
-            valid = []
-            # A refused row names the version that refused it: monitoring counts a version's
-            # errors (a canary whose signature no longer fits the flows' inputs, say).
-            served_by = {"model": model, "version": version}
-            for index in indexes:
-                try:
-                    valid.append((index, coerce_inputs([rows[index].get("inputs")], schema)[0]))
-                except InvalidArgument as error:
-                    answers[index] = {
-                        "error": str(error),
-                        "status": 400,
-                        **served_by,
-                        "alias": served[index],
-                    }
-            if not valid:
-                continue
-            scored = self._score(loaded, [features for _, features in valid])
-            for (index, _), prediction in zip(valid, scored, strict=True):
-                answers[index] = {
-                    "model": model,
-                    "version": version,
-                    "alias": served[index],
-                    **prediction,
-                    "device": self.device,
-                    "batch_size": len(rows),
-                }
+                    answers[index] = (
+                        {"error": f"the model registry is unavailable: {error}", "status": 503}
+                        if unreachable
+                        else {
+                            "error": f"version {version} of {model} failed: "
+                            f"{type(error).__name__}: {str(error)[:300]}",
+                            "status": 500,
+                            "model": model,
+                            "version": version,
+                            "alias": served[index],
+                        }
+                    )
         latency_ms = round((time.monotonic() - started) * 1000, 3)
         for answer in answers:
             if "error" not in answer:
                 answer["latency_ms"] = latency_ms
+                answer["batch_size"] = len(rows)
         return answers
+
+    def _answer_group(
+        self,
+        rows: list[dict[str, Any]],
+        answers: list[dict[str, Any]],
+        served: dict[int, str],
+        model: str,
+        version: str,
+        indexes: list[int],
+    ) -> None:
+        """Score the rows of one model version (``predict_rows``); a load or scoring
+        failure propagates, to fail this version's rows only."""
+        loaded = self._load(model, version)
+        if _is_language(loaded):
+            for index in indexes:
+                answers[index] = {
+                    "error": f"model {model!r} is a language model: use an ai.* block",
+                    "status": 400,
+                }
+            return
+        schema = loaded.metadata.get_input_schema()
+        valid = []
+        # A refused row names the version that refused it: monitoring counts a version's
+        # errors (a canary whose signature no longer fits the flows' inputs, say).
+        served_by = {"model": model, "version": version}
+        for index in indexes:
+            try:
+                valid.append((index, coerce_inputs([rows[index].get("inputs")], schema)[0]))
+            except InvalidArgument as error:
+                answers[index] = {
+                    "error": str(error),
+                    "status": 400,
+                    **served_by,
+                    "alias": served[index],
+                }
+        if not valid:
+            return
+        scored = self._score(loaded, [features for _, features in valid])
+        for (index, _), prediction in zip(valid, scored, strict=True):
+            answers[index] = {
+                "model": model,
+                "version": version,
+                "alias": served[index],
+                **prediction,
+                "device": self.device,
+            }
 
     @bentoml.api(route="/refresh")
     def refresh(self) -> dict[str, Any]:
