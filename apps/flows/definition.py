@@ -35,8 +35,8 @@ NODE_SETTINGS = ("retry", "timeout_seconds")
 
 class FlowConcurrency(BaseModel):
     """A definition's optional ``concurrency`` object, enforced by the engine: ``limit``
-    bounds the flow's calls in flight at once in each worker (below the workspace's and the
-    host's limits); calls of a higher ``priority`` flow start first when slots are short."""
+    bounds the flow's runs running at once across every worker (its calls in flight per
+    worker too); calls of a higher ``priority`` flow start first when slots are short."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -71,11 +71,11 @@ def subscription_for(kind: str, key: str) -> TriggerSubscription | None:
 
 
 def subscriptions_for(kind: str, keys: set[str]) -> dict[str, TriggerSubscription]:
-    """The rows of ``kind`` listening at ``keys``, by key, with flow and workspace (one
-    query; the definitions are not read)."""
+    """The rows of ``kind`` listening at ``keys``, by key, with flow, workspace and version
+    (one query; the flows' drafts are not read)."""
     rows = (
         TriggerSubscription.objects.filter(kind=kind, key__in=keys)
         .select_related("flow__workspace", "version")
-        .defer("flow__draft_definition", "version__definition")
+        .defer("flow__draft_definition")
     )
     return {row.key: row for row in rows}

@@ -121,6 +121,9 @@ class Run(WorkspaceOwned):
     # dead-lettered after FLOWGATE["MAX_DELIVERIES"] instead of looping forever.
     deliveries = models.PositiveIntegerField(default=0)
     wake_at = models.DateTimeField(null=True, blank=True)  # earliest due retry or deadline
+    # The flow's ``concurrency.limit`` when the run was created: at most this many of the
+    # flow's runs hold a lease at once, across every worker (engine/claims.py).
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     # W3C trace context (traceparent, baggage) of the run's start: every task of the run
     # continues this trace (apps/core/tracing.py). Empty when tracing was off.
     trace_context = models.JSONField(default=dict, blank=True)
@@ -146,6 +149,17 @@ class Run(WorkspaceOwned):
                 fields=["created_at"],
                 name="run_queued",
                 condition=Q(status="queued", lease_owner=""),
+            ),
+            # A limited flow's runs: those queued (claimed apart) and those leased (counted).
+            models.Index(
+                fields=["flow"],
+                name="run_limited_queued",
+                condition=Q(status="queued", lease_owner="", concurrency_limit__isnull=False),
+            ),
+            models.Index(
+                fields=["flow"],
+                name="run_limited_leased",
+                condition=Q(status="running", concurrency_limit__isnull=False) & ~Q(lease_owner=""),
             ),
             models.Index(fields=["correlation_id"], name="run_correlation_id"),
             *(

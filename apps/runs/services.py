@@ -132,6 +132,8 @@ def run_new(
         rerun_of=rerun_of,
     )
     run.trace_context = run_trace_context(run=run)
+    definition = version.definition if version is not None else draft_definition
+    run.concurrency_limit = ((definition or {}).get("concurrency") or {}).get("limit")
     return run
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
@@ -30,6 +30,7 @@ CLAIM_SQL = f"""
            started_at = COALESCE(started_at, now()), updated_at = now()
      WHERE id = %s AND status IN ('{QUEUED}', '{RUNNING}')
        AND (lease_expires_at IS NULL OR lease_expires_at < now())
+       AND concurrency_limit IS NULL
  RETURNING run.*, now() AS database_now,
            EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
 """  # noqa: S608
@@ -43,6 +44,7 @@ CLAIM_QUEUED_SQL = f"""
     WITH due AS (
         SELECT id FROM {RUN}
          WHERE status = '{QUEUED}' AND lease_owner = ''
+           AND concurrency_limit IS NULL
          ORDER BY created_at
          LIMIT %s
            FOR UPDATE SKIP LOCKED
@@ -53,6 +55,54 @@ CLAIM_QUEUED_SQL = f"""
            started_at = COALESCE(started_at, now()), updated_at = now()
       FROM due
      WHERE run.id = due.id
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
+"""  # noqa: S608
+
+# Runs of a flow with ``concurrency.limit`` are claimed apart, holding the flow's advisory
+# lock until commit, and only while fewer of the flow's runs than its limit hold a live
+# lease: leased runs are the flow's running runs, on any worker. A dead worker's leases
+# expire within RUN_LEASE_SECONDS, and so do its slots. (The lock is taken by a statement
+# of its own: the count's snapshot must be newer than the last holder's commit.)
+FLOW_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+LIMITED_FLOWS_SQL = f"""
+    SELECT flow_id, min(concurrency_limit) FROM {RUN}
+     WHERE status = '{QUEUED}' AND lease_owner = '' AND concurrency_limit IS NOT NULL
+     GROUP BY flow_id
+     LIMIT 100
+"""  # noqa: S608
+_LEASED_OF_FLOW = f"""
+    SELECT count(*) FROM {RUN} AS other
+     WHERE other.flow_id = %s AND other.status = '{RUNNING}' AND other.lease_owner <> ''
+       AND other.concurrency_limit IS NOT NULL AND other.lease_expires_at > now()
+"""  # noqa: S608
+CLAIM_LIMITED_SQL = f"""
+    WITH due AS (
+        SELECT id FROM {RUN}
+         WHERE status = '{QUEUED}' AND lease_owner = '' AND concurrency_limit IS NOT NULL
+           AND flow_id = %s
+         ORDER BY created_at
+         LIMIT GREATEST(0, LEAST(%s, %s - ({_LEASED_OF_FLOW})))
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {RUN} AS run
+       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+           deliveries = deliveries + 1, status = '{RUNNING}',
+           started_at = COALESCE(started_at, now()), updated_at = now()
+      FROM due
+     WHERE run.id = due.id
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
+"""  # noqa: S608
+CLAIM_ONE_LIMITED_SQL = f"""
+    UPDATE {RUN} AS run
+       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+           deliveries = deliveries + 1,
+           status = CASE WHEN status = '{QUEUED}' THEN '{RUNNING}' ELSE status END,
+           started_at = COALESCE(started_at, now()), updated_at = now()
+     WHERE id = %s AND status IN ('{QUEUED}', '{RUNNING}')
+       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+       AND ({_LEASED_OF_FLOW} AND other.id <> %s) < concurrency_limit
  RETURNING run.*, now() AS database_now,
            EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
 """  # noqa: S608
@@ -72,13 +122,51 @@ def lease_seconds() -> int:
 
 def claim(run_id: Any, owner: str) -> Run | None:
     """The run, leased to ``owner``, with ``database_now`` and ``has_steps`` set; or None
-    when it is finished, parked or leased to someone else."""
-    return next(iter(Run.objects.raw(CLAIM_SQL, [owner, lease_seconds(), run_id])), None)
+    when it is finished, parked, leased to someone else, or its flow's concurrency limit
+    is reached."""
+    run = next(iter(Run.objects.raw(CLAIM_SQL, [owner, lease_seconds(), run_id])), None)
+    if run is not None:
+        return run
+    limited = (
+        Run.objects.filter(pk=run_id, concurrency_limit__isnull=False)
+        .values_list("flow_id", flat=True)
+        .first()
+    )
+    if limited is None:
+        return None
+    with transaction.atomic():
+        _lock_flow(limited)
+        arguments = [owner, lease_seconds(), run_id, limited, run_id]
+        return next(iter(Run.objects.raw(CLAIM_ONE_LIMITED_SQL, arguments)), None)
 
 
 def claim_queued(owner: str, limit: int) -> list[Run]:
+    """Up to ``limit`` queued runs nobody holds, oldest first, leased to ``owner``; runs of
+    a flow with a concurrency limit only while the flow has room."""
     runs = list(Run.objects.raw(CLAIM_QUEUED_SQL, [limit, owner, lease_seconds()]))
+    if len(runs) < limit:
+        runs += _claim_limited(owner, limit - len(runs))
     return sorted(runs, key=lambda run: run.created_at)
+
+
+def _claim_limited(owner: str, limit: int) -> list[Run]:
+    with connection.cursor() as cursor:
+        cursor.execute(LIMITED_FLOWS_SQL)
+        flows = cursor.fetchall()
+    runs: list[Run] = []
+    for flow_id, flow_limit in flows:
+        if len(runs) >= limit:
+            break
+        with transaction.atomic():
+            _lock_flow(flow_id)
+            arguments = [flow_id, limit - len(runs), flow_limit, flow_id, owner, lease_seconds()]
+            runs += Run.objects.raw(CLAIM_LIMITED_SQL, arguments)
+    return runs
+
+
+def _lock_flow(flow_id: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(FLOW_LOCK_SQL, [f"flowgate.flow-concurrency:{flow_id}"])
 
 
 def queued_unleased_exist() -> bool:
