@@ -92,7 +92,7 @@ def _side(figures: SideFigures) -> list[str]:
 
 
 def _table(report: Report) -> str:
-    labels = ["", "passed", "cost", "tokens", "latency p50"]
+    labels = ["", "passed", "cost", "tokens", "step time p50"]
     columns = [labels, _side(report.baseline), _side(report.candidate)]
     widths = [max(len(cell) for cell in column) for column in columns]
     lines = [

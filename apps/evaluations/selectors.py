@@ -174,8 +174,10 @@ class Report:
         }
 
 
-def _step_figures(run_ids: list[Any]) -> dict[Any, tuple[float, float]]:
-    """(cost, tokens) per run, summed over its succeeded steps' meta, in one query."""
+def _step_figures(run_ids: list[Any]) -> dict[Any, tuple[float, float, float | None]]:
+    """(cost, tokens, step time in ms) per run, summed over its succeeded steps, in one
+    query. Step time, not the run's start-to-end time: the workers claim queued runs in
+    batches, so an evaluation's runs share their start and end."""
     rows = (
         StepRun.objects.filter(run_id__in=run_ids, status=StepStatus.SUCCEEDED)
         .values("run_id")
@@ -183,22 +185,19 @@ def _step_figures(run_ids: list[Any]) -> dict[Any, tuple[float, float]]:
             steps=Count("id"),
             cost=Coalesce(Sum(Cast(KeyTextTransform("cost", "meta"), FloatField())), 0.0),
             tokens=Coalesce(Sum(Cast(KT("meta__usage__total"), FloatField())), 0.0),
+            step_ms=Sum("duration_ms"),
         )
         .order_by()
     )
-    return {row["run_id"]: (row["cost"], row["tokens"]) for row in rows}
+    return {row["run_id"]: (row["cost"], row["tokens"], row["step_ms"]) for row in rows}
 
 
-def _verdict(item: EvaluationRun, figures: dict[Any, tuple[float, float]]) -> Verdict:
+def _verdict(item: EvaluationRun, figures: dict[Any, tuple[float, float, float | None]]) -> Verdict:
     run = item.run
     if run is None:
         return Verdict(None, "deleted", False, ["the run was deleted (retention)"])
-    cost, tokens = figures.get(run.pk, (0.0, 0.0))
-    latency = (
-        (run.finished_at - run.started_at).total_seconds() * 1000
-        if run.finished_at and run.started_at
-        else None
-    )
+    cost, tokens, step_ms = figures.get(run.pk, (0.0, 0.0, None))
+    latency = step_ms if run.status in TERMINAL_RUN_STATUSES else None
     verdict = Verdict(run.pk, run.status, None, [], latency, cost, tokens)
     if run.status == RunStatus.SUCCEEDED:
         verdict.reasons = mismatches(item.expected, run_result(run))
