@@ -19,6 +19,7 @@ class FlowgateSettings(TypedDict):
     MODEL_COST_PER_CALL: float
     MODEL_COSTS: dict[str, float]
     COST_CURRENCY: str
+    DASHBOARD_MINUTE_ROLLUP_DAYS: int
     OPA_URL: str
     POLICY_MAX_SOURCE_BYTES: int
     POLICY_MAX_INPUT_BYTES: int

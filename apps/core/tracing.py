@@ -40,7 +40,9 @@ UNTRACED_URLS = "healthz,readyz,livez,metrics,static/"
 # Beat's housekeeping ticks (the reconciler every few seconds) would each start a trace of
 # their own; a run they re-drive is traced in the run's own trace all the same. A drain
 # serves many runs: each run it advances is traced in its own trace, the drain in none.
-HOUSEKEEPING_TASKS = frozenset({"runs.reconcile", "runs.purge_expired", "runs.drain", "audit.seal"})
+HOUSEKEEPING_TASKS = frozenset(
+    {"runs.reconcile", "runs.purge_expired", "runs.drain", "audit.seal", "dashboard.materialise"}
+)
 _configured = False
 
 

@@ -1,20 +1,25 @@
 """Operational figures read from Postgres, the source of truth: the dashboard page shows
 them per workspace, ``/metrics`` exports them for every workspace.
 
-Reading Postgres (not per-process counters) means every web and worker process, however
-many there are, is counted once, and a restarted process loses nothing.
+What ended (runs, step attempts, model calls, policy evaluations) is read from the
+rollups (``apps.dashboard.rollups``: a few rows per minute or hour of a range, whatever
+the number of runs); what is live now (queued runs, parked waits, the review backlog,
+recent failures) through narrow indexed queries. Reading Postgres (not per-process
+counters) means every web and worker process, however many there are, is counted once,
+and a restarted process loses nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Aggregate, Count, F, FloatField, Min, Q, QuerySet, Sum
-from django.db.models.fields.json import KT, KeyTextTransform
-from django.db.models.functions import Cast, Coalesce, TruncHour, TruncMinute
+from django.db import connection
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
 from apps.runs.models import (
@@ -26,22 +31,14 @@ from apps.runs.models import (
     StepStatus,
 )
 
+from . import rollups
+from .models import Rollup
 from .slo import slo_status
 
-# Step duration histogram buckets, in seconds (Prometheus convention).
-DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-FINISHED_STEP_STATUSES = (StepStatus.SUCCEEDED, StepStatus.FAILED)
-
-
-class Percentile(Aggregate):  # type: ignore[type-arg]
-    """Postgres ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
+# /metrics' step duration histogram buckets, in seconds: 1 ms to about 65 s, doubling (each
+# is a bound of the rollups' buckets, so the cumulative counts are exact).
+DURATION_BUCKETS = tuple(2**exponent / 1000 for exponent in range(17))
+LIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
 
 
 # Evaluation runs measure a flow version on example cases; they are not the workspace's work.
@@ -55,19 +52,152 @@ def _steps(workspace: Any | None) -> QuerySet[StepRun]:
     return steps if workspace is None else steps.filter(run__workspace=workspace)
 
 
+# --- sums of rollup rows -------------------------------------------------------------------
+@dataclass
+class Rolled:
+    """The rollup rows of one (kind, key) over a range, added up."""
+
+    kind: str
+    key: str
+    count: int = 0
+    failed: int = 0
+    retries: int = 0
+    total_ms: float = 0.0
+    cost: float = 0.0
+    tokens: float = 0.0
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def quantile(self, fraction: float) -> float | None:
+        return rollups.quantile_ms(self.histogram, fraction)
+
+
+def _window(since: datetime | None, now: datetime | None) -> Q:
+    """The rollup rows covering [``since``, ``now``], from the first whole minute at or
+    after ``since``: whole hours from the hour rows, the minutes before the first and
+    after the last whole hour from the minute rows; all time (``since`` None) from the
+    all-time rows."""
+    if since is None:
+        return Q(tier=Rollup.Tier.TOTAL)
+    now = now or timezone.now()
+    since = since.astimezone(UTC)
+    first = since.replace(second=0, microsecond=0)
+    if first < since:
+        first += timedelta(minutes=1)
+    first_hour = first.replace(minute=0) + (timedelta(hours=1) if first.minute else timedelta())
+    last_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    minutes = Q(tier=Rollup.Tier.MINUTE, start__gte=first)
+    if first_hour >= last_hour:
+        return minutes
+    hours = Q(tier=Rollup.Tier.HOUR, start__gte=first_hour, start__lt=last_hour)
+    return hours | (minutes & (Q(start__lt=first_hour) | Q(start__gte=last_hour)))
+
+
+def rolled(
+    *,
+    workspace: Any | None,
+    since: datetime | None,
+    now: datetime | None = None,
+    kinds: tuple[str, ...] = (),
+) -> dict[tuple[str, str], Rolled]:
+    """The rollups of ``workspace`` (every workspace when None) since ``since`` (all time
+    when None), per (kind, key): two queries, over a few rows per hour of the range."""
+    rows = Rollup.objects.filter(_window(since, now))
+    if workspace is not None:
+        rows = rows.filter(workspace=workspace)
+    if kinds:
+        rows = rows.filter(kind__in=kinds)
+    sums = rows.values("kind", "key").annotate(
+        n=Sum("count"),
+        n_failed=Sum("failed"),
+        n_retries=Sum("retries"),
+        ms=Sum("total_ms"),
+        money=Sum("cost"),
+        used=Sum("tokens"),
+    )
+    found = {
+        (row["kind"], row["key"]): Rolled(
+            row["kind"],
+            row["key"],
+            row["n"],
+            row["n_failed"],
+            row["n_retries"],
+            row["ms"],
+            row["money"],
+            row["used"],
+        )
+        for row in sums.order_by()
+    }
+    compiler = rows.query.get_compiler(connection=connection)
+    where, params = compiler.compile(rows.query.where)
+    table = Rollup._meta.db_table
+    with connection.cursor() as cursor:
+        # The same rows' histograms, added up bucket by bucket by Postgres.
+        cursor.execute(
+            f"""SELECT {table}.kind, {table}.key, bucket, sum(n)
+                  FROM {table}, unnest({table}.hist_buckets, {table}.hist_counts) AS u(bucket, n)
+                 WHERE {where}
+                 GROUP BY 1, 2, 3""",  # noqa: S608 (the ORM's condition, with parameters)
+            params,
+        )
+        for kind, key, bucket, count in cursor.fetchall():
+            found[kind, key].histogram[bucket] = int(count)
+    return found
+
+
+def _of(found: dict[tuple[str, str], Rolled], kind: str) -> list[Rolled]:
+    return [row for (row_kind, _), row in sorted(found.items()) if row_kind == kind]
+
+
+def _merged(rows: list[Rolled], kind: str) -> Rolled:
+    total = Rolled(kind, "")
+    for row in rows:
+        total.count += row.count
+        total.failed += row.failed
+        total.retries += row.retries
+        total.total_ms += row.total_ms
+        total.cost += row.cost
+        total.tokens += row.tokens
+        for bucket, count in row.histogram.items():
+            total.histogram[bucket] = total.histogram.get(bucket, 0) + count
+    return total
+
+
 # --- counters and gauges (all time, or since a moment) -----------------------------------
-def runs_by_status(
-    *, workspace: Any | None = None, since: datetime | None = None
+def _live_runs(
+    workspace: Any | None, since: datetime | None, group: str = "status"
 ) -> dict[str, int]:
-    runs = _runs(workspace)
+    """Runs not ended yet (queued, running, waiting), created since ``since``, per
+    ``group``: few, read through the (workspace, status, created) index."""
+    runs = _runs(workspace).filter(status__in=LIVE_RUN_STATUSES)
     if since is not None:
         runs = runs.filter(created_at__gte=since)
-    counts = dict(runs.values_list("status").annotate(count=Count("id")).order_by())
+    return dict(runs.values_list(group).annotate(count=Count("id")).order_by())
+
+
+def runs_by_status(
+    *, workspace: Any | None = None, since: datetime | None = None, now: datetime | None = None
+) -> dict[str, int]:
+    """Runs that ended since ``since`` (all time when None) per final status, and runs
+    created since then that have not ended yet, per status."""
+    ended = {row.key: row.count for row in _of(rolled_runs(workspace, since, now), "run")}
+    counts = {**ended, **_live_runs(workspace, since)}
     return {status: counts.get(status, 0) for status in RunStatus.values}
 
 
+def rolled_runs(
+    workspace: Any | None, since: datetime | None, now: datetime | None
+) -> dict[tuple[str, str], Rolled]:
+    return rolled(workspace=workspace, since=since, now=now, kinds=("run", "trigger"))
+
+
 def runs_by_trigger(*, workspace: Any | None = None) -> dict[str, int]:
-    return dict(_runs(workspace).values_list("trigger").annotate(count=Count("id")).order_by())
+    """Runs started per trigger: those that ended (each time it ended) and those still on."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in _of(rolled_runs(workspace, None, None), "trigger"):
+        counts[row.key] += row.count
+    for trigger, count in _live_runs(workspace, None, "trigger").items():
+        counts[trigger] += count
+    return dict(counts)
 
 
 def _due_runs(workspace: Any | None, now: datetime) -> QuerySet[Run]:
@@ -97,15 +227,24 @@ def waiting_steps(*, workspace: Any | None = None) -> dict[str, int]:
 
 
 def step_outcomes(*, workspace: Any | None = None) -> dict[tuple[str, str], int]:
-    """Attempts per (block type, status): failures and retries, for error and retry rates."""
-    rows = (
+    """Attempts per (block type, status): succeeded and failed ones ever, and those
+    scheduled for a retry now."""
+    outcomes: dict[tuple[str, str], int] = {}
+    for row in _of(rolled(workspace=workspace, since=None, kinds=("step",)), "step"):
+        if row.count - row.failed:
+            outcomes[row.key, StepStatus.SUCCEEDED] = row.count - row.failed
+        if row.failed:
+            outcomes[row.key, StepStatus.FAILED] = row.failed
+    scheduled = (
         _steps(workspace)
-        .filter(status__in=(*FINISHED_STEP_STATUSES, StepStatus.RETRY_SCHEDULED))
-        .values_list("block_type", "status")
+        .filter(status=StepStatus.RETRY_SCHEDULED)
+        .values_list("block_type")
         .annotate(count=Count("id"))
         .order_by()
     )
-    return {(block, status): count for block, status, count in rows}
+    for block, count in scheduled:
+        outcomes[block, StepStatus.RETRY_SCHEDULED] = count
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -141,31 +280,19 @@ class Histogram:
 
 
 def step_duration_histograms(*, workspace: Any | None = None) -> list[Histogram]:
-    """Cumulative duration histograms of finished step attempts per block type, counted
-    by Postgres in one query."""
-    buckets = {
-        f"le_{index}": Count("id", filter=Q(duration_ms__lte=bound * 1000))
-        for index, bound in enumerate(DURATION_BUCKETS)
-    }
-    rows = (
-        _steps(workspace)
-        .filter(status__in=FINISHED_STEP_STATUSES)
-        .exclude(duration_ms=None)
-        .values("block_type")
-        .annotate(count=Count("id"), total_ms=Sum("duration_ms"), **buckets)
-        .order_by("block_type")
-    )
+    """Cumulative duration histograms of finished step attempts per block type, ever."""
+    bounds_ms = [bound * 1000 for bound in DURATION_BUCKETS]
     return [
         Histogram(
-            block=row["block_type"],
-            count=row["count"],
-            sum_seconds=float(row["total_ms"] or 0) / 1000,
-            buckets=[
-                (bound, row[f"le_{i}"])  # type: ignore[literal-required]  # keys built by the query
-                for i, bound in enumerate(DURATION_BUCKETS)
-            ],
+            block=row.key,
+            count=sum(row.histogram.values()),
+            sum_seconds=row.total_ms / 1000,
+            buckets=list(
+                zip(DURATION_BUCKETS, rollups.cumulative(row.histogram, bounds_ms), strict=True)
+            ),
         )
-        for row in rows
+        for row in _of(rolled(workspace=workspace, since=None, kinds=("step",)), "step")
+        if row.histogram
     ]
 
 
@@ -185,108 +312,88 @@ def range_start(name: str, *, now: datetime | None = None) -> datetime:
     return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _step_latency(found: dict[tuple[str, str], Rolled]) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "block_type": row.key,
+            "count": row.count,
+            "failed": row.failed,
+            "p50": row.quantile(0.5),
+            "p95": row.quantile(0.95),
+            "p99": row.quantile(0.99),
+        }
+        for row in _of(found, "step")
+    ]
+    return sorted(rows, key=lambda row: -(row["p95"] or 0))
+
+
 def step_latency_by_block(*, workspace: Any, since: datetime) -> list[dict[str, Any]]:
     """p50/p95/p99 duration and counts of finished step attempts per block type."""
-    rows = (
-        _steps(workspace)
-        .filter(started_at__gte=since, status__in=FINISHED_STEP_STATUSES)
-        .exclude(duration_ms=None)
-        .values("block_type")
-        .annotate(
-            count=Count("id"),
-            failed=Count("id", filter=Q(status=StepStatus.FAILED)),
-            p50=Percentile("duration_ms", 0.5),
-            p95=Percentile("duration_ms", 0.95),
-            p99=Percentile("duration_ms", 0.99),
-        )
-        .order_by("-p95")
-    )
-    return [dict(row) for row in rows]
+    return _step_latency(rolled(workspace=workspace, since=since, kinds=("step",)))
+
+
+def _step_error_rates(found: dict[tuple[str, str], Rolled]) -> dict[str, Any]:
+    total = _merged(_of(found, "step"), "step")
+    attempts = total.count
+    return {
+        "attempts": attempts,
+        "failed": total.failed,
+        "retries": total.retries,
+        "error_rate": total.failed / attempts if attempts else None,
+        "retry_rate": total.retries / attempts if attempts else None,
+    }
 
 
 def step_error_rates(*, workspace: Any, since: datetime) -> dict[str, Any]:
-    """Step attempts run since ``since``: the share that raised an error (whether retried
-    or not) and the share that were retries of an earlier attempt."""
-    figures = (
-        _steps(workspace)
-        .filter(started_at__gte=since, status__in=FINISHED_STEP_STATUSES)
-        .aggregate(
-            attempts=Count("id"),
-            failed=Count("id", filter=Q(status=StepStatus.FAILED)),
-            retries=Count("id", filter=Q(attempt__gt=1)),
-        )
-    )
-    attempts = figures["attempts"]
-    return {
-        **figures,
-        "error_rate": figures["failed"] / attempts if attempts else None,
-        "retry_rate": figures["retries"] / attempts if attempts else None,
-    }
+    """Step attempts that ended since ``since``: the share that raised an error (whether
+    retried or not) and the share that were retries of an earlier attempt."""
+    return _step_error_rates(rolled(workspace=workspace, since=since, kinds=("step",)))
 
 
-def _meta_number(key: str) -> Cast:
-    return Cast(KeyTextTransform(key, "meta"), FloatField())
+def _latency_figures(found: dict[tuple[str, str], Rolled], kind: str, *extra: str) -> dict:
+    """Calls, p50 and p95 (and the ``extra`` sums) of one kind of call, in total and per
+    model or policy (slowest first)."""
+
+    def figures(row: Rolled) -> dict[str, Any]:
+        return {
+            "calls": row.count,
+            "p50_ms": row.quantile(0.5),
+            "p95_ms": row.quantile(0.95),
+            **{name: getattr(row, name) for name in extra},
+        }
+
+    rows = [{"name": row.key, **figures(row)} for row in _of(found, kind)]
+    rows.sort(key=lambda row: -(row["p95_ms"] or 0))
+    return {**figures(_merged(_of(found, kind), kind)), "rows": rows}
 
 
-def _latency_rows(steps: QuerySet[StepRun], group: str, latency: str, **extra: Any) -> dict:
-    """Calls, p50 and p95 of the ``latency`` number in the steps' meta, in total and per
-    value of the ``group`` meta key (a model, a policy)."""
-    figures = {
-        "calls": Count("id"),
-        "p50_ms": Percentile(_meta_number(latency), 0.5),
-        "p95_ms": Percentile(_meta_number(latency), 0.95),
-        **extra,
-    }
-    steps = steps.filter(**{f"meta__{latency}__isnull": False})
-    rows = (
-        steps.annotate(name=KeyTextTransform(group, "meta"))
-        .values("name")
-        .annotate(**figures)
-        .order_by(F("p95_ms").desc(nulls_last=True))
-    )
-    return {**steps.aggregate(**figures), "rows": list(rows)}
-
-
-def model_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
-    """Answered ``model.predict`` calls since ``since``: latency as the block measured it,
-    per model and in total, and the estimated cost (each step records its call's cost)."""
-    steps = _steps(workspace).filter(
-        block_type="model.predict", status=StepStatus.SUCCEEDED, started_at__gte=since
-    )
-    cost = Coalesce(Sum(_meta_number("cost")), 0.0)
-    figures = _latency_rows(steps, "model", "latency_ms", cost=cost)
+def _model_figures(found: dict[tuple[str, str], Rolled]) -> dict[str, Any]:
+    figures = _latency_figures(found, "model", "cost")
     calls = figures["calls"]
     figures["cost_per_1000"] = figures["cost"] / calls * 1000 if calls else None
     return figures
 
 
-AI_BLOCKS = ("ai.generate", "ai.classify", "ai.extract")
+def model_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
+    """Answered ``model.predict`` calls since ``since``: latency as the block measured it,
+    per model and in total, and the estimated cost (each step records its call's cost)."""
+    return _model_figures(rolled(workspace=workspace, since=since, kinds=("model",)))
+
+
+AI_BLOCKS = rollups.AI_BLOCKS
 
 
 def ai_call_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
     """Answered ``ai.*`` steps since ``since``, in total and per model: latency, tokens
     (prompt + completion, retries included) and estimated cost, as each step recorded."""
-    steps = _steps(workspace).filter(
-        block_type__in=AI_BLOCKS, status=StepStatus.SUCCEEDED, started_at__gte=since
-    )
-    return _latency_rows(
-        steps,
-        "model",
-        "latency_ms",
-        cost=Coalesce(Sum(_meta_number("cost")), 0.0),
-        tokens=Coalesce(Sum(Cast(KT("meta__usage__total"), FloatField())), 0.0),
-    )
+    found = rolled(workspace=workspace, since=since, kinds=("ai",))
+    return _latency_figures(found, "ai", "cost", "tokens")
 
 
 def policy_evaluation_figures(*, workspace: Any, since: datetime) -> dict[str, Any]:
     """``policy.evaluate`` steps since ``since`` that ran a policy: evaluation time as the
     policy engine measured it, per policy and in total."""
-    steps = (
-        _steps(workspace)
-        .filter(block_type="policy.evaluate", status=StepStatus.SUCCEEDED, started_at__gte=since)
-        .exclude(meta__policy_version="")
-    )
-    return _latency_rows(steps, "policy", "duration_ms")
+    return _latency_figures(rolled(workspace=workspace, since=since, kinds=("policy",)), "policy")
 
 
 def bucket_start(moment: datetime, minutes: int) -> datetime:
@@ -299,14 +406,20 @@ def bucket_start(moment: datetime, minutes: int) -> datetime:
 def runs_over_time(
     *, workspace: Any, since: datetime, minutes: int, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Runs created since ``since`` per ``minutes``-long bucket and status, every bucket up
-    to now included (empty ones too). Postgres counts per minute or hour and status; at most
-    a few hundred rows are merged here."""
+    """Runs per ``minutes``-long bucket and status since ``since``, every bucket up to now
+    included (empty ones too): those that ended, in the bucket they ended in (from the
+    rollups), and those not ended yet, in the bucket they were created in."""
     now = now or timezone.now()
+    ended = (
+        Rollup.objects.filter(_window(since, now), workspace=workspace, kind="run")
+        .values_list("start", "key")
+        .annotate(count=Sum("count"))
+        .order_by()
+    )
     truncate = TruncMinute if minutes < 60 else TruncHour
-    rows = (
+    live = (
         _runs(workspace)
-        .filter(created_at__gte=since)
+        .filter(status__in=LIVE_RUN_STATUSES, created_at__gte=since)
         .annotate(moment=truncate("created_at", tzinfo=UTC))
         .values_list("moment", "status")
         .annotate(count=Count("id"))
@@ -319,7 +432,7 @@ def runs_over_time(
         {"start": first + index * size, **dict.fromkeys(RunStatus.values, 0)}
         for index in range(count)
     ]
-    for moment, status, runs in rows:
+    for moment, status, runs in [*ended, *live]:
         index = int((bucket_start(moment, minutes) - first) / size)
         if 0 <= index < count:
             series[index][status] += runs
@@ -333,10 +446,7 @@ def slo_targets_get(*, workspace: Any) -> Any:
     return SloTargets.objects.filter(workspace=workspace).first() or SloTargets(workspace=workspace)
 
 
-def run_figures(*, workspace: Any, since: datetime, now: datetime) -> dict[str, Any]:
-    """Runs created since ``since``: by status, in total, per minute, and the failure and
-    success rates of the finished ones (None when none finished)."""
-    by_status = runs_by_status(workspace=workspace, since=since)
+def _run_figures(by_status: dict[str, int], since: datetime, now: datetime) -> dict[str, Any]:
     total = sum(by_status.values())
     finished = by_status[RunStatus.SUCCEEDED] + by_status[RunStatus.FAILED]
     return {
@@ -348,26 +458,39 @@ def run_figures(*, workspace: Any, since: datetime, now: datetime) -> dict[str, 
     }
 
 
+def run_figures(*, workspace: Any, since: datetime, now: datetime) -> dict[str, Any]:
+    """Runs since ``since`` (ended then, or created then and still on): by status, in
+    total, per minute, and the failure and success rates of the finished ones (None when
+    none finished)."""
+    by_status = runs_by_status(workspace=workspace, since=since, now=now)
+    return _run_figures(by_status, since, now)
+
+
 def dashboard_figures(*, workspace: Any, range_name: str, now: datetime | None = None) -> dict:
     """Every figure of the dashboard for one workspace over a named range (see
-    ``RANGE_NAMES``), JSON-ready: the page, its JSON API and ``/metrics`` all read this."""
+    ``RANGE_NAMES``), JSON-ready: the page, its JSON API and ``/metrics`` all read this.
+    A constant number of queries: two over the range's rollup rows, the rest live."""
     now = now or timezone.now()
     since = range_start(range_name, now=now)
-    latency = step_latency_by_block(workspace=workspace, since=since)
-    models = model_call_figures(workspace=workspace, since=since)
+    found = rolled(workspace=workspace, since=since, now=now)
+    by_status = {row.key: row.count for row in _of(found, "run")} | _live_runs(workspace, since)
+    latency = _step_latency(found)
+    models = _model_figures(found)
     backlog = review_backlog(workspace=workspace, now=now)
     figures: dict[str, Any] = {
         "range": range_name,
         "since": since,
-        "runs": run_figures(workspace=workspace, since=since, now=now),
+        "runs": _run_figures(
+            {status: by_status.get(status, 0) for status in RunStatus.values}, since, now
+        ),
         "steps": {
             "latency": latency,
             "p95_slowest_ms": max((row["p95"] for row in latency), default=None),
-            **step_error_rates(workspace=workspace, since=since),
+            **_step_error_rates(found),
         },
         "models": models,
-        "ai": ai_call_figures(workspace=workspace, since=since),
-        "policies": policy_evaluation_figures(workspace=workspace, since=since),
+        "ai": _latency_figures(found, "ai", "cost", "tokens"),
+        "policies": _latency_figures(found, "policy"),
         "queue": {
             "depth": queue_depth(workspace=workspace, now=now),
             "lag_seconds": queue_lag_seconds(workspace=workspace, now=now),
@@ -396,6 +519,7 @@ def _slo_measurements(figures: dict[str, Any]) -> dict[str, float | None]:
 
 
 def recent_failures(*, workspace: Any, limit: int = 8) -> list[Run]:
+    """The newest failed runs (the ``run_failed_recent`` index: a few index entries)."""
     return list(
         _runs(workspace)
         .filter(status=RunStatus.FAILED)

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 
-from . import selectors, services
+from . import rollups, selectors, services
 from .forms import RangeForm, SloTargetsForm
 from .metrics import exposition
 
@@ -29,6 +29,7 @@ def dashboard_view(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     form = RangeForm(request.GET)
     range_name = form.range_name() if form.is_valid() else "today"
+    rollups.materialise(wait=False)  # what a person reads is counted (the task runs every 2 s)
     context = {
         "figures": selectors.dashboard_figures(workspace=workspace, range_name=range_name),
         "range": range_name,
@@ -81,4 +82,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     may read it. Anyone else gets a 404, as if it did not exist."""
     if not _metrics_allowed(request):
         raise Http404()
+    rollups.materialise(wait=False)
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -92,9 +92,11 @@ def accuracy_alerts(*, workspace_id: Any, model_name: str) -> dict[str, float]:
 def slo_check(*, workspace_id: Any) -> list[str]:
     """Alert on each SLO the dashboard reports breached; resolve the ones met again."""
     from apps.accounts.models import Workspace
+    from apps.dashboard.rollups import materialise
     from apps.dashboard.selectors import dashboard_figures
 
     workspace = Workspace.objects.get(id=workspace_id)
+    materialise(wait=False)  # judge what ended up to now (the rollups' task runs every 2 s)
     breached = []
     for objective in dashboard_figures(workspace=workspace, range_name=SLO_RANGE)["slo"]:
         key = f"slo:{objective['key']}"

@@ -127,6 +127,10 @@ class Run(WorkspaceOwned):
     # W3C trace context (traceparent, baggage) of the run's start: every task of the run
     # continues this trace (apps/core/tracing.py). Empty when tracing was off.
     trace_context = models.JSONField(default=dict, blank=True)
+    # The transaction that ended the run (its 64-bit id), stamped by a database trigger
+    # (apps/dashboard/migrations/0002_rollups.py): the dashboard's rollups read the runs
+    # ended since their high-water mark through it (``apps.dashboard.rollups``).
+    rollup_xid = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -162,6 +166,15 @@ class Run(WorkspaceOwned):
                 condition=Q(status="running", concurrency_limit__isnull=False) & ~Q(lease_owner=""),
             ),
             models.Index(fields=["correlation_id"], name="run_correlation_id"),
+            models.Index(
+                fields=["rollup_xid"], name="run_rollup_xid", condition=Q(rollup_xid__isnull=False)
+            ),
+            # The dashboard's recent failures (a few rows, newest first) of a workspace.
+            models.Index(
+                fields=["workspace", "-finished_at", "-created_at"],
+                name="run_failed_recent",
+                condition=Q(status="failed"),
+            ),
             *(
                 models.Index(
                     fields=[link], name=f"run_{link}", condition=Q(**{f"{link}__isnull": False})
@@ -205,6 +218,8 @@ class StepRun(models.Model):
     wait_deadline = models.DateTimeField(null=True, blank=True)
     wait_state = models.JSONField(null=True, blank=True)
     resume_signal = models.JSONField(null=True, blank=True)
+    # The transaction that finished the attempt, as ``Run.rollup_xid``.
+    rollup_xid = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -223,6 +238,15 @@ class StepRun(models.Model):
                 fields=["wait_deadline"],
                 name="step_wait_deadline",
                 condition=Q(status="waiting"),
+            ),
+            models.Index(
+                fields=["rollup_xid"],
+                name="step_rollup_xid",
+                condition=Q(rollup_xid__isnull=False),
+            ),
+            # Attempts waiting for their retry (few): /metrics counts them.
+            models.Index(
+                fields=["run"], name="step_retry_scheduled", condition=Q(status="retry_scheduled")
             ),
         ]
 

@@ -286,6 +286,7 @@ CELERY_CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.control"
 CELERY_TASK_ROUTES = {
     "runs.reconcile": {"queue": CELERY_CONTROL_QUEUE},
     "audit.seal": {"queue": CELERY_CONTROL_QUEUE},
+    "dashboard.materialise": {"queue": CELERY_CONTROL_QUEUE},
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -312,6 +313,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.seal",
         "schedule": env_float("AUDIT_SEAL_INTERVAL_SECONDS", 1.0),
         "options": {"expires": 5},
+    },
+    # The dashboard's rollups count what ended since the last pass (apps/dashboard/rollups.py).
+    "materialise-dashboard": {
+        "task": "dashboard.materialise",
+        "schedule": env_float("DASHBOARD_MATERIALISE_SECONDS", 2.0),
+        "options": {"expires": 10},
     },
     # Model monitoring: drift, accuracy, SLO alerts and canary analysis per workspace.
     "monitoring-check": {
@@ -356,6 +363,9 @@ FLOWGATE: FlowgateSettings = {
     "LLM_COST_PER_1K_TOKENS": env_float("LLM_COST_PER_1K_TOKENS", 0.0),
     "LLM_TOKEN_COSTS": env_prices("LLM_TOKEN_COSTS"),
     "COST_CURRENCY": env_str("COST_CURRENCY", "USD"),
+    # The dashboard's per-minute rollups are kept this long (its longest range is 7 days);
+    # hourly and all-time ones are kept for ever (a few rows per hour).
+    "DASHBOARD_MINUTE_ROLLUP_DAYS": env_int("DASHBOARD_MINUTE_ROLLUP_DAYS", 8, minimum=8),
     "OPA_URL": env_str("OPA_URL", ""),
     # Bounds on every policy: source size, input size, evaluation time.
     "POLICY_MAX_SOURCE_BYTES": env_int("POLICY_MAX_SOURCE_BYTES", 64 * 1024, minimum=1024),

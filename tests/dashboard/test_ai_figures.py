@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from apps.connectors.services import connection_create
-from apps.dashboard import selectors
+from apps.dashboard import rollups, selectors
 from apps.runs.models import StepRun
 from tests.dashboard.test_views import dashboard_url, execute
 from tests.runs.helpers import definition, node, published_flow
@@ -55,6 +55,7 @@ def test_ai_steps_show_tokens_cost_and_latency_per_model(
     step = StepRun.objects.filter(node_id="draft").first()
     assert step.meta["usage"]["total"] == 18 and step.meta["cost"] == pytest.approx(0.036)
 
+    rollups.materialise()
     figures = selectors.dashboard_figures(workspace=workspace, range_name="1h")["ai"]
     assert figures["calls"] == 2 and figures["tokens"] == 36
     assert figures["cost"] == pytest.approx(0.072)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from apps.dashboard import selectors
+from apps.dashboard import rollups, selectors
 from apps.runs.blocks import envelope
 from apps.runs.engine import advance
 from apps.runs.models import Run, StepRun
@@ -70,8 +70,8 @@ def test_dashboard_shows_runs_failure_rate_latency_waiting_and_failures(
 
 
 def test_dashboard_time_range_and_htmx_partial(builder_client, history):
-    Run.objects.update(created_at="2020-01-01T00:00:00Z")
-    StepRun.objects.update(started_at="2020-01-01T00:00:00Z")
+    Run.objects.update(created_at="2020-01-01T00:00:00Z", finished_at="2020-01-01T00:00:00Z")
+    StepRun.objects.update(started_at="2020-01-01T00:00:00Z", finished_at="2020-01-01T00:00:00Z")
     body = builder_client.get(dashboard_url(), {"range": "7d"}).content.decode()
     assert 'data-stat="total">0<' in body and "No step finished in this range." in body
     partial = builder_client.get(dashboard_url(), {"range": "1h"}, HTTP_HX_REQUEST="true")
@@ -87,12 +87,14 @@ def test_dashboard_counts_only_the_own_workspace(outsider_client, reviewer_clien
 
 def test_step_percentiles_and_histograms_come_from_the_database(workspace, history):
     StepRun.objects.filter(block_type="transform.set", status="succeeded").update(duration_ms=20)
+    rollups.materialise()
     rows = selectors.step_latency_by_block(workspace=workspace, since=selectors.range_start("24h"))
     row = next(r for r in rows if r["block_type"] == "transform.set")
     assert row["count"] == 4 and row["failed"] == 1
     histogram = next(h for h in selectors.step_duration_histograms() if h.block == "transform.set")
     assert histogram.count == 4
-    assert dict(histogram.buckets)[0.025] >= 3  # the three 20 ms attempts
+    assert dict(histogram.buckets)[0.032] >= 3  # the three 20 ms attempts
+    assert dict(histogram.buckets)[0.016] <= 1
 
 
 def test_metrics_expose_run_and_step_figures_after_runs(client, history):
