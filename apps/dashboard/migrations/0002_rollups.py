@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
         ("accounts", "0004_merge_20261206_0428"),
         ("dashboard", "0001_slo_targets"),
         ("flows", "0005_merge_0002_publish_requests_0004_merge_20261206_0420"),
-        ("runs", "0006_rollups"),
+        ("runs", "0007_rollups"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0004_merge_20261206_0428"),
         ("flows", "0005_merge_0002_publish_requests_0004_merge_20261206_0420"),
-        ("runs", "0005_mcp_and_evaluation_triggers"),
+        ("runs", "0006_flow_concurrency_limit"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
