@@ -96,9 +96,12 @@ class MonitorCreateSerializer(MonitorSettingsSerializer):
 def _save_settings(view: WorkspaceAPIView, request: Any, model_name: str, values: dict) -> Any:
     if not view.has_capability(Capability.MANAGE_MODELS):
         view.permission_denied(request, message="Only admins change model monitoring.")
-    return services.monitor_save(
-        workspace=request.workspace, actor=request.user, model_name=model_name, **values
-    )
+    try:
+        return services.monitor_save(
+            workspace=request.workspace, actor=request.user, model_name=model_name, **values
+        )
+    except services.SettingsError as error:
+        raise serializers.ValidationError({error.field: [error.message]}) from None
 
 
 class ModelMonitorListApi(WorkspaceAPIView):

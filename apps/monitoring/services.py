@@ -34,11 +34,45 @@ def monitor_get(*, workspace_id: Any, model_name: str) -> ModelMonitor:
     return found or ModelMonitor(workspace_id=workspace_id, model_name=model_name)
 
 
+class SettingsError(Exception):
+    """A monitoring setting that cannot be saved (a 400 or 422 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+ALERT_CHANNEL_TYPES = ("smtp", "webhook")
+
+
+def alert_channels(*, workspace: Any) -> list[str]:
+    """Names of the workspace's connections alerts can be sent through."""
+    from apps.connectors.selectors import connection_list
+
+    return sorted(
+        connection_list(workspace=workspace)
+        .filter(type__in=ALERT_CHANNEL_TYPES)
+        .values_list("name", flat=True)
+    )
+
+
 def monitor_save(*, workspace: Any, actor: Any, model_name: str, **values: Any) -> ModelMonitor:
-    """Create or change a model's monitoring settings (audited)."""
+    """Create or change a model's monitoring settings (audited, before → after). Raises
+    ``SettingsError`` for a sampling rate outside 0 to 1 or an alert channel that is not one of
+    the workspace's SMTP or webhook connections."""
     if "sample_rate" in values and not 0 <= float(values["sample_rate"]) <= 1:
-        raise LabelError("sample_rate must be between 0 and 1")
+        raise SettingsError("sample_rate", "sample_rate must be between 0 and 1")
+    unknown = sorted(
+        set(values.get("alert_connections") or ()) - set(alert_channels(workspace=workspace))
+    )
+    if unknown:
+        raise SettingsError(
+            "alert_connections",
+            f"no SMTP or webhook connection named {', '.join(unknown)} in this workspace",
+        )
     with transaction.atomic():
+        current = monitor_get(workspace_id=workspace.id, model_name=model_name)
+        before = {key: getattr(current, key) for key in values}
         monitor, _ = ModelMonitor.objects.update_or_create(
             workspace=workspace, model_name=model_name, defaults=values
         )
@@ -49,7 +83,7 @@ def monitor_save(*, workspace: Any, actor: Any, model_name: str, **values: Any) 
             object_type="model",
             object_id=model_name,
             summary=f"monitoring settings of {model_name} changed",
-            data={key: value for key, value in values.items()},
+            data={"before": before, "after": dict(values)},
         )
     forget_sample_rate(workspace.id, model_name)
     return monitor

@@ -84,3 +84,57 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     expect(acknowledged.get_by_role("button", name="Acknowledge")).to_have_count(0)
     assert AuditEvent.objects.filter(action="monitoring.alert_acknowledged").exists()
     screenshot(page, "monitoring-dashboard-acknowledged.png")
+
+
+def test_an_admin_sets_monitoring_in_the_model_pages_form(
+    open_page,
+    monitoring_studio_url,
+    workspace,
+    admin_user,
+    model_stack,
+    registry_settings,
+    monitored_versions,  # noqa: F811
+):
+    from apps.connectors.services import connection_create
+    from apps.monitoring.models import ModelMonitor
+
+    connection_create(
+        workspace=workspace,
+        actor=admin_user,
+        name="ops-mail",
+        type="smtp",
+        config={"host": "127.0.0.1", "port": 2525, "security": "none", "from_address": "f@x.io"},
+        secrets={},
+    )
+    page = open_page(monitoring_studio_url)
+    log_in(page, admin_user.username)
+    page.goto(f"/w/{workspace.slug}/models/{MONITORED}/")
+    panel = page.locator("#model-monitoring-panel")
+    panel.get_by_text("Monitoring settings", exact=True).click()
+    form = panel.get_by_role("form", name=f"Monitoring settings of {MONITORED}")
+    form.get_by_label("Sampling rate").fill("2")
+    form.get_by_label("Email recipients").fill("ops@example.com")
+    form.get_by_role("button", name="Save monitoring settings").click()
+    refused = page.locator("#model-monitoring-panel")
+    expect(refused.get_by_role("alert").first).to_contain_text("Nothing was saved")
+    expect(refused.get_by_label("Sampling rate")).to_have_attribute("aria-invalid", "true")
+    expect(refused).to_contain_text("less than or equal to 1")
+    screenshot(page, "monitoring-settings-refused.png")
+    assert not ModelMonitor.objects.filter(workspace=workspace).exists()
+
+    form = refused.get_by_role("form", name=f"Monitoring settings of {MONITORED}")
+    form.get_by_label("Sampling rate").fill("0.25")
+    form.get_by_label("Alert when labelled accuracy is below").fill("0.8")
+    form.get_by_label("ops-mail").check()
+    form.get_by_role("button", name="Save monitoring settings").click()
+    saved = page.locator("#model-monitoring-panel")
+    expect(saved.get_by_role("status")).to_contain_text("Monitoring settings saved")
+    expect(saved.locator("[data-monitor-summary]")).to_contain_text("Sampling 0.25")
+    expect(saved.locator("[data-monitor-summary]")).to_contain_text("alerts to ops-mail")
+    screenshot(page, "monitoring-settings-saved.png")
+    monitor = ModelMonitor.objects.get(workspace=workspace, model_name=MONITORED)
+    assert monitor.sample_rate == 0.25 and monitor.accuracy_min == 0.8
+    assert monitor.alert_connections == ["ops-mail"]
+    assert monitor.alert_recipients == ["ops@example.com"]
+    changed = AuditEvent.objects.get(action="monitoring.settings_changed")
+    assert changed.actor_id == admin_user.id and changed.data["after"]["sample_rate"] == 0.25

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from apps.audit.models import AuditEvent
 from apps.monitoring.alerts import alert_raise, alert_resolve
 from apps.monitoring.models import MonitoringAlert
@@ -168,3 +170,83 @@ def test_live_signals_per_version_count_shadow_agreement_and_labelled_accuracy(w
     assert signals["samples"] == 3 and signals["latency_ms"] == 20.0
     assert signals["agreement"] == 2 / 3 and signals["shadowed"] == 3
     assert signals["accuracy"] is None
+
+
+def settings_form(**changes) -> dict:
+    form = {
+        "sample_rate": "0.5",
+        "window_minutes": "30",
+        "drift_p_value": "0.01",
+        "min_window_samples": "20",
+        "accuracy_min": "0.75",
+        "alert_recipients": "ops@example.com, risk@example.com",
+        "review_labels": "approve: legit\nreject: fraud",
+    }
+    return {**form, **changes}
+
+
+def test_an_admin_changes_monitoring_settings_in_the_models_form(
+    workspace, admin_user, admin_client, builder_client
+):
+    from apps.connectors.services import connection_create
+    from apps.monitoring.models import ModelMonitor
+
+    connection_create(
+        workspace=workspace,
+        actor=admin_user,
+        name="ops-mail",
+        type="smtp",
+        config={"host": "127.0.0.1", "port": 2525, "security": "none", "from_address": "f@x.io"},
+        secrets={},
+    )
+    panel = admin_client.get(f"/w/{workspace.slug}/monitoring/models/claim-fraud/")
+    assert 'name="alert_connections" value="ops-mail"' in panel.text
+    url = f"/w/{workspace.slug}/monitoring/models/claim-fraud/settings/"
+    saved = admin_client.post(url, settings_form(alert_connections="ops-mail"))
+    assert saved.status_code == 200 and "Monitoring settings saved" in saved.text
+    monitor = ModelMonitor.objects.get(workspace=workspace, model_name="claim-fraud")
+    assert monitor.sample_rate == 0.5 and monitor.window_minutes == 30
+    assert monitor.alert_connections == ["ops-mail"]
+    assert monitor.alert_recipients == ["ops@example.com", "risk@example.com"]
+    assert monitor.review_labels == {"approve": "legit", "reject": "fraud"}
+    event = AuditEvent.objects.get(action="monitoring.settings_changed")
+    assert event.actor_id == admin_user.id
+    assert event.data["before"]["sample_rate"] == 1.0 and event.data["after"]["sample_rate"] == 0.5
+
+    assert builder_client.post(url, settings_form()).status_code == 403
+    assert admin_client.get(url).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_error"),
+    [
+        ({"sample_rate": "2"}, "less than or equal to 1"),
+        ({"sample_rate": "lots"}, "valid number"),
+        ({"window_minutes": "1"}, "greater than or equal to 5"),
+        ({"alert_recipients": "not-an-address"}, "valid email"),
+        ({"alert_connections": "nowhere"}, "no SMTP or webhook connection named nowhere"),
+        ({"review_labels": "approve legit"}, "decision: label"),
+    ],
+)
+def test_bad_monitoring_settings_are_refused_field_by_field(
+    workspace, admin_client, changes, field_error
+):
+    from apps.monitoring.models import ModelMonitor
+
+    url = f"/w/{workspace.slug}/monitoring/models/claim-fraud/settings/"
+    refused = admin_client.post(url, settings_form(**changes))
+    assert refused.status_code == 422
+    assert field_error in refused.text and 'class="error" role="alert"' in refused.text
+    assert (
+        not ModelMonitor.objects.exists()
+        and not AuditEvent.objects.filter(action="monitoring.settings_changed").exists()
+    )
+
+
+def test_the_settings_api_refuses_an_unknown_alert_channel(workspace, admin_client):
+    answer = admin_client.post(
+        f"/api/w/{workspace.slug}/monitoring/models/",
+        {"model_name": "claim-fraud", "alert_connections": ["nowhere"]},
+        content_type="application/json",
+    )
+    assert answer.status_code == 400 and "alert_connections" in answer.text
