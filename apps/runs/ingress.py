@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,10 +81,32 @@ def takes_fast_path(subscription: TriggerSubscription | None) -> bool:
     return settings.get("mode", "async") != "sync" and settings.get("auth", "token") != "hmac"
 
 
+# How long the batcher goes by a subscription it read (the query with its flow, workspace
+# and version cost about half of a one-delivery batch). A token revoked or a flow archived
+# or republished elsewhere is seen within this time; the view (everything else) reads it
+# on every request.
+SUBSCRIPTION_FRESH_SECONDS = 1.0
+_subscriptions: dict[str, tuple[float, TriggerSubscription]] = {}
+
+
+def subscriptions_read(tokens: set[str]) -> dict[str, TriggerSubscription]:
+    """The webhook subscriptions at ``tokens``, at most ``SUBSCRIPTION_FRESH_SECONDS`` old."""
+    now, found = time.monotonic(), {}
+    for token in tokens:
+        cached = _subscriptions.get(token)
+        if cached is not None and now - cached[0] < SUBSCRIPTION_FRESH_SECONDS:
+            found[token] = cached[1]
+    if missing := tokens - found.keys():
+        for token, subscription in subscriptions_for("webhook", missing).items():
+            _subscriptions[token] = (now, subscription)
+            found[token] = subscription
+    return found
+
+
 def accept(deliveries: list[Delivery]) -> list[Verdict]:
     """Start a run for each delivery that takes the fast path, all in one transaction.
     Raises what the database raises; then nothing was saved."""
-    subscriptions = subscriptions_for("webhook", {delivery.token for delivery in deliveries})
+    subscriptions = subscriptions_read({delivery.token for delivery in deliveries})
     verdicts: list[Verdict] = [None] * len(deliveries)
     eligible = [
         index

@@ -11,8 +11,14 @@ Webhooks are sent at a fixed rate (open loop: the rate does not slow down when F
 does) for ``--seconds``; each run's end-to-end time is from sending its webhook to its
 ``finished_at``. Reported: runs/s completed (runs ÷ time from the first webhook to the
 last run's end), p50/p99 end-to-end, and CPU milliseconds per run by process group (web
-server, workers, Postgres backends; the sink and this load generator apart), beside the
-floor of a bare Celery task on the same workers.
+server, workers, Postgres backends; the sink and this load generator apart), beside two
+floors: a bare Celery task on the same workers, and DBOS-style durable execution at its
+barest (a plain loop committing one row per step to Postgres).
+
+``--w1-requests N`` adds W1 (sync webhook → transform → ``model.predict`` on the real
+model service, MLflow + BentoML → ``policy.evaluate`` → branch → respond) at 1 and 16
+concurrent callers: runs/s, p50/p99 of each request, CPU per run (the model service's
+too). ``--web-processes`` runs that many uvicorn processes (``WEB_PROCESSES``).
 
 The machine may be shared: figures move with its load. Results go to
 tests/bench/results/io.json; figures, not asserts.
@@ -249,6 +255,84 @@ def per_step_commit_floor(runs: int, steps: int = 6) -> dict:
     }
 
 
+def callers_latency(url: str, path: str, body: dict, count: int, clients: int) -> dict:
+    """``count`` POSTs of ``body`` spread over ``clients`` threads, each with its own
+    keep-alive connection: runs/s and each request's latency."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local, samples = threading.local(), []
+
+    def one(_: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=url, timeout=60)
+        started = time.perf_counter()
+        response = client.post(path, json=body)
+        response.raise_for_status()
+        assert "decision" in response.json(), response.text
+        samples.append((time.perf_counter() - started) * 1000)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(clients * 3)))  # connected and warm before the clock
+        samples.clear()
+        started = time.perf_counter()
+        list(pool.map(one, range(count)))
+        elapsed = time.perf_counter() - started
+    return {"runs_per_second": round(count / elapsed, 1), "latency": bench.summary(samples)}
+
+
+def w1_model_phase(workspace, user, workers: list, requests: int, web_processes: int) -> dict:
+    """W1 (sync webhook → transform → ``model.predict`` on the real model service (MLflow
+    registry, BentoML) → ``policy.evaluate`` → branch → respond) at 1 and 16 callers."""
+    import os
+
+    from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models
+    from studio.processes import mlflow_process, model_service_process
+    from tests.mlmodels.helpers import CLAIM, INPUTS
+    from tests.runs.w1 import w1_flow, w1_model_node
+    from tests.support.model_stack import _start
+    from tests.support.processes import free_ports
+
+    mlflow_port, service_port = free_ports(2)
+    mlflow_url, service_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{service_port}"
+    var_dir = Path(tempfile.mkdtemp(prefix="flowgate-bench-io-w1-"))
+    mlflow = _start(mlflow_process(tracking_uri=mlflow_url, var_dir=var_dir), mlflow_url)
+    service = _start(
+        model_service_process(service_url=service_url, tracking_uri=mlflow_url), service_url
+    )
+    results: dict[str, object] = {}
+    try:
+        mlflow.wait("/health")
+        train_demo_models(tracking_uri=mlflow_url, names=(CLAIM_FRAUD,), rows=400)
+        service.wait("/readyz")
+        flow = w1_flow(
+            workspace,
+            user,
+            model=w1_model_node(CLAIM_FRAUD, "1", INPUTS),
+            risk="steps.score.output.score",
+            name="W1 model",
+        )
+        os.environ["MODEL_SERVICE_URL"] = service_url
+        body, path = {**CLAIM, "customer": "c-1"}, f"/hooks/{flow.webhook_token}"
+        with web_server(web_processes) as (url, web_pid):
+            groups = {
+                "web_server": lambda: bench.process_tree(web_pid),
+                "workers": lambda: bench.worker_processes(workers),
+                "postgres": bench.database_backends,
+                "model_service": lambda: bench.process_tree(service.process.pid),
+            }
+            for clients in (1, 16):
+                count = requests if clients == 1 else requests * 2
+                with bench.cpu_per_run(groups, count) as cpu:
+                    measured = callers_latency(url, path, body, count, clients)
+                results[f"callers_{clients}"] = {**measured, "cpu_ms_per_run": cpu}
+    finally:
+        stop_process_group(service.process)
+        stop_process_group(mlflow.process)
+    return results
+
+
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
@@ -256,9 +340,9 @@ def main() -> None:
     parser.add_argument("--fast-rate", type=float, default=300, help="webhooks/s, 1 ms sink")
     parser.add_argument("--slow-rate", type=float, default=200, help="webhooks/s, 200 ms sink")
     parser.add_argument("--floor-tasks", type=int, default=2000)
-    # The studio runs one web process, which takes one request at a time in its sync
-    # thread: more processes show the engine behind it rather than the door in front.
     parser.add_argument("--web-processes", type=int, default=1)
+    parser.add_argument("--w1-requests", type=int, default=0, help="W1 with the real model")
+    parser.add_argument("--skip-sinks", action="store_true", help="only floors (and W1)")
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     suffix = uuid.uuid4().hex[:8]
@@ -277,16 +361,18 @@ def main() -> None:
     ]
     try:
         results["floor_bare_celery_task"] = bench.celery_throughput(workers, arguments.floor_tasks)
+        results["floor_per_step_commit"] = per_step_commit_floor(arguments.floor_tasks // 4)
         with web_server(arguments.web_processes) as (url, web_pid):
             groups = {
                 "web_server": lambda: bench.process_tree(web_pid),
                 "workers": lambda: bench.worker_processes(workers),
                 "postgres": bench.database_backends,
             }
-            for label, delay, rate in (
+            phases = (
                 ("sink_1ms", 1, arguments.fast_rate),
                 ("sink_200ms", 200, arguments.slow_rate),
-            ):
+            )
+            for label, delay, rate in () if arguments.skip_sinks else phases:
                 with sink_server(delay) as (sink, _):
                     flow = published_flow(workspace, user, calling_flow(sink), name=label)
                     measure(flow, url, groups, rate, 1)  # warm-up: connections, caches
@@ -294,6 +380,10 @@ def main() -> None:
                     results[f"{label}_queued_at_once"] = burst(
                         flow, groups, int(rate * arguments.seconds)
                     )
+        if arguments.w1_requests:
+            results["w1_model"] = w1_model_phase(
+                workspace, user, workers, arguments.w1_requests, arguments.web_processes
+            )
     finally:
         for worker in workers:
             worker.stop()
