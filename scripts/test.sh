@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: install what is missing, make Postgres and Redis available,
-# run the checks CI runs (Django checks, migrations, lint), then the whole pytest suite
-# against the real services. Extra arguments go to pytest. Non-zero on any failure,
-# including "no tests collected".
+# run the checks CI runs (Django checks, migrations, lint, import contracts, mypy), then the
+# whole pytest suite against the real services. Extra arguments go to pytest. Non-zero on
+# any failure, including "no tests collected".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +52,8 @@ say "lint"
 "$PYTHON" -m ruff check .
 say "import contracts ([tool.importlinter] in pyproject.toml)"
 .venv/bin/lint-imports
+say "type checks (mypy; [tool.mypy] in pyproject.toml)"
+"$PYTHON" -m mypy apps studio workers
 
 say "running the test suite"
 status=0

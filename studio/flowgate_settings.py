@@ -18,12 +18,18 @@ class FlowgateSettings(TypedDict):
     MODEL_BREAKER_COOLDOWN_SECONDS: float
     MODEL_COST_PER_CALL: float
     MODEL_COSTS: dict[str, float]
+    LLM_COST_PER_1K_TOKENS: float
+    LLM_TOKEN_COSTS: dict[str, float]
     COST_CURRENCY: str
     DASHBOARD_MINUTE_ROLLUP_DAYS: int
     OPA_URL: str
     POLICY_MAX_SOURCE_BYTES: int
     POLICY_MAX_INPUT_BYTES: int
     POLICY_TIMEOUT_MS: int
+    EXPRESSION_TIMEOUT_MS: int
+    EXPRESSION_MAX_MEMORY_MB: int
+    RATE_LIMITS: dict[str, str]  # scope ("api", "webhook", "preview") -> "<count>/<seconds>"
+    SUBFLOW_MAX_DEPTH: int
     HTTP_TIMEOUT_SECONDS: float
     SSRF_ALLOWLIST: list[str]
     SYNC_WEBHOOK_TIMEOUT_SECONDS: float
@@ -31,6 +37,13 @@ class FlowgateSettings(TypedDict):
     RUN_LEASE_SECONDS: int
     DRAIN_BATCH_SIZE: int
     DRAIN_SECONDS: float
+    DRAIN_MAX_SECONDS: float
+    DRAIN_MAX_RUNS: int
+    IO_THREADS: int
+    IO_MAX_CALLS_PER_HOST: int
+    IO_MAX_CALLS_PER_FLOW: int
+    IO_MAX_CALLS_PER_WORKSPACE: int
+    IO_GATHER_SECONDS: float
     METRICS_TOKEN: str
     METRICS_ALLOWED_NETWORKS: list[str]
     TRACING_EXPORTER: str

@@ -16,5 +16,5 @@ def workspace(request: HttpRequest) -> dict[str, object]:
         "workspace": membership.workspace,
         "membership": membership,
         "capabilities": {str(c) for c in ROLE_CAPABILITIES.get(membership.role, frozenset())},
-        "memberships": membership_list(user=request.user),  # type: ignore[arg-type]
+        "memberships": membership_list(user=request.user),
     }

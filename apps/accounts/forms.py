@@ -13,7 +13,7 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "That username and password do not match. Check both and try again.",
     }
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
@@ -80,7 +80,7 @@ class AcceptInvitationForm(forms.Form):
     display_name = forms.CharField(max_length=150, required=False, label="Your name")
     password = forms.CharField(widget=forms.PasswordInput, label="Password")
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autocomplete": "username"})
         self.fields["password"].widget.attrs.update({"autocomplete": "new-password"})

@@ -76,11 +76,11 @@ class WorkspaceListApi(APIView):
 
     request_serializer = WorkspaceCreateSerializer
 
-    def get(self, request):  # type: ignore[no-untyped-def]
+    def get(self, request):
         rows = selectors.workspace_list_for(user=request.user)
         return Response({"results": [workspace_data(row) for row in rows]})
 
-    def post(self, request):  # type: ignore[no-untyped-def]
+    def post(self, request):
         body = WorkspaceCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -96,7 +96,7 @@ class WorkspaceDetailApi(APIView):
 
     request_serializer = WorkspaceChangeSerializer
 
-    def patch(self, request, slug):  # type: ignore[no-untyped-def]
+    def patch(self, request, slug):
         row = selectors.workspace_list_for(user=request.user).filter(workspace__slug=slug).first()
         if row is None:
             raise Http404("No such workspace.")
@@ -123,7 +123,7 @@ class WorkspaceDetailApi(APIView):
 class MemberListApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         members = selectors.workspace_member_list(workspace=request.workspace)
         return Response({"results": [member_data(m) for m in members]})
 
@@ -156,7 +156,7 @@ class MemberDetailApi(WorkspaceAPIView):
     capability = Capability.MANAGE_SETTINGS
     request_serializer = {"PATCH": MemberChangeSerializer}
 
-    def patch(self, request, workspace_slug, username):  # type: ignore[no-untyped-def]
+    def patch(self, request, workspace_slug, username):
         user_id = _member(request, username).user_id
         body = MemberChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -183,7 +183,7 @@ class MemberDetailApi(WorkspaceAPIView):
             member_data(selectors.member_get(workspace=request.workspace, user_id=user_id))
         )
 
-    def delete(self, request, workspace_slug, username):  # type: ignore[no-untyped-def]
+    def delete(self, request, workspace_slug, username):
         user_id = _member(request, username).user_id
         try:
             team.membership_remove(workspace=request.workspace, actor=request.user, user_id=user_id)
@@ -204,11 +204,11 @@ class InvitationListApi(WorkspaceAPIView):
     capability = Capability.MANAGE_SETTINGS
     request_serializer = {"POST": InvitationCreateSerializer}
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         pending = selectors.invitation_pending_list(workspace=request.workspace)
         return Response({"results": [invitation_data(i) for i in pending]})
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         body = InvitationCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -225,7 +225,7 @@ class InvitationDetailApi(WorkspaceAPIView):
 
     capability = Capability.MANAGE_SETTINGS
 
-    def post(self, request, workspace_slug, invitation_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, invitation_id):
         invitation = selectors.invitation_get(
             workspace=request.workspace, invitation_id=invitation_id
         )
@@ -235,7 +235,7 @@ class InvitationDetailApi(WorkspaceAPIView):
             return team_error(error)
         return Response(invitation_data(sent.invitation, sent.link, sent.emailed))
 
-    def delete(self, request, workspace_slug, invitation_id):  # type: ignore[no-untyped-def]
+    def delete(self, request, workspace_slug, invitation_id):
         invitation = selectors.invitation_get(
             workspace=request.workspace, invitation_id=invitation_id
         )

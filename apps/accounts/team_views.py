@@ -257,7 +257,7 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     try:
         membership = invitations.invitation_accept(
             token=token,
-            user=user,  # type: ignore[arg-type]
+            user=user,
             username=form.data.get("username", ""),
             password=form.data.get("password", ""),
             display_name=form.data.get("display_name", ""),

@@ -79,7 +79,7 @@ def api_tokens(request: WorkspaceRequest) -> HttpResponse:
         response.status_code = 400
         return response
     issued = services.api_token_create(
-        user=request.user,  # type: ignore[arg-type]
+        user=request.user,
         workspace=request.workspace,
         name=form.cleaned_data["name"],
         scope=form.cleaned_data["scope"],
@@ -94,12 +94,12 @@ def api_tokens(request: WorkspaceRequest) -> HttpResponse:
 @require_POST
 def api_token_revoke(request: WorkspaceRequest, token_id: str) -> HttpResponse:
     token = api_token_get(
-        user=request.user,  # type: ignore[arg-type]
+        user=request.user,
         workspace_id=request.workspace.id,
         token_id=token_id,
         any_owner=can(request.membership, Capability.MANAGE_SETTINGS),
     )
-    services.api_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+    services.api_token_revoke(token=token, actor=request.user)
     messages.success(
         request, f"Revoked “{token.name}” of {token.user}. Requests with it now get 401."
     )

@@ -39,7 +39,7 @@ class AuditEventListApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_AUDIT
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         form = AuditFilterForm(
             request.query_params,
             actions=selectors.audit_action_list(workspace=request.workspace),
@@ -50,6 +50,7 @@ class AuditEventListApi(WorkspaceAPIView):
         events = selectors.audit_event_list(workspace=request.workspace, **form.selector_filters())
         paginator = Pagination()
         page = paginator.paginate_queryset(events, request, view=self)
+        assert page is not None  # PAGE_SIZE gives every request a limit
         sensitive = sensitive_keys_for_workspace(request.workspace.id)
         return paginator.get_paginated_response([event_data(event, sensitive) for event in page])
 
@@ -59,7 +60,7 @@ class AuditVerifyApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_AUDIT
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         report = services.audit_verify(workspace_id=request.workspace.id)
         return Response(
             {
@@ -95,12 +96,12 @@ class DataSettingsApi(WorkspaceAPIView):
     capability = Capability.MANAGE_SETTINGS
     request_serializer = {"PUT": DataSettingsSerializer}
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         return Response(
             data_settings_data(selectors.data_settings_get(workspace_id=request.workspace.id))
         )
 
-    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def put(self, request, workspace_slug):
         data = DataSettingsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         saved = services.data_settings_save(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -24,13 +25,15 @@ class AuditFilterForm(forms.Form):
     since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
 
-    def __init__(self, *args: Any, actions: list[str] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+    def __init__(self, *args: Any, actions: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         prefixes = sorted({action.split(".")[0] for action in actions})
         choices = [("", "Any action")]
         choices += [(prefix, f"{prefix}.*") for prefix in prefixes]
         choices += [(action, action) for action in actions if action not in prefixes]
-        self.fields["action"].choices = choices
+        action_field = self.fields["action"]
+        assert isinstance(action_field, forms.ChoiceField)
+        action_field.choices = choices
 
     def selector_filters(self) -> dict[str, Any]:
         data = self.cleaned_data

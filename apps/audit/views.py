@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -58,7 +59,7 @@ def audit_verify_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_AUDIT)
-def audit_export_view(request: HttpRequest, format: str) -> HttpResponse:
+def audit_export_view(request: HttpRequest, format: str) -> HttpResponseBase:
     form, events = _filtered(request)
     if form.is_bound and not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .expression_worker import read_frame, write_frame
 
@@ -106,7 +106,7 @@ class _Evaluator:
         write_frame(self.process.stdin, (source, scope))
         answer = self._receive(left)
         if answer is not None and answer is not TIMED_OUT:
-            return answer
+            return cast("tuple[str, Any]", answer)
         self.close()
         if answer is TIMED_OUT:
             raise BudgetExceeded(f"ran longer than the {seconds:g} s evaluation budget")

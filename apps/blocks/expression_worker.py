@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import cel
 
@@ -23,7 +23,7 @@ HEADER = struct.Struct(">I")
 MAX_RESULT_BYTES = 8 * 1024 * 1024
 
 
-def read_frame(stream: BinaryIO) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     header = stream.read(HEADER.size)
     if len(header) < HEADER.size:
         return None
@@ -35,7 +35,7 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, default=str, separators=(",", ":")).encode()
 
 
-def write_frame(stream: BinaryIO, value: Any) -> None:
+def write_frame(stream: IO[bytes], value: Any) -> None:
     body = encode(value)
     stream.write(HEADER.pack(len(body)) + body)
     stream.flush()

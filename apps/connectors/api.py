@@ -63,13 +63,13 @@ class ConnectionListApi(WorkspaceAPIView):
 
     request_serializer = CreateSerializer
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         connections = selectors.connection_list(workspace=request.workspace)
         if self.has_capability(Capability.MANAGE_SETTINGS):
             return Response([connection_detail(item) for item in connections])
         return Response([connection_summary(item) for item in connections])
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         if not self.has_capability(Capability.MANAGE_SETTINGS):
             self.permission_denied(request, message="Only admins manage connections.")
         data = self.CreateSerializer(data=request.data)
@@ -96,13 +96,13 @@ class ConnectionDetailApi(WorkspaceAPIView):
 
     request_serializer = {"PATCH": UpdateSerializer}
 
-    def get(self, request, workspace_slug, connection_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, connection_id):
         connection = selectors.connection_get(
             workspace=request.workspace, connection_id=connection_id
         )
         return Response(connection_detail(connection))
 
-    def patch(self, request, workspace_slug, connection_id):  # type: ignore[no-untyped-def]
+    def patch(self, request, workspace_slug, connection_id):
         connection = selectors.connection_get(
             workspace=request.workspace, connection_id=connection_id
         )
@@ -116,7 +116,7 @@ class ConnectionDetailApi(WorkspaceAPIView):
             return invalid_response(error)
         return Response(connection_detail(connection))
 
-    def delete(self, request, workspace_slug, connection_id):  # type: ignore[no-untyped-def]
+    def delete(self, request, workspace_slug, connection_id):
         connection = selectors.connection_get(
             workspace=request.workspace, connection_id=connection_id
         )
@@ -127,7 +127,7 @@ class ConnectionDetailApi(WorkspaceAPIView):
 class ConnectionTestApi(WorkspaceAPIView):
     capability = Capability.MANAGE_SETTINGS
 
-    def post(self, request, workspace_slug, connection_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, connection_id):
         connection = selectors.connection_get(
             workspace=request.workspace, connection_id=connection_id
         )
@@ -151,11 +151,11 @@ class EgressSettingsApi(WorkspaceAPIView):
 
     request_serializer = {"PUT": InputSerializer}
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         current = selectors.egress_settings_get(workspace_id=request.workspace.id)
         return Response(egress_settings_data(current))
 
-    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def put(self, request, workspace_slug):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:

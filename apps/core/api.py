@@ -23,7 +23,7 @@ class Pagination(pagination.LimitOffsetPagination):
 class JSONParser(parsers.JSONParser):
     """DRF's parser, refusing with a 400 what Postgres could not store (see ``jsonsafe``)."""
 
-    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+    def parse(self, stream, media_type=None, parser_context=None):
         try:
             return jsonsafe.loads(stream.read())
         except jsonsafe.UnstorableJSON as error:

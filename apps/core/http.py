@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any
 
 import httpcore
 import httpx
@@ -73,11 +73,11 @@ def egress_allowed(entries: Iterable[str]) -> Iterator[None]:
 
 
 def _default_timeout() -> float:
-    return cast(float, settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"])
+    return settings.FLOWGATE["HTTP_TIMEOUT_SECONDS"]
 
 
 def _allowance(allow: Iterable[str]) -> Allowance:
-    environment = cast(list[str], settings.FLOWGATE["SSRF_ALLOWLIST"])
+    environment = settings.FLOWGATE["SSRF_ALLOWLIST"]
     return Allowance.parse([*environment, *_workspace_allowlist.get(), *allow])
 
 
@@ -122,7 +122,7 @@ class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     """The asyncio twin of GuardedTransport."""
 
     def __init__(self, *, allow: Iterable[str] = ()) -> None:
-        self._pool = httpcore.AsyncConnectionPool(  # type: ignore[assignment]
+        self._pool = httpcore.AsyncConnectionPool(
             **_pool_options(), network_backend=AsyncPinnedBackend(_allowance(allow))
         )
 

@@ -69,12 +69,12 @@ class RedisRateThrottle(BaseThrottle):
 
     scope = "api"
 
-    def allow_request(self, request, view):  # type: ignore[no-untyped-def]
+    def allow_request(self, request, view):
         self.retry_after = hit(scope=self.scope, key=self.client_key(request))
         return self.retry_after is None
 
     @staticmethod
-    def client_key(request) -> str:  # type: ignore[no-untyped-def]
+    def client_key(request) -> str:
         token_id = getattr(request.auth, "pk", None)
         if token_id is not None:
             return f"token:{token_id}"
@@ -93,6 +93,6 @@ class PreviewRateThrottle(RedisRateThrottle):
     scope = "preview"
 
     @staticmethod
-    def client_key(request) -> str:  # type: ignore[no-untyped-def]
+    def client_key(request) -> str:
         user = getattr(request.user, "pk", None)
         return f"user:{user}" if user is not None else RedisRateThrottle.client_key(request)

@@ -33,7 +33,7 @@ class DashboardApi(WorkspaceAPIView):
             )
         ]
     )
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         form = RangeForm(request.query_params)
         if not form.is_valid():
             raise serializers.ValidationError(form.errors.get_json_data(escape_html=False))
@@ -72,10 +72,10 @@ class SloTargetsApi(WorkspaceAPIView):
     capability = Capability.VIEW_RUNS
     request_serializer = {"PUT": SloTargetsSerializer}
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         return Response(slo_targets_data(selectors.slo_targets_get(workspace=request.workspace)))
 
-    def put(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def put(self, request, workspace_slug):
         if not self.has_capability(Capability.MANAGE_SETTINGS):
             self.permission_denied(request, message="Only admins change SLO targets.")
         data = SloTargetsSerializer(data=request.data)

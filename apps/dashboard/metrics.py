@@ -185,5 +185,5 @@ def exposition() -> bytes:
     """The text exposition format of a fresh registry holding only Flowgate's collector
     (no per-process default collectors: the figures must not depend on the process)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FlowgateCollector())  # type: ignore[arg-type]
+    registry.register(FlowgateCollector())
     return generate_latest(registry)

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.runs import lifecycle
 from apps.runs.models import Run, StepRun
 
 from .models import Rollup, RollupMark
@@ -137,6 +138,7 @@ def _number(path: str) -> str:
 
 _RUN, _STEP = Run._meta.db_table, StepRun._meta.db_table
 _AI = ", ".join(f"'{block}'" for block in AI_BLOCKS)
+_STEP_ENDED = (lifecycle.STEP_SUCCEEDED, lifecycle.STEP_FAILED)  # an attempt's outcome
 # Every value is a bound parameter; table and block names are our own constants.
 MATERIALISE_SQL = f"""
 WITH ended_runs AS MATERIALIZED (
@@ -144,14 +146,14 @@ WITH ended_runs AS MATERIALIZED (
            date_trunc('minute', COALESCE(run.finished_at, run.updated_at)) AS minute
       FROM {_RUN} AS run
      WHERE run.rollup_xid >= %(low)s AND run.rollup_xid < %(high)s
-       AND run.status IN ('succeeded', 'failed', 'cancelled')
+       AND {lifecycle.status_sql(*lifecycle.ENDED, column="run.status")}
 ), ended_steps AS MATERIALIZED (
     SELECT run.workspace_id, run.flow_id, step.block_type, step.status, step.attempt,
            step.duration_ms, step.meta,
            date_trunc('minute', COALESCE(step.finished_at, run.updated_at)) AS minute
       FROM {_STEP} AS step JOIN {_RUN} AS run ON run.id = step.run_id
      WHERE step.rollup_xid >= %(low)s AND step.rollup_xid < %(high)s
-       AND step.status IN ('succeeded', 'failed')
+       AND {lifecycle.status_sql(*_STEP_ENDED, column="step.status")}
 ), facts AS (
     SELECT workspace_id, flow_id, minute, 'run' AS kind, status AS key, NULL::float8 AS ms,
            0 AS failed, 0 AS retry, 0::float8 AS cost, 0::float8 AS tokens
@@ -161,26 +163,26 @@ WITH ended_runs AS MATERIALIZED (
       FROM ended_runs
     UNION ALL
     SELECT workspace_id, flow_id, minute, 'step', block_type, duration_ms,
-           (status = 'failed')::int, (attempt > 1)::int, 0, 0
+           ({lifecycle.status_sql(lifecycle.STEP_FAILED)})::int, (attempt > 1)::int, 0, 0
       FROM ended_steps
     UNION ALL
     SELECT workspace_id, flow_id, minute, 'model', COALESCE(meta->>'model', ''),
            {_number("latency_ms")}, 0, 0, COALESCE({_number("cost")}, 0), 0
       FROM ended_steps
-     WHERE block_type = 'model.predict' AND status = 'succeeded'
+     WHERE block_type = 'model.predict' AND {lifecycle.status_sql(lifecycle.STEP_SUCCEEDED)}
        AND {_number("latency_ms")} IS NOT NULL
     UNION ALL
     SELECT workspace_id, flow_id, minute, 'ai', COALESCE(meta->>'model', ''),
            {_number("latency_ms")}, 0, 0, COALESCE({_number("cost")}, 0),
            COALESCE({_number("usage.total")}, 0)
       FROM ended_steps
-     WHERE block_type IN ({_AI}) AND status = 'succeeded'
+     WHERE block_type IN ({_AI}) AND {lifecycle.status_sql(lifecycle.STEP_SUCCEEDED)}
        AND {_number("latency_ms")} IS NOT NULL
     UNION ALL
     SELECT workspace_id, flow_id, minute, 'policy', COALESCE(meta->>'policy', ''),
            {_number("duration_ms")}, 0, 0, 0, 0
       FROM ended_steps
-     WHERE block_type = 'policy.evaluate' AND status = 'succeeded'
+     WHERE block_type = 'policy.evaluate' AND {lifecycle.status_sql(lifecycle.STEP_SUCCEEDED)}
        AND (meta->>'policy_version') IS DISTINCT FROM ''
        AND {_number("duration_ms")} IS NOT NULL
 ), per_minute AS (

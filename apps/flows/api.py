@@ -96,7 +96,7 @@ class FlowListApi(WorkspaceAPIView):
         definition = serializers.JSONField(required=False)
         template = serializers.CharField(required=False)
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         flows = selectors.flow_list(
             workspace=request.workspace,
             search=request.query_params.get("search", ""),
@@ -104,7 +104,7 @@ class FlowListApi(WorkspaceAPIView):
         )
         return Response([flow_summary(flow) for flow in flows])
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         if not self.has_capability(Capability.EDIT_FLOWS):
             self.permission_denied(request, message="Your role cannot create flows.")
         data = self.CreateSerializer(data=request.data)
@@ -126,7 +126,7 @@ class FlowListApi(WorkspaceAPIView):
 class FlowDetailApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         return Response(
             flow_detail(selectors.flow_get(workspace=request.workspace, flow_id=flow_id))
         )
@@ -139,7 +139,7 @@ class FlowDraftApi(WorkspaceAPIView):
         definition = serializers.JSONField()
         revision = serializers.IntegerField(min_value=1)
 
-    def put(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def put(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -158,7 +158,7 @@ class FlowDraftApi(WorkspaceAPIView):
 class FlowValidateApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         if not isinstance(request.data, dict):
             raise serializers.ValidationError(
@@ -193,7 +193,7 @@ class FlowPublishApi(WorkspaceAPIView):
     class InputSerializer(serializers.Serializer):
         note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         refuse_unapproved_publish(self, request)
         data = self.InputSerializer(data=request.data)
@@ -214,7 +214,7 @@ class FlowRollbackApi(WorkspaceAPIView):
         number = serializers.IntegerField(min_value=1)
         note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         refuse_unapproved_publish(self, request)
         data = self.InputSerializer(data=request.data)
@@ -229,7 +229,7 @@ class FlowRollbackApi(WorkspaceAPIView):
 class FlowVersionListApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response(
             [version_summary(version) for version in selectors.flow_version_list(flow=flow)]
@@ -239,7 +239,7 @@ class FlowVersionListApi(WorkspaceAPIView):
 class FlowVersionDetailApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id, number):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id, number):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         version = selectors.flow_version_get(flow=flow, number=number)
         return Response({**version_summary(version), "definition": version.definition})
@@ -248,7 +248,7 @@ class FlowVersionDetailApi(WorkspaceAPIView):
 class FlowDiffApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         params = request.query_params
         if "from" not in params or "to" not in params:
@@ -263,7 +263,7 @@ class FlowDiffApi(WorkspaceAPIView):
 class FlowDuplicateApi(WorkspaceAPIView):
     capability = Capability.EDIT_FLOWS
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         copy = services.flow_duplicate(flow=flow, actor=request.user)
         return Response(flow_detail(copy), status=status.HTTP_201_CREATED)
@@ -272,7 +272,7 @@ class FlowDuplicateApi(WorkspaceAPIView):
 class FlowArchiveApi(WorkspaceAPIView):
     capability = Capability.EDIT_FLOWS
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response(flow_summary(services.flow_archive(flow=flow, actor=request.user)))
 
@@ -290,11 +290,11 @@ class FlowWebhookSecretApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response(webhook_signing(flow))
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         if not self.has_capability(Capability.MANAGE_SETTINGS):
             self.permission_denied(request, message="Only an admin can rotate a signing secret.")
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
@@ -307,7 +307,7 @@ class FlowWebhookSecretApi(WorkspaceAPIView):
 class FlowExportApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         number = request.query_params.get("version")
         try:
@@ -325,7 +325,7 @@ class FlowImportApi(WorkspaceAPIView):
     capability = Capability.EDIT_FLOWS
     parser_classes = [JSONParser, MultiPartParser]
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         document = self._document(request)
         try:
             flow = services.flow_import(
@@ -336,7 +336,7 @@ class FlowImportApi(WorkspaceAPIView):
         return Response(flow_detail(flow), status=status.HTTP_201_CREATED)
 
     @staticmethod
-    def _document(request) -> Any:  # type: ignore[no-untyped-def]
+    def _document(request) -> Any:
         upload = request.FILES.get("file")
         if upload is None:
             return request.data
@@ -349,5 +349,5 @@ class FlowImportApi(WorkspaceAPIView):
 class TemplateListApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         return Response(template_list())

@@ -28,13 +28,14 @@ def publish_request_notify(*, request_id: Any) -> str:
         connection = WorkspaceConnections(pr.workspace_id).get(CONNECTION, type="smtp")
     except BlockError:
         return "not_configured"
-    recipients = sorted(
+    admins = (
         Membership.objects.filter(workspace_id=pr.workspace_id, role=Role.ADMIN)
         .filter(user__is_active=True)
         .exclude(user__email="")
-        .exclude(user_id=pr.requested_by_id)
-        .values_list("user__email", flat=True)
     )
+    if pr.requested_by_id is not None:
+        admins = admins.exclude(user_id=pr.requested_by_id)
+    recipients = sorted(admins.values_list("user__email", flat=True))
     if not recipients:
         return "no_recipients"
     link = settings.SITE_URL.rstrip("/") + reverse(

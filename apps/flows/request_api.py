@@ -49,7 +49,7 @@ class PublishRequestListApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
     request_serializer = {"POST": RequestCreateSerializer}
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         pending = [
             pr
@@ -58,7 +58,7 @@ class PublishRequestListApi(WorkspaceAPIView):
         ]
         return Response({"results": [request_data(pr) for pr in pending]})
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         if not may_request_publish(request.membership):
             self.permission_denied(request, message="Admins publish flows themselves.")
@@ -82,7 +82,7 @@ class PublishRequestDecideApi(WorkspaceAPIView):
     capability = Capability.PUBLISH_FLOWS
     request_serializer = PublishDecisionSerializer
 
-    def post(self, request, workspace_slug, flow_id, request_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id, request_id):
         flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
         pr = PublishRequest.objects.filter(flow=flow, pk=request_id).first()
         if pr is None:

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="flows.publish_request_notify", bind=True, max_retries=3, acks_late=True)
-def publish_request_notify_task(self, request_id: str) -> str:  # type: ignore[no-untyped-def]
+def publish_request_notify_task(self, request_id: str) -> str:
     try:
         return publish_request_notify(request_id=request_id)
     except SmtpFailure as failure:

@@ -72,7 +72,7 @@ class TaskListApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_RUNS
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         filters = selectors.TaskFilters.from_query(request.query_params, request.membership)
         tasks = selectors.task_list(
             user=request.user, membership=request.membership, filters=filters
@@ -90,14 +90,14 @@ class TaskCountsApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_RUNS
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         return Response(selectors.task_counts(user=request.user, membership=request.membership))
 
 
 class TaskDetailApi(WorkspaceAPIView):
     capability = Capability.VIEW_RUNS
 
-    def get(self, request, workspace_slug, task_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, task_id):
         return Response(
             task_detail(selectors.task_get(workspace=request.workspace, task_id=task_id))
         )
@@ -117,7 +117,7 @@ class TaskDecideApi(WorkspaceAPIView):
     capability = Capability.DECIDE_TASKS
     request_serializer = DecideSerializer
 
-    def post(self, request, workspace_slug, task_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, task_id):
         task = selectors.task_get(workspace=request.workspace, task_id=task_id)
         body = DecideSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -142,7 +142,7 @@ class TaskClaimApi(WorkspaceAPIView):
     capability = Capability.DECIDE_TASKS
     action = "claim"
 
-    def post(self, request, workspace_slug, task_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, task_id):
         task = selectors.task_get(workspace=request.workspace, task_id=task_id)
         act = services.task_release if self.action == "release" else services.task_claim
         try:

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="inbox.notify", bind=True, max_retries=3, acks_late=True)
-def notify_task(self, task_id: str) -> str:  # type: ignore[no-untyped-def]
+def notify_task(self, task_id: str) -> str:
     try:
         return task_notify(task_id=task_id)
     except SmtpFailure as failure:

@@ -378,7 +378,7 @@ def _provider(ctx: BlockContext, config: Any, request: ChatRequest) -> ChatAnswe
 def token_cost(model: str, tokens: int) -> float:
     """Estimated cost of ``tokens`` tokens of ``model`` (settings ``LLM_TOKEN_COSTS``, per
     1,000 tokens by model name, else ``LLM_COST_PER_1K_TOKENS``)."""
-    flowgate: dict[str, Any] = settings.FLOWGATE
+    flowgate = settings.FLOWGATE
     per_1k = flowgate["LLM_TOKEN_COSTS"].get(model, flowgate["LLM_COST_PER_1K_TOKENS"])
     return round(float(per_1k) * tokens / 1000, 8)
 

@@ -64,14 +64,14 @@ class PromotionListApi(WorkspaceAPIView):
 
     request_serializer = PromotionCreateSerializer
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         wanted = request.query_params.get("status", "")
         requests = selectors.promotion_requests(
             workspace=request.workspace, pending_only=wanted == PromotionStatus.PENDING
         )
         return Response({"results": [promotion_detail(item) for item in requests[:100]]})
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         if not self.has_capability(Capability.MANAGE_MODELS):
             self.permission_denied(request, message="Only admins request model promotions.")
         data = self.PromotionCreateSerializer(data=request.data)
@@ -95,7 +95,7 @@ class PromotionListApi(WorkspaceAPIView):
 class PromotionDetailApi(WorkspaceAPIView):
     capability = Capability.VIEW_MODELS
 
-    def get(self, request, workspace_slug, promotion_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, promotion_id):
         return Response(
             promotion_detail(
                 selectors.promotion_get(workspace=request.workspace, promotion_id=promotion_id)
@@ -115,7 +115,7 @@ class PromotionDecideApi(WorkspaceAPIView):
     request_serializer = PromotionDecisionSerializer
     action = "approve"
 
-    def post(self, request, workspace_slug, promotion_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, promotion_id):
         promotion = selectors.promotion_get(workspace=request.workspace, promotion_id=promotion_id)
         body = PromotionDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -166,9 +166,9 @@ class ModelServiceClient:
             raise _service_error(response.status_code, _error_message(response))
         [answer] = response.json()
         if "error" in answer:
-            error = _service_error(int(answer.get("status") or 500), str(answer["error"]))
-            error.version, error.alias = str(answer.get("version", "")), answer.get("alias", "")
-            raise error
+            refusal = _service_error(int(answer.get("status") or 500), str(answer["error"]))
+            refusal.version, refusal.alias = str(answer.get("version", "")), answer.get("alias", "")
+            raise refusal
         return answer
 
     def refresh(self, *, timeout: float = 5.0) -> bool:

@@ -83,7 +83,7 @@ def _python_model_class() -> Any:
 
     base: Any = mlflow.pyfunc.PythonModel
 
-    class ToyLanguagePyfunc(base):  # type: ignore[misc,valid-type]
+    class ToyLanguagePyfunc(base):
         """``predict`` continues each prompt greedily (what a plain pyfunc caller gets);
         the model service uses ``lm`` directly for chat, streaming and guided decoding."""
 
@@ -91,7 +91,7 @@ def _python_model_class() -> Any:
             self.lm = ToyLanguageModel.loads(Path(context.artifacts["weights"]).read_text())
 
         # Untyped on purpose: MLflow reads type hints here as a (wrong) signature.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        def predict(self, context, model_input, params=None):
             prompts = list(model_input["prompt"])
             return ["".join(p for p, _ in self.lm.stream(q, max_tokens=200)) for q in prompts]
 

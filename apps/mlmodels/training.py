@@ -54,7 +54,7 @@ class TrainedVersion:
     sha256: str
 
 
-def claim_fraud_data(rows: int = 1200, seed: int = 7):  # type: ignore[no-untyped-def]
+def claim_fraud_data(rows: int = 1200, seed: int = 7):
     """Insurance claims: amount, claimant age, days since the policy started, prior claims
     and channel; ``fraud`` is likelier for large, early, repeat, web claims."""
     import numpy as np
@@ -115,7 +115,7 @@ _TICKET_PHRASES = {
 _TICKET_FILLERS = ("hello team", "please advise", "since this morning", "for our account", "")
 
 
-def ticket_triage_data(rows: int = 600, seed: int = 11):  # type: ignore[no-untyped-def]
+def ticket_triage_data(rows: int = 600, seed: int = 11):
     """Support tickets as short texts labelled urgent / normal / low."""
     import numpy as np
     import pandas as pd
@@ -133,7 +133,7 @@ def ticket_triage_data(rows: int = 600, seed: int = 11):  # type: ignore[no-unty
     return pd.DataFrame({"text": texts}), labels
 
 
-def _claim_fraud_pipeline(C: float):  # type: ignore[no-untyped-def]
+def _claim_fraud_pipeline(C: float):
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -149,7 +149,7 @@ def _claim_fraud_pipeline(C: float):  # type: ignore[no-untyped-def]
     return Pipeline([("features", columns), ("classifier", LogisticRegression(C=C))])
 
 
-def _ticket_triage_pipeline(C: float):  # type: ignore[no-untyped-def]
+def _ticket_triage_pipeline(C: float):
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression

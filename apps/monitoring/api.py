@@ -40,7 +40,7 @@ class LabelApi(WorkspaceAPIView):
     capability = Capability.START_RUNS
     request_serializer = LabelBatchSerializer
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         batch = "labels" in request.data
         body = (LabelBatchSerializer if batch else LabelSerializer)(data=request.data)
         body.is_valid(raise_exception=True)
@@ -111,7 +111,7 @@ class ModelMonitorListApi(WorkspaceAPIView):
     capability = Capability.VIEW_MODELS
     request_serializer = MonitorCreateSerializer
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         workspace_id = request.workspace.id
         names = selectors.monitor_list(workspace_id=workspace_id)
         return Response(
@@ -128,7 +128,7 @@ class ModelMonitorListApi(WorkspaceAPIView):
             }
         )
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         body = MonitorCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = dict(body.validated_data)
@@ -152,13 +152,13 @@ class ModelMonitoringApi(WorkspaceAPIView):
         ):
             raise Http404("This workspace does not monitor that model.")
 
-    def put(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]
+    def put(self, request, workspace_slug, model_name):
         body = MonitorSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         monitor = _save_settings(self, request, model_name, dict(body.validated_data))
         return Response(monitor_detail(monitor))
 
-    def get(self, request, workspace_slug, model_name):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, model_name):
         workspace_id = request.workspace.id
         monitor = services.monitor_get(workspace_id=workspace_id, model_name=model_name)
         return Response(
@@ -178,7 +178,7 @@ class ModelMonitoringApi(WorkspaceAPIView):
 class AlertAcknowledgeApi(WorkspaceAPIView):
     capability = Capability.MANAGE_MODELS
 
-    def post(self, request, workspace_slug, alert_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, alert_id):
         try:
             alert = alerts.alert_acknowledge(
                 workspace=request.workspace, alert_id=alert_id, actor=request.user

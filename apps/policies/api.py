@@ -18,7 +18,7 @@ def _refused(error: PolicyValidationError) -> Response:
 
 
 class ImportSerializer(serializers.Serializer):
-    document = serializers.DictField()  # type: ignore[assignment]
+    document = serializers.DictField()
     publish = serializers.BooleanField(required=False, default=False)
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
@@ -32,7 +32,7 @@ class PolicyListApi(WorkspaceAPIView):
     capability = Capability.VIEW_POLICIES
     request_serializer = {"POST": ImportSerializer}
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         rows = []
         for policy in selectors.policy_list(workspace=request.workspace):
             latest = selectors.policy_latest_version(policy=policy)
@@ -46,7 +46,7 @@ class PolicyListApi(WorkspaceAPIView):
             )
         return Response({"results": rows})
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         if not self.has_capability(Capability.MANAGE_POLICIES):
             self.permission_denied(request, message="Only admins change policies.")
         body = ImportSerializer(data=request.data)
@@ -77,7 +77,7 @@ class PolicyDocumentApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_POLICIES
 
-    def get(self, request, workspace_slug, policy_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, policy_slug):
         policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
         return Response(as_code.policy_document(policy))
 
@@ -87,6 +87,6 @@ class PolicyTestApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_POLICIES
 
-    def post(self, request, workspace_slug, policy_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, policy_slug):
         policy = selectors.policy_get(workspace=request.workspace, slug=policy_slug)
         return Response(as_code.policy_test_report(policy))

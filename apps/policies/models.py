@@ -66,7 +66,7 @@ class PolicyVersion(PublicModel):
     def __str__(self) -> str:
         return f"{self.policy} v{self.number}"
 
-    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
             raise ValueError("published policy versions are immutable")
         super().save(*args, **kwargs)

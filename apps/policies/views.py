@@ -63,7 +63,7 @@ def policy_create_view(request: WorkspaceRequest) -> HttpResponse:
             policy = services.policy_create(
                 workspace=request.workspace,
                 actor=request.user,
-                slug=slug,  # type: ignore[attr-defined]
+                slug=slug,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 source=NEW_POLICY_SOURCE.format(package=slug.replace("-", "_")),
@@ -220,7 +220,7 @@ def playground_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse
     # Viewers may try the published draft; only managers may evaluate unsaved source.
     source = (
         form.cleaned_data["source"] if can(request.membership, Capability.MANAGE_POLICIES) else ""
-    )  # type: ignore[attr-defined]
+    )
     try:
         result = services.policy_playground_run(
             policy=policy,
@@ -323,7 +323,7 @@ def evaluation_list_view(request: WorkspaceRequest) -> HttpResponse:
     evaluations = selectors.policy_evaluation_list(
         workspace=request.workspace,
         policy_slug=request.GET.get("policy", ""),
-        allow=allow,  # type: ignore[attr-defined]
+        allow=allow,
         source=request.GET.get("source", "")[:100],
         version=request.GET.get("version", "")[:64],
     )[:100]

@@ -95,7 +95,7 @@ class StartRunApi(WorkspaceAPIView):
         input = serializers.JSONField(required=False, default=dict)
         idempotency_key = serializers.CharField(max_length=200, required=False)
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -122,7 +122,7 @@ class TestRunApi(WorkspaceAPIView):
         input = serializers.JSONField(required=False, default=dict)
         dry_run = serializers.BooleanField(required=False, default=False)
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -154,7 +154,7 @@ class TestRunApi(WorkspaceAPIView):
 class RunListApi(WorkspaceAPIView):
     capability = Capability.VIEW_RUNS
 
-    def get(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug):
         params = request.query_params
         filters = self._filters(params)
         runs = selectors.run_list(workspace=request.workspace, **filters)
@@ -190,7 +190,7 @@ class RunListApi(WorkspaceAPIView):
         return filters
 
     @property
-    def paginator(self):  # type: ignore[no-untyped-def]
+    def paginator(self):
         from apps.core.api import Pagination
 
         if not hasattr(self, "_paginator"):
@@ -201,7 +201,7 @@ class RunListApi(WorkspaceAPIView):
 class RunDetailApi(WorkspaceAPIView):
     capability = Capability.VIEW_RUNS
 
-    def get(self, request, workspace_slug, run_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, run_id):
         return Response(run_detail(selectors.run_get(workspace=request.workspace, run_id=run_id)))
 
 
@@ -211,7 +211,7 @@ class RunActionApi(WorkspaceAPIView):
     capability = Capability.MANAGE_RUNS
     action: str = ""
 
-    def post(self, request, workspace_slug, run_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, run_id):
         run = selectors.run_get(workspace=request.workspace, run_id=run_id)
         operation = {
             "cancel": services.run_cancel,
@@ -234,7 +234,7 @@ class BulkRunActionApi(WorkspaceAPIView):
         action = serializers.ChoiceField(choices=["retry", "rerun"])
         runs = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=500)
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         runs = selectors.run_list(workspace=request.workspace).filter(
@@ -260,7 +260,7 @@ class ExpressionPreviewApi(WorkspaceAPIView):
         expression = serializers.CharField(max_length=4000)
         scope = serializers.DictField(required=False, default=dict)
 
-    def post(self, request, workspace_slug):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         scope = {"trigger": {}, "steps": {}, "vars": {}, "env": {}, **data.validated_data["scope"]}

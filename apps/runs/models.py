@@ -8,6 +8,8 @@ index ``one_completion_per_node`` makes a second completion impossible.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -132,6 +134,10 @@ class Run(WorkspaceOwned):
     # ended since their high-water mark through it (``apps.dashboard.rollups``).
     rollup_xid = models.BigIntegerField(null=True, blank=True, editable=False)
 
+    # Not columns: what a claim's SQL returns with the run (apps/runs/engine/claims.py).
+    database_now: datetime
+    has_steps: bool
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -152,18 +158,21 @@ class Run(WorkspaceOwned):
             models.Index(
                 fields=["created_at"],
                 name="run_queued",
-                condition=Q(status="queued", lease_owner=""),
+                condition=Q(status=RunStatus.QUEUED, lease_owner=""),
             ),
             # A limited flow's runs: those queued (claimed apart) and those leased (counted).
             models.Index(
                 fields=["flow"],
                 name="run_limited_queued",
-                condition=Q(status="queued", lease_owner="", concurrency_limit__isnull=False),
+                condition=Q(
+                    status=RunStatus.QUEUED, lease_owner="", concurrency_limit__isnull=False
+                ),
             ),
             models.Index(
                 fields=["flow"],
                 name="run_limited_leased",
-                condition=Q(status="running", concurrency_limit__isnull=False) & ~Q(lease_owner=""),
+                condition=Q(status=RunStatus.RUNNING, concurrency_limit__isnull=False)
+                & ~Q(lease_owner=""),
             ),
             models.Index(fields=["correlation_id"], name="run_correlation_id"),
             models.Index(
@@ -173,7 +182,7 @@ class Run(WorkspaceOwned):
             models.Index(
                 fields=["workspace", "-finished_at", "-created_at"],
                 name="run_failed_recent",
-                condition=Q(status="failed"),
+                condition=Q(status=RunStatus.FAILED),
             ),
             *(
                 models.Index(
@@ -226,7 +235,7 @@ class StepRun(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "node_id"],
-                condition=Q(status__in=["succeeded", "skipped"]),
+                condition=Q(status__in=[*COMPLETED_STEP_STATUSES]),
                 name="one_completion_per_node",
             ),
             models.UniqueConstraint(
@@ -237,7 +246,7 @@ class StepRun(models.Model):
             models.Index(
                 fields=["wait_deadline"],
                 name="step_wait_deadline",
-                condition=Q(status="waiting"),
+                condition=Q(status=StepStatus.WAITING),
             ),
             models.Index(
                 fields=["rollup_xid"],
@@ -246,7 +255,9 @@ class StepRun(models.Model):
             ),
             # Attempts waiting for their retry (few): /metrics counts them.
             models.Index(
-                fields=["run"], name="step_retry_scheduled", condition=Q(status="retry_scheduled")
+                fields=["run"],
+                name="step_retry_scheduled",
+                condition=Q(status=StepStatus.RETRY_SCHEDULED),
             ),
         ]
 

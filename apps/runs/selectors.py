@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.blocks.registry import registry
 
 from .engine.effects import DECISION_CATEGORIES
-from .models import Run, StepRun
+from .models import Run, RunStatus, StepRun, StepStatus
 
 
 def run_list(
@@ -39,7 +39,7 @@ def run_list(
 
 
 def dead_letter_list(*, workspace: Any) -> QuerySet[Run]:
-    return run_list(workspace=workspace, status="failed")
+    return run_list(workspace=workspace, status=RunStatus.FAILED)
 
 
 def run_get(*, workspace: Any, run_id: Any) -> Run:
@@ -78,7 +78,8 @@ def run_step_rows(*, run: Run) -> list[dict[str, Any]]:
                 "step": step,
                 "category": category,
                 "attempts": attempts_by_node[step.node_id],
-                "is_decision": category in DECISION_CATEGORIES and step.status == "succeeded",
+                "is_decision": category in DECISION_CATEGORIES
+                and step.status == StepStatus.SUCCEEDED,
                 "bar": timeline.get(step.pk),
             }
         )

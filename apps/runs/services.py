@@ -23,6 +23,7 @@ from apps.core.events import publish_workspace_event_on_commit
 from apps.core.tracing import run_trace_context
 from apps.flows.models import Flow, FlowVersion
 
+from . import lifecycle
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus, Trigger
 
 
@@ -179,11 +180,7 @@ def step_resume(*, run_id: Any, node_id: str, signal: dict[str, Any]) -> bool:
         )
         if step is None:
             return False
-        step.status, step.resume_signal = StepStatus.RESUMING, signal
-        step.save(update_fields=["status", "resume_signal"])
-        Run.objects.filter(pk=run.pk).update(
-            status=RunStatus.QUEUED, wake_at=None, updated_at=timezone.now()
-        )
+        lifecycle.resume(run, step, signal)
         _enqueue(run)
     return True
 
@@ -193,14 +190,7 @@ def run_cancel(*, run: Run, actor: Any) -> Run:
         locked = Run.objects.select_for_update().get(pk=run.pk)
         if locked.status in TERMINAL_RUN_STATUSES:
             raise RunError(f"the run has already {locked.status}")
-        now = timezone.now()
-        locked.status, locked.finished_at, locked.wake_at = RunStatus.CANCELLED, now, None
-        locked.error = {"message": f"cancelled by {actor}"}
-        locked.save(update_fields=["status", "finished_at", "wake_at", "error", "updated_at"])
-        StepRun.objects.filter(
-            run=locked,
-            status__in=(StepStatus.WAITING, StepStatus.RETRY_SCHEDULED, StepStatus.RESUMING),
-        ).update(status=StepStatus.CANCELLED)
+        lifecycle.cancel(locked, error={"message": f"cancelled by {actor}"})
         audit_record(
             workspace_id=locked.workspace_id,
             action="run.cancelled",
@@ -231,23 +221,7 @@ def run_retry_from_failed(*, run: Run, actor: Any) -> Run:
         failed = _failed_steps(locked)
         if not failed:
             raise RunError("the run has no failed step to retry")
-        for step in failed:
-            StepRun.objects.create(
-                run=locked,
-                node_id=step.node_id,
-                block_type=step.block_type,
-                block_version=step.block_version,
-                attempt=step.attempt + 1,
-                status=StepStatus.RETRY_SCHEDULED,
-                next_attempt_at=timezone.now(),
-            )
-        locked.status, locked.error, locked.finished_at, locked.deliveries = (
-            RunStatus.QUEUED,
-            None,
-            None,
-            0,
-        )
-        locked.save(update_fields=["status", "error", "finished_at", "deliveries", "updated_at"])
+        lifecycle.retry(locked, failed)
         audit_record(
             workspace_id=locked.workspace_id,
             action="run.retried",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.db.models import Field
 from django.urls import reverse
 
 from apps.connectors.webhook.signing import WINDOW_SECONDS, SignatureRejected, verify
@@ -160,11 +161,17 @@ def webhook_delivery(
 
 
 # What the run's columns hold; longer keys are refused, not cut: cut keys could collide.
+def _column_length(name: str) -> int:
+    field = Run._meta.get_field(name)
+    assert isinstance(field, Field) and field.max_length is not None
+    return field.max_length
+
+
 HEADER_LIMITS = {
-    "idempotency-key": Run._meta.get_field("idempotency_key").max_length,
-    "x-event-id": Run._meta.get_field("idempotency_key").max_length,
-    "webhook-id": Run._meta.get_field("idempotency_key").max_length,
-    "x-correlation-id": Run._meta.get_field("correlation_id").max_length,
+    "idempotency-key": _column_length("idempotency_key"),
+    "x-event-id": _column_length("idempotency_key"),
+    "webhook-id": _column_length("idempotency_key"),
+    "x-correlation-id": _column_length("correlation_id"),
 }
 
 

@@ -65,7 +65,7 @@ def _device() -> str:
     return "cpu"
 
 
-def coerce_inputs(rows: list[dict[str, Any]], schema: Any) -> list[dict[str, Any]]:
+def coerce_inputs(rows: list[Any], schema: Any) -> list[dict[str, Any]]:
     """Check ``rows`` against an MLflow input schema and convert JSON numbers to the column
     types; raise InvalidArgument naming the first bad field."""
     if not rows:

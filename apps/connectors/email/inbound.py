@@ -85,7 +85,7 @@ def _multipart(body: str, content_type_header: str) -> tuple[dict[str, Any], lis
     )
     fields: dict[str, Any] = {}
     attachments = []
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         decoded = part.get_payload(decode=True)
         payload = decoded if isinstance(decoded, bytes) else b""

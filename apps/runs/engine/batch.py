@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from apps.core import batch_rows
 
+from .. import lifecycle
 from ..models import StepRun
 from . import effects
 
@@ -49,7 +50,7 @@ class Batch:
         self.inserts: dict[int, StepRun] = {}
         self.updates: dict[int, StepRun] = {}
         self.before_commit: list[Callable[[], None]] = []  # each run's last writes
-        self.finishing: list[effects.Finish] = []  # runs that end, written together
+        self.finishing: list[lifecycle.Finish] = []  # runs that end, written together
 
     def __enter__(self) -> Batch:
         self._atomic = transaction.atomic()
@@ -106,7 +107,7 @@ def _update_steps(rows: list[StepRun]) -> None:
         params.append(row.pk)
         for name, kind in OUTCOME_FIELDS:
             value = getattr(row, name)
-            params.append(effects.json_param(value) if kind == "jsonb" else value)
+            params.append(lifecycle.json_param(value) if kind == "jsonb" else value)
     with connection.cursor() as cursor:
         cursor.execute(
             UPDATE_STEPS_SQL.format(rows=", ".join([UPDATE_STEP_ROW] * len(rows))), params

@@ -2,8 +2,9 @@
 
 A lease is short (``RUN_LEASE_SECONDS``) and renewed while its holder works on the run
 (``renew_leases``), so a worker that dies leaves its runs idle for one short lease at most.
-The SQL is built from our own constants and the status values of ``RunStatus``; every
-value is a bound parameter.
+The SQL is built from our own constants and the moves of the run lifecycle
+(``apps/runs/lifecycle.py``: which statuses a claim or a requeue takes a run from and to);
+every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from .. import lifecycle
 from ..models import Run, RunStatus, StepRun
 from .policy import engine_setting
 
 RUN = Run._meta.db_table
-QUEUED, RUNNING = RunStatus.QUEUED.value, RunStatus.RUNNING.value
 
 # One round trip takes the lease and reads the run; ``has_steps`` spares a new run the
 # look-up of steps.
@@ -26,9 +27,9 @@ CLAIM_SQL = f"""
     UPDATE {RUN} AS run
        SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
            deliveries = deliveries + 1,
-           status = CASE WHEN status = '{QUEUED}' THEN '{RUNNING}' ELSE status END,
+           status = {lifecycle.CLAIM.target_sql()},
            started_at = COALESCE(started_at, now()), updated_at = now()
-     WHERE id = %s AND status IN ('{QUEUED}', '{RUNNING}')
+     WHERE id = %s AND {lifecycle.CLAIM.guard_sql()}
        AND (lease_expires_at IS NULL OR lease_expires_at < now())
        AND concurrency_limit IS NULL
  RETURNING run.*, now() AS database_now,
@@ -43,7 +44,7 @@ CLAIM_SQL = f"""
 CLAIM_QUEUED_SQL = f"""
     WITH due AS (
         SELECT id FROM {RUN}
-         WHERE status = '{QUEUED}' AND lease_owner = ''
+         WHERE {lifecycle.CLAIM_QUEUED.guard_sql()} AND lease_owner = ''
            AND concurrency_limit IS NULL
          ORDER BY created_at
          LIMIT %s
@@ -51,7 +52,7 @@ CLAIM_QUEUED_SQL = f"""
     )
     UPDATE {RUN} AS run
        SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
-           deliveries = deliveries + 1, status = '{RUNNING}',
+           deliveries = deliveries + 1, status = {lifecycle.CLAIM_QUEUED.target_sql()},
            started_at = COALESCE(started_at, now()), updated_at = now()
       FROM due
      WHERE run.id = due.id
@@ -67,27 +68,29 @@ CLAIM_QUEUED_SQL = f"""
 FLOW_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 LIMITED_FLOWS_SQL = f"""
     SELECT flow_id, min(concurrency_limit) FROM {RUN}
-     WHERE status = '{QUEUED}' AND lease_owner = '' AND concurrency_limit IS NOT NULL
+     WHERE {lifecycle.CLAIM_QUEUED.guard_sql()} AND lease_owner = ''
+       AND concurrency_limit IS NOT NULL
      GROUP BY flow_id
      LIMIT 100
 """  # noqa: S608
 _LEASED_OF_FLOW = f"""
     SELECT count(*) FROM {RUN} AS other
-     WHERE other.flow_id = %s AND other.status = '{RUNNING}' AND other.lease_owner <> ''
+     WHERE other.flow_id = %s AND {lifecycle.status_sql(lifecycle.RUNNING, column="other.status")}
+       AND other.lease_owner <> ''
        AND other.concurrency_limit IS NOT NULL AND other.lease_expires_at > now()
 """  # noqa: S608
 CLAIM_LIMITED_SQL = f"""
     WITH due AS (
         SELECT id FROM {RUN}
-         WHERE status = '{QUEUED}' AND lease_owner = '' AND concurrency_limit IS NOT NULL
-           AND flow_id = %s
+         WHERE {lifecycle.CLAIM_QUEUED.guard_sql()} AND lease_owner = ''
+           AND concurrency_limit IS NOT NULL AND flow_id = %s
          ORDER BY created_at
          LIMIT GREATEST(0, LEAST(%s, %s - ({_LEASED_OF_FLOW})))
            FOR UPDATE SKIP LOCKED
     )
     UPDATE {RUN} AS run
        SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
-           deliveries = deliveries + 1, status = '{RUNNING}',
+           deliveries = deliveries + 1, status = {lifecycle.CLAIM_QUEUED.target_sql()},
            started_at = COALESCE(started_at, now()), updated_at = now()
       FROM due
      WHERE run.id = due.id
@@ -98,9 +101,9 @@ CLAIM_ONE_LIMITED_SQL = f"""
     UPDATE {RUN} AS run
        SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
            deliveries = deliveries + 1,
-           status = CASE WHEN status = '{QUEUED}' THEN '{RUNNING}' ELSE status END,
+           status = {lifecycle.CLAIM.target_sql()},
            started_at = COALESCE(started_at, now()), updated_at = now()
-     WHERE id = %s AND status IN ('{QUEUED}', '{RUNNING}')
+     WHERE id = %s AND {lifecycle.CLAIM.guard_sql()}
        AND (lease_expires_at IS NULL OR lease_expires_at < now())
        AND ({_LEASED_OF_FLOW} AND other.id <> %s) < concurrency_limit
  RETURNING run.*, now() AS database_now,
@@ -177,7 +180,7 @@ def renew_leases(owner: str) -> int:
     """Extend every lease ``owner`` holds by a full lease from now (database clock)."""
     with connection.cursor() as cursor:
         cursor.execute(RENEW_SQL, [lease_seconds(), owner])
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def release(run: Run, owner: str, *, progressed: bool) -> None:
@@ -203,7 +206,7 @@ def release_all(runs: list[Run], owner: str) -> None:
 REQUEUE_DUE_SQL = f"""
     WITH due AS (
         SELECT id FROM {RUN}
-         WHERE status IN ('{QUEUED}', '{RUNNING}')
+         WHERE {lifecycle.REQUEUE.guard_sql()}
            AND (lease_expires_at IS NULL OR lease_expires_at < now())
            AND (wake_at IS NULL OR wake_at <= now())
            AND updated_at < now() - make_interval(secs => %s)
@@ -212,7 +215,8 @@ REQUEUE_DUE_SQL = f"""
            FOR UPDATE SKIP LOCKED
     )
     UPDATE {RUN} AS run
-       SET status = '{QUEUED}', lease_owner = '', lease_expires_at = NULL, updated_at = now()
+       SET status = {lifecycle.REQUEUE.target_sql()}, lease_owner = '', lease_expires_at = NULL,
+           updated_at = now()
       FROM due
      WHERE run.id = due.id
  RETURNING run.id

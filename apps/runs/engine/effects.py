@@ -7,20 +7,18 @@ commit (``on_commit``), so nobody sees or acts on a state that was rolled back.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from apps.audit.services import audit_record
 from apps.core.events import publish_run_event
 from apps.flows.definition import Node
 
-from ..models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun
+from .. import lifecycle
+from ..models import Run, RunStatus, StepRun, StepStatus
 from .dispatch import dispatcher
 
 # Block categories whose outcome is a decision worth explaining later.
@@ -51,7 +49,7 @@ def _run_event_on_commit(run: Run, event: dict[str, Any]) -> None:
 def step_recorded(run: Run, node: Node, step: StepRun) -> None:
     """What follows a recorded outcome: a decision's audit record, the live event. (The
     executor stores a ``flow.respond`` response with the run's next write.)"""
-    if node.block.category in DECISION_CATEGORIES and step.status == "succeeded":
+    if node.block.category in DECISION_CATEGORIES and step.status == StepStatus.SUCCEEDED:
         flow_name, flow_version = _flow_facts(run)
         audit_record(  # written with the step batch (apps.core.batch_rows)
             workspace_id=run.workspace_id,
@@ -89,7 +87,7 @@ def _version_facts(version_id: int) -> tuple[str, int]:
 def _decision_record(run: Run, step: StepRun, flow_version: Any) -> dict[str, Any]:
     from apps.audit.redaction import redact_for_workspace
 
-    return redact_for_workspace(
+    record: dict[str, Any] = redact_for_workspace(
         run.workspace_id,
         {
             "run": str(run.id),
@@ -104,6 +102,7 @@ def _decision_record(run: Run, step: StepRun, flow_version: Any) -> dict[str, An
             "correlation_id": run.correlation_id,
         },
     )
+    return record
 
 
 def retry_scheduled(run: Run, delay: float) -> None:
@@ -114,100 +113,35 @@ def retry_scheduled(run: Run, delay: float) -> None:
 
 
 def run_parked(run: Run, status: str, *, wake_at: datetime | None, requeue: bool = False) -> None:
-    updated = (
-        Run.objects.filter(pk=run.pk)
-        .exclude(status__in=(*TERMINAL_RUN_STATUSES, RunStatus.QUEUED))
-        .update(status=status, wake_at=wake_at, updated_at=timezone.now())
-    )
-    if not updated:
+    before = lifecycle.park(run, status, wake_at=wake_at)
+    if before is None:
         # A wait of this run ended (a decision, a deadline) while this advance held it:
         # the run stays queued, and a drain takes it once this advance lets go of it.
         if Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).exists():
             dispatcher().request_drain()
         return
-    changed = run.status != status
-    run.status, run.wake_at = status, wake_at
-    if changed:
+    if before != status:
         _status_event(run)
     if requeue:
         dispatcher().enqueue_advance(run.pk, run.trace_context, countdown=None)
 
 
-@dataclass
-class Finish:
-    """A run's end, waiting to be written with others' (see ``runs_finished``)."""
-
-    run: Run
-    owner: str  # the lease to give back
-    status: str
-    output: Any = None
-    error: dict | None = None
-    progressed: bool = False  # the delivery count starts again
-    response_changed: bool = False  # ``run.response`` is new
-
-
-# One UPDATE ends many runs and gives their leases back. The table name is our own
-# constant; every value is a bound parameter.
-FINISH_SQL = f"""
-    UPDATE {Run._meta.db_table} AS run
-       SET status = ending.status, output = ending.output, error = ending.error,
-           finished_at = %s, updated_at = %s, wake_at = NULL,
-           lease_owner = '', lease_expires_at = NULL,
-           deliveries = CASE WHEN ending.progressed THEN 0 ELSE run.deliveries END,
-           response = CASE WHEN ending.response_changed THEN ending.response
-                           ELSE run.response END
-      FROM (VALUES {{rows}}) AS ending(id, status, output, error, progressed,
-                                      response_changed, response)
-     WHERE run.id = ending.id AND run.status <> ALL(%s)
- RETURNING run.id
-"""  # noqa: S608
-FINISH_ROW = "(%s::uuid, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb)"
-
-
-def runs_finished(finishes: list[Finish]) -> None:
+def runs_finished(finishes: list[lifecycle.Finish]) -> None:
     """End the runs unless they ended already (a cancellation got there first), in one
     statement; then their events and their parents' resumption. A run that had ended
     keeps its end; its lease is given back all the same."""
     if not finishes:
         return
-    now = timezone.now()
-    params: list[Any] = [now, now]
-    for finish in finishes:
-        params += [
-            finish.run.pk,
-            finish.status,
-            json_param(finish.output),
-            json_param(finish.error),
-            finish.progressed,
-            finish.response_changed,
-            json_param(finish.run.response),
-        ]
-    params.append([str(status) for status in TERMINAL_RUN_STATUSES])
-    sql = FINISH_SQL.format(rows=", ".join([FINISH_ROW] * len(finishes)))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ended = {row[0] for row in cursor.fetchall()}
+    ended = lifecycle.finish(finishes)
     for finish in finishes:
         if finish.run.pk not in ended:
             Run.objects.filter(pk=finish.run.pk, lease_owner=finish.owner).update(
                 lease_owner="", lease_expires_at=None
             )
             continue
-        run = finish.run
-        run.status, run.output, run.error, run.finished_at = (
-            finish.status,
-            finish.output,
-            finish.error,
-            now,
-        )
-        _status_event(run)
-        if run.parent_run_id:
-            _resume_parent(run)
-
-
-def json_param(value: Any) -> str | None:
-    # SQL NULL for None, as the ORM writes a JSONField's None.
-    return None if value is None else json.dumps(value)
+        _status_event(finish.run)
+        if finish.run.parent_run_id:
+            _resume_parent(finish.run)
 
 
 def _status_event(run: Run) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -44,11 +44,13 @@ from apps.core.tracing import step_span
 from apps.flows.definition import FlowGraph, Node
 from apps.flows.models import FlowVersion
 
+from .. import lifecycle
+from ..lifecycle import STEP_INTERRUPTED, step_to
 from ..models import COMPLETED_STEP_STATUSES, Run, RunStatus, StepRun, StepStatus
 from . import claims, effects
 from .batch import Batch
 from .context import StepContext, expression_environment
-from .io import Call, slots_for
+from .io import Call, Slot, slots_for
 from .outcomes import OutcomeRecorder
 from .policy import NodeSettings, StepTimeout
 
@@ -78,7 +80,8 @@ def _version_graph(version_id: int) -> FlowGraph:
 
 def graph_for(run: Run) -> FlowGraph:
     if run.version_id is None:
-        return FlowGraph.parse(run.draft_definition)
+        # A run without a version is a test run of the draft it keeps (``run_start``).
+        return FlowGraph.parse(cast(dict[str, Any], run.draft_definition))
     return _version_graph(run.version_id)
 
 
@@ -179,10 +182,7 @@ class RunExecutor(OutcomeRecorder):
                 self._execute(node, attempt=1, row=None)
                 return True
             return False
-        if (
-            step.status == StepStatus.RETRY_SCHEDULED
-            and step.next_attempt_at <= self._database_now()
-        ):
+        if step.status == StepStatus.RETRY_SCHEDULED and _retry_due(step) <= self._database_now():
             self._execute(node, attempt=step.attempt, row=step)
             return True
         if step.status == StepStatus.RESUMING:
@@ -302,7 +302,7 @@ class RunExecutor(OutcomeRecorder):
 
         return work
 
-    def _slots(self, node: Node) -> tuple:
+    def _slots(self, node: Node) -> tuple[Slot, ...]:
         """Where the call goes (its connection, else its URL's host, else its block type)."""
         raw = node.raw_config
         host = raw.get("connection") or urlsplit(str(raw.get("url", ""))).hostname or node.type
@@ -367,7 +367,7 @@ class RunExecutor(OutcomeRecorder):
                 continue
             node = self.graph.nodes[node_id]
             if node.block.idempotent:
-                step.status = StepStatus.FAILED
+                step_to(step, STEP_INTERRUPTED, StepStatus.FAILED)
                 step.error = {
                     "message": "the worker stopped during this step; retrying",
                     "class": "transient",
@@ -378,7 +378,7 @@ class RunExecutor(OutcomeRecorder):
                 self.batch.save(step)
                 self._execute(node, attempt=step.attempt + 1, row=None)
             else:
-                step.status = StepStatus.IN_DOUBT
+                step_to(step, STEP_INTERRUPTED, StepStatus.IN_DOUBT)
                 step.error = {
                     "message": "the worker stopped while this step's side effect was in "
                     "progress; it may or may not have happened. Check, then retry "
@@ -408,7 +408,7 @@ class RunExecutor(OutcomeRecorder):
         retries = [s for s in self.steps.values() if s.status == StepStatus.RETRY_SCHEDULED]
         if retries:
             effects.run_parked(
-                self.run, RunStatus.RUNNING, wake_at=min(s.next_attempt_at for s in retries)
+                self.run, RunStatus.RUNNING, wake_at=min(_retry_due(s) for s in retries)
             )
         elif waiting:
             deadlines = [s.wait_deadline for s in waiting if s.wait_deadline]
@@ -454,14 +454,23 @@ class RunExecutor(OutcomeRecorder):
 
     def status_read(self, status: str) -> None:
         """The run's status, read again by the caller (for many runs in one query)."""
-        self.run.status, self.cancel_checked_at = status, time.monotonic()
+        lifecycle.seen(self.run, status)
+        self.cancel_checked_at = time.monotonic()
 
     def _run_cancelled(self) -> bool:
         """Another process may cancel the run; look at most twice a second."""
         if time.monotonic() - self.cancel_checked_at > 0.5:
             self.cancel_checked_at = time.monotonic()
-            self.run.status = Run.objects.values_list("status", flat=True).get(pk=self.run.pk)
+            lifecycle.seen(
+                self.run, Run.objects.values_list("status", flat=True).get(pk=self.run.pk)
+            )
         return self.run.status == RunStatus.CANCELLED
+
+
+def _retry_due(step: StepRun) -> datetime:
+    # A scheduled retry always has its time (``lifecycle.STEP_SCHEDULE_RETRY``).
+    assert step.next_attempt_at is not None
+    return step.next_attempt_at
 
 
 def _latest_steps(run: Run) -> dict[str, StepRun]:

@@ -231,7 +231,9 @@ class InFlight:
         return ended
 
 
-def slots_for(*, host: str, flow_id: Any, workspace_id: Any, flow_limit: int | None) -> tuple:
+def slots_for(
+    *, host: str, flow_id: Any, workspace_id: Any, flow_limit: int | None
+) -> tuple[Slot, ...]:
     """The keys a call holds while in flight, each with its limit."""
     per_flow = int(engine_setting("IO_MAX_CALLS_PER_FLOW"))
     if flow_limit:

@@ -18,6 +18,8 @@ from apps.blocks.base import Result, Wait
 from apps.blocks.expressions import ExpressionError
 from apps.flows.definition import FlowGraph, Node
 
+from .. import lifecycle
+from ..lifecycle import STEP_RECORD, new_step, step_to
 from ..models import Run, StepRun, StepStatus
 from . import effects
 from .batch import Batch
@@ -51,7 +53,8 @@ class OutcomeRecorder(abc.ABC):
                 block_version=node.block.version,
                 attempt=attempt,
             )
-        row.status, row.input, row.started_at = StepStatus.RUNNING, node_input, started
+        step_to(row, lifecycle.STEP_START, StepStatus.RUNNING)
+        row.input, row.started_at = node_input, started
         self.batch.save(row)
         self.steps[node.id] = row
         effects.step_event(self.run, row)
@@ -79,7 +82,8 @@ class OutcomeRecorder(abc.ABC):
         if result.wait is not None:
             self._park(row, result.wait)
         else:
-            row.status, row.output, row.port = StepStatus.SUCCEEDED, result.output, result.port
+            step_to(row, STEP_RECORD, StepStatus.SUCCEEDED)
+            row.output, row.port = result.output, result.port
             row.finished_at = timezone.now()
             row.duration_ms = (time.perf_counter() - clock) * 1000
             row.wait_state = None
@@ -91,11 +95,8 @@ class OutcomeRecorder(abc.ABC):
         effects.step_recorded(self.run, node, row)
 
     def _park(self, row: StepRun, wait: Wait) -> None:
-        row.status, row.wait_kind, row.wait_reference = (
-            StepStatus.WAITING,
-            wait.kind,
-            wait.reference,
-        )
+        step_to(row, STEP_RECORD, StepStatus.WAITING)
+        row.wait_kind, row.wait_reference = wait.kind, wait.reference
         row.wait_deadline, row.wait_state, row.resume_signal = wait.deadline, wait.state, None
 
     def _record_failure(
@@ -117,11 +118,8 @@ class OutcomeRecorder(abc.ABC):
             block_version=node.block.version,
             attempt=attempt,
         )
-        row.status, row.input, row.started_at = (
-            StepStatus.FAILED,
-            node_input,
-            started or timezone.now(),
-        )
+        step_to(row, STEP_RECORD, StepStatus.FAILED)
+        row.input, row.started_at = node_input, started or timezone.now()
         row.finished_at, row.duration_ms = timezone.now(), (time.perf_counter() - clock) * 1000
         row.error = {
             "message": getattr(error, "message", None) or str(error),
@@ -142,15 +140,17 @@ class OutcomeRecorder(abc.ABC):
 
     def _schedule_retry(self, node: Node, attempt: int, node_settings: NodeSettings) -> None:
         delay = backoff_seconds(attempt - 1, node_settings)
-        row = StepRun.objects.create(
+        row = new_step(
+            lifecycle.STEP_SCHEDULE_RETRY,
+            StepStatus.RETRY_SCHEDULED,
             run=self.run,
             node_id=node.id,
             block_type=node.type,
             block_version=node.block.version,
             attempt=attempt,
-            status=StepStatus.RETRY_SCHEDULED,
             next_attempt_at=self._database_now() + timedelta(seconds=delay),
         )
+        row.save(force_insert=True)
         self.steps[node.id] = row
         effects.retry_scheduled(self.run, delay)
 
@@ -159,13 +159,14 @@ class OutcomeRecorder(abc.ABC):
 
     def _take_error_port(self, node: Node, failed: StepRun) -> None:
         """A failure with an ``error`` edge completes the step down that port (fallback)."""
-        row = StepRun(
+        row = new_step(
+            STEP_RECORD,
+            StepStatus.SUCCEEDED,
             run=self.run,
             node_id=node.id,
             block_type=node.type,
             block_version=node.block.version,
             attempt=failed.attempt + 1,
-            status=StepStatus.SUCCEEDED,
             port="error",
             input=failed.input,
             output={"error": failed.error},
@@ -177,12 +178,13 @@ class OutcomeRecorder(abc.ABC):
             effects.step_event(self.run, row)
 
     def _record_skip(self, node: Node) -> None:
-        row = StepRun(
+        row = new_step(
+            lifecycle.STEP_SKIP,
+            StepStatus.SKIPPED,
             run=self.run,
             node_id=node.id,
             block_type=node.type,
             block_version=node.block.version,
-            status=StepStatus.SKIPPED,
         )
         self._save_outcome(row)
 
@@ -201,11 +203,13 @@ class OutcomeRecorder(abc.ABC):
             Run.objects.filter(pk=self.run.pk).update(response=self.run.response)
             self.response_changed = False
 
-    def _finish(self, status: str, *, output: Any = None, error: dict | None = None) -> None:
+    def _finish(
+        self, status: str, *, output: Any = None, error: dict[str, Any] | None = None
+    ) -> None:
         """End the run with the batch's next write, which also gives the lease back and
         stores a response not yet written."""
         self.batch.finishing.append(
-            effects.Finish(
+            lifecycle.Finish(
                 run=self.run,
                 owner=self.owner,
                 status=status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +26,7 @@ class StepTimeout(Exception):
 def backoff_seconds(retry_number: int, settings: NodeSettings) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so retries of many
     runs that failed together do not hit the far end together again."""
-    ceiling = min(
+    ceiling: float = min(
         settings.max_backoff_seconds, settings.backoff_seconds * 2 ** max(retry_number - 1, 0)
     )
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 — jitter, not security
@@ -33,5 +34,5 @@ def backoff_seconds(retry_number: int, settings: NodeSettings) -> float:
 
 def engine_setting(name: str) -> Any:
     """One of the engine's ``FLOWGATE`` settings (read each time: tests change them)."""
-    flowgate: dict[str, Any] = settings.FLOWGATE
+    flowgate: Mapping[str, Any] = settings.FLOWGATE
     return flowgate[name]

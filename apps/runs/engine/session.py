@@ -216,7 +216,7 @@ def drain_queued(
     wake-up flag is cleared there, so a run queued after it is either seen by a claim or
     wakes a drain of its own); ``wake_another`` asks for another drain when this one leaves
     work behind or finds a full batch (another worker joins in)."""
-    flowgate: dict[str, Any] = settings.FLOWGATE
+    flowgate = settings.FLOWGATE
     session = Session(uuid.uuid4().hex, one_by_one_on_failure=True)
     started = time.monotonic()
     deadline, give_up = started + seconds, started + float(flowgate["DRAIN_MAX_SECONDS"])

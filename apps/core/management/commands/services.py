@@ -11,10 +11,10 @@ from apps.core import localservices
 class Command(BaseCommand):
     help = "Find or start Postgres and Redis (system packages, else embedded under var/)."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("action", choices=["up", "down", "status"])
 
-    def handle(self, *args, action: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, action: str, **options) -> None:
         var_dir = settings.VAR_DIR
         if action == "down":
             stopped = localservices.stop_detached(var_dir)

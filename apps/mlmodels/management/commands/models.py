@@ -21,7 +21,7 @@ from apps.mlmodels.training import DEMO_MODELS, registry_is_up, train_demo_model
 class Command(BaseCommand):
     help = "Model registry tasks: train_demo trains and registers the demo models."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("action", choices=["train_demo"])
         parser.add_argument("--model", action="append", choices=sorted(DEMO_MODELS))
         parser.add_argument("--rows", type=int, default=None, help="rows of generated data")
@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(
         self, *args, action: str, model, rows, wait: float, owner: str, weak: bool, **options
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         uri = tracking_uri()
         deadline = time.monotonic() + wait
         while not registry_is_up(uri):

@@ -17,7 +17,7 @@ from apps.accounts.demo import seed_accounts
 class Command(BaseCommand):
     help = "Create or refresh the demo workspace, users and demo content."
 
-    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options) -> None:
         with transaction.atomic():
             workspace, users = seed_accounts()
         configs = sorted(apps.get_app_configs(), key=lambda c: getattr(c, "seed_order", 0))

@@ -35,7 +35,7 @@ from studio.supervisor import Supervisor
 class Command(BaseCommand):
     help = "Run the whole studio: web, worker, scheduler, model services and demo data."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
         parser.add_argument("--concurrency", type=int, default=2)
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             "--no-models", action="store_true", help="start neither MLflow nor the model service"
         )
 
-    def handle(  # type: ignore[no-untyped-def]
+    def handle(
         self,
         *args,
         host: str,
