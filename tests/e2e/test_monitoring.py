@@ -13,7 +13,12 @@ from playwright.sync_api import expect
 
 from apps.audit.models import AuditEvent
 from tests.e2e.conftest import log_in, serve_studio
-from tests.monitoring.conftest import MONITORED, monitored_versions  # noqa: F401 (fixture)
+from tests.monitoring.conftest import (  # noqa: F401 (fixture)
+    MONITORED,
+    monitored_versions,
+    predict,
+    stream,
+)
 from tests.monitoring.scenario import (
     alerts_by_email,
     canary_beside_production,
@@ -42,11 +47,54 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
+def reviewed_flow_traffic(workspace, builder_user, reviewer_user, admin_user) -> int:
+    """Claims through a published scoring flow on the real engine (low-confidence ones go
+    to a reviewer, who calls each of them fraud); returns how many were reviewed."""
+    from apps.inbox.models import ReviewTask
+    from apps.inbox.services import task_decide
+    from apps.monitoring.services import monitor_save
+    from apps.runs.blocks import envelope
+    from apps.runs.engine import advance
+    from apps.runs.services import run_start
+    from tests.inbox.helpers import membership
+    from tests.monitoring.test_flow_reviews import scoring_flow
+    from tests.runs.helpers import published_flow
+
+    monitor_save(
+        workspace=workspace,
+        actor=admin_user,
+        model_name=MONITORED,
+        review_labels={"approve": "legit", "reject": "fraud"},
+    )
+    flow = published_flow(workspace, builder_user, scoring_flow(), name="Claim scoring")
+    for number, record in enumerate(stream(12, seed=9)[0]):
+        run = run_start(
+            flow=flow,
+            trigger="manual",
+            payload=envelope({**record, "claim_number": f"F-{number}"}),
+            actor=builder_user,
+            enqueue=False,
+        ).run
+        advance(run.id)
+    tasks = list(ReviewTask.objects.filter(workspace=workspace))
+    for task in tasks:
+        task_decide(
+            task=task,
+            actor=reviewer_user,
+            membership=membership(reviewer_user, workspace),
+            decision="reject",
+            comment="looks staged",
+        )
+    return len(tasks)
+
+
 def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     open_page,
     monitoring_studio_url,
     workspace,
     admin_user,
+    builder_user,
+    reviewer_user,
     model_stack,
     registry_settings,
     monitored_versions,  # noqa: F811
@@ -58,6 +106,18 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
             alerts_by_email(workspace, admin_user, controller.port)
             labelled_traffic(model_stack, workspace)
             scheduled_check(workspace)
+            # After the rollback: flows run on production; reviewers decide some cases,
+            # and the next check takes their decisions as labels.
+            reviewed = reviewed_flow_traffic(workspace, builder_user, reviewer_user, admin_user)
+            assert 0 < reviewed < 12
+            # Then the claims shift (amounts triple, all through the web): drift.
+            for record in stream(80, seed=808, shift_from=0)[0]:
+                predict(model_stack.service.url, workspace.id, record)
+            second = scheduled_check(workspace)
+            assert second["review_labels"] == reviewed
+            assert {f"v{strong.version} amount", f"v{strong.version} channel"} <= set(
+                second[MONITORED]["drift"]
+            )
         assert any("rolled back" in message["Subject"] for _, _, message in mailbox.messages)
     finally:
         canary_removed(model_stack)
@@ -67,6 +127,10 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     page.goto(f"/w/{workspace.slug}/models/{MONITORED}/")
     panel = page.locator("#model-monitoring-panel")
     expect(panel).to_contain_text(f"canary v{weak.version} rolled back")
+    expect(panel.locator("[data-alert-kind=drift]")).to_contain_text(
+        f"drift in v{strong.version} amount"
+    )
+    expect(panel.locator("[data-drift-table] tr.is-drifted").first).to_contain_text("drifted")
     expect(panel.locator("[data-drift-table]")).to_be_visible()
     expect(panel.locator("[data-performance-table]")).to_contain_text(f"v{weak.version}")
     expect(panel.locator("canvas[data-drawn]")).to_have_count(2)
@@ -77,6 +141,11 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     row = section.locator("[data-alert-kind=canary_rollback]")
     expect(row).to_contain_text("rolled back")
     expect(row).to_contain_text("ops-mail ✓")
+    expect(section.locator("[data-alert-kind=drift]")).to_contain_text("drift in")
+    automation = section.locator("[data-automation-table]")
+    expect(automation).to_contain_text("Claim scoring")
+    expect(automation).to_contain_text(f"{round((1 - reviewed / 12) * 100)} %")
+    expect(automation).to_contain_text(f"% of {reviewed}")
     screenshot(page, "monitoring-dashboard.png")
     row.get_by_role("button", name="Acknowledge").click()
     acknowledged = section.locator("[data-alert-kind=canary_rollback]")
