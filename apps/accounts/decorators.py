@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django_htmx.middleware import HtmxDetails
 
 from .models import Membership, User, Workspace
 from .permissions import Capability, can
@@ -18,11 +19,17 @@ from .selectors import membership_get
 View = Callable[..., HttpResponseBase]
 
 
-class WorkspaceRequest(HttpRequest):
+class SignedInRequest(HttpRequest):
+    """The request a view behind ``login_required`` receives: its user is signed in."""
+
+    user: User
+    htmx: HtmxDetails  # django-htmx's middleware sets it on every request
+
+
+class WorkspaceRequest(SignedInRequest):
     """The request a view behind ``workspace_view`` receives: a signed-in member, their
     membership and its workspace. Annotate such views' ``request`` with it."""
 
-    user: User
     membership: Membership
     workspace: Workspace
 

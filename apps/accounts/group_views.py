@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import groups, selectors
-from .decorators import workspace_view
+from .decorators import WorkspaceRequest, workspace_view
 from .models import ReviewerGroup
 from .permissions import Capability, can
 from .team import TeamError
 
 
-def _back(request: HttpRequest) -> HttpResponse:
-    return redirect("settings:groups", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+def _back(request: WorkspaceRequest) -> HttpResponse:
+    return redirect("settings:groups", workspace_slug=request.workspace.slug)
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def group_list(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def group_list(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     if request.method == "POST":
-        if not can(request.membership, Capability.MANAGE_SETTINGS):  # type: ignore[attr-defined]
+        if not can(request.membership, Capability.MANAGE_SETTINGS):
             messages.error(request, "Only admins manage reviewer groups.")
             return _back(request)
         try:
@@ -37,18 +37,18 @@ def group_list(request: HttpRequest) -> HttpResponse:
     context = {
         "groups": selectors.reviewer_group_list(workspace=workspace),
         "members": selectors.workspace_member_list(workspace=workspace),
-        "can_manage": can(request.membership, Capability.MANAGE_SETTINGS),  # type: ignore[attr-defined]
+        "can_manage": can(request.membership, Capability.MANAGE_SETTINGS),
     }
     return render(request, "accounts/groups.html", context)
 
 
-def _group(request: HttpRequest, group_id: str) -> ReviewerGroup:
-    return get_object_or_404(ReviewerGroup, workspace=request.workspace, pk=group_id)  # type: ignore[attr-defined]
+def _group(request: WorkspaceRequest, group_id: str) -> ReviewerGroup:
+    return get_object_or_404(ReviewerGroup, workspace=request.workspace, pk=group_id)
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def group_members(request: HttpRequest, group_id: str) -> HttpResponse:
+def group_members(request: WorkspaceRequest, group_id: str) -> HttpResponse:
     group = _group(request, group_id)
     try:
         groups.reviewer_group_set_members(
@@ -63,7 +63,7 @@ def group_members(request: HttpRequest, group_id: str) -> HttpResponse:
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def group_delete(request: HttpRequest, group_id: str) -> HttpResponse:
+def group_delete(request: WorkspaceRequest, group_id: str) -> HttpResponse:
     group = _group(request, group_id)
     groups.reviewer_group_delete(group=group, actor=request.user)
     messages.success(request, f"Deleted {group.name}.")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import invitations, selectors, team
-from .decorators import workspace_view
+from .decorators import SignedInRequest, WorkspaceRequest, workspace_view
 from .forms import ROLE_CHOICES, AcceptInvitationForm, InvitationForm, WorkspaceForm
 from .permissions import Capability, can
 
@@ -26,12 +26,12 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _members_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def _members_context(request: WorkspaceRequest, **extra: Any) -> dict[str, Any]:
+    workspace = request.workspace
     return {
         "members": selectors.workspace_member_list(workspace=workspace),
         "pending": selectors.invitation_pending_list(workspace=workspace),
-        "can_manage": can(request.membership, Capability.MANAGE_SETTINGS),  # type: ignore[attr-defined]
+        "can_manage": can(request.membership, Capability.MANAGE_SETTINGS),
         "roles": ROLE_CHOICES,
         "form": InvitationForm(),
         "now": timezone.now(),
@@ -40,13 +40,13 @@ def _members_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "accounts/members.html", _members_context(request))
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def invite(request: HttpRequest) -> HttpResponse:
+def invite(request: WorkspaceRequest) -> HttpResponse:
     form = InvitationForm(request.POST)
     if not form.is_valid():
         return render(
@@ -54,7 +54,7 @@ def invite(request: HttpRequest) -> HttpResponse:
         )
     try:
         sent = invitations.invitation_create(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             actor=request.user,
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
@@ -73,15 +73,15 @@ def invite(request: HttpRequest) -> HttpResponse:
 
 
 def _member_row(
-    request: HttpRequest, user_id: Any, *, error: str = "", status: int = 200
+    request: WorkspaceRequest, user_id: Any, *, error: str = "", status: int = 200
 ) -> HttpResponse:
-    membership = selectors.member_get(workspace=request.workspace, user_id=user_id)  # type: ignore[attr-defined]
+    membership = selectors.member_get(workspace=request.workspace, user_id=user_id)
     context = {**_members_context(request), "m": membership, "row_error": error}
     return render(request, "accounts/partials/member_row.html", context, status=status)
 
 
 def _after_change(
-    request: HttpRequest, user_id: Any, done: str, error: team.TeamError | None
+    request: WorkspaceRequest, user_id: Any, done: str, error: team.TeamError | None
 ) -> HttpResponse:
     """htmx swaps the member's row (with the message in it); a plain form reloads the page."""
     if _is_htmx(request):
@@ -92,16 +92,16 @@ def _after_change(
         messages.error(request, error.message[:1].upper() + error.message[1:] + ".")
     else:
         messages.success(request, done)
-    return redirect("settings:members", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+    return redirect("settings:members", workspace_slug=request.workspace.slug)
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def member_role(request: HttpRequest, user_id: int) -> HttpResponse:
+def member_role(request: WorkspaceRequest, user_id: int) -> HttpResponse:
     error = None
     try:
         team.membership_change_role(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             actor=request.user,
             user_id=user_id,
             role=request.POST.get("role", ""),
@@ -114,12 +114,12 @@ def member_role(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def member_active(request: HttpRequest, user_id: int) -> HttpResponse:
+def member_active(request: WorkspaceRequest, user_id: int) -> HttpResponse:
     active = request.POST.get("active") == "1"
     error = None
     try:
         team.user_set_active(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             actor=request.user,
             user_id=user_id,
             active=active,
@@ -136,9 +136,9 @@ def member_active(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def member_remove(request: HttpRequest, user_id: int) -> HttpResponse:
+def member_remove(request: WorkspaceRequest, user_id: int) -> HttpResponse:
     try:
-        team.membership_remove(workspace=request.workspace, actor=request.user, user_id=user_id)  # type: ignore[attr-defined]
+        team.membership_remove(workspace=request.workspace, actor=request.user, user_id=user_id)
     except team.TeamError as error:
         messages.error(request, error.message[:1].upper() + error.message[1:] + ".")
     else:
@@ -147,33 +147,33 @@ def member_remove(request: HttpRequest, user_id: int) -> HttpResponse:
         )
         if request.user.pk == user_id:  # they left: this workspace is no longer theirs
             return redirect("shell:home")
-    return redirect("settings:members", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+    return redirect("settings:members", workspace_slug=request.workspace.slug)
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
 @require_POST
-def invitation_action(request: HttpRequest, invitation_id: str, action: str) -> HttpResponse:
-    invitation = selectors.invitation_get(workspace=request.workspace, invitation_id=invitation_id)  # type: ignore[attr-defined]
+def invitation_action(request: WorkspaceRequest, invitation_id: str, action: str) -> HttpResponse:
+    invitation = selectors.invitation_get(workspace=request.workspace, invitation_id=invitation_id)
     if action == "revoke":
         invitations.invitation_revoke(invitation=invitation, actor=request.user)
         messages.success(
             request, f"Invitation for {invitation.email} revoked: its link no longer works."
         )
-        return redirect("settings:members", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+        return redirect("settings:members", workspace_slug=request.workspace.slug)
     try:
         sent = invitations.invitation_resend(invitation=invitation, actor=request.user)
     except team.TeamError as error:
         messages.error(request, error.message)
-        return redirect("settings:members", workspace_slug=request.workspace.slug)  # type: ignore[attr-defined]
+        return redirect("settings:members", workspace_slug=request.workspace.slug)
     response = render(request, "accounts/members.html", _members_context(request, sent=sent))
     response["Cache-Control"] = "no-store"
     return response
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def workspace_edit(request: HttpRequest) -> HttpResponse:
+def workspace_edit(request: WorkspaceRequest) -> HttpResponse:
     """Rename or archive the workspace."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     if request.method == "POST" and "publish_rule" in request.POST:
         required = request.POST.get("publish_requires_approval") == "on"
         team.workspace_set_publish_approval(
@@ -203,7 +203,7 @@ def workspace_edit(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def workspaces(request: HttpRequest) -> HttpResponse:
+def workspaces(request: SignedInRequest) -> HttpResponse:
     """Every workspace of the user, archived ones too; create a new one (becoming its admin)."""
     form = WorkspaceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -211,7 +211,7 @@ def workspaces(request: HttpRequest) -> HttpResponse:
             created = team.workspace_open(
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
-                actor=request.user,  # type: ignore[arg-type]
+                actor=request.user,
             )
         except team.TeamError as error:
             form.add_error("slug" if error.code == "exists" else "name", error.message)
@@ -221,14 +221,14 @@ def workspaces(request: HttpRequest) -> HttpResponse:
             )
             return redirect("settings:members", workspace_slug=created.slug)
     status = 400 if request.method == "POST" else 200
-    rows = selectors.workspace_list_for(user=request.user)  # type: ignore[arg-type]
+    rows = selectors.workspace_list_for(user=request.user)
     return render(request, "accounts/workspaces.html", {"form": form, "rows": rows}, status=status)
 
 
 @login_required
 @require_POST
-def workspace_restore(request: HttpRequest, workspace_slug: str) -> HttpResponse:
-    mine = selectors.workspace_list_for(user=request.user)  # type: ignore[arg-type]
+def workspace_restore(request: SignedInRequest, workspace_slug: str) -> HttpResponse:
+    mine = selectors.workspace_list_for(user=request.user)
     row = mine.filter(workspace__slug=workspace_slug).first()
     if row is None or not can(row, Capability.MANAGE_SETTINGS):
         messages.error(request, "Only an admin of that workspace can restore it.")

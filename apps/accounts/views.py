@@ -57,10 +57,12 @@ def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
     )
 
 
-def _tokens_page(request: HttpRequest, form: ApiTokenCreateForm, **extra: object) -> HttpResponse:
-    workspace_id = request.workspace.id  # type: ignore[attr-defined]
-    tokens = api_token_list(user=request.user, workspace_id=workspace_id)  # type: ignore[arg-type]
-    is_admin = can(request.membership, Capability.MANAGE_SETTINGS)  # type: ignore[attr-defined]
+def _tokens_page(
+    request: WorkspaceRequest, form: ApiTokenCreateForm, **extra: object
+) -> HttpResponse:
+    workspace_id = request.workspace.id
+    tokens = api_token_list(user=request.user, workspace_id=workspace_id)
+    is_admin = can(request.membership, Capability.MANAGE_SETTINGS)
     everyone = workspace_token_list(workspace_id=workspace_id) if is_admin else None
     context = {"tokens": tokens, "workspace_tokens": everyone, "form": form, "now": timezone.now()}
     return render(request, "accounts/tokens.html", {**context, **extra})

@@ -7,13 +7,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability
 
 from . import export, selectors, services
@@ -24,8 +24,8 @@ from .redaction import redact_for_workspace, sensitive_keys_for_workspace
 PAGE_SIZE = 50
 
 
-def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, Any]:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def _filtered(request: WorkspaceRequest) -> tuple[AuditFilterForm, Any]:
+    workspace = request.workspace
     services.audit_seal()  # what a person reads is sealed (the sealer runs every second)
     form = AuditFilterForm(
         request.GET or None, actions=selectors.audit_action_list(workspace=workspace)
@@ -35,7 +35,7 @@ def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, Any]:
 
 
 @workspace_view(Capability.VIEW_AUDIT)
-def audit_list_view(request: HttpRequest) -> HttpResponse:
+def audit_list_view(request: WorkspaceRequest) -> HttpResponse:
     form, events = _filtered(request)
     query = request.GET.copy()
     query.pop("page", None)
@@ -50,23 +50,23 @@ def audit_list_view(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(Capability.VIEW_AUDIT)
 @require_POST
-def audit_verify_view(request: HttpRequest) -> HttpResponse:
-    report = services.audit_verify(workspace_id=request.workspace.id)  # type: ignore[attr-defined]
+def audit_verify_view(request: WorkspaceRequest) -> HttpResponse:
+    report = services.audit_verify(workspace_id=request.workspace.id)
     context = {"report": report, "checked_at": timezone.now()}
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "audit/partials/verify_result.html", context)
     return render(request, "audit/verify.html", context)
 
 
 @workspace_view(Capability.VIEW_AUDIT)
-def audit_export_view(request: HttpRequest, format: str) -> HttpResponseBase:
+def audit_export_view(request: WorkspaceRequest, format: str) -> HttpResponseBase:
     form, events = _filtered(request)
     if form.is_bound and not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    slug = request.workspace.slug  # type: ignore[attr-defined]
+    slug = request.workspace.slug
     # Fields classified since an event was recorded are masked in the export too.
-    sensitive = sensitive_keys_for_workspace(request.workspace.id)  # type: ignore[attr-defined]
+    sensitive = sensitive_keys_for_workspace(request.workspace.id)
     if format == "csv":
         lines, content_type, extension = export.csv_lines(events, sensitive), "text/csv", "csv"
     else:
@@ -78,8 +78,8 @@ def audit_export_view(request: HttpRequest, format: str) -> HttpResponseBase:
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def decision_view(request: HttpRequest, run_id: str, node_id: str) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def decision_view(request: WorkspaceRequest, run_id: str, node_id: str) -> HttpResponse:
+    workspace = request.workspace
     services.audit_seal()  # the record shows its digests
     event = selectors.decision_get(workspace=workspace, run_id=run_id, node_id=node_id)
     data = redact_for_workspace(workspace.id, event.data)
@@ -135,9 +135,9 @@ def _policy_facts(meta: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 @workspace_view(Capability.MANAGE_SETTINGS)
-def data_settings_view(request: HttpRequest) -> HttpResponse:
+def data_settings_view(request: WorkspaceRequest) -> HttpResponse:
     """Settings → Data: which fields are PII, and how long run data is kept."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     current = selectors.data_settings_get(workspace_id=workspace.id)
     if request.method == "POST":
         form = DataSettingsForm(request.POST)

@@ -124,7 +124,7 @@ def connection_test_view(request: WorkspaceRequest, connection_id: str) -> HttpR
         connection_id=connection_id,
     )
     outcome = services.connection_test(connection=connection)
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(
             request,
             "connectors/partials/test_result.html",

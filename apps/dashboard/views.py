@@ -38,7 +38,7 @@ def dashboard_view(request: WorkspaceRequest) -> HttpResponse:
         "recent_failures": selectors.recent_failures(workspace=workspace),
         "can_manage_settings": can(request.membership, Capability.MANAGE_SETTINGS),
     }
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "dashboard/partials/panels.html", context)
     return render(request, "dashboard/index.html", context)
 

@@ -128,6 +128,6 @@ def evaluation_view(request: WorkspaceRequest, flow_id: str, evaluation_id: str)
     evaluation = selectors.evaluation_get(flow=flow, evaluation_id=evaluation_id)
     report = selectors.evaluation_report(evaluation=evaluation)
     context = {"flow": flow, "report": report}
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "evaluations/partials/report.html", context)
     return render(request, "evaluations/evaluation.html", context)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, may_publish, may_request_publish
 
 from . import selectors
@@ -16,9 +16,9 @@ from .publish_requests import publish_request_create, publish_request_decide, pu
 from .services import FlowError
 
 
-def _request_get(request: HttpRequest, request_id: str) -> PublishRequest:
+def _request_get(request: WorkspaceRequest, request_id: str) -> PublishRequest:
     found = (
-        PublishRequest.objects.filter(workspace=request.workspace, pk=request_id)  # type: ignore[attr-defined]
+        PublishRequest.objects.filter(workspace=request.workspace, pk=request_id)
         .select_related("flow", "flow__latest_version", "requested_by", "decided_by", "version")
         .first()
     )
@@ -34,10 +34,10 @@ def _error_text(error: FlowError) -> str:
 
 
 @workspace_view(Capability.EDIT_FLOWS)
-def request_create(request: HttpRequest, flow_id: str) -> HttpResponse:
+def request_create(request: WorkspaceRequest, flow_id: str) -> HttpResponse:
     """ "Request publish": the note, draft or rollback, and what would change."""
-    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)  # type: ignore[attr-defined]
-    if not may_request_publish(request.membership):  # type: ignore[attr-defined]
+    flow = selectors.flow_get(workspace=request.workspace, flow_id=flow_id)
+    if not may_request_publish(request.membership):
         messages.info(request, "Admins publish flows themselves.")
         return redirect("flows:editor", workspace_slug=flow.workspace.slug, flow_id=flow.id)
     error = ""
@@ -68,12 +68,12 @@ def request_create(request: HttpRequest, flow_id: str) -> HttpResponse:
 
 
 @workspace_view(Capability.VIEW_FLOWS)
-def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
+def request_detail(request: WorkspaceRequest, request_id: str) -> HttpResponse:
     publish_request = _request_get(request, request_id)
     context = {
         "pr": publish_request,
         "diff": publish_request_diff(publish_request),
-        "can_decide": may_publish(request.membership)  # type: ignore[attr-defined]
+        "can_decide": may_publish(request.membership)
         and publish_request.requested_by_id != request.user.pk,
     }
     return render(request, "flows/publish_request.html", context)
@@ -81,9 +81,9 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
 
 @workspace_view(Capability.PUBLISH_FLOWS)
 @require_POST
-def request_decide(request: HttpRequest, request_id: str) -> HttpResponse:
+def request_decide(request: WorkspaceRequest, request_id: str) -> HttpResponse:
     publish_request = _request_get(request, request_id)
-    if not may_publish(request.membership):  # type: ignore[attr-defined]
+    if not may_publish(request.membership):
         raise Http404("No such publish request.")
     approve = request.POST.get("decision") == "approve"
     try:
@@ -101,4 +101,4 @@ def request_decide(request: HttpRequest, request_id: str) -> HttpResponse:
             messages.success(request, f"Approved: {live} is live.")
         else:
             messages.success(request, f"Rejected the request for {decided.flow.name}.")
-    return redirect("flows:request", workspace_slug=request.workspace.slug, request_id=request_id)  # type: ignore[attr-defined]
+    return redirect("flows:request", workspace_slug=request.workspace.slug, request_id=request_id)

@@ -54,7 +54,7 @@ def _list_context(request: WorkspaceRequest) -> dict[str, object]:
 @workspace_view(Capability.VIEW_FLOWS)
 def flow_list_view(request: WorkspaceRequest) -> HttpResponse:
     context = _list_context(request)
-    if request.htmx and request.htmx.target == "flow-results":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "flow-results":
         return render(request, "flows/partials/flow_table.html", context)
     return render(request, "flows/list.html", context)
 

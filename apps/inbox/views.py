@@ -37,7 +37,7 @@ def task_list(request: WorkspaceRequest) -> HttpResponse:
         "can_decide": can(membership, Capability.DECIDE_TASKS),
         "can_view_all": can(membership, Capability.VIEW_ALL_TASKS),
     }
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "inbox/partials/task_list.html", context)
     context["flows"] = Flow.objects.filter(workspace=membership.workspace).order_by("name")
     if may_publish(membership):  # builders' requests to publish wait for an admin here

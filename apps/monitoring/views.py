@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 
-from apps.accounts.decorators import workspace_view
+from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 from apps.mlmodels.blocks import NAME_PATTERN
 
@@ -50,14 +50,14 @@ def _accuracy_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _model_context(request: HttpRequest, model_name: str) -> dict[str, Any]:
-    workspace_id = request.workspace.id  # type: ignore[attr-defined]
+def _model_context(request: WorkspaceRequest, model_name: str) -> dict[str, Any]:
+    workspace_id = request.workspace.id
     monitor = services.monitor_get(workspace_id=workspace_id, model_name=model_name)
     drift = selectors.drift_series(workspace_id=workspace_id, model_name=model_name)
     performance = selectors.performance_series(
         workspace_id=workspace_id, model_name=model_name, window_minutes=monitor.window_minutes
     )
-    can_manage = can(request.membership, Capability.MANAGE_MODELS)  # type: ignore[attr-defined]
+    can_manage = can(request.membership, Capability.MANAGE_MODELS)
     return {
         "model_name": model_name,
         "monitor": monitor,
@@ -68,13 +68,13 @@ def _model_context(request: HttpRequest, model_name: str) -> dict[str, Any]:
         "accuracy_chart": _accuracy_chart(performance),
         "can_manage": can_manage,
         "form": _form_values(monitor) if can_manage else {},
-        "channels": services.alert_channels(workspace=request.workspace) if can_manage else [],  # type: ignore[attr-defined]
+        "channels": services.alert_channels(workspace=request.workspace) if can_manage else [],
         "errors": {},
     }
 
 
 @workspace_view(Capability.VIEW_MODELS)
-def model_panel_view(request: HttpRequest, model_name: str) -> HttpResponse:
+def model_panel_view(request: WorkspaceRequest, model_name: str) -> HttpResponse:
     return render(
         request, "monitoring/partials/model_panel.html", _model_context(request, model_name)
     )
@@ -125,7 +125,7 @@ def _settings_from_form(post: Any) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 @workspace_view(Capability.MANAGE_MODELS)
-def model_settings_view(request: HttpRequest, model_name: str) -> HttpResponse:
+def model_settings_view(request: WorkspaceRequest, model_name: str) -> HttpResponse:
     """POST (admins, htmx): save the model's monitoring settings from the panel's form and
     re-render the panel; bad values re-render it with each field's error (422)."""
     from .api import MonitorSettingsSerializer
@@ -139,7 +139,7 @@ def model_settings_view(request: HttpRequest, model_name: str) -> HttpResponse:
     if body.is_valid() and not errors:
         try:
             services.monitor_save(
-                workspace=request.workspace,  # type: ignore[attr-defined]
+                workspace=request.workspace,
                 actor=request.user,
                 model_name=model_name,
                 **body.validated_data,
@@ -168,8 +168,8 @@ def _flatten(messages: Any) -> list[str]:
     return [str(messages)]
 
 
-def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
-    workspace_id = request.workspace.id  # type: ignore[attr-defined]
+def _dashboard_context(request: WorkspaceRequest) -> dict[str, Any]:
+    workspace_id = request.workspace.id
     models = []
     for number, name in enumerate(selectors.monitored_models(workspace_id=workspace_id)):
         drift = selectors.drift_series(workspace_id=workspace_id, model_name=name)
@@ -185,23 +185,23 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "alerts": selectors.alerts_recent(workspace_id=workspace_id)[:20],
         "flows": reviews.flow_automation(workspace_id=workspace_id),
         "models": models,
-        "can_acknowledge": can(request.membership, Capability.MANAGE_MODELS),  # type: ignore[attr-defined]
+        "can_acknowledge": can(request.membership, Capability.MANAGE_MODELS),
     }
 
 
 @workspace_view(Capability.VIEW_RUNS)
-def dashboard_panel_view(request: HttpRequest) -> HttpResponse:
+def dashboard_panel_view(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "monitoring/partials/dashboard_panel.html", _dashboard_context(request))
 
 
 @workspace_view(Capability.MANAGE_MODELS)
-def alert_acknowledge_view(request: HttpRequest, alert_id: Any) -> HttpResponse:
+def alert_acknowledge_view(request: WorkspaceRequest, alert_id: Any) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     error = ""
     try:
         alerts.alert_acknowledge(
-            workspace=request.workspace,  # type: ignore[attr-defined]
+            workspace=request.workspace,
             alert_id=alert_id,
             actor=request.user,
         )

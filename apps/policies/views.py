@@ -119,7 +119,7 @@ def draft_save_view(request: WorkspaceRequest, policy_slug: str) -> HttpResponse
         policy=policy, actor=request.user, source=form.cleaned_data["source"]
     )
     context = {"compile_errors": errors, "saved": True}
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "policies/partials/compile_errors.html", context)
     if not errors:
         messages.success(request, "Draft saved; it compiles.")

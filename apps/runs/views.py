@@ -50,7 +50,7 @@ def run_list_view(request: WorkspaceRequest) -> HttpResponse:
         "query": _query_without_page(request),
         "dead_letter_count": selectors.dead_letter_list(workspace=workspace).count(),
     }
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "runs/partials/run_table.html", context)
     status = 400 if form.is_bound and not form.is_valid() else 200
     return render(request, "runs/list.html", context, status=status)
@@ -108,7 +108,7 @@ def _detail_context(request: WorkspaceRequest, run: Any) -> dict[str, Any]:
 def run_detail_view(request: WorkspaceRequest, run_id: str) -> HttpResponse:
     run = selectors.run_get(workspace=request.workspace, run_id=run_id)
     context = _detail_context(request, run)
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "runs/partials/run_detail.html", context)
     return render(request, "runs/detail.html", context)
 

@@ -11,26 +11,27 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 
+from apps.accounts.decorators import SignedInRequest
 from apps.accounts.permissions import Capability, can
 from apps.accounts.selectors import membership_get, membership_list
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: SignedInRequest) -> HttpResponse:
     """Send the user to the workspace they picked, else their first, else explain."""
     picked = request.GET.get("workspace")
     if picked:
-        membership = membership_get(user=request.user, workspace_slug=picked)  # type: ignore[arg-type]
+        membership = membership_get(user=request.user, workspace_slug=picked)
         return _landing(membership)
-    first = membership_list(user=request.user).first()  # type: ignore[arg-type]
+    first = membership_list(user=request.user).first()
     if first is None:
         return render(request, "core/no_workspace.html", status=403)
     return _landing(first)
 
 
 @login_required
-def workspace_home(request: HttpRequest, workspace_slug: str) -> HttpResponse:
-    return _landing(membership_get(user=request.user, workspace_slug=workspace_slug))  # type: ignore[arg-type]
+def workspace_home(request: SignedInRequest, workspace_slug: str) -> HttpResponse:
+    return _landing(membership_get(user=request.user, workspace_slug=workspace_slug))
 
 
 def _landing(membership: Any) -> HttpResponse:
