@@ -16,6 +16,8 @@ workspace_patterns = [
     path("", include("apps.accounts.api_urls")),
     path("", include("apps.policies.api_urls")),
     path("", include("apps.monitoring.api_urls")),
+    path("", include("apps.mcp_tools.api_urls")),
+    path("", include("apps.evaluations.api_urls")),
 ]
 
 urlpatterns = [

@@ -30,6 +30,7 @@ from mcp.shared.exceptions import MCPError
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import TokenRejected, api_token_authenticate
+from apps.core.ratelimit import hit
 
 from . import selectors, services
 
@@ -48,6 +49,13 @@ def _in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
             close_old_connections()
 
     return sync_to_async(call, thread_sensitive=False)
+
+
+def _authenticate(secret: str) -> tuple[ApiToken, int | None]:
+    """The token, and the seconds to wait when it is over the REST API's rate limit (the
+    ``api`` scope, per token: an agent's calls count with its other API requests)."""
+    token = api_token_authenticate(secret)
+    return token, hit(scope="api", key=f"token:{token.pk}")
 
 
 def _token(ctx: Any) -> ApiToken:
@@ -128,9 +136,13 @@ class McpEndpoint:
             )
             return
         try:
-            token = await _in_thread(api_token_authenticate)(authorization[7:].strip())
+            token, retry_after = await _in_thread(_authenticate)(authorization[7:].strip())
         except TokenRejected as rejected:
             await _unauthorized(send, str(rejected))
+            return
+        if retry_after is not None:
+            extra = [(b"retry-after", str(retry_after).encode())]
+            await _answer(send, 429, {"error": "too many requests with this token"}, extra)
             return
         manager = await self._started()
         await manager.handle_request({**scope, TOKEN_SCOPE_KEY: token}, receive, send)

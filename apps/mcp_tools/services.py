@@ -62,7 +62,8 @@ def flow_tool_save(
         raise ToolSettingsError(
             "only a published flow that is not archived can be a tool", "enabled"
         )
-    _check_input_schema(input_schema or {})
+    input_schema = {} if input_schema is None else input_schema
+    _check_input_schema(input_schema)
     if not 1 <= timeout_seconds <= 300:
         raise ToolSettingsError("the timeout is 1 to 300 seconds", "timeout_seconds")
     with transaction.atomic():
@@ -97,8 +98,8 @@ def flow_tool_save(
     return tool
 
 
-def _check_input_schema(schema: dict[str, Any]) -> None:
-    if not schema:
+def _check_input_schema(schema: Any) -> None:
+    if schema == {}:
         return
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise ToolSettingsError(

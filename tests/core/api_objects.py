@@ -5,6 +5,7 @@ from __future__ import annotations
 from apps.accounts.invitations import invitation_create
 from apps.accounts.services import api_token_create
 from apps.connectors.services import connection_create
+from apps.evaluations.services import eval_case_save, evaluation_start
 from apps.flows.publish_requests import publish_request_create
 from apps.mlmodels.services import promotion_request_create
 from apps.monitoring.alerts import alert_raise
@@ -69,8 +70,14 @@ def api_objects(workspace, admin_user, builder_user) -> dict:
         summary="claim-fraud: drift in v1 amount",
         details={"model": "claim-fraud"},
     )
+    case = eval_case_save(flow=flow, actor=builder_user, name="one", input={}, expected={})
+    evaluation = evaluation_start(
+        flow=flow, actor=builder_user, baseline="published", candidate="draft"
+    )
     return {
         "workspace_slug": "acme",
+        "case_id": case.id,
+        "evaluation_id": evaluation.id,
         "username": builder_user.username,
         "invitation_id": invitation.id,
         "request_id": publish_request.id,

@@ -9,12 +9,14 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from django.db import connection
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from apps.accounts.services import api_token_create
 from apps.audit.models import AuditEvent
+from apps.mcp_tools.server import McpEndpoint
 from apps.mcp_tools.services import flow_tool_save
 from apps.policies.models import Policy
 from apps.policies.services import policy_publish
@@ -143,3 +145,29 @@ def test_a_missing_or_bad_token_is_a_401(web_server, workspace, builder_user):
     assert bad.status_code == 401 and bad.json() == {"error": "Invalid API token."}
     with pytest.raises(Exception):  # the SDK's transport error for a 401
         asyncio.run(list_tools(web_server, "fg_nope"))
+
+
+def test_a_token_over_the_api_rate_limit_gets_a_429(
+    transactional_db, settings, workspace, builder_user
+):
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"api": "2/3600"}}
+    secret = api_token_create(user=builder_user, workspace=workspace, name="busy").secret
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+
+    async def three_requests() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=McpEndpoint())  # in process: the settings apply
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            headers = {"Authorization": f"Bearer {secret}"}
+            return [await client.post("/mcp", json=listing, headers=headers) for _ in range(3)]
+
+    answers = asyncio.run(three_requests())
+    # The endpoint's worker threads keep their connections (CONN_MAX_AGE): end them, or the
+    # test database cannot be dropped at the end of the session.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state = 'idle' AND application_name = ''"
+        )
+    assert [answer.status_code == 429 for answer in answers] == [False, False, True]
+    assert 1 <= int(answers[2].headers["retry-after"]) <= 3600
