@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.runs import lifecycle
-from apps.runs.models import Run, StepRun
+from apps.runs.models import EVALUATION_TRIGGERS, Run, StepRun
 
 from .models import Rollup, RollupMark
 
@@ -139,6 +139,8 @@ def _number(path: str) -> str:
 _RUN, _STEP = Run._meta.db_table, StepRun._meta.db_table
 _AI = ", ".join(f"'{block}'" for block in AI_BLOCKS)
 _STEP_ENDED = (lifecycle.STEP_SUCCEEDED, lifecycle.STEP_FAILED)  # an attempt's outcome
+# Evaluation runs measure a flow version on example cases: not the workspace's work.
+_NOT_COUNTED = ", ".join(f"'{trigger}'" for trigger in EVALUATION_TRIGGERS)
 # Every value is a bound parameter; table and block names are our own constants.
 MATERIALISE_SQL = f"""
 WITH ended_runs AS MATERIALIZED (
@@ -147,6 +149,7 @@ WITH ended_runs AS MATERIALIZED (
       FROM {_RUN} AS run
      WHERE run.rollup_xid >= %(low)s AND run.rollup_xid < %(high)s
        AND {lifecycle.status_sql(*lifecycle.ENDED, column="run.status")}
+       AND run.trigger NOT IN ({_NOT_COUNTED})
 ), ended_steps AS MATERIALIZED (
     SELECT run.workspace_id, run.flow_id, step.block_type, step.status, step.attempt,
            step.duration_ms, step.meta,
@@ -154,6 +157,7 @@ WITH ended_runs AS MATERIALIZED (
       FROM {_STEP} AS step JOIN {_RUN} AS run ON run.id = step.run_id
      WHERE step.rollup_xid >= %(low)s AND step.rollup_xid < %(high)s
        AND {lifecycle.status_sql(*_STEP_ENDED, column="step.status")}
+       AND run.trigger NOT IN ({_NOT_COUNTED})
 ), facts AS (
     SELECT workspace_id, flow_id, minute, 'run' AS kind, status AS key, NULL::float8 AS ms,
            0 AS failed, 0 AS retry, 0::float8 AS cost, 0::float8 AS tokens
