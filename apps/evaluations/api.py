@@ -50,11 +50,11 @@ class EvalCaseListApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
     request_serializer = CaseSerializer
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response([case_data(case) for case in selectors.eval_case_list(flow=flow)])
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         if not self.has_capability(Capability.EDIT_FLOWS):
             self.permission_denied(request, message="Your role cannot change evaluation cases.")
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
@@ -70,7 +70,7 @@ class EvalCaseListApi(WorkspaceAPIView):
 class EvalCaseApi(WorkspaceAPIView):
     capability = Capability.EDIT_FLOWS
 
-    def delete(self, request, workspace_slug, flow_id, case_id):  # type: ignore[no-untyped-def]
+    def delete(self, request, workspace_slug, flow_id, case_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         case = selectors.eval_case_get(flow=flow, case_id=case_id)
         services.eval_case_delete(case=case, actor=request.user)
@@ -85,11 +85,11 @@ class EvaluationListApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
     request_serializer = ComparisonSerializer
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response([evaluation_data(item) for item in selectors.evaluation_list(flow=flow)])
 
-    def post(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def post(self, request, workspace_slug, flow_id):
         if not self.has_capability(Capability.EDIT_FLOWS):
             self.permission_denied(request, message="Your role cannot run evaluations.")
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
@@ -111,7 +111,7 @@ class EvaluationApi(WorkspaceAPIView):
 
     capability = Capability.VIEW_FLOWS
 
-    def get(self, request, workspace_slug, flow_id, evaluation_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id, evaluation_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         evaluation = selectors.evaluation_get(flow=flow, evaluation_id=evaluation_id)
         return Response(selectors.evaluation_report(evaluation=evaluation).as_dict())

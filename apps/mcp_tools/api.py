@@ -44,11 +44,11 @@ class FlowToolApi(WorkspaceAPIView):
     capability = Capability.VIEW_FLOWS
     request_serializer = ToolSerializer
 
-    def get(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def get(self, request, workspace_slug, flow_id):
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
         return Response(tool_data(flow, selectors.tool_for_flow(flow=flow)))
 
-    def put(self, request, workspace_slug, flow_id):  # type: ignore[no-untyped-def]
+    def put(self, request, workspace_slug, flow_id):
         if not self.has_capability(Capability.MANAGE_SETTINGS):
             self.permission_denied(request, message="Only an admin can expose a flow as a tool.")
         flow = flow_get(workspace=request.workspace, flow_id=flow_id)
