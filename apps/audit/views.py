@@ -108,6 +108,8 @@ MODEL_FACTS = {
     "model_version": "Version",
     "alias": "Alias",
     "model_alias": "Alias",
+    "provider": "Provider",
+    "cost": "Cost (est.)",
     "confidence": "Confidence",
     "latency_ms": "Latency (ms)",
     "device": "Device",

@@ -60,6 +60,9 @@ class ReviewTask(WorkspaceOwned):
     run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="review_tasks")
     flow = models.ForeignKey("flows.Flow", on_delete=models.CASCADE, related_name="+")
     node_id = models.CharField(max_length=64)
+    # Which of the node's calls the task is about (an ai.agent step asks about each of its
+    # tool calls); empty for a human.approval step's one task.
+    call_key = models.CharField(max_length=64, blank=True, default="")
     title = models.CharField(max_length=300)
     description = models.TextField(blank=True)
     # What the reviewer sees: {label: value}, evaluated from the run when the task was made.
@@ -100,7 +103,9 @@ class ReviewTask(WorkspaceOwned):
     class Meta:
         ordering = ["-priority", "due_at", "created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "node_id"], name="one_task_per_run_node"),
+            models.UniqueConstraint(
+                fields=["run", "node_id", "call_key"], name="one_task_per_run_node"
+            ),
         ]
         indexes = [
             models.Index(fields=["workspace", "status", "-priority"]),

@@ -404,14 +404,17 @@ class ApprovalService:
         on_timeout: str,
         escalation: dict[str, Any] | None,
         assignee_groups: list[str] | None = None,
+        call_key: str = "",
     ) -> str:
-        """Create the run node's task (once: a re-executed step gets the same task)."""
+        """Create the run node's task (once: a re-executed step gets the same task);
+        ``call_key`` tells apart the tasks of one node's calls (an agent's tool calls)."""
         from apps.runs.models import Run
 
         run = Run.objects.get(pk=run_id, workspace_id=self.workspace_id)
         task, created = ReviewTask.objects.get_or_create(
             run=run,
             node_id=node_id,
+            call_key=call_key,
             defaults={
                 "workspace_id": self.workspace_id,
                 "flow_id": run.flow_id,

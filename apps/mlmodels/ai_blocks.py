@@ -253,7 +253,7 @@ def _text(value: Any) -> str:
 
 
 def _converse(
-    ctx: BlockContext, config: Any, messages: list[dict[str, str]], schema: dict[str, Any] | None
+    ctx: BlockContext, config: Any, messages: list[dict[str, Any]], schema: dict[str, Any] | None
 ) -> tuple[list[ChatAnswer], Any, list[str]]:
     """Ask; with a schema, validate and retry with the error. Returns every answer, the
     parsed value (None without a schema) and the last validation errors (empty when
@@ -304,10 +304,11 @@ def _validated(text: str, schema: dict[str, Any]) -> tuple[Any, list[str]]:
 def _ask(
     ctx: BlockContext,
     config: Any,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     schema: dict[str, Any] | None,
     *,
     timeout: float,
+    tools: list[dict[str, Any]] | None = None,
 ) -> ChatAnswer:
     request = ChatRequest(
         messages=messages,
@@ -317,6 +318,7 @@ def _ask(
         json_schema=schema,
         timeout=timeout,
         route_key=str(ctx.run_id),
+        tools=list(tools or ()),
     )
     try:
         if config.connection:

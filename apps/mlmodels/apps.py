@@ -12,10 +12,11 @@ class ModelsConfig(AppConfig):
     verbose_name = "Models"
 
     def ready(self) -> None:
-        from . import ai_blocks, blocks
+        from . import agent, ai_blocks, blocks
 
         blocks.register()
         ai_blocks.register()
+        agent.register()
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Train and register the demo models when the MLflow registry is up (idempotent:

@@ -21,13 +21,17 @@ class LLMCallError(Exception):
 
 @dataclass(frozen=True)
 class ChatRequest:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     max_tokens: int = 256
     temperature: float = 0.0
     stop: list[str] = field(default_factory=list)
     json_schema: dict[str, Any] | None = None
     timeout: float = 30.0
     route_key: str = ""
+    # OpenAI's function tools ({"type": "function", "function": {name, description,
+    # parameters}}) and tool_choice ("auto", "required", "none" or one function).
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
 
     def body(self, model: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -43,6 +47,10 @@ class ChatRequest:
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": self.json_schema},
             }
+        if self.tools:
+            body["tools"] = self.tools
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
         return body
 
 
@@ -57,6 +65,8 @@ class ChatAnswer:
     version: str = ""
     alias: str = ""
     device: str = ""
+    # [{"id", "name", "arguments" (the JSON text the model wrote)}] when it asked for tools.
+    tool_calls: tuple[dict[str, str], ...] = ()
 
 
 def post_chat(
@@ -97,6 +107,14 @@ def _answer(response: httpx.Response, provider: str, model: str) -> ChatAnswer:
         data = response.json()
         choice = data["choices"][0]
         text = choice["message"]["content"] or ""
+        tool_calls = tuple(
+            {
+                "id": str(call.get("id") or f"call_{index}"),
+                "name": str(call["function"]["name"]),
+                "arguments": str(call["function"].get("arguments") or "{}"),
+            }
+            for index, call in enumerate(choice["message"].get("tool_calls") or ())
+        )
     except (ValueError, KeyError, IndexError, TypeError):
         raise LLMCallError(
             f"{provider} sent an answer that is not a chat completion", retryable=False
@@ -113,6 +131,7 @@ def _answer(response: httpx.Response, provider: str, model: str) -> ChatAnswer:
         version=str(served.get("version", "")),
         alias=str(served.get("alias", "")),
         device=str(served.get("device", "")),
+        tool_calls=tool_calls,
     )
 
 

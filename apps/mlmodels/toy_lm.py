@@ -35,11 +35,24 @@ class GuidedUnsupported(ValueError):
     pass
 
 
-def chat_prompt(messages: list[dict[str, str]]) -> str:
+def chat_prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
     """The text the model continues: one ``role: content`` line per message, then
-    ``assistant:`` (the layout of the training dialogues)."""
-    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
+    ``assistant:`` (the layout of the training dialogues). An assistant turn that called
+    tools reads ``call <name> <arguments>``; tools offered come first, as a system line."""
+    lines = [f"{m.get('role', 'user')}: {_content(m)}" for m in messages]
+    if tools:
+        offered = ", ".join(f"{t['name']} ({t.get('description', '')})" for t in tools)
+        lines.insert(0, f"system: tools: {offered}")
     return "\n".join([*lines, "assistant: "])
+
+
+def _content(message: dict[str, Any]) -> str:
+    text = message.get("content") or ""
+    calls = [
+        f"call {call['function']['name']} {call['function'].get('arguments') or '{}'}"
+        for call in message.get("tool_calls") or ()
+    ]
+    return "; ".join([text] * bool(text) + calls)
 
 
 class ToyLanguageModel:

@@ -20,7 +20,10 @@ AI_PROVIDER = "ai_provider"
 MCP_TOOL_CALL = "mcp_tool_call"
 # Answers {"action": hold | promote_request | rollback, "reasons"} rather than allow/deny.
 CANARY_ANALYSIS = "canary_analysis"
-GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER, CANARY_ANALYSIS, MCP_TOOL_CALL)
+# Answers {"allow", "action": allow | deny | review, "reasons"}: review parks the agent.
+AGENT_TOOLS = "agent_tools"
+GATES = (FLOW_PUBLISH, MODEL_PROMOTION, AI_PROVIDER, CANARY_ANALYSIS, MCP_TOOL_CALL, AGENT_TOOLS)
+ACTION_GATES = (CANARY_ANALYSIS, AGENT_TOOLS)
 GATE_RULE = "decision"
 
 
@@ -31,7 +34,9 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
     ``ai_provider``: provider, outside, host, model, block, node, run. ``mcp_tool_call``:
     tool, flow, caller, caller_role, token, arguments.
     ``canary_analysis``: model, production and canary signals, agreement, shadowed, limits;
-    its result is ``{"action", "reasons"}``."""
+    its result is ``{"action", "reasons"}``. ``agent_tools``: tool, kind, target,
+    side_effect, arguments, agent, run, flow, model, provider, turn, calls; its result
+    is ``{"allow", "action": allow | deny | review, "reasons"}``."""
     from apps.audit.services import audit_record
 
     from .selectors import policy_for_gate
@@ -70,7 +75,7 @@ def evaluate_gate(*, workspace_id: Any, gate: str, input: dict[str, Any]) -> Dec
             "policy": decision.policy,
             "version": decision.version,
             "error": decision.error,
-            **({"action": _verdict(decision)} if gate == CANARY_ANALYSIS else {}),
+            **({"action": _verdict(decision)} if gate in ACTION_GATES else {}),
         },
     )
     return decision

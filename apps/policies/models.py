@@ -12,7 +12,7 @@ from apps.core.models import PublicModel, WorkspaceOwned
 class Policy(WorkspaceOwned):
     """A Rego policy owned by a workspace. ``draft_source`` is what the editor saves; flows
     and gates only ever evaluate a published ``PolicyVersion``. ``gate`` names the gate
-    (flow_publish, model_promotion, ai_provider) this policy decides, if any."""
+    (flow_publish, model_promotion, ai_provider, agent_tools, …) this policy decides, if any."""
 
     slug = models.SlugField(max_length=60)
     name = models.CharField(max_length=120)

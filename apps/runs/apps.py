@@ -12,6 +12,7 @@ class RunsConfig(AppConfig):
         from apps.audit.decision_facts import register_decision_facts
         from apps.blocks.registry import register_block, register_service
 
+        from .agent_calls import AgentCallService
         from .blocks import TRIGGER_BLOCKS
         from .engine.dispatch import install
         from .subflows import SubflowService
@@ -20,6 +21,7 @@ class RunsConfig(AppConfig):
         for block in TRIGGER_BLOCKS:
             register_block(block)
         register_service("subflows", SubflowService)
+        register_service("agent_calls", AgentCallService)
         register_decision_facts(_decision_run)
         install(CeleryDispatcher())
 

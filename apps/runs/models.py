@@ -263,3 +263,76 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id}#{self.attempt} ({self.status})"
+
+
+class AgentCallStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # asked for, not started (policy not decided yet)
+    REVIEW = "review", "Waiting for review"
+    APPROVED = "approved", "Approved"  # by a reviewer, not started yet
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    DENIED = "denied", "Denied"  # by the agent_tools policy, or by a reviewer
+
+
+FINISHED_AGENT_CALL_STATUSES = (
+    AgentCallStatus.SUCCEEDED,
+    AgentCallStatus.FAILED,
+    AgentCallStatus.DENIED,
+)
+
+
+class AgentCall(models.Model):
+    """One tool call an ``ai.agent`` step's model asked for: the durable record that makes
+    the call happen at most once. ``key`` is derived from (run, node, turn, call index); a
+    re-executed or retried step replays its recorded turns from these rows instead of
+    asking the model again, and reuses the output of every finished call. Written only by
+    ``apps.runs.agent_calls``."""
+
+    id = models.BigAutoField(primary_key=True)
+    # Indexed by the (run, node_id, turn, index) constraint, which starts with it.
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="agent_calls", db_index=False
+    )
+    node_id = models.CharField(max_length=64)
+    turn = models.PositiveSmallIntegerField()
+    index = models.PositiveSmallIntegerField()
+    key = models.CharField(max_length=64)  # the call's idempotency key
+    call_id = models.CharField(max_length=100)  # the model's id for the call
+    tool = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10)  # "block" or "flow"
+    target = models.CharField(max_length=120)  # the block type or the flow's slug
+    arguments = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=20, choices=AgentCallStatus.choices, default=AgentCallStatus.PENDING
+    )
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # The agent_tools gate: {"action", "reasons", "policy", "version"}.
+    decision = models.JSONField(null=True, blank=True)
+    reviewer = models.CharField(max_length=150, blank=True)
+    review_comment = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    child_run_id = models.CharField(max_length=64, blank=True)
+    # The model's answer of this turn (model, version, usage, latency): on every call of it.
+    turn_meta = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["turn", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "node_id", "turn", "index"], name="one_agent_call_per_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} (turn {self.turn}.{self.index}, {self.status})"
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds() * 1000
+        return None

@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.blocks.registry import registry
 
 from .engine.effects import DECISION_CATEGORIES
-from .models import Run, RunStatus, StepRun, StepStatus
+from .models import AgentCall, Run, RunStatus, StepRun, StepStatus
 
 
 def run_list(
@@ -69,6 +69,7 @@ def run_step_rows(*, run: Run) -> list[dict[str, Any]]:
     for attempt in steps["all"]:
         attempts_by_node.setdefault(attempt.node_id, []).append(attempt)
     timeline = step_timeline(steps["latest"])
+    calls = agent_calls_by_node(run=run)
     rows = []
     for step in steps["latest"]:
         block = registry.get(step.block_type, step.block_version)
@@ -81,9 +82,18 @@ def run_step_rows(*, run: Run) -> list[dict[str, Any]]:
                 "is_decision": category in DECISION_CATEGORIES
                 and step.status == StepStatus.SUCCEEDED,
                 "bar": timeline.get(step.pk),
+                "calls": calls.get(step.node_id, []),
             }
         )
     return rows
+
+
+def agent_calls_by_node(*, run: Run) -> dict[str, list[AgentCall]]:
+    """The tool calls of the run's ``ai.agent`` steps, per node, in (turn, index) order."""
+    by_node: dict[str, list[AgentCall]] = {}
+    for call in AgentCall.objects.filter(run=run).order_by("node_id", "turn", "index"):
+        by_node.setdefault(call.node_id, []).append(call)
+    return by_node
 
 
 def step_timeline(steps: list[StepRun]) -> dict[Any, dict[str, float]]:

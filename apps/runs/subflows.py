@@ -30,9 +30,12 @@ class SubflowService:
         node_id: str,
         index: int = 0,
         version: int | None = None,
+        key: str = "",
     ) -> str:
         """Start a child run of ``flow_slug`` at published ``version`` (pinned by the
-        caller), or at its latest published version when ``version`` is None."""
+        caller), or at its latest published version when ``version`` is None. The child is
+        started once per (parent run, node, ``index``), or per ``key`` when given (an
+        agent's tool call)."""
         from apps.blocks.base import BlockError
 
         from .services import RunError, run_start
@@ -58,7 +61,7 @@ class SubflowService:
                 trigger=Trigger.SUBFLOW,
                 version=pinned,
                 payload=envelope(body),
-                idempotency_key=f"{parent_run_id}:{node_id}:{index}",
+                idempotency_key=f"{parent_run_id}:{node_id}:{key or index}",
                 correlation_id=parent.correlation_id,
                 parent=(parent, node_id),
                 dry_run=parent.dry_run,

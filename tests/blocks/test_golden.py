@@ -109,6 +109,7 @@ COVERED_BY_SERVICE_TESTS = {
     "ai.generate": "tests/mlmodels/test_ai_blocks.py",
     "ai.classify": "tests/mlmodels/test_ai_blocks.py",
     "ai.extract": "tests/mlmodels/test_ai_blocks.py",
+    "ai.agent": "tests/mlmodels/test_ai_agent.py",
     "policy.evaluate": "tests/policies/test_block.py",
 }
 

@@ -13,6 +13,21 @@ CLAIM = {
 }
 INPUTS = {name: f"trigger.body.{name}" for name in CLAIM}
 
+# An ai.agent tool: a block tool that "looks an order up" (transform.set over the
+# model's arguments). The toy language model prefers calling a tool named like this to
+# answering (README, "AI blocks").
+LOOKUP_TOOL = {
+    "name": "lookup",
+    "description": "Look an order up by its number",
+    "block": "transform.set",
+    "config": {"values": {"order": "args.order_id", "state": "'shipped'"}},
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "integer"}},
+        "required": ["order_id"],
+    },
+}
+
 # The demo claim-fraud model's thresholds as training registers them.
 SHIPPED_THRESHOLDS = '{"accuracy": 0.8, "f1_macro": 0.7}'
 

@@ -203,6 +203,7 @@ def test_defaults_are_installed_once(workspace, owner):
         "flow_publish",
         "ai_provider",
         "mcp_tool_call",
+        "agent_tools",
         "support_triage",
         "expense_limits",
         "claims",

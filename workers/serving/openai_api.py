@@ -13,6 +13,14 @@ Guided decoding (vLLM's extensions, and OpenAI's ``response_format``): ``guided_
 (the answer is JSON built to the schema). Each answer carries ``usage`` token counts and a
 ``flowgate`` object naming the version, alias and device that answered.
 
+Tools (OpenAI's ``tools`` and ``tool_choice``): the model either answers or asks for one
+function call (``message.tool_calls``, ``finish_reason: "tool_calls"``). The toy model
+cannot plan, so the service decides by guided choice: among the tools not called yet in
+this conversation and ``final_answer`` (``tool_choice: "required"`` leaves out the final
+answer, ``"none"`` leaves out the tools, a named function forces it); a tool's arguments
+are then guided JSON from its ``parameters`` schema (the fields of a type guided decoding
+fills: string, enum, integer, number, boolean; others are left to their defaults).
+
 Errors use OpenAI's shape, ``{"error": {"message", "type", "code"}}``: 400 bad request or a
 prompt over the context length, 404 unknown model or alias, 503 registry down.
 """
@@ -37,6 +45,9 @@ MODEL_PATTERN = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>[0-9]+))?$"
 )
 MAX_TOKENS_LIMIT = 4096
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+FINAL_ANSWER = "final_answer"
+MAX_TOOLS = 64
 _service: Any = None
 
 
@@ -92,6 +103,70 @@ def _guided(body: dict[str, Any]) -> tuple[str, Any]:
     return "", None
 
 
+def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """``tools`` as [{"name", "description", "parameters"}]."""
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+        raise BadRequest(f"tools must be a list of at most {MAX_TOOLS} functions")
+    parsed = []
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type", "function") != "function":
+            raise BadRequest('each tool must be {"type": "function", "function": {...}}')
+        name = function.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise BadRequest("a tool's name must be 1-64 letters, digits, _ or -")
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            raise BadRequest(f"tool {name}: parameters must be a JSON Schema object")
+        description = str(function.get("description") or "")
+        parsed.append({"name": name, "description": description, "parameters": parameters})
+    if len({tool["name"] for tool in parsed}) != len(parsed):
+        raise BadRequest("tool names must be unique")
+    return parsed
+
+
+def _tool_choice(body: dict[str, Any], tools: list[dict[str, Any]]) -> str:
+    """``auto``, ``required``, ``none``, or the name of the function it forces."""
+    choice = body.get("tool_choice")
+    if choice is None:
+        return "auto" if tools else "none"
+    if choice in ("auto", "required", "none"):
+        return str(choice)
+    name = ((choice or {}).get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if not any(tool["name"] == name for tool in tools):
+        raise BadRequest("tool_choice must be auto, required, none or one of the tools")
+    return str(name)
+
+
+def _called(body: dict[str, Any]) -> set[str]:
+    """Names of the functions the conversation called already."""
+    return {
+        str((call.get("function") or {}).get("name"))
+        for message in body.get("messages") or ()
+        if isinstance(message, dict)
+        for call in message.get("tool_calls") or ()
+        if isinstance(call, dict)
+    }
+
+
+def _fillable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The part of a tool's parameters that guided decoding fills."""
+    found = schema.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {
+        "type": "object",
+        "properties": {
+            name: spec
+            for name, spec in properties.items()
+            if isinstance(spec, dict)
+            and ("enum" in spec or spec.get("type") in ("string", "integer", "number", "boolean"))
+        },
+    }
+
+
 class Completion:
     """One parsed request, decoded by the toy (or any ``stream``/``choose``/``guided_json``)
     language model the registry resolved."""
@@ -109,6 +184,12 @@ class Completion:
         self.seed = int(_number(body, "seed", 0, 0, 2**31))
         self.stop = _stops(body)
         self.guided = _guided(body)
+        self.tools = _tools(body)
+        self.tool_choice = _tool_choice(body, self.tools)
+        if self.guided[0] and self.tool_choice != "none":
+            raise BadRequest("guided decoding and tools cannot be combined")
+        self.called = _called(body)
+        self.tool_calls: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.lm, self.served = _service.language_model(
             self.name, self.version, self.alias, self.route_key
@@ -116,6 +197,11 @@ class Completion:
         self.lm.check_prompt(prompt)
 
     def run(self) -> tuple[str, str]:
+        if self.tool_choice != "none":
+            call = self._tool_call()
+            if call is not None:
+                self.tool_calls = [call]
+                return "", "tool_calls"
         mode, argument = self.guided
         if mode == "choice":
             return self.lm.choose(self.prompt, argument)[0], "stop"
@@ -123,6 +209,31 @@ class Completion:
             return self.lm.guided_json(self.prompt, argument, max_tokens=self.max_tokens), "stop"
         pieces = list(self.pieces())
         return "".join(text for text, _ in pieces), pieces[-1][1] or "stop"
+
+    def _tool_call(self) -> dict[str, Any] | None:
+        """The function the model calls, or None for a final answer."""
+        by_name = {tool["name"]: tool for tool in self.tools}
+        if self.tool_choice in by_name:
+            options = [self.tool_choice]
+        else:
+            options = [name for name in by_name if name not in self.called]
+            if self.tool_choice == "required":
+                options = options or list(by_name)
+            else:
+                options.append(FINAL_ANSWER)
+        name = options[0] if len(options) == 1 else self.lm.choose(self.prompt, options)[0]
+        if name == FINAL_ANSWER and self.tool_choice != FINAL_ANSWER:
+            return None
+        arguments = self.lm.guided_json(
+            f"{self.prompt}call {name} ",
+            _fillable(by_name[name]["parameters"]),
+            max_tokens=self.max_tokens,
+        )
+        return {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
 
     def pieces(self) -> Iterator[tuple[str, str | None]]:
         return self.lm.stream(
@@ -135,7 +246,10 @@ class Completion:
 
     def envelope(self, kind: str, completion_text: str = "") -> dict[str, Any]:
         prompt_tokens = self.lm.count_tokens(self.prompt)
-        completion_tokens = self.lm.count_tokens(completion_text)
+        completion_tokens = self.lm.count_tokens(completion_text) + sum(
+            self.lm.count_tokens(call["function"]["name"] + call["function"]["arguments"])
+            for call in self.tool_calls
+        )
         return {
             "id": f"cmpl-{uuid.uuid4().hex[:24]}",
             "object": kind,
@@ -174,9 +288,23 @@ def _messages_prompt(body: dict[str, Any]) -> str:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list")
     for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+        if not isinstance(message, dict):
+            raise BadRequest("each message must be an object")
+        calls = message.get("tool_calls")
+        if calls is not None and not (
+            isinstance(calls, list)
+            and all(
+                isinstance(call, dict)
+                and isinstance(call.get("function"), dict)
+                and isinstance(call["function"].get("name"), str)
+                for call in calls
+            )
+        ):
+            raise BadRequest("tool_calls must be a list of function calls")
+        content = message.get("content")
+        if not isinstance(content, str) and not (content is None and calls):
             raise BadRequest("each message needs a role and a text content")
-    return chat_prompt(messages)
+    return chat_prompt(messages, _tools(body))
 
 
 async def _handle(request: Request, chat: bool) -> Response:
@@ -184,14 +312,16 @@ async def _handle(request: Request, chat: bool) -> Response:
         body = await _parse(request)
         if chat:
             prompt = _messages_prompt(body)
+        elif body.get("tools"):
+            raise BadRequest("tools need /v1/chat/completions")
         elif isinstance(body.get("prompt"), str):
             prompt = body["prompt"]
         else:
             raise BadRequest("prompt must be a string")
         completion = await run_in_threadpool(Completion, body, prompt)
         if body.get("stream"):
-            if completion.guided[0]:
-                raise BadRequest("guided decoding is not available with stream")
+            if completion.guided[0] or completion.tools:
+                raise BadRequest("guided decoding and tools are not available with stream")
             return StreamingResponse(_events(completion, chat), media_type="text/event-stream")
         text, finish = await run_in_threadpool(completion.run)
     except BadRequest as error:
@@ -208,6 +338,12 @@ async def _handle(request: Request, chat: bool) -> Response:
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
     if chat:
         choice["message"] = {"role": "assistant", "content": text}
+        if completion.tool_calls:
+            choice["message"] = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": completion.tool_calls,
+            }
     else:
         choice["text"] = text
     return JSONResponse({**answer, "choices": [choice]})

@@ -215,6 +215,46 @@ SHIPPED = (
         ),
     ),
     ShippedPolicy(
+        slug="agent_tools",
+        name="Agent tools gate",
+        description="Which tool calls an AI agent may make: calls without side effects run, "
+        "calls with side effects wait for a person, listed tools are denied.",
+        gate="agent_tools",
+        tests=(
+            ShippedTest(
+                "a call without side effects is allowed",
+                "decision",
+                {"tool": "find_order", "kind": "block", "target": "transform.set"},
+                {
+                    "allow": True,
+                    "action": "allow",
+                    "reasons": ["find_order may be called by agents"],
+                },
+            ),
+            ShippedTest(
+                "a call with side effects waits for a person",
+                "decision",
+                {
+                    "tool": "notify",
+                    "kind": "block",
+                    "target": "connector.http",
+                    "side_effect": True,
+                },
+                {
+                    "allow": False,
+                    "action": "review",
+                    "reasons": ["notify has side effects: a person approves the call"],
+                },
+            ),
+            ShippedTest(
+                "empty input is denied",
+                "decision",
+                {},
+                {"allow": False, "action": "deny", "reasons": ["the call names no tool"]},
+            ),
+        ),
+    ),
+    ShippedPolicy(
         slug="canary_analysis",
         name="Canary analysis",
         description="Roll a canary back when it is worse than production on live signals; "
