@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
         ("accounts", "0004_merge_20261206_0428"),
         ("flows", "0005_merge_0002_publish_requests_0004_merge_20261206_0420"),
         ("inbox", "0002_review_task_assignee_groups"),
-        ("runs", "0005_agent_calls"),
+        ("runs", "0008_agent_calls"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0004_queued_runs_index"),
+        ("runs", "0007_rollups"),
     ]
 
     operations = [
