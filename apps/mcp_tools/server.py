@@ -9,7 +9,8 @@ Every request carries a workspace API token (``Authorization: Bearer fg_...``, t
 Settings → API tokens): none or a bad one is a 401 before the SDK sees the request. The
 token decides the workspace and the caller; ``services.tool_call`` does the rest (role,
 read-only tokens, input schema, the ``mcp_tool_call`` gate, the run). Django's ORM is
-synchronous: every read and write runs on a worker thread.
+synchronous: every read and write runs on a worker thread. The SDK's side (the MCP
+server and its handlers) is in ``protocol.py``.
 """
 
 from __future__ import annotations
@@ -19,26 +20,20 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import mcp_types as types
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
-from mcp.server.lowlevel import Server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.shared.exceptions import MCPError
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import TokenRejected, api_token_authenticate
 from apps.core.ratelimit import hit
 
-from . import selectors, services
-
 PATH = "/mcp"
 TOKEN_SCOPE_KEY = "flowgate.api_token"  # noqa: S105 (a key in the ASGI scope, not a secret)
 
 
-def _in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+def in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """``function`` on a worker thread, with the connection hygiene of a Django request."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -58,64 +53,13 @@ def _authenticate(secret: str) -> tuple[ApiToken, int | None]:
     return token, hit(scope="api", key=f"token:{token.pk}")
 
 
-def _token(ctx: Any) -> ApiToken:
-    return ctx.request.scope[TOKEN_SCOPE_KEY]
-
-
-def _list_tools_sync(token: ApiToken) -> list[types.Tool]:
-    return [
-        types.Tool(
-            name=tool.name,
-            title=tool.flow.name,
-            description=tool.description,
-            input_schema=selectors.tool_input_schema(tool),
-        )
-        for tool in selectors.tool_list(workspace_id=token.workspace_id)
-    ]
-
-
-async def _list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-    return types.ListToolsResult(tools=await _in_thread(_list_tools_sync)(_token(ctx)))
-
-
-async def _call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-    try:
-        outcome = await _in_thread(services.tool_call)(
-            token=_token(ctx), name=params.name, arguments=params.arguments or {}
-        )
-    except services.ToolCallRefused as refused:
-        if refused.code == "unknown_tool":
-            raise MCPError(types.INVALID_PARAMS, refused.message) from None
-        body = {"error": refused.code, "message": refused.message, "reasons": refused.reasons}
-        text = "; ".join([refused.message, *refused.reasons])
-        return types.CallToolResult(
-            content=[types.TextContent(text=text)], structured_content=body, is_error=True
-        )
-    body = {**outcome.details, "finished": outcome.finished, "result": outcome.result}
-    return types.CallToolResult(
-        content=[types.TextContent(text=json.dumps(outcome.result, default=str))],
-        structured_content=body,
-        is_error=outcome.is_error,
-    )
-
-
-def build_server() -> Server[Any]:
-    return Server(
-        "flowgate",
-        title="Flowgate",
-        instructions="Published Flowgate flows. Each call is a governed, audited run.",
-        on_list_tools=_list_tools,
-        on_call_tool=_call_tool,
-    )
-
-
 class McpEndpoint:
     """The ASGI app behind ``/mcp``: host check, bearer token, then the SDK's transport.
     The SDK's session manager needs a running task group; it starts with the first request
     (the studio runs uvicorn without a lifespan) and lives as long as the event loop."""
 
     def __init__(self) -> None:
-        self._manager: StreamableHTTPSessionManager | None = None
+        self._manager: Any = None  # the SDK's StreamableHTTPSessionManager, once started
         self._running: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -136,7 +80,7 @@ class McpEndpoint:
             )
             return
         try:
-            token, retry_after = await _in_thread(_authenticate)(authorization[7:].strip())
+            token, retry_after = await in_thread(_authenticate)(authorization[7:].strip())
         except TokenRejected as rejected:
             await _unauthorized(send, str(rejected))
             return
@@ -147,18 +91,20 @@ class McpEndpoint:
         manager = await self._started()
         await manager.handle_request({**scope, TOKEN_SCOPE_KEY: token}, receive, send)
 
-    async def _started(self) -> StreamableHTTPSessionManager:
+    async def _started(self) -> Any:
         async with self._lock:
             if self._running is None:
-                self._manager = StreamableHTTPSessionManager(
-                    app=build_server(), stateless=True, json_response=True
-                )
+                # The SDK is imported here, not at start-up: a web process that never
+                # answers /mcp does not pay for it (about a second).
+                from .protocol import session_manager
+
+                self._manager = session_manager()
                 self._running = asyncio.get_running_loop().create_task(self._run(self._manager))
         await self._ready.wait()
         assert self._manager is not None
         return self._manager
 
-    async def _run(self, manager: StreamableHTTPSessionManager) -> None:
+    async def _run(self, manager: Any) -> None:
         async with manager.run():
             self._ready.set()
             await asyncio.Event().wait()  # until the loop ends
