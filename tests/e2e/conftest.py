@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,13 +23,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from studio.celery import app as celery_app
 from tests.factories import PERSONA_PASSWORD
-from tests.support.processes import (
-    REPOSITORY_ROOT,
-    child_environment,
-    free_port,
-    stop_process_group,
-    wait_for_http,
-)
+from tests.support.processes import REPOSITORY_ROOT, studio_web_server
 from tests.support.workers import WorkerProcess
 
 E2E_QUEUE = f"test-e2e-{os.getpid()}"
@@ -70,39 +61,10 @@ def _e2e_queue(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextmanager
 def serve_studio(test_database_url: str, port: int = 0, **environment: str) -> Iterator[str]:
-    """Run the studio's web process (uvicorn) on ``port`` (default: a free one); yield its
-    URL."""
-    port = port or free_port()
-    log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "studio.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                "--no-access-log",
-            ],
-            cwd=REPOSITORY_ROOT,
-            env=child_environment(
-                DATABASE_URL=test_database_url, DATABASE_POOL="true", **environment
-            ),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server, seconds=60, log=log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process_group(server)
+    """Run the studio's web process (uvicorn, with its connection pool) on ``port``
+    (default: a free one); yield its URL."""
+    with studio_web_server(test_database_url, port, DATABASE_POOL="true", **environment) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")

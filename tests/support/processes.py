@@ -93,14 +93,14 @@ def wait_for_http(url: str, *, process: subprocess.Popen, seconds: float, log: P
 
 
 @contextlib.contextmanager
-def studio_web_server(database_url: str, **environment: str) -> Iterator[str]:
+def studio_web_server(database_url: str, port: int = 0, **environment: str) -> Iterator[str]:
     """The studio's web process (``uvicorn studio.asgi:application``, as ``manage.py studio``
-    runs it) on a free loopback port, against ``database_url``; yields its base URL and
-    stops it (its whole process group) on exit."""
+    runs it) on ``port`` (default: a free loopback port), against ``database_url``; yields
+    its base URL and stops it (its whole process group) on exit."""
     import sys
     import tempfile
 
-    port = free_port()
+    port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
         server = subprocess.Popen(
