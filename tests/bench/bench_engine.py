@@ -168,7 +168,13 @@ def database_backends() -> list[psutil.Process]:
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [name],
         ).fetchall()
-    return [psutil.Process(pid) for (pid,) in pids if psutil.pid_exists(pid)]
+    backends = []
+    for (pid,) in pids:
+        try:
+            backends.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:  # it ended since the query
+            continue
+    return backends
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
