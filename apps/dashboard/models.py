@@ -42,30 +42,28 @@ class SloTargets(models.Model):
 
 
 class Rollup(models.Model):
-    """What ended in one minute (``tier`` 1, per flow), one hour (60) or ever (0, ``start``
-    the epoch) in a workspace, per ``kind`` and ``key``: runs per final status (``run``)
-    and trigger (``trigger``), step attempts per block type (``step``), answered calls per
-    model (``model``, ``ai``) and evaluations per policy (``policy``).
+    """What ended in one minute (``tier`` 1), hour (60), UTC day (1440) or ever (0,
+    ``start`` the epoch) in a workspace, per ``kind`` and ``key``: runs per final status
+    (``run``) and trigger (``trigger``), step attempts per block type (``step``), answered
+    calls per model (``model``, ``ai``) and evaluations per policy (``policy``).
 
     Counts and sums add up across rows; latency is a histogram over fixed log-scale
-    buckets (``apps.dashboard.rollups.bucket_bounds``), kept sparse as two arrays of the
+    buckets (``apps.dashboard.rollups.bucket_upper_ms``), kept sparse as two arrays of the
     same length (bucket numbers ascending, and their counts), so that a quantile of any
-    set of rows comes from their summed buckets. Written only by ``rollups.materialise``.
+    set of rows comes from their summed buckets. Rows are per workspace, not per flow: a
+    range reads a few rows per minute, hour or day whatever the number of flows. Written
+    only by ``rollups.materialise``.
     """
 
     class Tier(models.IntegerChoices):
         TOTAL = 0, "All time"
         MINUTE = 1, "Minute"
         HOUR = 60, "Hour"
+        DAY = 1440, "Day"
 
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    # The minute rows are per flow; hour and all-time rows (what longer ranges read) are
-    # per workspace only, so a range reads a few rows per hour however many flows there are.
-    flow = models.ForeignKey(
-        "flows.Flow", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     tier = models.PositiveSmallIntegerField(choices=Tier.choices)
     start = models.DateTimeField()
@@ -83,9 +81,7 @@ class Rollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "tier", "start", "kind", "key", "flow"],
-                name="dashboard_rollup_key",
-                nulls_distinct=False,
+                fields=["workspace", "tier", "start", "kind", "key"], name="dashboard_rollup_key"
             )
         ]
         indexes = [models.Index(fields=["tier", "start"], name="dashboard_rollup_age")]

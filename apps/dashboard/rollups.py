@@ -1,5 +1,6 @@
-"""The dashboard's rollups: what ended per minute, hour and ever, kept as runs and steps
-end, so that a figure over any range reads a few rows per hour, not the runs.
+"""The dashboard's rollups: what ended per minute, hour, day and ever, kept as runs and
+steps end, so that a figure over any range reads a few rows per minute, hour or day of it,
+not the runs.
 
 **What is counted, and when.** A database trigger (migration ``0002_rollups``) stamps a
 run that reaches a final status (succeeded, failed, cancelled) and a step attempt that
@@ -144,14 +145,14 @@ _NOT_COUNTED = ", ".join(f"'{trigger}'" for trigger in EVALUATION_TRIGGERS)
 # Every value is a bound parameter; table and block names are our own constants.
 MATERIALISE_SQL = f"""
 WITH ended_runs AS MATERIALIZED (
-    SELECT run.workspace_id, run.flow_id, run.status, run.trigger,
+    SELECT run.workspace_id, run.status, run.trigger,
            date_trunc('minute', COALESCE(run.finished_at, run.updated_at)) AS minute
       FROM {_RUN} AS run
      WHERE run.rollup_xid >= %(low)s AND run.rollup_xid < %(high)s
        AND {lifecycle.status_sql(*lifecycle.ENDED, column="run.status")}
        AND run.trigger NOT IN ({_NOT_COUNTED})
 ), ended_steps AS MATERIALIZED (
-    SELECT run.workspace_id, run.flow_id, step.block_type, step.status, step.attempt,
+    SELECT run.workspace_id, step.block_type, step.status, step.attempt,
            step.duration_ms, step.meta,
            date_trunc('minute', COALESCE(step.finished_at, run.updated_at)) AS minute
       FROM {_STEP} AS step JOIN {_RUN} AS run ON run.id = step.run_id
@@ -159,70 +160,74 @@ WITH ended_runs AS MATERIALIZED (
        AND {lifecycle.status_sql(*_STEP_ENDED, column="step.status")}
        AND run.trigger NOT IN ({_NOT_COUNTED})
 ), facts AS (
-    SELECT workspace_id, flow_id, minute, 'run' AS kind, status AS key, NULL::float8 AS ms,
+    SELECT workspace_id, minute, 'run' AS kind, status AS key, NULL::float8 AS ms,
            0 AS failed, 0 AS retry, 0::float8 AS cost, 0::float8 AS tokens
       FROM ended_runs
     UNION ALL
-    SELECT workspace_id, flow_id, minute, 'trigger', trigger, NULL, 0, 0, 0, 0
+    SELECT workspace_id, minute, 'trigger', trigger, NULL, 0, 0, 0, 0
       FROM ended_runs
     UNION ALL
-    SELECT workspace_id, flow_id, minute, 'step', block_type, duration_ms,
+    SELECT workspace_id, minute, 'step', block_type, duration_ms,
            ({lifecycle.status_sql(lifecycle.STEP_FAILED)})::int, (attempt > 1)::int, 0, 0
       FROM ended_steps
     UNION ALL
-    SELECT workspace_id, flow_id, minute, 'model', COALESCE(meta->>'model', ''),
+    SELECT workspace_id, minute, 'model', COALESCE(meta->>'model', ''),
            {_number("latency_ms")}, 0, 0, COALESCE({_number("cost")}, 0), 0
       FROM ended_steps
      WHERE block_type = 'model.predict' AND {lifecycle.status_sql(lifecycle.STEP_SUCCEEDED)}
        AND {_number("latency_ms")} IS NOT NULL
     UNION ALL
-    SELECT workspace_id, flow_id, minute, 'ai', COALESCE(meta->>'model', ''),
+    SELECT workspace_id, minute, 'ai', COALESCE(meta->>'model', ''),
            {_number("latency_ms")}, 0, 0, COALESCE({_number("cost")}, 0),
            COALESCE({_number("usage.total")}, 0)
       FROM ended_steps
      WHERE block_type IN ({_AI}) AND {lifecycle.status_sql(lifecycle.STEP_SUCCEEDED)}
        AND {_number("latency_ms")} IS NOT NULL
     UNION ALL
-    SELECT workspace_id, flow_id, minute, 'policy', COALESCE(meta->>'policy', ''),
+    SELECT workspace_id, minute, 'policy', COALESCE(meta->>'policy', ''),
            {_number("duration_ms")}, 0, 0, 0, 0
       FROM ended_steps
      WHERE block_type = 'policy.evaluate' AND {lifecycle.status_sql(lifecycle.STEP_SUCCEEDED)}
        AND (meta->>'policy_version') IS DISTINCT FROM ''
        AND {_number("duration_ms")} IS NOT NULL
 ), per_minute AS (
-    SELECT workspace_id, flow_id, minute, kind, key, {_BUCKET_SQL.format(ms="ms")} AS bucket,
+    SELECT workspace_id, minute, kind, key, {_BUCKET_SQL.format(ms="ms")} AS bucket,
            count(*) AS n, count(ms) AS timed, sum(failed) AS failed, sum(retry) AS retries,
            COALESCE(sum(ms), 0) AS total_ms, sum(cost) AS cost, sum(tokens) AS tokens
       FROM facts
-     GROUP BY 1, 2, 3, 4, 5, 6
+     GROUP BY 1, 2, 3, 4, 5
 ), tiers AS (
-    SELECT workspace_id, flow_id, 1 AS tier, minute AS start, kind, key, bucket,
+    SELECT workspace_id, 1 AS tier, minute AS start, kind, key, bucket,
            n, timed, failed, retries, total_ms, cost, tokens
       FROM per_minute
     UNION ALL
-    SELECT workspace_id, NULL, 60, date_trunc('hour', minute), kind, key, bucket,
+    SELECT workspace_id, 60, date_trunc('hour', minute), kind, key, bucket,
            n, timed, failed, retries, total_ms, cost, tokens
       FROM per_minute
     UNION ALL
-    SELECT workspace_id, NULL, 0, '{EPOCH}'::timestamptz, kind, key, bucket,
+    SELECT workspace_id, 1440, date_trunc('day', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+           kind, key, bucket, n, timed, failed, retries, total_ms, cost, tokens
+      FROM per_minute
+    UNION ALL
+    SELECT workspace_id, 0, '{EPOCH}'::timestamptz, kind, key, bucket,
            n, timed, failed, retries, total_ms, cost, tokens
       FROM per_minute
 ), per_bucket AS (
-    SELECT workspace_id, flow_id, tier, start, kind, key, bucket, sum(n) AS n,
+    SELECT workspace_id, tier, start, kind, key, bucket, sum(n) AS n,
            sum(timed) AS timed, sum(failed) AS failed, sum(retries) AS retries,
            sum(total_ms) AS total_ms, sum(cost) AS cost, sum(tokens) AS tokens
       FROM tiers
-     GROUP BY 1, 2, 3, 4, 5, 6, 7
+     GROUP BY 1, 2, 3, 4, 5, 6
 )
 INSERT INTO {Rollup._meta.db_table} AS rollup
-       (workspace_id, flow_id, tier, start, kind, key, count, failed, retries, total_ms,
+       (workspace_id, tier, start, kind, key, count, failed, retries, total_ms,
         cost, tokens, hist_buckets, hist_counts)
-SELECT workspace_id, flow_id, tier, start, kind, key, sum(n), sum(failed), sum(retries),
+SELECT workspace_id, tier, start, kind, key, sum(n), sum(failed), sum(retries),
        sum(total_ms), sum(cost), sum(tokens),
        COALESCE(array_agg(bucket ORDER BY bucket) FILTER (WHERE bucket IS NOT NULL), '{{}}'),
        COALESCE(array_agg(timed ORDER BY bucket) FILTER (WHERE bucket IS NOT NULL), '{{}}')
   FROM per_bucket
- GROUP BY 1, 2, 3, 4, 5, 6
+ GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT ON CONSTRAINT dashboard_rollup_key DO UPDATE
    SET count = rollup.count + excluded.count,
        failed = rollup.failed + excluded.failed,
@@ -249,8 +254,13 @@ def materialise(*, wait: bool = True) -> bool:
     mark_table = RollupMark._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-        cursor.execute(f"SELECT {lock}(%s)::text", [MATERIALISE_LOCK])
-        if cursor.fetchone()[0] == "false":
+        # Derived rows need no flush at commit: a pass lost in a crash is lost with its
+        # mark, and done again.
+        cursor.execute(
+            f"SELECT set_config('synchronous_commit', 'off', true), {lock}(%s)::text",
+            [MATERIALISE_LOCK],
+        )
+        if cursor.fetchone()[1] == "false":
             return False
         cursor.execute(
             f"SELECT mark.xid, mark.purged_at, ({CUTOFF_SQL}) FROM (SELECT 1) AS one"  # noqa: S608

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour, TruncMinute
@@ -71,25 +72,45 @@ class Rolled:
         return rollups.quantile_ms(self.histogram, fraction)
 
 
-def _window(since: datetime | None, now: datetime | None) -> Q:
+def _window(since: datetime | None, now: datetime | None, *, finest: int = 0) -> Q:
     """The rollup rows covering [``since``, ``now``], from the first whole minute at or
-    after ``since``: whole hours from the hour rows, the minutes before the first and
-    after the last whole hour from the minute rows; all time (``since`` None) from the
-    all-time rows."""
+    after ``since``; all time (``since`` None) from the all-time rows. With ``finest``
+    (minutes), no row longer than that (a series of buckets that long)."""
     if since is None:
         return Q(tier=Rollup.Tier.TOTAL)
-    now = now or timezone.now()
-    since = since.astimezone(UTC)
-    first = since.replace(second=0, microsecond=0)
-    if first < since:
-        first += timedelta(minutes=1)
-    first_hour = first.replace(minute=0) + (timedelta(hours=1) if first.minute else timedelta())
-    last_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    minutes = Q(tier=Rollup.Tier.MINUTE, start__gte=first)
-    if first_hour >= last_hour:
-        return minutes
-    hours = Q(tier=Rollup.Tier.HOUR, start__gte=first_hour, start__lt=last_hour)
-    return hours | (minutes & (Q(start__lt=first_hour) | Q(start__gte=last_hour)))
+    minute = timedelta(minutes=1)
+    now = (now or timezone.now()).astimezone(UTC)
+    low, high = _ceil(since.astimezone(UTC), minute), _floor(now, minute) + minute
+    tiers = tuple((tier, size) for tier, size in _LARGER_TIERS if not finest or tier <= finest)
+    return _cover(low, high, tiers) if low < high else Q(pk__in=[])
+
+
+_LARGER_TIERS = ((Rollup.Tier.DAY, timedelta(days=1)), (Rollup.Tier.HOUR, timedelta(hours=1)))
+
+
+def _cover(low: datetime, high: datetime, tiers: tuple = _LARGER_TIERS) -> Q:
+    """Rows covering [low, high) (on minute bounds): whole UTC days from the day rows,
+    whole hours around them from the hour rows, the minutes at either end from the
+    minute rows; at most five ranges of the (workspace, tier, start) index."""
+    if low >= high:
+        return Q()  # no rows: ORed with a whole range, leaves it as it is
+    for index, (tier, size) in enumerate(tiers):
+        start, end = _ceil(low, size), _floor(high, size)
+        if start < end:
+            smaller = tiers[index + 1 :]
+            whole = Q(tier=tier, start__gte=start, start__lt=end)
+            return whole | _cover(low, start, smaller) | _cover(end, high, smaller)
+    return Q(tier=Rollup.Tier.MINUTE, start__gte=low, start__lt=high)
+
+
+def _floor(moment: datetime, size: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + (moment - epoch) // size * size
+
+
+def _ceil(moment: datetime, size: timedelta) -> datetime:
+    floor = _floor(moment, size)
+    return floor if floor == moment else floor + size
 
 
 def rolled(
@@ -128,7 +149,10 @@ def rolled(
         for row in sums.order_by()
     }
     compiler = rows.query.get_compiler(connection=connection)
-    where, params = compiler.compile(rows.query.where)
+    try:
+        where, params = compiler.compile(rows.query.where)
+    except EmptyResultSet:  # an empty range
+        return found
     table = Rollup._meta.db_table
     with connection.cursor() as cursor:
         # The same rows' histograms, added up bucket by bucket by Postgres.
@@ -305,10 +329,14 @@ METRICS_RANGE = "24h"
 
 
 def range_start(name: str, *, now: datetime | None = None) -> datetime:
-    """The start of a named range; ``today`` is since local midnight."""
+    """The start of a named range; ``today`` is since local midnight, the ranges drawn
+    in hourly (or longer) buckets start on the hour (the start of their first bucket)."""
     now = now or timezone.now()
     if name in RANGES:
-        return now - RANGES[name]
+        start = now - RANGES[name]
+        if BUCKET_MINUTES[name] >= 60:
+            start = start.replace(minute=0, second=0, microsecond=0)
+        return start
     return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -411,7 +439,8 @@ def runs_over_time(
     rollups), and those not ended yet, in the bucket they were created in."""
     now = now or timezone.now()
     ended = (
-        Rollup.objects.filter(_window(since, now), workspace=workspace, kind="run")
+        Rollup.objects.filter(_window(since, now, finest=minutes), workspace=workspace)
+        .filter(kind="run")
         .values_list("start", "key")
         .annotate(count=Sum("count"))
         .order_by()

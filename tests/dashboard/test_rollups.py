@@ -4,6 +4,7 @@ quantiles from the summed histograms stay within the stated error."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import threading
@@ -47,10 +48,10 @@ def test_each_end_is_counted_once_whatever_the_passes(workspace, builder_user):
     assert (ended(workspace)["succeeded"], ended(workspace)["failed"]) == (2, 1)
     steps = selectors.step_error_rates(workspace=workspace, since=selectors.range_start("1h"))
     assert (steps["attempts"], steps["failed"]) == (6, 1)  # 3 triggers, 3 transforms
-    # The minute rows are per flow; hour and all-time rows per workspace.
-    per_flow = Rollup.objects.filter(tier=Rollup.Tier.MINUTE, kind="run")
-    assert set(per_flow.values_list("flow_id", flat=True)) == {good.id, broken.id}
-    assert not Rollup.objects.exclude(tier=Rollup.Tier.MINUTE).exclude(flow=None).exists()
+    # Each tier holds every end once (per workspace, whatever the flows).
+    for tier in Rollup.Tier.values:
+        rows = Rollup.objects.filter(tier=tier, kind="run", key="succeeded")
+        assert sum(rows.values_list("count", flat=True)) == 2, tier
 
 
 def test_a_run_ended_in_a_transaction_still_open_is_counted_after_it_commits(
@@ -133,5 +134,27 @@ def test_minute_rows_past_the_retention_go_and_hours_stay(workspace, builder_use
     rollups.materialise()  # counted in the minute it ended, then purged (older than 8 days)
     assert not Rollup.objects.filter(tier=Rollup.Tier.MINUTE).exists()
     assert Rollup.objects.filter(tier=Rollup.Tier.HOUR, kind="run").get().count == 1
+    assert Rollup.objects.filter(tier=Rollup.Tier.DAY, kind="run").get().count == 1
     assert selectors.runs_by_status()["succeeded"] == 1  # all time
     assert ended(workspace, "7d")["succeeded"] == 0
+
+
+def test_a_range_reads_whole_days_hours_and_minutes_once_each():
+    from datetime import UTC, datetime
+
+    from apps.dashboard.selectors import _window
+
+    now = datetime(2026, 12, 6, 18, 42, 30, tzinfo=UTC)
+    since = datetime(2026, 11, 29, 17, 13, 10, tzinfo=UTC)
+    covered = []
+    for part in _window(since, now).children:
+        fields = dict(part.children)
+        covered.append((fields["tier"], fields["start__gte"], fields["start__lt"]))
+    covered.sort(key=lambda row: row[1])
+    # Contiguous, from the first whole minute to the end of the current one.
+    assert covered[0][1] == datetime(2026, 11, 29, 17, 14, tzinfo=UTC)
+    assert covered[-1][2] == datetime(2026, 12, 6, 18, 43, tzinfo=UTC)
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(covered))
+    assert [tier for tier, *_ in covered] == [1, 60, 1440, 60, 1]
+    hourly = [dict(part.children)["tier"] for part in _window(since, now, finest=60).children]
+    assert sorted(hourly) == [1, 1, 60]  # a series of hourly buckets reads no day rows
