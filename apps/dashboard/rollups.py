@@ -43,7 +43,7 @@ OFFSET = -MIN_EXPONENT * BUCKETS_PER_DOUBLING  # bucket of exactly 1 ms
 LAST_BUCKET = (MAX_EXPONENT - MIN_EXPONENT) * BUCKETS_PER_DOUBLING + 1  # longer than 2**22
 QUANTILE_ERROR = 2 ** (1 / (2 * BUCKETS_PER_DOUBLING)) - 1
 
-AI_BLOCKS = ("ai.generate", "ai.classify", "ai.extract")
+AI_BLOCKS = ("ai.generate", "ai.classify", "ai.extract", "ai.agent")
 RUN_END_STATUSES = ("succeeded", "failed", "cancelled")
 STEP_END_STATUSES = ("succeeded", "failed")
 # pg_advisory_xact_lock's key: one materialiser at a time, in every process.

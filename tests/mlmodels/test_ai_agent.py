@@ -399,3 +399,58 @@ def test_a_published_flow_is_offered_with_a_schema_from_its_sample_input(workspa
     assert found["parameters"] == {"type": "object", "properties": {"note": {"type": "string"}}}
     with pytest.raises(LookupError, match="no published version 7"):
         AgentCallService(str(workspace.id)).flow_tool(slug="summarise", version=7)
+
+
+def test_an_outside_provider_gets_the_standard_tools_format_and_several_calls_run_in_order(
+    workspace, admin_user, builder_user, settings
+):
+    from apps.connectors.services import connection_create
+    from apps.dashboard import rollups, selectors
+    from tests.support.openai_provider import OpenAIProvider
+
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+    provider = OpenAIProvider(
+        [[("lookup", {"order_id": 7}), ("lookup", {"order_id": "x"})], "Order 7 has shipped."]
+    )
+    try:
+        connection_create(
+            workspace=workspace,
+            actor=admin_user,
+            name="outside",
+            type="llm_openai",
+            config={"base_url": provider.url, "default_model": "outside-model"},
+            secrets={"api_key": "sk-test"},
+        )
+        run = start(agent_flow(workspace, builder_user, model="", connection="outside"))
+    finally:
+        provider.close()
+    assert run.status == "succeeded", run.error
+    step = agent_step(run)
+    assert step.output["answer"] == "Order 7 has shipped." and step.output["calls"] == 2
+    assert step.meta["provider"] == "connection:outside" and step.meta["provider_policy"]
+    first, second = (request["body"] for request in provider.requests)
+    assert first["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": LOOKUP["description"],
+                "parameters": LOOKUP["parameters"],
+            },
+        }
+    ]
+    assistant, *results = second["messages"][1:]
+    assert [call["id"] for call in assistant["tool_calls"]] == ["call_0", "call_1"]
+    assert results[0] == {
+        "role": "tool",
+        "tool_call_id": "call_0",
+        "content": '{"order": 7, "state": "shipped"}',
+    }
+    # Arguments that do not match the tool's schema are the call's error, told to the model.
+    assert results[1]["content"].startswith("ERROR: invalid arguments: 'x' is not of type")
+    calls = list(AgentCall.objects.filter(run=run))
+    assert [(c.index, c.status) for c in calls] == [(0, "succeeded"), (1, "failed")]
+    # The dashboard counts the agent's model calls with the other AI steps.
+    rollups.materialise()
+    figures = selectors.dashboard_figures(workspace=workspace, range_name="1h")["ai"]
+    assert figures["calls"] == 1 and figures["tokens"] == 36

@@ -14,11 +14,12 @@ from typing import Any
 
 class OpenAIProvider:
     """Answers ``POST /chat/completions`` with the next of ``answers`` (the last repeats):
-        a string is the assistant's content, an int an error status. ``GET /models`` lists one
+        a string is the assistant's content, an int an error status, a list the
+        assistant's tool calls ([(name, arguments)]). ``GET /models`` lists one
         model. Requests whose bearer key is not ``key`` get 401. Each answer comes after
     ``delay`` seconds. Records each request."""
 
-    def __init__(self, answers: list[str | int], key: str = "sk-test", delay: float = 0) -> None:
+    def __init__(self, answers: list[Any], key: str = "sk-test", delay: float = 0) -> None:
         self.answers, self.key, self.delay = list(answers), key, delay
         self.requests: list[dict[str, Any]] = []
         provider = self
@@ -59,6 +60,17 @@ class OpenAIProvider:
                 if isinstance(answer, int):
                     self._send(answer, {"error": {"message": f"provider error {answer}"}})
                     return
+                message: dict[str, Any] = {"role": "assistant", "content": answer}
+                if isinstance(answer, list):
+                    message["content"] = None
+                    message["tool_calls"] = [
+                        {
+                            "id": f"call_{index}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": json.dumps(arguments)},
+                        }
+                        for index, (name, arguments) in enumerate(answer)
+                    ]
                 self._send(
                     200,
                     {
@@ -67,8 +79,10 @@ class OpenAIProvider:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": answer},
-                                "finish_reason": "stop",
+                                "message": message,
+                                "finish_reason": "tool_calls"
+                                if isinstance(answer, list)
+                                else "stop",
                             }
                         ],
                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
