@@ -16,6 +16,8 @@ class FlowgateSettings(TypedDict):
     MODEL_SERVICE_URL: str
     MODEL_BREAKER_FAILURES: int
     MODEL_BREAKER_COOLDOWN_SECONDS: float
+    MODEL_BATCH_JOIN_SECONDS: float
+    MODEL_BATCH_MAX_ROWS: int
     MODEL_COST_PER_CALL: float
     MODEL_COSTS: dict[str, float]
     LLM_COST_PER_1K_TOKENS: float

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.blocks.base import Activation, FlowAddress
+from apps.core.generation_cache import GenerationCache
 
 from .definition import FlowGraph
 from .models import Flow, FlowStatus, TriggerSubscription
@@ -62,11 +63,22 @@ def subscriptions_of(kind: str) -> list[TriggerSubscription]:
     )
 
 
+# The subscription at each (kind, key), with its flow and version, kept by each process
+# and dropped in every process once a change to a subscription or a flow commits (the
+# signals connected in ``FlowsConfig.ready``): a webhook delivery reads a generation in
+# Redis instead of three joined rows. The rows are shared by the process's threads: read
+# them, never change them.
+SUBSCRIPTIONS = GenerationCache("subscriptions")
+
+
 def subscription_for(kind: str, key: str) -> TriggerSubscription | None:
-    return (
-        TriggerSubscription.objects.filter(kind=kind, key=key)
-        .select_related("flow", "version")
-        .first()
+    return SUBSCRIPTIONS.get(
+        (kind, key),
+        lambda: (
+            TriggerSubscription.objects.filter(kind=kind, key=key)
+            .select_related("flow", "version")
+            .first()
+        ),
     )
 
 

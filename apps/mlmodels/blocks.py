@@ -12,6 +12,7 @@ served by one side of the split for all its calls.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ from pydantic import Field, model_validator
 
 from apps.blocks.base import DEFAULT_PORT, Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, ExpressionError
+
+from .row_batch import batcher
 
 LOW_CONFIDENCE = "low_confidence"
 FALLBACK = "fallback"
@@ -138,9 +141,10 @@ class ModelServiceClient:
         route_key: str = "",
         timeout: float = 10.0,
     ) -> dict[str, Any]:
-        """One row through ``/predict_rows``, the service's adaptively batched endpoint:
-        rows from concurrent steps are scored together. The service answers 200 with one
-        answer per row; a row it refused carries its own ``error`` and ``status``."""
+        """One row through ``/predict_rows``, the service's adaptively batched endpoint,
+        in one request with the rows of this process's other model steps under way
+        (``row_batch``). The service answers 200 with one answer per row; a row it refused
+        carries its own ``error`` and ``status``."""
         row = {
             "model": model,
             "inputs": inputs,
@@ -149,14 +153,27 @@ class ModelServiceClient:
             "route_key": route_key,
         }
         try:
+            answer = batcher.predict(self.base_url, row, timeout, self._post_rows)
+        except TimeoutError:
+            raise self._timed_out(timeout) from None
+        if "error" in answer:
+            refusal = _service_error(int(answer.get("status") or 500), str(answer["error"]))
+            refusal.version, refusal.alias = str(answer.get("version", "")), answer.get("alias", "")
+            raise refusal
+        return answer
+
+    def expecting_row(self) -> AbstractContextManager[None]:
+        """Around a model step: its row will join the request formed by the others under
+        way (see ``row_batch``)."""
+        return batcher.expecting(self.base_url)
+
+    def _post_rows(self, rows: list[dict[str, Any]], timeout: float) -> list[Any]:
+        try:
             response = _http().post(
-                f"{self.base_url}/predict_rows", json={"rows": [row]}, timeout=timeout
+                f"{self.base_url}/predict_rows", json={"rows": rows}, timeout=timeout
             )
         except httpx.TimeoutException:
-            raise ModelServiceError(
-                f"the model service at {self.base_url} did not answer within {timeout:g}s",
-                retryable=True,
-            ) from None
+            raise self._timed_out(timeout) from None
         except httpx.TransportError as error:
             raise ModelServiceError(
                 f"the model service at {self.base_url} is unavailable ({error.__class__.__name__})",
@@ -164,12 +181,14 @@ class ModelServiceClient:
             ) from None
         if response.status_code != 200:
             raise _service_error(response.status_code, _error_message(response))
-        [answer] = response.json()
-        if "error" in answer:
-            refusal = _service_error(int(answer.get("status") or 500), str(answer["error"]))
-            refusal.version, refusal.alias = str(answer.get("version", "")), answer.get("alias", "")
-            raise refusal
-        return answer
+        answers: list[Any] = response.json()
+        return answers
+
+    def _timed_out(self, timeout: float) -> ModelServiceError:
+        return ModelServiceError(
+            f"the model service at {self.base_url} did not answer within {timeout:g}s",
+            retryable=True,
+        )
 
     def refresh(self, *, timeout: float = 5.0) -> bool:
         """Ask the service to re-resolve aliases now (after a promotion). Best effort: a
@@ -283,13 +302,18 @@ class ModelPredictBlock(Block):
         return tuple(ports)
 
     def execute(self, ctx: BlockContext, config: Any, input: Any) -> Result:
-        try:
-            features = ctx.evaluate_tree(dict(config.inputs))
-        except ExpressionError as error:
-            raise BlockError(f"cannot build the model input: {error}") from None
+        models = ctx.service("models")
+        with models.expecting_row():  # steps under way together share one request
+            try:
+                features = ctx.evaluate_tree(dict(config.inputs))
+            except ExpressionError as error:
+                raise BlockError(f"cannot build the model input: {error}") from None
+            return self._predict(ctx, config, models, features)
+
+    def _predict(self, ctx: BlockContext, config: Any, models: Any, features: Any) -> Result:
         started = time.monotonic()
         try:
-            answer = ctx.service("models").predict(
+            answer = models.predict(
                 model=config.model,
                 inputs=features,
                 version=config.version,

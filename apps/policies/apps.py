@@ -15,7 +15,7 @@ class PoliciesConfig(AppConfig):
 
         from . import blocks
         from .models import Policy, PolicyVersion
-        from .selectors import policy_changed_in_transaction
+        from .selectors import PUBLISHED
 
         blocks.register()
         register_decision_facts(_decision_policy_version)
@@ -24,7 +24,7 @@ class PoliciesConfig(AppConfig):
         # change to a policy (a new version, a rename, a deletion) commits.
         for model in (Policy, PolicyVersion):
             for signal in (post_save, post_delete):
-                signal.connect(policy_changed_in_transaction, sender=model)
+                signal.connect(PUBLISHED.changed_in_transaction, sender=model)
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Install the shipped gate and demo policies in the demo workspace (idempotent)."""

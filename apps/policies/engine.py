@@ -263,20 +263,35 @@ class CompileVerdicts:
     def __init__(self, size: int = ENGINE_CACHE_SIZE) -> None:
         self._lock = threading.Lock()
         self._errors: OrderedDict[str, list[CompileError]] = OrderedDict()
+        self._checking: dict[str, threading.Lock] = {}  # one check per source at a time
         self._size = size
 
     def errors(self, source: str, digest: str) -> list[CompileError]:
+        known = self._known(digest)
+        if known is not None:
+            return known
+        with self._lock:
+            checking = self._checking.setdefault(digest, threading.Lock())
+        # Outside the shared lock: threads checking other sources carry on; those asking
+        # for this one wait for its check instead of repeating it.
+        with checking:
+            known = self._known(digest)
+            if known is not None:
+                return known
+            errors = compile_check(source)
+            with self._lock:
+                self._errors[digest] = errors
+                self._checking.pop(digest, None)
+                if len(self._errors) > self._size:
+                    self._errors.popitem(last=False)
+        return errors
+
+    def _known(self, digest: str) -> list[CompileError] | None:
         with self._lock:
             known = self._errors.get(digest)
             if known is not None:
                 self._errors.move_to_end(digest)
-                return known
-        errors = compile_check(source)  # outside the lock: other threads carry on
-        with self._lock:
-            self._errors[digest] = errors
-            if len(self._errors) > self._size:
-                self._errors.popitem(last=False)
-        return errors
+            return known
 
 
 class EmbeddedBackend:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections import OrderedDict
 from typing import Any
 
-import redis
-from django.db import connection, transaction
 from django.db.models import Count, Max, QuerySet
 from django.http import Http404
 
-from apps.core.redis_clients import redis_client
+from apps.core.generation_cache import GenerationCache
 
 from .models import Policy, PolicyEvaluation, PolicyTestCase, PolicyVersion
-
-logger = logging.getLogger(__name__)
 
 
 def policy_list(*, workspace: Any) -> QuerySet[Policy]:
@@ -64,81 +56,25 @@ def policy_latest_version(*, policy: Policy) -> PolicyVersion | None:
 
 # The latest published version of each (workspace, slug), kept by each process and
 # checked against a generation number in Redis that every change to policies moves
-# (``policies_changed``, after the commit): a GET instead of a query per evaluation. An
-# entry is trusted for PUBLISHED_MAX_AGE at most, in case a change could not reach Redis.
-PUBLISHED_GENERATION_KEY = "flowgate:policies:generation"
-PUBLISHED_MAX_AGE = 60.0
-PUBLISHED_CACHE_SIZE = 1024
-_published_lock = threading.Lock()
-_published: OrderedDict[tuple[str, str], tuple[bytes, float, dict[str, str] | None]] = OrderedDict()
+# (``PUBLISHED.changed_in_transaction``, connected to the models' signals): a GET instead
+# of a query per evaluation.
+PUBLISHED = GenerationCache("policies")
+PUBLISHED_GENERATION_KEY = PUBLISHED.key
 
 
 def policy_published_source(*, workspace_id: Any, slug: str) -> dict[str, Any] | None:
     """slug, package, source and sha256 of the latest published version of the
     workspace's policy ``slug``, or None when it has none (a query when not cached)."""
-    generation = None if _changed_in_this_transaction() else _published_generation()
-    key = (str(workspace_id), slug)
-    if generation is not None:
-        with _published_lock:
-            hit = _published.get(key)
-        if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
-            return dict(hit[2]) if hit[2] is not None else None
-    found: Any = (
-        PolicyVersion.objects.filter(policy__workspace_id=workspace_id, policy__slug=slug)
-        .order_by("-number")
-        .values("policy_id", "package", "source", "sha256")
-        .first()
+    found = PUBLISHED.get(
+        (str(workspace_id), slug),
+        lambda: (
+            PolicyVersion.objects.filter(policy__workspace_id=workspace_id, policy__slug=slug)
+            .order_by("-number")
+            .values("policy_id", "package", "source", "sha256")
+            .first()
+        ),
     )
-    if generation is not None:
-        with _published_lock:
-            _published[key] = (generation, time.monotonic() + PUBLISHED_MAX_AGE, found)
-            _published.move_to_end(key)
-            if len(_published) > PUBLISHED_CACHE_SIZE:
-                _published.popitem(last=False)
     return dict(found) if found is not None else None
-
-
-def _published_generation() -> Any:
-    """The generation of published policies (None when Redis cannot say: no caching)."""
-    try:
-        return redis_client().get(PUBLISHED_GENERATION_KEY) or b"0"
-    except redis.RedisError:
-        logger.warning("policy cache: Redis unavailable, reading from Postgres", exc_info=True)
-        return None
-
-
-_transaction_state = threading.local()
-
-
-def policy_changed_in_transaction(**_: Any) -> None:
-    """A policy or a version was written (signals): this thread reads published versions
-    from Postgres until its transaction ends (what it reads may be rolled back), and every
-    process is told once it commits."""
-    with _published_lock:
-        _published.clear()
-    _transaction_state.changed = True
-    transaction.on_commit(policies_changed)
-
-
-def _changed_in_this_transaction() -> bool:
-    if not getattr(_transaction_state, "changed", False):
-        return False
-    if connection.in_atomic_block:
-        return True
-    _transaction_state.changed = False  # that transaction ended (committed or rolled back)
-    return False
-
-
-def policies_changed() -> None:
-    """Tell every process that published policies changed: their cached versions are
-    read again. Called after the commit of any change to a policy or its versions."""
-    _transaction_state.changed = False
-    with _published_lock:
-        _published.clear()
-    try:
-        redis_client().incr(PUBLISHED_GENERATION_KEY)
-    except redis.RedisError:  # others then notice within PUBLISHED_MAX_AGE
-        logger.warning("policy cache: could not announce a change", exc_info=True)
 
 
 def policy_for_gate(*, workspace_id: Any, gate: str) -> Policy | None:

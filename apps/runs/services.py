@@ -65,12 +65,8 @@ def run_start(
         version = flow.latest_version
         if version is None:
             raise RunError(f"{flow.name} has no published version yet; publish it first")
-    if idempotency_key:
-        existing = Run.objects.filter(
-            workspace_id=flow.workspace_id, flow=flow, idempotency_key=idempotency_key
-        ).first()
-        if existing is not None:
-            return StartedRun(existing, created=False)
+    if idempotency_key and (existing := run_by_idempotency_key(flow, idempotency_key)):
+        return StartedRun(existing, created=False)
     run = run_new(
         flow=flow,
         version=version,
@@ -155,6 +151,13 @@ def runs_insert(runs: list[Run]) -> set[Any]:
         if run.pk in saved:
             _publish_created(run)
     return saved
+
+
+def run_by_idempotency_key(flow: Flow, idempotency_key: str) -> Run | None:
+    """The run of ``flow`` started with ``idempotency_key``, if any."""
+    return Run.objects.filter(
+        workspace_id=flow.workspace_id, flow=flow, idempotency_key=idempotency_key
+    ).first()
 
 
 def _publish_created(run: Run) -> None:

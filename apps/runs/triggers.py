@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.db import IntegrityError
 from django.db.models import Field
 from django.urls import reverse
 
@@ -30,9 +31,9 @@ from apps.flows.selectors import flow_webhook_secret
 from apps.flows.subscriptions import subscription_for
 
 from .blocks import envelope
-from .engine import advance
+from .engine import advance, advance_new, version_graph
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, Trigger
-from .services import run_start
+from .services import run_by_idempotency_key, run_new, run_start
 from .sync_wait import run_handover_and_wait
 from .tasks import enqueue_advance
 
@@ -115,6 +116,11 @@ def webhook_deliver(
         verify_signed_delivery(flow, headers, body)
     delivery = webhook_delivery(body=body, content_type=content_type, headers=headers, query=query)
     sync = config.get("mode", "async") == "sync"
+    budget = float(config.get("timeout_seconds", 10))
+    graph = version_graph(subscription.version_id) if sync else None
+    # A flow with a concurrency limit is claimed under its limit (engine.claims).
+    if graph is not None and not _may_wait(graph) and not graph.concurrency:
+        return _run_inline(subscription, delivery, graph, budget=budget)
     started = run_start(
         flow=flow,
         version=subscription.version,
@@ -125,10 +131,44 @@ def webhook_deliver(
         enqueue=not sync,
     )
     run = started.run
-    if sync and started.created:
-        graph = FlowGraph.parse(subscription.version.definition)
-        run = run_inline_or_handover(run, graph, budget=float(config.get("timeout_seconds", 10)))
+    if graph is not None and started.created:
+        run = run_inline_or_handover(run, graph, budget=budget)
     return webhook_outcome(run, started.created)
+
+
+def _run_inline(
+    subscription: TriggerSubscription, delivery: Delivery, graph: FlowGraph, *, budget: float
+) -> WebhookOutcome:
+    """The fast path, for flows that cannot wait: the web process writes the run already
+    leased, with its first steps (no claim, one commit for a run that ends there), and runs
+    it to its end within ``budget``."""
+    flow, key = subscription.flow, delivery.event_id
+    if key and (existing := run_by_idempotency_key(flow, key)):
+        return webhook_outcome(existing, False)
+    run = run_new(
+        flow=flow,
+        version=subscription.version,
+        trigger=Trigger.WEBHOOK,
+        payload=delivery.payload,
+        idempotency_key=key,
+        correlation_id=delivery.correlation_id,
+    )
+    try:
+        outcome = advance_new(run, budget_seconds=budget, graph=graph)
+    except IntegrityError:
+        # A delivery with the same key raced this one and won: nothing was written here.
+        existing = run_by_idempotency_key(flow, key) if key else None
+        if existing is None:
+            raise
+        return webhook_outcome(existing, False)
+    run = outcome.run or run  # as the engine left it: no re-read
+    if run.status not in TERMINAL_RUN_STATUSES and run.status != RunStatus.WAITING:
+        enqueue_advance(run.pk, run.trace_context)  # out of time: a worker finishes it
+    return webhook_outcome(run, True)
+
+
+def _may_wait(graph: FlowGraph) -> bool:
+    return any(node.block.may_wait for node in graph.nodes.values())
 
 
 @dataclass(frozen=True)
@@ -197,7 +237,7 @@ def run_inline_or_handover(run: Run, graph: FlowGraph, *, budget: float) -> Run:
     ``budget`` seconds (a sync webhook, an MCP tool call). The fast path: the web process
     runs flows that cannot wait; others go to workers, and the request waits for them
     without holding one."""
-    if any(node.block.may_wait for node in graph.nodes.values()):
+    if _may_wait(graph):
         return run_handover_and_wait(run, timeout=budget)
     outcome = advance(run.id, budget_seconds=budget, graph=graph)
     if outcome.run is not None:

@@ -353,6 +353,11 @@ FLOWGATE: FlowgateSettings = {
     "MODEL_BREAKER_FAILURES": env_int("MODEL_BREAKER_FAILURES", 5, minimum=1),
     # ...for this long, then let one probe call through.
     "MODEL_BREAKER_COOLDOWN_SECONDS": env_float("MODEL_BREAKER_COOLDOWN_SECONDS", 30.0),
+    # Model steps of one process that call the service together (a drain's runs, sync
+    # webhooks) go in one /predict_rows request: a step waits at most this long for the
+    # others it knows are on their way (none when it is alone), up to this many rows.
+    "MODEL_BATCH_JOIN_SECONDS": env_float("MODEL_BATCH_JOIN_SECONDS", 0.005),
+    "MODEL_BATCH_MAX_ROWS": env_int("MODEL_BATCH_MAX_ROWS", 64, minimum=1),
     # Estimated cost of one model.predict call, in COST_CURRENCY, recorded with each step
     # (the dashboard's cost per 1,000 inferences): MODEL_COSTS prices models by name
     # ("claim-fraud=0.0004,ticket-triage=0.0001"), MODEL_COST_PER_CALL every other model.

@@ -121,3 +121,53 @@ def test_the_data_migration_subscribes_flows_published_before_subscriptions(
         (hook.id, "webhook")
     ]
     assert not PeriodicTask.objects.filter(name__startswith="flow:").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_webhook_listener_reads_a_subscription_once_until_one_changes(workspace, builder_user):
+    """Each process keeps the subscriptions it read; publishing, archiving (here) or a
+    change announced by another process (the generation in Redis) drops them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.core.redis_clients import redis_client
+    from apps.flows.subscriptions import SUBSCRIPTIONS, subscription_for
+
+    flow = published_flow(workspace, builder_user, trigger_only("trigger.webhook", mode="sync"))
+
+    def lookup() -> tuple[int | None, int]:
+        with CaptureQueriesContext(connection) as queries:
+            found = subscription_for("webhook", flow.webhook_token)
+        return (found.version.number if found else None), len(queries.captured_queries)
+
+    assert lookup() == (1, 1)
+    assert lookup() == (1, 0)
+    flow.refresh_from_db()
+    flow_draft_save(
+        flow=flow,
+        actor=builder_user,
+        definition=trigger_only("trigger.webhook", mode="async"),
+        revision=flow.draft_revision,
+    )
+    flow_publish(flow=flow, actor=builder_user)
+    assert lookup() == (2, 1)
+    flow_archive(flow=flow, actor=builder_user)
+    assert lookup() == (None, 1)
+    assert lookup() == (None, 0)
+    # Another process restores it: its rows land, and it moves the generation.
+    TriggerSubscription.objects.bulk_create(  # no signal in this process
+        [
+            TriggerSubscription(
+                flow=flow,
+                workspace_id=flow.workspace_id,
+                version=flow.latest_version,
+                block="trigger.webhook",
+                kind="webhook",
+                key=flow.webhook_token,
+                settings={"mode": "async"},
+            )
+        ]
+    )
+    assert lookup() == (None, 0)
+    redis_client().incr(SUBSCRIPTIONS.key)
+    assert lookup() == (2, 1)

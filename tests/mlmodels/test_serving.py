@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -147,3 +148,88 @@ def test_concurrent_block_calls_share_batches_of_the_batched_endpoint(model_stac
     assert results[-1].output["scores"] == singles[1].output["scores"]
     assert all(result.output["version"] == "2" for result in results)
     assert max(result.meta["batch_size"] for result in results) > 1
+
+
+def test_model_steps_under_way_together_share_one_request(model_stack, trained_models):
+    """Sixteen steps started together (a drain's runs) send their rows in one
+    /predict_rows request: the service scores them as one batch of sixteen, and each step
+    gets its own row's answer."""
+    client = ModelServiceClient("w", base_url=model_stack.service.url)
+    step_alone(client, 100)  # the version's first load takes seconds: not in this request
+    amounts = [100 + 900 * number for number in range(16)]
+    together = threading.Barrier(len(amounts))
+
+    def step(amount: int):
+        context = FakeContext(
+            scope={"trigger": {"body": {**CLAIM, "amount": amount}}},
+            services={"models": _Announced(client, together)},
+        )
+        config = ModelPredictConfig(model=CLAIM_FRAUD, inputs=INPUTS, version="2")
+        return ModelPredictBlock().execute(context, config, None)
+
+    with ThreadPoolExecutor(len(amounts)) as pool:
+        results = list(pool.map(step, amounts))
+    assert {result.meta["batch_size"] for result in results} == {len(amounts)}
+    alone = [step_alone(client, amount) for amount in (amounts[0], amounts[-1])]
+    assert results[0].output["scores"] == alone[0].output["scores"]
+    assert results[-1].output["scores"] == alone[1].output["scores"]
+    assert alone[0].meta["batch_size"] == 1
+
+
+def test_a_step_slow_to_send_its_row_holds_up_the_others_for_the_join_window_only(
+    model_stack, trained_models, settings
+):
+    """A step that announced its row and has not sent it yet (building its input) is
+    waited for at most MODEL_BATCH_JOIN_SECONDS: the others get their answers meanwhile."""
+    settings.FLOWGATE = {**settings.FLOWGATE, "MODEL_BATCH_JOIN_SECONDS": 0.05}
+    client = ModelServiceClient("w", base_url=model_stack.service.url)
+    step_alone(client, 100)  # the version's first load takes seconds
+    announced, others_answered = threading.Event(), threading.Event()
+
+    def slow() -> bool:
+        with client.expecting_row():
+            announced.set()
+            return others_answered.wait(30)  # its input takes long; the others go ahead
+
+    with ThreadPoolExecutor(4) as pool:
+        held = pool.submit(slow)
+        announced.wait(30)
+        results = list(pool.map(lambda amount: step_alone(client, amount), (100, 5000, 9000)))
+        others_answered.set()
+        assert held.result() is True
+    assert all(result.output["version"] == "2" for result in results)
+
+
+class _Announced:
+    """The client, with every step announced before any sends (a barrier)."""
+
+    def __init__(self, client: ModelServiceClient, barrier: threading.Barrier) -> None:
+        self.client, self.barrier = client, barrier
+
+    def expecting_row(self):
+        announced = self.client.expecting_row()
+        announced.__enter__()
+        self.barrier.wait(30)
+        return _Entered(announced)
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+
+class _Entered:
+    def __init__(self, announced) -> None:
+        self.announced = announced
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info) -> None:
+        self.announced.__exit__(*exc_info)
+
+
+def step_alone(client: ModelServiceClient, amount: int):
+    context = FakeContext(
+        scope={"trigger": {"body": {**CLAIM, "amount": amount}}}, services={"models": client}
+    )
+    config = ModelPredictConfig(model=CLAIM_FRAUD, inputs=INPUTS, version="2")
+    return ModelPredictBlock().execute(context, config, None)

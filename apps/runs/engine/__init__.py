@@ -6,7 +6,7 @@ retried and re-driven runs). See ``executor.py`` for the algorithm, ``session.py
 runs are claimed and driven, ``io.py`` for the call-outs in flight.
 """
 
-from .executor import graph_for
-from .session import AdvanceOutcome, advance, drain_queued
+from .executor import graph_for, version_graph
+from .session import AdvanceOutcome, advance, advance_new, drain_queued
 
-__all__ = ["AdvanceOutcome", "advance", "drain_queued", "graph_for"]
+__all__ = ["AdvanceOutcome", "advance", "advance_new", "drain_queued", "graph_for", "version_graph"]

@@ -72,8 +72,8 @@ class StepAttempt:
 
 
 @lru_cache(maxsize=512)
-def _version_graph(version_id: int) -> FlowGraph:
-    # A published version never changes, so each process parses it once.
+def version_graph(version_id: int) -> FlowGraph:
+    """A published version's graph: it never changes, so each process parses it once."""
     definition = FlowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
     return FlowGraph.parse(definition)
 
@@ -82,7 +82,7 @@ def graph_for(run: Run) -> FlowGraph:
     if run.version_id is None:
         # A run without a version is a test run of the draft it keeps (``run_start``).
         return FlowGraph.parse(cast(dict[str, Any], run.draft_definition))
-    return _version_graph(run.version_id)
+    return version_graph(run.version_id)
 
 
 class RunExecutor(OutcomeRecorder):

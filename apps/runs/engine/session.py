@@ -75,8 +75,10 @@ class Session:
         *,
         budget_seconds: float | None = None,
         graph: FlowGraph | None = None,
+        insert: bool = False,
     ) -> list[RunExecutor]:
-        """The first round of freshly claimed ``runs``."""
+        """The first round of freshly claimed ``runs`` (``insert``: new runs, leased
+        already, written in that round's transaction)."""
         claimed_at = time.monotonic()
         executors = [
             RunExecutor(
@@ -94,6 +96,8 @@ class Session:
             self.spans[id(executor)] = start_run_span("advance run", executor.run)
 
         def work(batch: Batch) -> None:
+            if insert:
+                Run.objects.bulk_create([executor.run for executor in executors])
             for executor in executors:
                 with trace.use_span(self.spans[id(executor)], end_on_exit=False):
                     executor.advance(batch)
@@ -200,6 +204,26 @@ def advance(
         logger.warning("run %s: a step was completed by another worker; yielding", run_id)
         return AdvanceOutcome(run_id, True, run.status, 0, run)
     return AdvanceOutcome(run_id, True, run.status, executor.steps_executed, run)
+
+
+def advance_new(
+    run: Run, *, budget_seconds: float | None = None, graph: FlowGraph | None = None
+) -> AdvanceOutcome:
+    """Write ``run`` (new, not written yet) leased to this call, and advance it as far as
+    it can go now, as ``advance`` would. Its row is written in the transaction of its first
+    steps, so a run that ends there costs one commit, and no claim. A duplicate
+    idempotency key raises IntegrityError, with nothing written."""
+    owner = uuid.uuid4().hex
+    claims.lease_new(run, owner)
+    session = Session(owner, one_by_one_on_failure=False)
+    [executor] = session.start([run], budget_seconds=budget_seconds, graph=graph, insert=True)
+    try:
+        while session.busy:
+            session.wait(1.0)
+    except IntegrityError:
+        logger.warning("run %s: a step was completed by another worker; yielding", run.pk)
+        return AdvanceOutcome(run.pk, True, run.status, 0, run)
+    return AdvanceOutcome(run.pk, True, run.status, executor.steps_executed, run)
 
 
 def drain_queued(

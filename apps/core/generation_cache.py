@@ -1,0 +1,91 @@
+"""Process-local caches of database reads, invalidated in every process through a
+generation number in Redis.
+
+Each process keeps what it read (an LRU of ``size`` entries) together with the generation
+it read it at; a lookup reads the generation (one Redis GET, far cheaper than the query it
+spares) and trusts the entry only while the generation is unchanged and the entry is
+younger than ``max_age`` (in case a change could not reach Redis). A change to the cached
+rows calls ``changed_in_transaction`` (from model signals): the process drops its entries,
+its thread reads from Postgres until its transaction ends (what it reads may be rolled
+back), and once the transaction commits the generation moves, so every other process reads
+again. When Redis cannot be reached nothing is cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import redis
+from django.db import connection, transaction
+
+from .redis_clients import redis_client
+
+logger = logging.getLogger(__name__)
+
+
+class GenerationCache:
+    def __init__(self, name: str, *, max_age: float = 60.0, size: int = 1024) -> None:
+        self.name = name
+        self.key = f"flowgate:{name}:generation"
+        self.max_age, self.size = max_age, size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[Any, float, Any]] = OrderedDict()
+        self._transaction = threading.local()
+
+    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """The cached value of ``key``, or ``load()`` (then cached)."""
+        generation = None if self._changed_in_this_transaction() else self.generation()
+        if generation is not None:
+            with self._lock:
+                hit = self._entries.get(key)
+            if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
+                return hit[2]
+        value = load()
+        if generation is not None:
+            with self._lock:
+                self._entries[key] = (generation, time.monotonic() + self.max_age, value)
+                self._entries.move_to_end(key)
+                if len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return value
+
+    def generation(self) -> Any:
+        """The current generation (None when Redis cannot say: no caching)."""
+        try:
+            return redis_client().get(self.key) or b"0"
+        except redis.RedisError:
+            logger.warning("%s cache: Redis unavailable, reading from Postgres", self.name)
+            return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def changed_in_transaction(self, **_: Any) -> None:
+        """A cached row was written (a signal receiver): this thread reads from Postgres
+        until its transaction ends, and every process is told once it commits."""
+        self.clear()
+        self._transaction.changed = True
+        transaction.on_commit(self.changed)
+
+    def changed(self) -> None:
+        """Tell every process that the cached rows changed. After the commit."""
+        self._transaction.changed = False
+        self.clear()
+        try:
+            redis_client().incr(self.key)
+        except redis.RedisError:  # others then notice within max_age
+            logger.warning("%s cache: could not announce a change", self.name, exc_info=True)
+
+    def _changed_in_this_transaction(self) -> bool:
+        if not getattr(self._transaction, "changed", False):
+            return False
+        if connection.in_atomic_block:
+            return True
+        self._transaction.changed = False  # that transaction ended (committed or rolled back)
+        return False
