@@ -39,20 +39,37 @@ class GenerationCache:
 
     def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """The cached value of ``key``, or ``load()`` (then cached)."""
+        return self.get_many([key], lambda _: {key: load()})[key]
+
+    def get_many(
+        self, keys: list[Any], load: Callable[[list[Any]], dict[Any, Any]]
+    ) -> dict[Any, Any]:
+        """The values of ``keys``: those cached, and ``load(missing keys)`` (one call for
+        all; a key it leaves out is cached as None)."""
         generation = None if self._changed_in_this_transaction() else self.generation()
+        found: dict[Any, Any] = {}
         if generation is not None:
+            now = time.monotonic()
             with self._lock:
-                hit = self._entries.get(key)
-            if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
-                return hit[2]
-        value = load()
+                for key in keys:
+                    hit = self._entries.get(key)
+                    if hit is not None and hit[0] == generation and hit[1] > now:
+                        found[key] = hit[2]
+        missing = [key for key in keys if key not in found]
+        if not missing:
+            return found
+        loaded = load(missing)
+        for key in missing:
+            found[key] = loaded.get(key)
         if generation is not None:
+            expires = time.monotonic() + self.max_age
             with self._lock:
-                self._entries[key] = (generation, time.monotonic() + self.max_age, value)
-                self._entries.move_to_end(key)
-                if len(self._entries) > self.size:
+                for key in missing:
+                    self._entries[key] = (generation, expires, found[key])
+                    self._entries.move_to_end(key)
+                while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-        return value
+        return found
 
     def generation(self) -> Any:
         """The current generation (None when Redis cannot say: no caching)."""

@@ -63,31 +63,29 @@ def subscriptions_of(kind: str) -> list[TriggerSubscription]:
     )
 
 
-# The subscription at each (kind, key), with its flow and version, kept by each process
-# and dropped in every process once a change to a subscription or a flow commits (the
-# signals connected in ``FlowsConfig.ready``): a webhook delivery reads a generation in
-# Redis instead of three joined rows. The rows are shared by the process's threads: read
+# The subscriptions at each (kind, key), with flow, workspace and version, kept by each
+# process and dropped in every process once a change to a subscription or a flow commits
+# (the signals connected in ``FlowsConfig.ready``): a webhook delivery reads a generation
+# in Redis instead of the joined rows. The rows are shared by the process's threads: read
 # them, never change them.
 SUBSCRIPTIONS = GenerationCache("subscriptions")
 
 
 def subscription_for(kind: str, key: str) -> TriggerSubscription | None:
-    return SUBSCRIPTIONS.get(
-        (kind, key),
-        lambda: (
-            TriggerSubscription.objects.filter(kind=kind, key=key)
-            .select_related("flow", "version")
-            .first()
-        ),
-    )
+    return subscriptions_for(kind, {key}).get(key)
 
 
 def subscriptions_for(kind: str, keys: set[str]) -> dict[str, TriggerSubscription]:
     """The rows of ``kind`` listening at ``keys``, by key, with flow, workspace and version
-    (one query; the flows' drafts are not read)."""
-    rows = (
-        TriggerSubscription.objects.filter(kind=kind, key__in=keys)
-        .select_related("flow__workspace", "version")
-        .defer("flow__draft_definition")
-    )
-    return {row.key: row for row in rows}
+    (from this process's cache, else one query; the flows' drafts are not read)."""
+
+    def load(missing: list[Any]) -> dict[Any, TriggerSubscription]:
+        rows = (
+            TriggerSubscription.objects.filter(kind=kind, key__in=[key for _, key in missing])
+            .select_related("flow__workspace", "version")
+            .defer("flow__draft_definition")
+        )
+        return {(kind, row.key): row for row in rows}
+
+    found = SUBSCRIPTIONS.get_many([(kind, key) for key in sorted(keys)], load)
+    return {key: row for (_, key), row in found.items() if row is not None}
