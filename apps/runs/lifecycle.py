@@ -25,7 +25,8 @@ cancel          queued, running, waiting       cancelled
 retry           failed                         queued
 ==============  =============================  ==========================
 
-A new run is queued (the model's default); succeeded and cancelled are final, and a
+A new run is queued (the model's default); a sync webhook's inline run is written
+claimed already (``claim_new``: the claim queued move before its insert); succeeded and cancelled are final, and a
 failed run goes back to the queue only when a person retries it from its failed step.
 """
 
@@ -35,7 +36,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -177,6 +178,19 @@ def new_step(move: Move, target: str, **fields: Any) -> StepRun:
     row = StepRun(**fields)
     step_to(row, move, target)
     return row
+
+
+def claim_new(run: Run, owner: str, *, lease_seconds: int) -> None:
+    """Take a new run (queued, not written yet) for ``owner`` as the drain's claim would:
+    running, leased, one delivery. It is written so with its first steps (the sync
+    webhook's inline path: ``engine.advance_new``), and needs no claim. The clock is this
+    process's (a new run's ``created_at`` is too); every later claim reads the database's."""
+    _enter(run, CLAIM_QUEUED, RUNNING)
+    now = timezone.now()
+    run.lease_owner, run.deliveries = owner, 1
+    run.started_at, run.lease_expires_at = now, now + timedelta(seconds=lease_seconds)
+    # What a claim's RETURNING adds to the row (the executor reads them).
+    vars(run).update(database_now=now, has_steps=False)
 
 
 def seen(run: Run, status: str) -> None:

@@ -9,13 +9,11 @@ every value is a bound parameter.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
-from django.utils import timezone
 
 from .. import lifecycle
 from ..models import Run, RunStatus, StepRun
@@ -143,18 +141,6 @@ def claim(run_id: Any, owner: str) -> Run | None:
         _lock_flow(limited)
         arguments = [owner, lease_seconds(), run_id, limited, run_id]
         return next(iter(Run.objects.raw(CLAIM_ONE_LIMITED_SQL, arguments)), None)
-
-
-def lease_new(run: Run, owner: str) -> None:
-    """Make ``run`` (new, not written yet) running and leased to ``owner``, as a claim
-    would: it is written so, with its first steps (``session.advance_new``), and needs no
-    claim. The clock is this process's (a new run's ``created_at`` is too); the database's
-    is read on every later claim."""
-    now = timezone.now()
-    run.status, run.lease_owner, run.deliveries = RunStatus.RUNNING, owner, 1
-    run.started_at, run.lease_expires_at = now, now + timedelta(seconds=lease_seconds())
-    # What a claim's RETURNING adds to the row (the executor reads them).
-    vars(run).update(database_now=now, has_steps=False)
 
 
 def claim_queued(owner: str, limit: int) -> list[Run]:

@@ -29,6 +29,7 @@ from opentelemetry import trace
 from apps.core.tracing import start_run_span
 from apps.flows.definition import FlowGraph
 
+from .. import lifecycle
 from ..models import Run
 from . import claims
 from .batch import Batch
@@ -214,7 +215,7 @@ def advance_new(
     steps, so a run that ends there costs one commit, and no claim. A duplicate
     idempotency key raises IntegrityError, with nothing written."""
     owner = uuid.uuid4().hex
-    claims.lease_new(run, owner)
+    lifecycle.claim_new(run, owner, lease_seconds=claims.lease_seconds())
     session = Session(owner, one_by_one_on_failure=False)
     [executor] = session.start([run], budget_seconds=budget_seconds, graph=graph, insert=True)
     try:
