@@ -142,6 +142,8 @@ def accept(deliveries: list[Delivery]) -> list[Verdict]:
         )
         run.workspace = subscription.flow.workspace  # for the run's URL, without a query
         runs[index] = run
+    if not runs:  # sync or signed deliveries only: the view takes them, nothing to write
+        return verdicts
     saved = _insert_committed(list(runs.values()))
     for index, run in runs.items():
         if run.pk in saved:

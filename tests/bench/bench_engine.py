@@ -205,13 +205,16 @@ def cpu_per_run(groups: dict[str, Callable[[], list[psutil.Process]]], runs: int
 
 
 @contextmanager
-def web_server() -> Iterator[tuple[str, int]]:
+def web_server(processes: int = 1) -> Iterator[tuple[str, int]]:
+    """uvicorn on a free port (``processes`` > 1: that many, ``--workers``); its URL and
+    pid (the parent of the others)."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-bench-web-", suffix=".log")[1])
+    several = ["--workers", str(processes)] if processes > 1 else []
     with log.open("ab") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off", "--no-access-log"],
+             "--port", str(port), "--lifespan", "off", "--no-access-log", *several],
             cwd=ROOT, env=child_environment(DATABASE_URL=DATABASE_URL, DATABASE_POOL="true"),
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -15,7 +15,10 @@ database connections) and two Celery workers (prefork, concurrency 1), and measu
 - an async burst: N W1-stub runs (``mode: async``) posted by 16 callers, timed from the
   first request to the last run's end (webhooks answered 202, workers drain);
 - with ``--model``: W1 with the real model service (MLflow + BentoML, ``claim-fraud``) at
-  one caller, p50/p99.
+  one caller, p50/p99, and an async burst of ``--model-burst`` runs (runs/s, CPU per run,
+  the mean rows per ``/predict_rows`` request: model steps of a drain share requests).
+
+``--web-processes N`` runs N uvicorn processes (``--workers``) instead of one.
 
 The sealer (``audit.seal``, every second from beat in production) runs in a thread of this
 process during the measures; its CPU is counted. Results go to
@@ -95,8 +98,8 @@ def commit_floor(samples: int) -> dict:
         )
 
 
-def callers(url: str, path: str, count: int, clients: int) -> float:
-    """Runs/s of ``count`` POSTs of BODY spread over ``clients`` threads, each with its
+def callers(url: str, path: str, count: int, clients: int, body: dict = BODY) -> float:
+    """Runs/s of ``count`` POSTs of ``body`` spread over ``clients`` threads, each with its
     own keep-alive connection."""
     local = threading.local()
 
@@ -104,7 +107,7 @@ def callers(url: str, path: str, count: int, clients: int) -> float:
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = httpx.Client(base_url=url, timeout=60)
-        client.post(path, json=BODY).raise_for_status()
+        client.post(path, json=body).raise_for_status()
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(one, range(clients)))  # each caller connects before the clock starts
@@ -113,7 +116,7 @@ def callers(url: str, path: str, count: int, clients: int) -> float:
     return round(count / (time.perf_counter() - started), 1)
 
 
-def burst(url: str, flow, count: int, workers: list) -> dict:
+def burst(url: str, flow, count: int, workers: list, body: dict = BODY) -> dict:
     groups = {
         "web_server": lambda: base.process_tree(server_pid),
         "workers": lambda: base.worker_processes(workers),
@@ -123,7 +126,7 @@ def burst(url: str, flow, count: int, workers: list) -> dict:
     since = time.time()
     with base.cpu_per_run(groups, count) as cpu:
         started = time.perf_counter()
-        answered = callers(url, f"/hooks/{flow.webhook_token}", count, 16)
+        answered = callers(url, f"/hooks/{flow.webhook_token}", count, 16, body)
         runs = list(
             Run.objects.filter(flow=flow, created_at__gte=_aware(since)).values_list(
                 "pk", flat=True
@@ -140,9 +143,12 @@ def burst(url: str, flow, count: int, workers: list) -> dict:
     }
 
 
-def model_phase(workspace, user, samples: int) -> dict:
+def model_phase(workspace, user, samples: int, burst_runs: int) -> dict:
     """W1 with ``model.predict`` on the real model service (MLflow registry, BentoML),
-    through a web server started with its URL: c=1 p50/p99."""
+    through a web server started with its URL: c=1 p50/p99; then an async burst of
+    ``burst_runs`` drained by two workers started with its URL (runs/s, CPU per run, and
+    the mean number of rows per ``/predict_rows`` request the service reported)."""
+    global server_pid
     import tempfile
 
     from apps.mlmodels.training import CLAIM_FRAUD, train_demo_models
@@ -172,17 +178,64 @@ def model_phase(workspace, user, samples: int) -> dict:
         )
         os.environ["MODEL_SERVICE_URL"] = service_url
         body = {**CLAIM, "customer": "c-1"}
-        with base.web_server() as (url, _), httpx.Client(base_url=url, timeout=30) as client:
+        results: dict = {}
+        with base.web_server() as (url, pid), httpx.Client(base_url=url, timeout=30) as client:
+            server_pid = pid
 
             def deliver() -> None:
                 response = client.post(f"/hooks/{flow.webhook_token}", json=body)
                 response.raise_for_status()
                 assert "decision" in response.json(), response.text
 
-            return base.summary(base.timed(deliver, samples, warmup=20))
+            results["c1"] = base.summary(base.timed(deliver, samples, warmup=20))
+            if burst_runs:
+                results["async_burst"] = model_burst(
+                    url, workspace, user, burst_runs, body, service_url
+                )
+        return results
     finally:
         stop_process_group(service.process)
         stop_process_group(mlflow.process)
+
+
+def model_burst(url: str, workspace, user, count: int, body: dict, service_url: str) -> dict:
+    from apps.runs.models import StepRun
+    from tests.mlmodels.helpers import INPUTS
+    from tests.runs.w1 import w1_model_node
+
+    definition = w1_definition(
+        model=w1_model_node("claim-fraud", "1", INPUTS), risk="steps.score.output.score"
+    )
+    definition["nodes"][0]["config"]["mode"] = "async"
+    flow = base.published_flow(workspace, user, definition, name="W1 model async")
+    environment = {"MODEL_SERVICE_URL": service_url}
+    for name in ("MODEL_BATCH_JOIN_SECONDS", "MODEL_BATCH_MAX_ROWS"):
+        if name in os.environ:
+            environment[name] = os.environ[name]
+    workers = [
+        WorkerProcess(database_url=base.DATABASE_URL, environment=environment).start()
+        for _ in range(2)
+    ]
+    try:
+        callers(url, f"/hooks/{flow.webhook_token}", 20, 4, body)  # warm the workers
+        time.sleep(2)
+        with Sealer():
+            result = burst(url, flow, count, workers, body)
+    finally:
+        for worker in workers:
+            worker.stop()
+    sizes = [
+        size
+        for size in StepRun.objects.filter(
+            run__flow=flow, node_id="score", status="succeeded"
+        ).values_list("meta__batch_size", flat=True)
+        if size
+    ]
+    result["mean_rows_per_model_request"] = round(sum(sizes) / max(1, len(sizes)), 2)
+    result["model_steps_failed"] = StepRun.objects.filter(
+        run__flow=flow, node_id="score", status="failed"
+    ).count()
+    return result
 
 
 def _aware(timestamp: float):
@@ -202,6 +255,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=2000, help="async W1 runs in the burst")
     parser.add_argument("--label", default="", help="a name for this code (A/B runs)")
     parser.add_argument("--model", action="store_true", help="also W1 with the model service")
+    parser.add_argument("--web-processes", type=int, default=1, help="uvicorn processes")
+    parser.add_argument(
+        "--model-burst", type=int, default=1000, help="async W1 runs with the model (--model)"
+    )
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     suffix = os.urandom(4).hex()
@@ -213,10 +270,18 @@ def main() -> None:
     async_definition = w1_definition()
     async_definition["nodes"][0]["config"]["mode"] = "async"
     async_flow = base.published_flow(workspace, user, async_definition, name="W1 async")
-    results: dict = {"label": arguments.label, "cpus": os.cpu_count(), "load": os.getloadavg()}
+    results: dict = {
+        "label": arguments.label,
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg(),
+        "web_processes": arguments.web_processes,
+    }
     workers = [WorkerProcess(database_url=base.DATABASE_URL).start() for _ in range(2)]
     try:
-        with base.web_server() as (url, pid), httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            base.web_server(arguments.web_processes) as (url, pid),
+            httpx.Client(base_url=url, timeout=30) as client,
+        ):
             server_pid = pid
             results["floor_bare_view"] = base.summary(
                 base.timed(lambda: client.get("/healthz").raise_for_status(), arguments.samples)
@@ -258,7 +323,12 @@ def main() -> None:
                 results["w1_stub_async_burst"] = burst(url, async_flow, arguments.burst, workers)
         write(results, arguments.label)
         if arguments.model:
-            results["w1_model_c1"] = model_phase(workspace, user, arguments.samples)
+            for worker in workers:  # the model burst's workers know the service's URL
+                worker.stop()
+            model = model_phase(workspace, user, arguments.samples, arguments.model_burst)
+            results["w1_model_c1"] = model["c1"]
+            if "async_burst" in model:
+                results["w1_model_async_burst"] = model["async_burst"]
             write(results, arguments.label)
     finally:
         for worker in workers:
