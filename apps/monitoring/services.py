@@ -99,15 +99,10 @@ def reference_for(model_name: str, version: str) -> dict[str, Any] | None:
     return _profiles[key]
 
 
-def drift_check(
-    *, workspace_id: Any, model_name: str, now: datetime | None = None
-) -> list[DriftResult]:
-    """Test each version sampled in the model's last window against its training profile
-    and store the results. A version with fewer samples than ``min_window_samples`` or no
-    profile is skipped. Raises ``registry.RegistryUnavailable`` when MLflow is down."""
-    monitor = monitor_get(workspace_id=workspace_id, model_name=model_name)
-    end = now or timezone.now()
-    start = end - timedelta(minutes=monitor.window_minutes)
+def window_samples(
+    *, workspace_id: Any, model_name: str, start: datetime, end: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """The sampled answers (features, label, score) from ``start`` to ``end`` per version."""
     rows = PredictionSample.objects.filter(
         workspace_id=workspace_id,
         model_name=model_name,
@@ -116,9 +111,47 @@ def drift_check(
         failed=False,
         sampled=True,
     ).values("version", "inputs", "label", "score")
-    by_version: dict[str, list[Any]] = {}
+    by_version: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        by_version.setdefault(row["version"], []).append(row)
+        by_version.setdefault(row["version"], []).append(dict(row))
+    return by_version
+
+
+def window_distributions(
+    *, workspace_id: Any, model_name: str, window_minutes: int
+) -> list[dict[str, Any]]:
+    """Per version sampled in the model's last window: each field's distribution beside
+    the training reference logged with that version (none without a profile)."""
+    end = timezone.now()
+    by_version = window_samples(
+        workspace_id=workspace_id,
+        model_name=model_name,
+        start=end - timedelta(minutes=window_minutes),
+        end=end,
+    )
+    found = []
+    for version, samples in sorted(by_version.items()):
+        profile = reference_for(model_name, version)
+        if profile is not None:
+            for field in drift.window_distributions(profile, samples):
+                found.append({"version": version, **field})
+    return found
+
+
+def drift_check(
+    *, workspace_id: Any, model_name: str, now: datetime | None = None
+) -> list[DriftResult]:
+    """Test each version sampled in the model's last window against its training profile
+    and store the results. A version with fewer samples than ``min_window_samples`` or no
+    profile is skipped. Raises ``registry.RegistryUnavailable`` when MLflow is down."""
+    monitor = monitor_get(workspace_id=workspace_id, model_name=model_name)
+    end = now or timezone.now()
+    by_version = window_samples(
+        workspace_id=workspace_id,
+        model_name=model_name,
+        start=end - timedelta(minutes=monitor.window_minutes),
+        end=end,
+    )
     results = []
     for version, samples in sorted(by_version.items()):
         profile = reference_for(model_name, version)

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from apps.accounts.decorators import WorkspaceRequest, workspace_view
 from apps.accounts.permissions import Capability, can
 from apps.mlmodels.blocks import NAME_PATTERN
+from apps.mlmodels.registry import RegistryNotFound, RegistryUnavailable
 
 from . import alerts, reviews, selectors, services
 
@@ -58,7 +59,29 @@ def _model_context(request: WorkspaceRequest, model_name: str) -> dict[str, Any]
         workspace_id=workspace_id, model_name=model_name, window_minutes=monitor.window_minutes
     )
     can_manage = can(request.membership, Capability.MANAGE_MODELS)
+    try:
+        distributions = services.window_distributions(
+            workspace_id=workspace_id,
+            model_name=model_name,
+            window_minutes=monitor.window_minutes,
+        )
+    except (RegistryUnavailable, RegistryNotFound):  # the reference profiles live in MLflow
+        distributions = []
     return {
+        "distributions": [
+            {
+                **field,
+                "chart_id": f"distribution-{number}",
+                "chart": {
+                    "labels": field["labels"],
+                    "series": {
+                        f"training (v{field['version']})": field["reference"],
+                        f"live (v{field['version']})": field["live"],
+                    },
+                },
+            }
+            for number, field in enumerate(distributions)
+        ],
         "model_name": model_name,
         "monitor": monitor,
         "latest_drift": _latest_drift(drift),

@@ -133,7 +133,11 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     expect(panel.locator("[data-drift-table] tr.is-drifted").first).to_contain_text("drifted")
     expect(panel.locator("[data-drift-table]")).to_be_visible()
     expect(panel.locator("[data-performance-table]")).to_contain_text(f"v{weak.version}")
-    expect(panel.locator("canvas[data-drawn]")).to_have_count(2)
+    for chart in ("drift-chart-data", "accuracy-chart-data"):
+        expect(panel.locator(f"canvas[data-monitoring-chart={chart}][data-drawn]")).to_have_count(1)
+    shifted = panel.locator(f"[data-distribution='v{strong.version} amount']")
+    expect(shifted).to_contain_text("samples")
+    expect(shifted.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "monitoring-model.png")
 
     page.goto(f"/w/{workspace.slug}/dashboard/")

@@ -65,6 +65,31 @@ def test_a_stream_that_shifts_part_way_is_flagged_within_one_window(
     assert {"amount", "channel"} <= found, found
 
 
+def test_the_windows_distributions_are_shown_beside_the_training_reference(
+    production_v1, workspace, model_stack
+):
+    from apps.monitoring.services import window_distributions
+
+    records, _ = stream(60, seed=303, shift_from=0)  # every claim through the web
+    run_stream(model_stack, workspace, records)
+    fields = {
+        row["feature"]: row
+        for row in window_distributions(
+            workspace_id=workspace.id, model_name=MONITORED, window_minutes=60
+        )
+    }
+    assert set(fields) >= {"amount", "channel", "prediction.label", "prediction.score"}
+    channel = fields["channel"]
+    shares = dict(zip(channel["labels"], channel["live"], strict=True))
+    assert shares["web"] == 1.0 and channel["samples"] == 60
+    training = dict(zip(channel["labels"], channel["reference"], strict=True))
+    assert 0.2 < training["web"] < 0.8  # the reference keeps its own shares
+    amount = fields["amount"]
+    assert len(amount["labels"]) == len(amount["reference"]) == len(amount["live"])
+    assert abs(sum(amount["reference"]) - 1) < 0.01 and abs(sum(amount["live"]) - 1) < 0.01
+    assert amount["live"][-1] > 0.5  # tripled amounts fall in the top decile
+
+
 def test_pii_fields_are_masked_and_a_zero_rate_stores_no_features(
     production_v1, workspace, admin_user, model_stack
 ):
