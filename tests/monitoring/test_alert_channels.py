@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from apps.connectors.services import connection_create
+from apps.connectors.services import connection_create, connection_delete
 from apps.connectors.webhook.signing import verify
 from apps.monitoring.alerts import alert_raise, alert_resolve
 from apps.monitoring.services import monitor_save
@@ -28,12 +28,22 @@ def test_webhook_gets_the_alert_and_the_recovery_signed_and_a_broken_channel_is_
             config={"url": f"{receiver.url}/alerts"},
             secrets={"signing_secret": SECRET},
         )
+        # A channel must exist when it is chosen; one deleted afterwards is a broken channel.
+        gone = connection_create(
+            workspace=workspace,
+            actor=admin_user,
+            name="missing-connection",
+            type="webhook",
+            config={"url": f"{receiver.url}/gone"},
+            secrets={"signing_secret": SECRET},
+        )
         monitor_save(
             workspace=workspace,
             actor=admin_user,
             model_name="claim-fraud",
             alert_connections=["ops-hook", "missing-connection"],
         )
+        connection_delete(connection=gone, actor=admin_user)
         details = {"model": "claim-fraud", "drifted": ["v1 amount"]}
         alert = alert_raise(
             workspace_id=workspace.id,
