@@ -10,6 +10,7 @@ from apps.evaluations.models import EvalCase
 from apps.flows.services import flow_draft_save
 from apps.mcp_tools.models import FlowTool
 from tests.e2e.conftest import ARTIFACTS, log_in
+from tests.e2e.test_accessibility import axe_findings, overflow
 from tests.evaluations.test_services import SMARTER, routing_flow
 from tests.runs.helpers import published_flow
 
@@ -55,8 +56,12 @@ def test_a_builder_compares_the_draft_with_the_published_version(
     expect(page.get_by_test_id("verdicts")).to_contain_text('team is "cards", expected "loans"')
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "evaluate-report.png"), full_page=True)
+    assert axe_findings(page) == []
     page.get_by_role("link", name="Cases and new evaluation").click()
     page.screenshot(path=str(ARTIFACTS / "evaluate-page.png"), full_page=True)
+    assert axe_findings(page) == []
+    page.set_viewport_size({"width": 1024, "height": 768})
+    assert overflow(page) == 0
     assert EvalCase.objects.filter(flow=flow).count() == 2
 
 
@@ -73,5 +78,6 @@ def test_an_admin_exposes_a_flow_as_an_mcp_tool(page: Page, workspace, admin_use
     expect(page.get_by_test_id("schema-in-use")).to_contain_text('"text"')
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mcp-tool.png"), full_page=True)
+    assert axe_findings(page) == []
     tool = FlowTool.objects.get(flow=flow)
     assert tool.enabled and tool.name == "route-request"
