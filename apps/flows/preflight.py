@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .definition import Problem, validate_definition
-from .selectors import SUBFLOW_BLOCKS
+from .selectors import AGENT_BLOCK, flows_called_by
 
 
 def flow_problems(*, workspace_id: Any, definition: Any) -> list[Problem]:
@@ -90,7 +90,11 @@ def _connection_problems(workspace_id: Any, nodes: list) -> list[Problem]:
 def _subflow_problems(workspace_id: Any, nodes: list) -> list[Problem]:
     from .models import Flow, FlowStatus
 
-    wanted = list(_named(nodes, SUBFLOW_BLOCKS, "flow"))
+    wanted = [
+        (node_id, slug)
+        for node_id, block_type, config in nodes
+        for slug in flows_called_by(block_type, config)
+    ]
     runnable = set(
         Flow.objects.filter(
             workspace_id=workspace_id,
@@ -100,12 +104,21 @@ def _subflow_problems(workspace_id: Any, nodes: list) -> list[Problem]:
         .exclude(status=FlowStatus.ARCHIVED)
         .values_list("slug", flat=True)
     )
-    return _missing(
-        wanted,
-        runnable,
-        field="flow",
-        message="there is no published flow '{}' in this workspace to run as a sub-flow",
-    )
+    agents = {node_id for node_id, block_type, _ in nodes if block_type == AGENT_BLOCK}
+    return [
+        *_missing(
+            [(node_id, slug) for node_id, slug in wanted if node_id not in agents],
+            runnable,
+            field="flow",
+            message="there is no published flow '{}' in this workspace to run as a sub-flow",
+        ),
+        *_missing(
+            [(node_id, slug) for node_id, slug in wanted if node_id in agents],
+            runnable,
+            field="tools",
+            message="there is no published flow '{}' in this workspace for the agent's tool",
+        ),
+    ]
 
 
 def _missing(

@@ -100,17 +100,33 @@ def flow_webhook_secret(flow: Flow) -> str:
 
 
 SUBFLOW_BLOCKS = ("flow.subflow", "logic.foreach")
+AGENT_BLOCK = "ai.agent"  # its tools may be published flows, run as sub-flows
+
+
+def flows_called_by(block_type: Any, config: Any) -> list[str]:
+    """Slugs of the flows one node runs: a sub-flow or for-each node's ``flow``, an
+    agent's flow tools."""
+    if not isinstance(config, dict):
+        return []
+    if block_type in SUBFLOW_BLOCKS and config.get("flow"):
+        return [str(config["flow"])]
+    if block_type == AGENT_BLOCK and isinstance(config.get("tools"), list):
+        return [
+            str(tool["flow"])
+            for tool in config["tools"]
+            if isinstance(tool, dict) and tool.get("flow")
+        ]
+    return []
 
 
 def subflows_called(definition: Any) -> set[str]:
-    """Slugs of the flows that ``definition``'s sub-flow and for-each nodes run (nothing for
-    a definition too malformed to say; its problems are reported elsewhere)."""
+    """Slugs of the flows that ``definition``'s sub-flow, for-each and agent nodes run
+    (nothing for a definition too malformed to say; its problems are reported elsewhere)."""
     nodes = definition.get("nodes") if isinstance(definition, dict) else None
-    called = set()
+    called: set[str] = set()
     for node in nodes if isinstance(nodes, list) else []:
-        config = node.get("config") if isinstance(node, dict) else None
-        if isinstance(config, dict) and node.get("type") in SUBFLOW_BLOCKS and config.get("flow"):
-            called.add(str(config["flow"]))
+        if isinstance(node, dict):
+            called.update(flows_called_by(node.get("type"), node.get("config")))
     return called
 
 

@@ -454,3 +454,26 @@ def test_an_outside_provider_gets_the_standard_tools_format_and_several_calls_ru
     rollups.materialise()
     figures = selectors.dashboard_figures(workspace=workspace, range_name="1h")["ai"]
     assert figures["calls"] == 1 and figures["tokens"] == 36
+
+
+def test_a_flow_tool_that_is_not_published_is_a_problem_before_publishing(workspace, builder_user):
+    from apps.flows.preflight import flow_problems
+    from apps.flows.selectors import subflows_called
+
+    tools = [LOOKUP, {"name": "summary", "flow": "summarise"}]
+    agent = {"model": SUPPORT_WRITER, "goal": "g", "tools": tools}
+    flow = definition(
+        [node("start", "trigger.manual"), node("agent", "ai.agent", **agent)],
+        [("start", "agent")],
+    )
+    assert subflows_called(flow) == {"summarise"}  # publishing checks it for cycles too
+    problems = flow_problems(workspace_id=workspace.id, definition=flow)
+    assert [(p.node, p.field, p.message) for p in problems] == [
+        (
+            "agent",
+            "tools",
+            "there is no published flow 'summarise' in this workspace for the agent's tool",
+        )
+    ]
+    summarise_flow(workspace, builder_user)
+    assert flow_problems(workspace_id=workspace.id, definition=flow) == []
