@@ -349,6 +349,8 @@ def main() -> None:
     parser.add_argument("--web-processes", type=int, default=1)
     parser.add_argument("--w1-requests", type=int, default=0, help="W1 with the real model")
     parser.add_argument("--skip-sinks", action="store_true", help="only floors (and W1)")
+    parser.add_argument("--skip-floors", action="store_true")
+    parser.add_argument("--fast-sink-only", action="store_true", help="no 200 ms sink phase")
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     suffix = uuid.uuid4().hex[:8]
@@ -366,8 +368,11 @@ def main() -> None:
         for _ in range(2)
     ]
     try:
-        results["floor_bare_celery_task"] = bench.celery_throughput(workers, arguments.floor_tasks)
-        results["floor_per_step_commit"] = per_step_commit_floor(arguments.floor_tasks // 4)
+        if not arguments.skip_floors:
+            results["floor_bare_celery_task"] = bench.celery_throughput(
+                workers, arguments.floor_tasks
+            )
+            results["floor_per_step_commit"] = per_step_commit_floor(arguments.floor_tasks // 4)
         with web_server(arguments.web_processes) as (url, web_pid):
             groups = {
                 "web_server": lambda: bench.process_tree(web_pid),
@@ -378,6 +383,8 @@ def main() -> None:
                 ("sink_1ms", 1, arguments.fast_rate),
                 ("sink_200ms", 200, arguments.slow_rate),
             )
+            if arguments.fast_sink_only:
+                phases = phases[:1]
             for label, delay, rate in () if arguments.skip_sinks else phases:
                 with sink_server(delay) as (sink, _):
                     flow = published_flow(workspace, user, calling_flow(sink), name=label)
