@@ -20,13 +20,14 @@ it was saved), and a delivery whose idempotency key an earlier run holds. A data
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,9 +196,12 @@ class Batcher:
                     batch.append(waiting.get_nowait())
                 except queue.Empty:
                     break
-            self._settle(batch)
-            if waiting.empty():  # idle: the connection goes back (to the pool), not kept
-                connection.close()
+            try:
+                self._settle(batch)
+                if waiting.empty():  # idle: the connection goes back (to the pool), not kept
+                    connection.close()
+            except Exception:  # the thread serves every later request: it must not end
+                logger.exception("webhook batcher")
 
     @staticmethod
     def _settle(batch: list[Delivery]) -> None:
@@ -215,7 +219,8 @@ class Batcher:
             # As at the end of a request: back to the pool, or closed when broken or old.
             close_old_connections()
         for delivery, verdict in zip(batch, verdicts, strict=True):
-            delivery.answer.set_result(verdict)
+            with contextlib.suppress(InvalidStateError):  # its caller gave up (cancelled)
+                delivery.answer.set_result(verdict)
 
 
 batcher = Batcher()

@@ -113,3 +113,25 @@ def test_deliveries_over_the_rate_limit_are_429_and_start_nothing(
     assert statuses == [202, 202, 202, 429, 429, 429]
     assert all(r.headers["Retry-After"] for r in responses if r.status_code == 429)
     assert Run.objects.filter(flow=flow).count() == 3
+
+
+def test_a_caller_gone_before_its_answer_does_not_stop_the_batcher(workspace, builder_user):
+    from apps.runs.ingress import Delivery, batcher
+
+    flow = published_flow(workspace, builder_user, webhook_flow())
+
+    def delivery(n: int) -> Delivery:
+        return Delivery(
+            token=flow.webhook_token,
+            body=json.dumps({"n": n}).encode(),
+            content_type="application/json",
+            headers={"content-type": "application/json"},
+            query={},
+        )
+
+    gone = delivery(1)
+    gone.answer.cancel()  # what the event loop does to a request it abandons
+    batcher.submit(gone)
+    answer = batcher.submit(delivery(2)).result(timeout=60)
+    assert answer is not None and answer.status == 202
+    assert Run.objects.filter(flow=flow, input__body__n=2).exists()
