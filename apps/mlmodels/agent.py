@@ -43,7 +43,7 @@ TOOL_NAME = r"^[A-Za-z0-9_\-]{1,64}$"
 # What the model reads of a tool's result (the call's row keeps all of it).
 RESULT_CHARS = 600
 SUBFLOW_POLL = timedelta(seconds=15)  # safety net if a child's completion signal is missed
-# Blocks that route, wait or start runs are not tools.
+# Triggers and blocks that wait, join or start runs are not tools.
 NOT_TOOLS = frozenset({"trigger", "flow", "human"})
 SIMPLE_TYPES = ("string", "integer", "number", "boolean")
 FINISHED = ("succeeded", "failed", "denied")
@@ -112,7 +112,9 @@ def block_class(key: str) -> Any:
     if found is None:
         raise ValueError(f"there is no block {key!r}")
     if found.category in NOT_TOOLS or found.may_wait or found.joins or found.key == "ai.agent":
-        raise ValueError(f"{key} cannot be an agent's tool (it routes, waits or starts runs)")
+        raise ValueError(
+            f"{key} cannot be an agent's tool (a trigger, or it waits, joins or starts runs)"
+        )
     return found
 
 

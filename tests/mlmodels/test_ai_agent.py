@@ -356,7 +356,6 @@ def test_running_out_of_steps_or_tokens_takes_the_exhausted_port(
     [
         ({"model": "no-such-model"}, "no-such-model"),
         ({"goal": "x" * 2100}, "context length"),
-        ({"tools": [{"name": "missing", "flow": "nowhere"}]}, "there is no flow 'nowhere'"),
     ],
 )
 def test_bad_input_fails_the_step_at_once_with_the_reason(
@@ -477,3 +476,18 @@ def test_a_flow_tool_that_is_not_published_is_a_problem_before_publishing(worksp
     ]
     summarise_flow(workspace, builder_user)
     assert flow_problems(workspace_id=workspace.id, definition=flow) == []
+
+
+def test_a_flow_tool_removed_after_publishing_fails_the_step_with_the_reason(
+    workspace, builder_user, model_service
+):
+    from apps.flows.models import Flow
+
+    summarise_flow(workspace, builder_user)
+    flow = agent_flow(workspace, builder_user, tools=[SUMMARY])
+    Flow.objects.filter(workspace=workspace, slug="summarise").delete()
+    run = start(flow)
+    assert run.status == "failed"
+    step = agent_step(run)
+    assert step.error["message"] == "tool summary: there is no flow 'summarise' in this workspace"
+    assert step.error["class"] == "permanent"
