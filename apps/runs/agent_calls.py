@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.events import publish_run_event
 from apps.flows.models import Flow
 
 from .models import AgentCall, Run
@@ -102,6 +103,7 @@ class AgentCallService:
                 )[0]
                 for index, call in enumerate(calls)
             ]
+        self._event(run_id, node_id, "recorded")
         return [as_dict(row) for row in rows]
 
     def update(self, *, run_id: Any, node_id: str, turn: int, index: int, **fields: Any) -> None:
@@ -120,6 +122,13 @@ class AgentCallService:
             index=index,
             run__workspace_id=self.workspace_id,
         ).update(**fields)
+        if status:
+            self._event(run_id, node_id, str(status))
+
+    def _event(self, run_id: Any, node_id: str, status: str) -> None:
+        """Tell the run's page (it re-renders its calls table), once the change commits."""
+        event = {"type": "run.agent_call", "run": str(run_id), "node": node_id, "status": status}
+        transaction.on_commit(lambda: publish_run_event(self.workspace_id, run_id, event))
 
     def flow_tool(self, *, slug: str, version: int | None) -> dict[str, Any]:
         """What the agent needs to offer a published flow as a tool: its name, what it

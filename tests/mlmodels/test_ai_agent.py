@@ -152,9 +152,18 @@ def test_bad_tools_are_a_400_naming_the_problem(model_stack, language_models, bo
 
 
 def test_an_agent_calls_a_block_tool_the_policy_allows_then_answers(
-    workspace, builder_user, model_service
+    workspace, builder_user, model_service, monkeypatch
 ):
+    sent = []
+    monkeypatch.setattr(
+        "apps.runs.agent_calls.publish_run_event", lambda _w, _r, event: sent.append(event)
+    )
     run = start(agent_flow(workspace, builder_user))
+    # The run page follows each call live (it re-renders on the run's events).
+    assert [event["status"] for event in sent] == ["recorded", "running", "succeeded"]
+    assert {(event["type"], event["run"], event["node"]) for event in sent} == {
+        ("run.agent_call", str(run.id), "agent")
+    }
     assert run.status == "succeeded", run.error
     step = agent_step(run)
     assert step.port == "out" and step.output["answer"] and step.output["calls"] == 1
