@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.flows.models import Flow
+from apps.flows.models import Flow, FlowStatus
 
 from .models import Connection, EgressSettings
 
@@ -26,9 +26,12 @@ def connection_get(*, workspace: Any, connection_id: Any) -> Connection:
 
 
 def connection_usage(*, connection: Connection) -> list[Flow]:
-    """Flows of the connection's workspace whose draft or published version names it."""
-    flows = Flow.objects.filter(workspace_id=connection.workspace_id).select_related(
-        "latest_version"
+    """Flows of the connection's workspace (not archived) whose draft or published
+    version names it, each once."""
+    flows = (
+        Flow.objects.filter(workspace_id=connection.workspace_id)
+        .exclude(status=FlowStatus.ARCHIVED)
+        .select_related("latest_version")
     )
     # A cheap pre-filter in SQL; the exact match is on node configs below.
     flows = flows.filter(

@@ -44,8 +44,14 @@ LIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
 
 # Evaluation runs measure a flow version on example cases; they are not the workspace's work.
 def _runs(workspace: Any | None) -> QuerySet[Run]:
+    """The workspace's runs; for every workspace (``/metrics``) named one by one, so that
+    a filter on status reads the (workspace, status, created) index, not every run."""
     runs = Run.objects.exclude(trigger__in=EVALUATION_TRIGGERS)
-    return runs if workspace is None else runs.filter(workspace=workspace)
+    if workspace is None:
+        from apps.accounts.models import Workspace
+
+        return runs.filter(workspace__in=list(Workspace.objects.values_list("id", flat=True)))
+    return runs.filter(workspace=workspace)
 
 
 def _steps(workspace: Any | None) -> QuerySet[StepRun]:

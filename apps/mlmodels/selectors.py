@@ -8,17 +8,23 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from apps.flows.models import Flow
+from apps.flows.models import Flow, FlowStatus
 
 from .models import PromotionRequest, PromotionStatus
 
 
 def flows_using_models(*, workspace: Any) -> dict[str, list[Flow]]:
-    """Model name → the workspace's flows whose draft has a ``model.predict`` step on it."""
+    """Model name → the workspace's flows (not archived: an archived flow and its
+    replacement would read as one flow listed twice) whose draft has a ``model.predict``
+    step on it, each once however many steps name the model."""
     using: dict[str, list[Flow]] = defaultdict(list)
-    flows = Flow.objects.filter(
-        workspace=workspace, draft_definition__nodes__contains=[{"type": "model.predict"}]
-    ).order_by("name")
+    flows = (
+        Flow.objects.filter(
+            workspace=workspace, draft_definition__nodes__contains=[{"type": "model.predict"}]
+        )
+        .exclude(status=FlowStatus.ARCHIVED)
+        .order_by("name")
+    )
     for flow in flows:
         names = {
             str((node.get("config") or {}).get("model", ""))

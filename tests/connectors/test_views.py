@@ -215,3 +215,27 @@ def test_listing_connections_takes_a_constant_number_of_queries(
         assert admin_client.get(url("list")).status_code == 200
     with django_assert_max_num_queries(6):
         assert len(admin_client.get(api()).json()) == 5
+
+
+def test_used_by_lists_each_flow_once_and_not_an_archived_one_of_the_same_name(
+    admin_client, api_connection, builder_user, workspace
+):
+    from apps.flows.models import Flow
+    from apps.flows.services import flow_create
+    from tests.runs.helpers import definition, node
+
+    def calls(node_id: str) -> dict:
+        return node(node_id, "connector.http", connection="crm", method="GET", url="/a")
+
+    # The connection named by two nodes of one flow.
+    twice = definition(
+        [node("start", "trigger.manual"), calls("one"), calls("two")],
+        [("start", "one"), ("one", "two")],
+    )
+    flow = flow_create(workspace=workspace, actor=builder_user, name="Sync", definition=twice)
+    old = flow_create(workspace=workspace, actor=builder_user, name="Sync (old)", definition=twice)
+    Flow.objects.filter(pk=old.pk).update(status="archived", name="Sync")
+
+    body = admin_client.get(url("detail", connection_id=api_connection.pk)).content.decode()
+    assert body.count("data-used-by=") == 1
+    assert f'data-used-by="{flow.slug}"' in body and f"/flows/{flow.id}/" in body

@@ -129,3 +129,37 @@ def test_the_main_pages_fit_a_1024_px_window(page: Page, main_pages):
             canvas = page.locator(".canvas").bounding_box()
             assert canvas is not None and canvas["width"] >= 600, canvas
     assert wide == {}
+
+
+@pytest.mark.slow
+def test_the_model_pages_have_no_serious_findings_and_fit_1024_px(
+    open_page, test_database_url, workspace, admin_user, model_stack, trained_models
+):
+    """The Models list and a model page, against the real MLflow and model service."""
+    from apps.mlmodels.training import CLAIM_FRAUD
+    from tests.e2e.conftest import serve_studio
+
+    with serve_studio(
+        test_database_url,
+        MLFLOW_TRACKING_URI=model_stack.mlflow.url,
+        MODEL_SERVICE_URL=model_stack.service.url,
+    ) as url:
+        page = open_page(url)
+        errors: list[str] = []
+        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+        log_in(page, "ada")
+        found, wide = {}, {}
+        for width in (1280, 1024):
+            page.set_viewport_size({"width": width, "height": 800})
+            for path in ("/w/acme/models/", f"/w/acme/models/{CLAIM_FRAUD}/"):
+                page.goto(path)
+                page.wait_for_load_state("networkidle")
+                if width == 1024:
+                    _screenshot(page, "1024" + path.replace("/", "-")[:60])
+                    if overflow(page) > 0:
+                        wide[path] = overflow(page)
+                elif findings := axe_findings(page):
+                    found[path] = findings
+        assert found == {}, json.dumps(found, indent=1)
+        assert wide == {}
+        assert errors == []

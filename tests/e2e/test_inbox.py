@@ -44,3 +44,51 @@ def test_a_task_arrives_live_and_an_approval_completes_the_run(
 
     finished = wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").first())
     assert finished.output == {"paid": True, "by": "rui"}
+
+
+# Every Content-Security-Policy refusal on the page, as the browser reports it.
+CSP_WATCH = """
+window.cspRefusals = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspRefusals.push(`${event.violatedDirective} ${event.blockedURI} ${event.sample}`);
+});
+"""
+
+
+def test_the_inbox_breaks_no_csp_rule_through_swaps_toasts_and_empty_states(
+    page, workspace, builder_user, reviewer_user
+):
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.add_init_script(CSP_WATCH)
+    log_in(page, "rui")
+    page.goto("/w/acme/inbox/")
+    expect(page.get_by_text("Nothing waiting here")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+
+    start_waiting_run(workspace, builder_user, enqueue=True)
+    rows = page.locator("[data-task-row]")
+    expect(rows).to_have_count(1, timeout=20_000)
+    expect(page.locator(".toast")).to_contain_text("New task: Claim C-17")
+    # Filters swap the list by htmx: an empty result, then the task again.
+    search = page.get_by_label("Search")
+    search.fill("no such claim")
+    search.press("End")  # the list follows the search box on keyup
+    expect(rows).to_have_count(0)
+    search.fill("C-17")
+    search.press("End")
+    expect(rows).to_have_count(1)
+    page.get_by_label("Status").select_option("decided")
+    expect(rows).to_have_count(0)
+    page.get_by_label("Status").select_option("open")
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("link").first.click()
+    expect(page.get_by_role("heading", name="Claim C-17")).to_be_visible()
+    page.get_by_label("Comment").fill("Fine")
+    page.get_by_role("button", name=re.compile("^Approve")).click()
+    expect(page.get_by_text("Approved: Claim C-17")).to_be_visible()
+    page.goto("/w/acme/inbox/")
+    expect(page.get_by_text("Nothing waiting here")).to_be_visible()
+
+    assert page.evaluate("window.cspRefusals") == []
+    assert [error for error in errors if "Content Security Policy" in error] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from apps.policies import services
@@ -51,3 +53,42 @@ def test_admin_edits_rego_in_the_editor_and_tries_it_in_the_playground(
     playground.get_by_label("Input").fill('{"amount": 5}')
     playground.get_by_role("button", name="Evaluate").click()
     expect(page.locator("#playground-result")).to_contain_text('"approve"')
+
+
+def test_used_by_lists_each_flow_once_and_tells_same_named_flows_apart(
+    page: Page, admin_user, builder_user, workspace
+):
+    from apps.flows.models import Flow
+    from apps.policies.services import policy_defaults_ensure
+    from tests.runs.helpers import definition, node, published_flow
+
+    policy_defaults_ensure(workspace=workspace, actor=admin_user, slugs=("claims",))
+
+    def decide(node_id: str) -> dict:
+        return node(
+            node_id,
+            "policy.evaluate",
+            policy="claims",
+            rule="route",
+            routes=["approve", "review", "reject"],
+            input={"risk": "trigger.body.risk", "amount": "trigger.body.amount"},
+        )
+
+    # One flow naming the policy in two nodes, in its draft and its published version.
+    twice = definition(
+        [node("start", "trigger.manual"), decide("first"), decide("second")],
+        [("start", "first"), ("start", "second")],
+    )
+    published_flow(workspace, builder_user, twice, name="Claims triage")
+    # An archived flow of the same name (replaced by the one above) is not listed.
+    old = published_flow(workspace, builder_user, twice, name="Claims triage (old)")
+    Flow.objects.filter(pk=old.pk).update(status="archived", name="Claims triage")
+    log_in(page, "ada")
+    page.goto("/w/acme/policies/claims/")
+
+    used_by = page.locator("[data-used-by]")
+    expect(used_by).to_have_count(1)
+    expect(used_by).to_contain_text("Claims triage")
+    expect(used_by).to_contain_text("published v1")
+    used_by.get_by_role("link", name="Claims triage").click()
+    expect(page).to_have_url(re.compile(r"/w/acme/flows/[0-9a-f-]+/$"))
