@@ -53,11 +53,8 @@ def reviewed_flow_traffic(workspace, builder_user, reviewer_user, admin_user) ->
     from apps.inbox.models import ReviewTask
     from apps.inbox.services import task_decide
     from apps.monitoring.services import monitor_save
-    from apps.runs.blocks import envelope
-    from apps.runs.engine import advance
-    from apps.runs.services import run_start
     from tests.inbox.helpers import membership
-    from tests.monitoring.test_flow_reviews import scoring_flow
+    from tests.monitoring.conftest import scoring_flow, start_claims
     from tests.runs.helpers import published_flow
 
     monitor_save(
@@ -67,15 +64,7 @@ def reviewed_flow_traffic(workspace, builder_user, reviewer_user, admin_user) ->
         review_labels={"approve": "legit", "reject": "fraud"},
     )
     flow = published_flow(workspace, builder_user, scoring_flow(), name="Claim scoring")
-    for number, record in enumerate(stream(12, seed=9)[0]):
-        run = run_start(
-            flow=flow,
-            trigger="manual",
-            payload=envelope({**record, "claim_number": f"F-{number}"}),
-            actor=builder_user,
-            enqueue=False,
-        ).run
-        advance(run.id)
+    start_claims(flow, stream(12, seed=9)[0], prefix="F", actor=builder_user)
     tasks = list(ReviewTask.objects.filter(workspace=workspace))
     for task in tasks:
         task_decide(
@@ -168,17 +157,10 @@ def test_an_admin_sets_monitoring_in_the_model_pages_form(
     registry_settings,
     monitored_versions,  # noqa: F811
 ):
-    from apps.connectors.services import connection_create
     from apps.monitoring.models import ModelMonitor
+    from tests.monitoring.scenario import mail_channel
 
-    connection_create(
-        workspace=workspace,
-        actor=admin_user,
-        name="ops-mail",
-        type="smtp",
-        config={"host": "127.0.0.1", "port": 2525, "security": "none", "from_address": "f@x.io"},
-        secrets={},
-    )
+    mail_channel(workspace, admin_user)
     page = open_page(monitoring_studio_url)
     log_in(page, admin_user.username)
     page.goto(f"/w/{workspace.slug}/models/{MONITORED}/")

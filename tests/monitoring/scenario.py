@@ -35,7 +35,8 @@ def canary_removed(model_stack) -> None:
     client.set_registered_model_tag(MONITORED, CANARY_SHARE_TAG, "0")
 
 
-def alerts_by_email(workspace, actor, smtp_port: int) -> None:
+def mail_channel(workspace, actor, smtp_port: int = 2525) -> None:
+    """The workspace's SMTP connection ``ops-mail`` (to an SMTP server on loopback)."""
     connection_create(
         workspace=workspace,
         actor=actor,
@@ -49,6 +50,10 @@ def alerts_by_email(workspace, actor, smtp_port: int) -> None:
         },
         secrets={},
     )
+
+
+def alerts_by_email(workspace, actor, smtp_port: int) -> None:
+    mail_channel(workspace, actor, smtp_port)
     monitor_save(
         workspace=workspace,
         actor=actor,

@@ -16,31 +16,11 @@ from apps.runs.engine import advance
 from apps.runs.services import run_start
 from tests.inbox.helpers import membership
 from tests.mlmodels.helpers import mlflow_client
-from tests.runs.helpers import definition, node, published_flow
+from tests.runs.helpers import published_flow
 
-from .conftest import FIELDS, MONITORED, stream
+from .conftest import MONITORED, scoring_flow, start_claims, stream
 
 pytestmark = [pytest.mark.slow]
-
-
-def scoring_flow() -> dict:
-    return definition(
-        [
-            node("start", "trigger.manual"),
-            node(
-                "score",
-                "model.predict",
-                model=MONITORED,
-                inputs={name: f"trigger.body.{name}" for name in FIELDS},
-                threshold=0.9,
-                business_key="trigger.body.claim_number",
-            ),
-            node("review", "human.approval", title="Check the claim"),
-            node("done", "transform.set", values={"automated": "true"}),
-        ],
-        [("start", "score"), ("score", "done", "out"), ("score", "review", "low_confidence")],
-        name="Claim scoring",
-    )
 
 
 @pytest.fixture
@@ -60,16 +40,7 @@ def test_reviewer_decisions_count_as_labels_and_rates_per_flow(
         review_labels={"approve": "legit", "reject": "fraud"},
     )
     flow = published_flow(workspace, builder_user, scoring_flow(), name="Claim scoring")
-    records, _ = stream(12, seed=9)
-    for number, record in enumerate(records):
-        run = run_start(
-            flow=flow,
-            trigger="manual",
-            payload=envelope({**record, "claim_number": f"C-{number}"}),
-            actor=builder_user,
-            enqueue=False,
-        ).run
-        advance(run.id)
+    start_claims(flow, stream(12, seed=9)[0], prefix="C", actor=builder_user)
     samples = PredictionSample.objects.filter(workspace=workspace, model_name=MONITORED)
     assert samples.count() == 12 and set(samples.values_list("node_id", flat=True)) == {"score"}
     tasks = list(ReviewTask.objects.filter(workspace=workspace).order_by("created_at"))

@@ -10,14 +10,12 @@ import pytest
 from django.db.backends.postgresql.base import DatabaseWrapper
 
 from apps.monitoring.models import PredictionSample
-from apps.runs.blocks import envelope
 from apps.runs.engine import drain_queued
 from apps.runs.models import Run, StepRun
-from apps.runs.services import run_start
 from tests.mlmodels.helpers import mlflow_client
-from tests.runs.helpers import definition, node, published_flow
+from tests.runs.helpers import published_flow
 
-from .conftest import FIELDS, MONITORED, stream
+from .conftest import MONITORED, scoring_flow, start_claims, stream
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -45,39 +43,14 @@ def io_thread_connections(monkeypatch):
     return opened
 
 
-def scoring_flow() -> dict:
-    return definition(
-        [
-            node("start", "trigger.manual"),
-            node(
-                "score",
-                "model.predict",
-                model=MONITORED,
-                inputs={name: f"trigger.body.{name}" for name in FIELDS},
-                business_key="trigger.body.claim_number",
-            ),
-        ],
-        [("start", "score")],
-        name="Scoring",
-    )
-
-
 def test_a_model_step_records_its_prediction_with_the_step_batch(
     production_v1, workspace, admin_user, io_thread_connections
 ):
     from apps.monitoring.services import monitor_save
 
-    flow = published_flow(workspace, admin_user, scoring_flow(), name="Scoring")
+    flow = published_flow(workspace, admin_user, scoring_flow(review=False), name="Scoring")
     records, _ = stream(6, seed=77)
-    runs = [
-        run_start(
-            flow=flow,
-            trigger="manual",
-            payload=envelope({**record, "claim_number": f"B-{number}"}),
-            enqueue=False,
-        ).run
-        for number, record in enumerate(records)
-    ]
+    runs = start_claims(flow, records, prefix="B", advance_each=False)
     # Warm what the recorder caches per process (sampling rate, PII classification),
     # which a step reads at most every few seconds.
     monitor_save(workspace=workspace, actor=admin_user, model_name=MONITORED, sample_rate=1.0)

@@ -188,17 +188,10 @@ def settings_form(**changes) -> dict:
 def test_an_admin_changes_monitoring_settings_in_the_models_form(
     workspace, admin_user, admin_client, builder_client
 ):
-    from apps.connectors.services import connection_create
     from apps.monitoring.models import ModelMonitor
+    from tests.monitoring.scenario import mail_channel
 
-    connection_create(
-        workspace=workspace,
-        actor=admin_user,
-        name="ops-mail",
-        type="smtp",
-        config={"host": "127.0.0.1", "port": 2525, "security": "none", "from_address": "f@x.io"},
-        secrets={},
-    )
+    mail_channel(workspace, admin_user)
     panel = admin_client.get(f"/w/{workspace.slug}/monitoring/models/claim-fraud/")
     assert 'name="alert_connections" value="ops-mail"' in panel.text
     url = f"/w/{workspace.slug}/monitoring/models/claim-fraud/settings/"
