@@ -129,9 +129,17 @@ def run_new(
         rerun_of=rerun_of,
     )
     run.trace_context = run_trace_context(run=run)
-    definition = version.definition if version is not None else draft_definition
-    run.concurrency_limit = ((definition or {}).get("concurrency") or {}).get("limit")
+    run.concurrency_limit = _concurrency_limit(
+        version.definition if version is not None else draft_definition
+    )
     return run
+
+
+def _concurrency_limit(definition: dict[str, Any] | None) -> int | None:
+    """The definition's ``concurrency.limit`` (a draft's may not be valid yet)."""
+    concurrency = (definition or {}).get("concurrency")
+    limit = concurrency.get("limit") if isinstance(concurrency, dict) else None
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def runs_insert(runs: list[Run]) -> set[Any]:
