@@ -17,7 +17,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -26,6 +28,30 @@ from django.db import connection, transaction
 from .redis_clients import redis_client
 
 logger = logging.getLogger(__name__)
+# Generations read once for a whole request (``snapshot``), by Redis key.
+_snapshot: ContextVar[dict[str, Any] | None] = ContextVar("flowgate_generations", default=None)
+_caches: list[GenerationCache] = []
+
+
+def generation_keys() -> list[str]:
+    """The Redis keys of every cache, to be read together (``snapshot``)."""
+    return [cache.key for cache in _caches]
+
+
+@contextmanager
+def snapshot(values: list[bytes | None] | None) -> Iterator[None]:
+    """Within the block the caches go by these generations, which the caller read in one
+    round trip with its other work (``values`` in the order of ``generation_keys()``; None
+    when Redis could not be read: then nothing is cached)."""
+    keys = generation_keys()
+    read = dict.fromkeys(keys) if values is None else dict(zip(keys, values, strict=True))
+    token = _snapshot.set(
+        {key: None if values is None else (value or b"0") for key, value in read.items()}
+    )
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
 
 
 class GenerationCache:
@@ -36,6 +62,7 @@ class GenerationCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[Any, float, Any]] = OrderedDict()
         self._transaction = threading.local()
+        _caches.append(self)
 
     def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """The cached value of ``key``, or ``load()`` (then cached)."""
@@ -73,6 +100,9 @@ class GenerationCache:
 
     def generation(self) -> Any:
         """The current generation (None when Redis cannot say: no caching)."""
+        read = _snapshot.get()
+        if read is not None and self.key in read:
+            return read[self.key]
         try:
             return redis_client().get(self.key) or b"0"
         except redis.RedisError:

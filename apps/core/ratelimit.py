@@ -41,6 +41,34 @@ def hit(*, scope: str, key: str) -> int | None:
     return hits(scope=scope, keys=[key])[0]
 
 
+def hit_and_read(
+    *, scope: str, key: str, names: list[str]
+) -> tuple[int | None, list[bytes | None] | None]:
+    """``hit``, and the values of the Redis keys ``names`` read in the same round trip
+    (None when Redis cannot be reached: the request goes ahead)."""
+    bounds = limit_for(scope)
+    if bounds is None and not names:
+        return None, []
+    now = time.time()
+    try:
+        pipeline = redis_client().pipeline(transaction=False)
+        if bounds is not None:
+            name = f"flowgate:ratelimit:{scope}:{key}:{int(now // bounds[1])}"
+            pipeline.incr(name)
+            pipeline.expire(name, bounds[1] + 1)
+        if names:
+            pipeline.mget(names)
+        answers = pipeline.execute()
+    except redis.RedisError as error:
+        logger.warning("rate limit %s not enforced: %s", scope, error)
+        return None, None
+    values = list(answers[-1]) if names else []
+    if bounds is None or int(answers[0]) <= bounds[0]:
+        return None, values
+    window = bounds[1]
+    return max(1, int((int(now // window) + 1) * window - now + 0.999)), values
+
+
 def hits(*, scope: str, keys: list[str]) -> list[int | None]:
     """``hit`` for each of ``keys`` (one request each, repeats allowed), in one round trip."""
     bounds = limit_for(scope)

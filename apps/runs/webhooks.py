@@ -9,7 +9,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.core.ratelimit import hit
+from apps.core.generation_cache import generation_keys, snapshot
+from apps.core.ratelimit import hit_and_read
 
 from .triggers import WebhookOutcome, WebhookRejected, webhook_deliver
 
@@ -18,9 +19,12 @@ from .triggers import WebhookOutcome, WebhookRejected, webhook_deliver
 @require_POST
 def webhook(request: HttpRequest, token: str) -> JsonResponse:
     # Per flow (its URL token), before any work: a flood costs one Redis increment each.
-    if (
-        retry_after := hit(scope="webhook", key=hashlib.sha256(token.encode()).hexdigest())
-    ) is not None:
+    # The same round trip reads the generations of the process's caches (subscriptions,
+    # published policies) for the whole request.
+    retry_after, generations = hit_and_read(
+        scope="webhook", key=hashlib.sha256(token.encode()).hexdigest(), names=generation_keys()
+    )
+    if retry_after is not None:
         return throttled_response(retry_after)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if int(request.headers.get("Content-Length") or 0) > limit:
@@ -29,13 +33,14 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
     if len(body) > limit:
         return too_large_response(limit)
     try:
-        outcome = webhook_deliver(
-            token=token,
-            body=body,
-            content_type=request.content_type or "",
-            headers=lower_case_headers(request),
-            query=request.GET.dict(),
-        )
+        with snapshot(generations):
+            outcome = webhook_deliver(
+                token=token,
+                body=body,
+                content_type=request.content_type or "",
+                headers=lower_case_headers(request),
+                query=request.GET.dict(),
+            )
     except WebhookRejected as rejected:
         return JsonResponse(
             {"error": {"code": "rejected", "message": rejected.message}}, status=rejected.status
