@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from apps.audit.models import AuditEvent
 from tests.e2e.conftest import log_in, serve_studio
+from tests.e2e.test_accessibility import axe_findings
 from tests.monitoring.conftest import (  # noqa: F401 (fixture)
     MONITORED,
     monitored_versions,
@@ -128,6 +129,7 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     expect(shifted).to_contain_text("samples")
     expect(shifted.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "monitoring-model.png")
+    assert axe_findings(page) == []  # with alerts, drifted rows and every chart drawn
 
     page.goto(f"/w/{workspace.slug}/dashboard/")
     section = page.locator("#dashboard-monitoring-panel")
@@ -140,6 +142,7 @@ def test_models_and_dashboard_pages_show_the_rolled_back_canary(
     expect(automation).to_contain_text(f"{round((1 - reviewed / 12) * 100)} %")
     expect(automation).to_contain_text(f"% of {reviewed}")
     screenshot(page, "monitoring-dashboard.png")
+    assert axe_findings(page) == []
     row.get_by_role("button", name="Acknowledge").click()
     acknowledged = section.locator("[data-alert-kind=canary_rollback]")
     expect(acknowledged).to_contain_text(str(admin_user))
@@ -174,6 +177,7 @@ def test_an_admin_sets_monitoring_in_the_model_pages_form(
     expect(refused.get_by_role("alert").first).to_contain_text("Nothing was saved")
     expect(refused.get_by_label("Sampling rate")).to_have_attribute("aria-invalid", "true")
     expect(refused).to_contain_text("less than or equal to 1")
+    assert axe_findings(page) == []  # the form showing its errors
     screenshot(page, "monitoring-settings-refused.png")
     assert not ModelMonitor.objects.filter(workspace=workspace).exists()
 
