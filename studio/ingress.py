@@ -18,6 +18,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpResponse, JsonResponse
 from django.middleware.security import SecurityMiddleware
 
+from apps.core.tracing import tracing_enabled
 from apps.runs.ingress import Delivery, Throttled, Unavailable, batcher
 from apps.runs.webhooks import lower_case_headers, outcome_response, throttled_response
 
@@ -32,6 +33,10 @@ _security = SecurityMiddleware(lambda request: HttpResponse())
 async def webhook_fast_path(
     handler: ASGIHandler, scope: dict[str, Any], body_file: IO[bytes]
 ) -> HttpResponse | None:
+    if tracing_enabled():
+        # The request's span (and a caller's traceparent) come from Django's middleware,
+        # which this path skips: with tracing on, every webhook takes the view.
+        return None
     delivery, request = _delivery(handler, scope, body_file)
     if delivery is None:
         return None
