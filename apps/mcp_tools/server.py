@@ -73,6 +73,12 @@ class McpEndpoint:
         if not host or not validate_host(host, settings.ALLOWED_HOSTS):
             await _answer(send, 400, {"error": "this host is not served here"})
             return
+        if scope["method"] != "POST":
+            # Stateless: no session to end (DELETE) and no server-initiated messages, so no
+            # stream to hold open (GET); the transport's answer for that is a 405.
+            allow = [(b"allow", b"POST")]
+            await _answer(send, 405, {"error": "this endpoint takes POST requests"}, allow)
+            return
         authorization = headers.get("authorization", "")
         if not authorization.lower().startswith("bearer "):
             await _unauthorized(

@@ -54,6 +54,17 @@ def web_server(transactional_db, test_database_url):
         yield url
 
 
+def end_idle_connections() -> None:
+    """The in-process endpoint's worker threads keep their connections (CONN_MAX_AGE): end
+    them, or the test database cannot be dropped at the end of the session."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state = 'idle' AND application_name = ''"
+        )
+
+
 def agent(url: str, secret: str) -> Client:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"}, timeout=60)
     return Client(streamable_http_client(f"{url}/mcp", http_client=http))
@@ -161,13 +172,39 @@ def test_a_token_over_the_api_rate_limit_gets_a_429(
             return [await client.post("/mcp", json=listing, headers=headers) for _ in range(3)]
 
     answers = asyncio.run(three_requests())
-    # The endpoint's worker threads keep their connections (CONN_MAX_AGE): end them, or the
-    # test database cannot be dropped at the end of the session.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND state = 'idle' AND application_name = ''"
-        )
+    end_idle_connections()
     assert [answer.status_code == 429 for answer in answers] == [False, False, True]
     assert 1 <= int(answers[2].headers["retry-after"]) <= 3600
+
+
+def test_malformed_requests_are_4xx_never_5xx(transactional_db, workspace, builder_user):
+    secret = api_token_create(user=builder_user, workspace=workspace, name="fuzz").secret
+    headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json, text/event-stream"}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    requests = [
+        ("GET", {}),
+        ("DELETE", {}),
+        ("POST", {"content": b"{nope", "headers": {"content-type": "application/json"}}),
+        ("POST", {"json": {"not": "json-rpc"}}),
+        ("POST", {"json": {**call, "params": {"name": "x", "arguments": [1]}}}),
+        ("POST", {"json": {**call, "params": {}}}),
+    ]
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=McpEndpoint())
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            answers = []
+            for method, options in requests:
+                extra = options.pop("headers", {})
+                request = client.request(method, "/mcp", headers={**headers, **extra}, **options)
+                answers.append(await asyncio.wait_for(request, 30))
+            return answers
+
+    answers = asyncio.run(send_all())
+    end_idle_connections()
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:2] == [405, 405], statuses  # no stream to hold open, no session to end
+    assert all(400 <= status < 500 for status in statuses[2:4]), statuses
+    # A call with bad params is a JSON-RPC error (HTTP 200 or 4xx), never a server error.
+    assert all(status < 500 for status in statuses), statuses
+    assert not Run.objects.exists()
