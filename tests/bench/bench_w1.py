@@ -16,7 +16,9 @@ database connections) and two Celery workers (prefork, concurrency 1), and measu
   first request to the last run's end (webhooks answered 202, workers drain);
 - with ``--model``: W1 with the real model service (MLflow + BentoML, ``claim-fraud``) at
   one caller, p50/p99, and an async burst of ``--model-burst`` runs (runs/s, CPU per run,
-  the mean rows per ``/predict_rows`` request: model steps of a drain share requests).
+  ``/predict_rows`` requests counted in the service's access log and rows per request:
+  model steps of a drain share requests; ``MODEL_BATCH_MAX_ROWS=1`` turns that off for
+  an A/B).
 
 ``--web-processes N`` runs N uvicorn processes (``--workers``) instead of one.
 
@@ -189,9 +191,14 @@ def model_phase(workspace, user, samples: int, burst_runs: int) -> dict:
 
             results["c1"] = base.summary(base.timed(deliver, samples, warmup=20))
             if burst_runs:
+                before = service_requests(service.log)
                 results["async_burst"] = model_burst(
                     url, workspace, user, burst_runs, body, service_url
                 )
+                steps = results["async_burst"].pop("model_steps")
+                requests = service_requests(service.log) - before
+                results["async_burst"]["predict_rows_requests"] = requests
+                results["async_burst"]["rows_per_request"] = round(steps / max(1, requests), 2)
         return results
     finally:
         stop_process_group(service.process)
@@ -231,11 +238,18 @@ def model_burst(url: str, workspace, user, count: int, body: dict, service_url: 
         ).values_list("meta__batch_size", flat=True)
         if size
     ]
-    result["mean_rows_per_model_request"] = round(sum(sizes) / max(1, len(sizes)), 2)
+    # Rows the service scored together (its adaptive batching also merges requests).
+    result["mean_rows_per_service_batch"] = round(sum(sizes) / max(1, len(sizes)), 2)
+    result["model_steps"] = StepRun.objects.filter(run__flow=flow, node_id="score").count()
     result["model_steps_failed"] = StepRun.objects.filter(
         run__flow=flow, node_id="score", status="failed"
     ).count()
     return result
+
+
+def service_requests(log: Path) -> int:
+    """``/predict_rows`` requests the model service has logged (its access log)."""
+    return log.read_text(errors="replace").count("path=/predict_rows")
 
 
 def _aware(timestamp: float):
