@@ -105,8 +105,12 @@ class GenerationCache:
             return read[self.key]
         try:
             return redis_client().get(self.key) or b"0"
-        except redis.RedisError:
-            logger.warning("%s cache: Redis unavailable, reading from Postgres", self.name)
+        except Exception as error:  # a request never fails for the cache
+            logger.warning(
+                "%s cache: Redis unavailable, reading from Postgres",
+                self.name,
+                exc_info=not isinstance(error, redis.RedisError),
+            )
             return None
 
     def clear(self) -> None:
@@ -126,7 +130,7 @@ class GenerationCache:
         self.clear()
         try:
             redis_client().incr(self.key)
-        except redis.RedisError:  # others then notice within max_age
+        except Exception:  # others then notice within max_age
             logger.warning("%s cache: could not announce a change", self.name, exc_info=True)
 
     def _changed_in_this_transaction(self) -> bool:

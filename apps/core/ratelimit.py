@@ -2,8 +2,9 @@
 
 A limit is "<requests>/<seconds>" (``FLOWGATE["RATE_LIMITS"]``, one per scope: ``api`` per
 token or user, ``webhook`` per flow, ``preview`` per user); "0/<seconds>" or an empty value
-switches a scope off. When Redis cannot be reached requests pass (and it is logged): a limit
-protects capacity, it is not an authorisation check.
+switches a scope off. When Redis cannot be reached, or the client fails in any other way,
+requests pass (and it is logged, once per failed call): a limit protects capacity, it is
+not an authorisation check, and a machine endpoint never answers a 500 page for it.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def hit_and_read(
         if names:
             pipeline.mget(names)
         answers = pipeline.execute()
-    except redis.RedisError as error:
-        logger.warning("rate limit %s not enforced: %s", scope, error)
+    except Exception as error:  # fail open, see the module's text
+        _not_enforced(scope, error)
         return None, None
     values = list(answers[-1]) if names else []
     if bounds is None or int(answers[0]) <= bounds[0]:
@@ -84,11 +85,20 @@ def hits(*, scope: str, keys: list[str]) -> list[int | None]:
             pipeline.incr(name)
             pipeline.expire(name, window + 1)
         counts = [int(count) for count in pipeline.execute()[::2]]
-    except redis.RedisError as error:
-        logger.warning("rate limit %s not enforced: %s", scope, error)
+    except Exception as error:  # fail open, see the module's text
+        _not_enforced(scope, error)
         return [None] * len(keys)
     retry_after = max(1, int((slot + 1) * window - now + 0.999))
     return [None if count <= limit else retry_after for count in counts]
+
+
+def _not_enforced(scope: str, error: Exception) -> None:
+    """Log a failed rate-limit call: a Redis error in a line, anything else (a fault in
+    the client) with its traceback."""
+    if isinstance(error, redis.RedisError):
+        logger.warning("rate limit %s not enforced: %s", scope, error)
+    else:
+        logger.exception("rate limit %s not enforced: unexpected Redis client error", scope)
 
 
 class RedisRateThrottle(BaseThrottle):
