@@ -19,3 +19,6 @@ FLOWGATE["ENCRYPTION_KEY"] = "test-only-encryption-key"
 # Generous limits so that suites making many calls are not throttled; tests of a limit
 # lower it with the ``settings`` fixture.
 FLOWGATE["RATE_LIMITS"] = {"api": "100000/60", "webhook": "100000/60", "preview": "100000/60"}
+# "The next release" of tests/deploy/test_rolling_upgrade.py: one migration on runs_run that
+# the test rolls back and applies under load (no models; makemigrations has nothing to add).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.deploy.upgrade_release"]  # noqa: F405

@@ -32,8 +32,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 QUEUE = f"upgrade-{uuid.uuid4().hex[:8]}"
 ENVIRONMENT = {"RUN_LEASE_SECONDS": "5", "SSRF_ALLOWLIST": "127.0.0.1", "CELERY_QUEUE": QUEUE}
-# The release being rolled out adds this migration (an index on queued runs).
-PREVIOUS, LATEST = "0003_leaner_run_indexes", "0004_queued_runs_index"
+# The release being rolled out adds this migration (an index on queued runs), kept in a
+# test-only app (tests/deploy/upgrade_release): rolling the project's own apps back to an
+# older migration would drop columns that today's code, here playing the old workers, uses.
+RELEASE = "upgrade_release"
+LATEST, INDEX = "0001_queued_runs_by_flow_index", "upgrade_release_queued_by_flow"
 WAVE = 8  # runs started before the migration, during it, and before each worker swap
 
 
@@ -59,14 +62,16 @@ def manage(database_url: str, *arguments: str, wait: bool = True) -> subprocess.
 
 def applied(name: str) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM django_migrations WHERE app = 'runs' AND name = %s", [name])
+        cursor.execute(
+            "SELECT 1 FROM django_migrations WHERE app = %s AND name = %s", [RELEASE, name]
+        )
         return cursor.fetchone() is not None
 
 
 def test_old_workers_replaced_one_by_one_after_a_migration_lose_no_run(
     admin_user, reviewer_user, workspace, test_database_url
 ):
-    manage(test_database_url, "migrate", "runs", PREVIOUS)
+    manage(test_database_url, "migrate", RELEASE, "zero")
     assert not applied(LATEST)
     workers: list[WorkerProcess] = []
     try:
@@ -126,6 +131,9 @@ def test_old_workers_replaced_one_by_one_after_a_migration_lose_no_run(
             runs += wave(WAVE)
             assert migration.wait(timeout=180) == 0
             assert applied(LATEST)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [INDEX])
+                assert cursor.fetchone() is not None, "the release's index was not built"
             in_flight = []
             # ...then each old worker replaced: the new one consumes before the old one stops.
             for index, previous in enumerate(old):
