@@ -20,7 +20,12 @@ from django.middleware.security import SecurityMiddleware
 
 from apps.core.tracing import tracing_enabled
 from apps.runs.ingress import Delivery, Throttled, Unavailable, batcher
-from apps.runs.webhooks import lower_case_headers, outcome_response, throttled_response
+from apps.runs.webhooks import (
+    WEBHOOK_COUNTED,
+    lower_case_headers,
+    outcome_response,
+    throttled_response,
+)
 
 from .outage import unavailable
 
@@ -42,6 +47,8 @@ async def webhook_fast_path(
         return None
     verdict = await asyncio.wrap_future(batcher.submit(delivery))
     if verdict is None:
+        if delivery.counted:
+            scope[WEBHOOK_COUNTED] = True  # the view does not count it again
         return None
     if isinstance(verdict, Throttled):
         response: JsonResponse = throttled_response(verdict.retry_after)

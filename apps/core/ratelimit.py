@@ -9,8 +9,10 @@ not an authorisation check, and a machine endpoint never answers a 500 page for 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -36,6 +38,23 @@ def limit_for(scope: str) -> tuple[int, int] | None:
     return parse_limit(str(settings.FLOWGATE.get("RATE_LIMITS", {}).get(scope, "")))
 
 
+# A repeat of a request the caller marked as the same one (a webhook delivery's idempotency
+# key): the first of each mark in a window is counted, the next FREE_REPEATS are not (they
+# are answered with the first one's result), any further ones are, so a flood of one key
+# still meets the limit.
+FREE_REPEATS = 5
+_COUNT_ONCE = """
+local seen = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+if seen > 1 and seen <= 1 + tonumber(ARGV[2]) then
+  return tonumber(redis.call('GET', KEYS[1]) or '0')
+end
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return count
+"""
+
+
 def hit(*, scope: str, key: str) -> int | None:
     """Count one request of ``key`` in ``scope``. Returns None when it may go ahead, else
     the seconds until the window ends (the ``Retry-After``)."""
@@ -43,20 +62,20 @@ def hit(*, scope: str, key: str) -> int | None:
 
 
 def hit_and_read(
-    *, scope: str, key: str, names: list[str]
+    *, scope: str, key: str, names: list[str], once: str | None = None, count: bool = True
 ) -> tuple[int | None, list[bytes | None] | None]:
     """``hit``, and the values of the Redis keys ``names`` read in the same round trip
-    (None when Redis cannot be reached: the request goes ahead)."""
-    bounds = limit_for(scope)
+    (None when Redis cannot be reached: the request goes ahead). ``once``: the request's
+    idempotency key, if any (a repeat is not counted again, see FREE_REPEATS); ``count``
+    False: only read (the request was counted already)."""
+    bounds = limit_for(scope) if count else None
     if bounds is None and not names:
         return None, []
     now = time.time()
     try:
         pipeline = redis_client().pipeline(transaction=False)
         if bounds is not None:
-            name = f"flowgate:ratelimit:{scope}:{key}:{int(now // bounds[1])}"
-            pipeline.incr(name)
-            pipeline.expire(name, bounds[1] + 1)
+            _queue_count(pipeline, scope, key, once, int(now // bounds[1]), bounds[1])
         if names:
             pipeline.mget(names)
         answers = pipeline.execute()
@@ -70,8 +89,9 @@ def hit_and_read(
     return max(1, int((int(now // window) + 1) * window - now + 0.999)), values
 
 
-def hits(*, scope: str, keys: list[str]) -> list[int | None]:
-    """``hit`` for each of ``keys`` (one request each, repeats allowed), in one round trip."""
+def hits(*, scope: str, keys: list[str], onces: list[str | None] | None = None) -> list[int | None]:
+    """``hit`` for each of ``keys`` (one request each, repeats allowed), in one round trip;
+    ``onces``: each request's idempotency key or None, as ``hit_and_read``'s ``once``."""
     bounds = limit_for(scope)
     if bounds is None or not keys:
         return [None] * len(keys)
@@ -80,16 +100,30 @@ def hits(*, scope: str, keys: list[str]) -> list[int | None]:
     slot = int(now // window)
     try:
         pipeline = redis_client().pipeline(transaction=False)
-        for key in keys:
-            name = f"flowgate:ratelimit:{scope}:{key}:{slot}"
-            pipeline.incr(name)
-            pipeline.expire(name, window + 1)
-        counts = [int(count) for count in pipeline.execute()[::2]]
+        firsts = []  # where each request's count is among the answers
+        for key, once in zip(keys, onces or [None] * len(keys), strict=True):
+            firsts.append(len(pipeline))
+            _queue_count(pipeline, scope, key, once, slot, window)
+        answers = pipeline.execute()
+        counts = [int(answers[first]) for first in firsts]
     except Exception as error:  # fail open, see the module's text
         _not_enforced(scope, error)
         return [None] * len(keys)
     retry_after = max(1, int((slot + 1) * window - now + 0.999))
     return [None if count <= limit else retry_after for count in counts]
+
+
+def _queue_count(
+    pipeline: Any, scope: str, key: str, once: str | None, slot: int, window: int
+) -> None:
+    """Queue the count of one request; its first answer is the window's count."""
+    name = f"flowgate:ratelimit:{scope}:{key}:{slot}"
+    if not once:
+        pipeline.incr(name)
+        pipeline.expire(name, window + 1)
+        return
+    seen = f"{name}:once:{hashlib.sha256(once.encode()).hexdigest()}"
+    pipeline.eval(_COUNT_ONCE, 2, name, seen, window + 1, FREE_REPEATS)
 
 
 def _not_enforced(scope: str, error: Exception) -> None:

@@ -39,7 +39,13 @@ from apps.flows.subscriptions import subscriptions_for
 
 from .models import Run, Trigger
 from .services import run_new, runs_insert
-from .triggers import WebhookOutcome, WebhookRejected, webhook_delivery, webhook_outcome
+from .triggers import (
+    WebhookOutcome,
+    WebhookRejected,
+    delivery_event_id,
+    webhook_delivery,
+    webhook_outcome,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +78,8 @@ class Delivery:
     headers: dict[str, str]
     query: dict[str, str]
     answer: Future[Verdict] = field(default_factory=Future)
+    # Its rate limit was counted here: left to the view, it is not counted again.
+    counted: bool = False
 
 
 def takes_fast_path(subscription: TriggerSubscription | None) -> bool:
@@ -117,7 +125,10 @@ def accept(deliveries: list[Delivery]) -> list[Verdict]:
     throttles = hits(
         scope="webhook",
         keys=[hashlib.sha256(deliveries[index].token.encode()).hexdigest() for index in eligible],
+        onces=[delivery_event_id(deliveries[index].headers) for index in eligible],
     )
+    for index in eligible:
+        deliveries[index].counted = True
     runs: dict[int, Run] = {}
     for index, retry_after in zip(eligible, throttles, strict=True):
         if retry_after is not None:

@@ -194,10 +194,12 @@ def webhook_delivery(
         content_type=content_type,
     )
     _check_header_lengths(headers)
-    event_id = (
-        headers.get("idempotency-key") or headers.get("x-event-id") or headers.get("webhook-id")
-    )
-    return Delivery(payload, event_id, headers.get("x-correlation-id"))
+    return Delivery(payload, delivery_event_id(headers), headers.get("x-correlation-id"))
+
+
+def delivery_event_id(headers: dict[str, str]) -> str | None:
+    """A delivery's idempotency key, from its headers (lower-case names)."""
+    return headers.get("idempotency-key") or headers.get("x-event-id") or headers.get("webhook-id")
 
 
 # What the run's columns hold; longer keys are refused, not cut: cut keys could collide.

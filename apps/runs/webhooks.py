@@ -12,7 +12,10 @@ from django.views.decorators.http import require_POST
 from apps.core.generation_cache import generation_keys, snapshot
 from apps.core.ratelimit import hit_and_read
 
-from .triggers import WebhookOutcome, WebhookRejected, webhook_deliver
+from .triggers import WebhookOutcome, WebhookRejected, delivery_event_id, webhook_deliver
+
+# Set in the ASGI scope of a delivery whose rate limit the fast path already counted.
+WEBHOOK_COUNTED = "flowgate.webhook_counted"
 
 
 @csrf_exempt
@@ -21,8 +24,15 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
     # Per flow (its URL token), before any work: a flood costs one Redis increment each.
     # The same round trip reads the generations of the process's caches (subscriptions,
     # published policies) for the whole request.
+    # A delivery repeated with the same idempotency key is not counted again, nor one the
+    # fast path (studio/ingress.py) counted and left to this view.
+    headers = lower_case_headers(request)
     retry_after, generations = hit_and_read(
-        scope="webhook", key=hashlib.sha256(token.encode()).hexdigest(), names=generation_keys()
+        scope="webhook",
+        key=hashlib.sha256(token.encode()).hexdigest(),
+        names=generation_keys(),
+        once=delivery_event_id(headers),
+        count=not getattr(request, "scope", {}).get(WEBHOOK_COUNTED),
     )
     if retry_after is not None:
         return throttled_response(retry_after)
@@ -38,7 +48,7 @@ def webhook(request: HttpRequest, token: str) -> JsonResponse:
                 token=token,
                 body=body,
                 content_type=request.content_type or "",
-                headers=lower_case_headers(request),
+                headers=headers,
                 query=request.GET.dict(),
             )
     except WebhookRejected as rejected:

@@ -115,6 +115,39 @@ def test_deliveries_over_the_rate_limit_are_429_and_start_nothing(
     assert Run.objects.filter(flow=flow).count() == 3
 
 
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_a_repeated_idempotency_key_is_counted_once_by_the_rate_limit(
+    workspace, builder_user, settings, mode
+):
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"webhook": "3/60"}}
+    flow = published_flow(workspace, builder_user, webhook_flow(mode=mode))
+    first = deliver(flow.webhook_token, [{"n": 1}], **{"Idempotency-Key": f"evt-{mode}"})
+    repeats = deliver(flow.webhook_token, [{"n": 1}] * 4, **{"Idempotency-Key": f"evt-{mode}"})
+    assert [r.status_code for r in first + repeats] == [first[0].status_code] * 5
+    assert first[0].status_code in (200, 202)
+    others = [deliver(flow.webhook_token, [{"n": n}])[0].status_code for n in (2, 3, 4)]
+    assert others[:2] == [first[0].status_code] * 2  # the repeats used none of the 3
+    assert others[2] == 429
+    assert Run.objects.filter(flow=flow).count() == 3
+
+
+def test_a_flood_of_one_idempotency_key_still_meets_the_rate_limit(
+    workspace, builder_user, settings
+):
+    from apps.core.ratelimit import FREE_REPEATS
+
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"webhook": "3/60"}}
+    flow = published_flow(workspace, builder_user, webhook_flow())
+    flood = 1 + FREE_REPEATS + 3
+    responses = [
+        deliver(flow.webhook_token, [{"n": 1}], **{"Idempotency-Key": "evt-flood"})[0]
+        for _ in range(flood)
+    ]
+    assert [r.status_code for r in responses[:-1]] == [202] * (flood - 1)
+    assert responses[-1].status_code == 429
+    assert Run.objects.filter(flow=flow).count() == 1
+
+
 def test_a_caller_gone_before_its_answer_does_not_stop_the_batcher(workspace, builder_user):
     from apps.runs.ingress import Delivery, batcher
 
