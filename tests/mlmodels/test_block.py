@@ -3,6 +3,7 @@ breaker (in the tests' Redis), fallback and shadow calls."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
@@ -34,6 +35,9 @@ class RecordingModels:
     def predict(self, **kwargs):
         self.calls.append(kwargs)
         return self.answer
+
+    def expecting_row(self):
+        return contextlib.nullcontext()
 
 
 def answer(score: float) -> dict:
