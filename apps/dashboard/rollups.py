@@ -100,9 +100,12 @@ def cumulative(histogram: Mapping[int, int], bounds_ms: Iterable[float]) -> list
 
 # The transactions of this database that may still write a stamped row: the next id to
 # be given out, and every open transaction that has one (``backend_xid`` is 32 bits:
-# placed in the epoch of the snapshot's 64-bit ids). The snapshot is taken as the
-# statement starts, pg_stat_activity read after it, so a transaction that gets its id
-# in between is above ``xmax`` and one that ends in between is committed when the
+# placed in the epoch of the snapshot's 64-bit ids), the materialiser's own included: a
+# pass run inside a transaction that already ended runs (a request, a task) must not move
+# the mark past rows that are not committed yet, or they would never be counted. The
+# snapshot is taken as the statement starts, pg_stat_activity read after it (its
+# per-transaction cache cleared first, see ``materialise``), so a transaction that gets
+# its id in between is above ``xmax`` and one that ends in between is committed when the
 # materialising statement (a later snapshot) reads.
 CUTOFF_SQL = """
     WITH snapshot AS (
@@ -113,6 +116,8 @@ CUTOFF_SQL = """
          WHERE activity.datname = current_database()
            AND activity.backend_xid IS NOT NULL
            AND activity.pid <> pg_backend_pid()
+        UNION ALL
+        SELECT pg_current_xact_id_if_assigned()::text::bigint
     )
     SELECT LEAST(
         snapshot.xmax,
@@ -257,7 +262,8 @@ def materialise(*, wait: bool = True) -> bool:
         # Derived rows need no flush at commit: a pass lost in a crash is lost with its
         # mark, and done again.
         cursor.execute(
-            f"SELECT set_config('synchronous_commit', 'off', true), {lock}(%s)::text",
+            f"SELECT set_config('synchronous_commit', 'off', true), {lock}(%s)::text,"
+            " pg_stat_clear_snapshot()",
             [MATERIALISE_LOCK],
         )
         if cursor.fetchone()[1] == "false":

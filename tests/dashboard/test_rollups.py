@@ -90,6 +90,20 @@ def test_a_run_ended_in_a_transaction_still_open_is_counted_after_it_commits(
     assert ended(workspace)["failed"] == 1
 
 
+def test_a_pass_inside_the_transaction_that_ended_a_run_leaves_that_run_for_later(
+    workspace, builder_user
+):
+    # A request or task that ends runs and then reads the dashboard (which runs a pass)
+    # in one transaction: its own ends are not committed yet, so the mark stays below them.
+    flow = published_flow(workspace, builder_user, GOOD, name="Good flow")
+    with transaction.atomic():
+        execute(flow)
+        rollups.materialise(wait=False)
+        assert ended(workspace)["succeeded"] == 0
+    rollups.materialise()
+    assert ended(workspace)["succeeded"] == 1
+
+
 def test_another_materialiser_at_work_is_not_waited_for(workspace):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [rollups.MATERIALISE_LOCK])

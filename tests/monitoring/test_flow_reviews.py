@@ -67,6 +67,8 @@ def test_reviewer_decisions_count_as_labels_and_rates_per_flow(
     assert row["override_rate"] == round(overridden / len(tasks), 4)
 
 
+# Committed runs, as in production: the rollups count what ended in committed transactions.
+@pytest.mark.django_db(transaction=True)
 def test_a_breached_slo_is_alerted_once_and_recovers(
     production_v1, workspace, builder_user, admin_user
 ):
