@@ -441,10 +441,14 @@ def test_added_blocks_do_not_pile_up_and_a_renamed_case_keeps_its_connection(
     for _ in range(2):
         page.locator('.react-flow__node[data-id="large"]').click()
         page.locator('.palette-item[data-block="transform.set"]').click()
-    boxes = [
-        page.locator(f'.react-flow__node[data-id="{name}"]').bounding_box()
-        for name in ("set", "set_2")
-    ]
+    # Both boxes read in one frame: the canvas may still be zooming to fit the new node.
+    boxes = page.evaluate(
+        """() => ["set", "set_2"].map((id) => {
+            const box = document.querySelector(`.react-flow__node[data-id="${id}"]`)
+                .getBoundingClientRect();
+            return { y: box.y, height: box.height };
+        })"""
+    )
     assert abs(boxes[0]["y"] - boxes[1]["y"]) >= boxes[0]["height"]
 
     # Renaming the case's port moves its connection with it.
