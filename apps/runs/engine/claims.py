@@ -41,6 +41,16 @@ CLAIM_SQL = f"""
 # Its WHERE is the ``run_queued`` index's condition, word for word, so that the planner
 # walks that index. (A queued run still leased — resumed while a worker held it — is left
 # to the reconciler, which re-drives it once the lease is given back or expires.)
+# The claim of the runs a ``due`` CTE picked, shared by the queued and the limited claims.
+_LEASE_DUE = f"""    UPDATE {RUN} AS run
+       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+           deliveries = deliveries + 1, status = {lifecycle.CLAIM_QUEUED.target_sql()},
+           started_at = COALESCE(started_at, now()), updated_at = now()
+      FROM due
+     WHERE run.id = due.id
+ RETURNING run.*, now() AS database_now,
+           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
+"""  # noqa: S608
 CLAIM_QUEUED_SQL = f"""
     WITH due AS (
         SELECT id FROM {RUN}
@@ -50,15 +60,7 @@ CLAIM_QUEUED_SQL = f"""
          LIMIT %s
            FOR UPDATE SKIP LOCKED
     )
-    UPDATE {RUN} AS run
-       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
-           deliveries = deliveries + 1, status = {lifecycle.CLAIM_QUEUED.target_sql()},
-           started_at = COALESCE(started_at, now()), updated_at = now()
-      FROM due
-     WHERE run.id = due.id
- RETURNING run.*, now() AS database_now,
-           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
-"""  # noqa: S608
+{_LEASE_DUE}"""  # noqa: S608
 
 # Runs of a flow with ``concurrency.limit`` are claimed apart, holding the flow's advisory
 # lock until commit, and only while fewer of the flow's runs than its limit hold a live
@@ -88,15 +90,7 @@ CLAIM_LIMITED_SQL = f"""
          LIMIT GREATEST(0, LEAST(%s, %s - ({_LEASED_OF_FLOW})))
            FOR UPDATE SKIP LOCKED
     )
-    UPDATE {RUN} AS run
-       SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
-           deliveries = deliveries + 1, status = {lifecycle.CLAIM_QUEUED.target_sql()},
-           started_at = COALESCE(started_at, now()), updated_at = now()
-      FROM due
-     WHERE run.id = due.id
- RETURNING run.*, now() AS database_now,
-           EXISTS (SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = run.id) AS has_steps
-"""  # noqa: S608
+{_LEASE_DUE}"""  # noqa: S608
 CLAIM_ONE_LIMITED_SQL = f"""
     UPDATE {RUN} AS run
        SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
