@@ -2,7 +2,9 @@
 middleware: the request is read and checked as Django would (path, host, size), handed to
 the batcher, and awaited on the event loop without holding a thread. A delivery the
 batcher leaves to the view, or anything this path does not take, returns None: the caller
-then runs Django's whole chain as for any request (the body is rewound for it)."""
+then runs Django's whole chain as for any request (the body is rewound for it). A sync or
+signed webhook (as far as this process last read its subscription) goes to the view at
+once."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from django.http import HttpResponse, JsonResponse
 from django.middleware.security import SecurityMiddleware
 
 from apps.core.tracing import tracing_enabled
-from apps.runs.ingress import Delivery, Throttled, Unavailable, batcher
+from apps.runs.ingress import Delivery, Throttled, Unavailable, batcher, left_to_view
 from apps.runs.webhooks import (
     WEBHOOK_COUNTED,
     lower_case_headers,
@@ -42,6 +44,8 @@ async def webhook_fast_path(
         # The request's span (and a caller's traceparent) come from Django's middleware,
         # which this path skips: with tracing on, every webhook takes the view.
         return None
+    if left_to_view(scope["path"].rpartition("/")[2]):
+        return None  # a sync or signed webhook: the view runs it, no stop at the batcher
     delivery, request = _delivery(handler, scope, body_file)
     if delivery is None:
         return None

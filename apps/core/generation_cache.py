@@ -98,6 +98,13 @@ class GenerationCache:
                     self._entries.popitem(last=False)
         return found
 
+    def peek(self, key: Hashable) -> Any:
+        """The value last cached for ``key``, whatever its generation or age (None if none):
+        a hint, for a choice that stays right when the hint is stale (``get`` is the truth)."""
+        with self._lock:
+            hit = self._entries.get(key)
+        return None if hit is None else hit[2]
+
     def generation(self) -> Any:
         """The current generation (None when Redis cannot say: no caching)."""
         read = _snapshot.get()

@@ -68,49 +68,47 @@ def hit_and_read(
     (None when Redis cannot be reached: the request goes ahead). ``once``: the request's
     idempotency key, if any (a repeat is not counted again, see FREE_REPEATS); ``count``
     False: only read (the request was counted already)."""
-    bounds = limit_for(scope) if count else None
-    if bounds is None and not names:
-        return None, []
-    now = time.time()
-    try:
-        pipeline = redis_client().pipeline(transaction=False)
-        if bounds is not None:
-            _queue_count(pipeline, scope, key, once, int(now // bounds[1]), bounds[1])
-        if names:
-            pipeline.mget(names)
-        answers = pipeline.execute()
-    except Exception as error:  # fail open, see the module's text
-        _not_enforced(scope, error)
-        return None, None
-    values = list(answers[-1]) if names else []
-    if bounds is None or int(answers[0]) <= bounds[0]:
-        return None, values
-    window = bounds[1]
-    return max(1, int((int(now // window) + 1) * window - now + 0.999)), values
+    retry_afters, values = hits_and_read(
+        scope=scope, keys=[key] if count else [], onces=[once] if count else None, names=names
+    )
+    return (retry_afters[0] if count else None), values
 
 
 def hits(*, scope: str, keys: list[str], onces: list[str | None] | None = None) -> list[int | None]:
     """``hit`` for each of ``keys`` (one request each, repeats allowed), in one round trip;
     ``onces``: each request's idempotency key or None, as ``hit_and_read``'s ``once``."""
-    bounds = limit_for(scope)
-    if bounds is None or not keys:
-        return [None] * len(keys)
-    limit, window = bounds
+    return hits_and_read(scope=scope, keys=keys, onces=onces, names=[])[0]
+
+
+def hits_and_read(
+    *, scope: str, keys: list[str], onces: list[str | None] | None, names: list[str]
+) -> tuple[list[int | None], list[bytes | None] | None]:
+    """``hits``, and the values of the Redis keys ``names``, in one round trip (values None
+    when Redis cannot be reached: every request goes ahead)."""
+    bounds = limit_for(scope) if keys else None
+    if bounds is None and not names:
+        return [None] * len(keys), []
     now = time.time()
-    slot = int(now // window)
+    slot = int(now // bounds[1]) if bounds is not None else 0
     try:
         pipeline = redis_client().pipeline(transaction=False)
         firsts = []  # where each request's count is among the answers
-        for key, once in zip(keys, onces or [None] * len(keys), strict=True):
-            firsts.append(len(pipeline))
-            _queue_count(pipeline, scope, key, once, slot, window)
+        if bounds is not None:
+            for key, once in zip(keys, onces or [None] * len(keys), strict=True):
+                firsts.append(len(pipeline))
+                _queue_count(pipeline, scope, key, once, slot, bounds[1])
+        if names:
+            pipeline.mget(names)
         answers = pipeline.execute()
-        counts = [int(answers[first]) for first in firsts]
     except Exception as error:  # fail open, see the module's text
         _not_enforced(scope, error)
-        return [None] * len(keys)
+        return [None] * len(keys), None
+    values = list(answers[-1]) if names else []
+    if bounds is None:
+        return [None] * len(keys), values
+    limit, window = bounds
     retry_after = max(1, int((slot + 1) * window - now + 0.999))
-    return [None if count <= limit else retry_after for count in counts]
+    return [None if int(answers[first]) <= limit else retry_after for first in firsts], values
 
 
 def _queue_count(

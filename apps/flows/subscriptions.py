@@ -75,6 +75,13 @@ def subscription_for(kind: str, key: str) -> TriggerSubscription | None:
     return subscriptions_for(kind, {key}).get(key)
 
 
+def subscription_last_read(kind: str, key: str) -> TriggerSubscription | None:
+    """The row this process last read at (kind, key), however old (None if none): a hint
+    for routing a request, never a grant (``subscription_for`` reads the current row)."""
+    found: TriggerSubscription | None = SUBSCRIPTIONS.peek((kind, key))
+    return found
+
+
 def subscriptions_for(kind: str, keys: set[str]) -> dict[str, TriggerSubscription]:
     """The rows of ``kind`` listening at ``keys``, by key, with flow, workspace and version
     (from this process's cache, else one query; the flows' drafts are not read)."""

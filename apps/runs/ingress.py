@@ -5,8 +5,10 @@ token takes this path (studio/handlers.py sends it here before Django's middlewa
 view): the request waits on the event loop, not in a thread, while this process's
 batcher thread takes every delivery waiting and, for all of them at once,
 
-- reads their subscriptions (one query),
-- counts their rate limits (one Redis round trip),
+- counts their rate limits and reads the generation of the subscriptions' cache (one
+  Redis round trip),
+- reads their subscriptions (the process's cache, ``apps.flows.subscriptions``; one query
+  for those it lacks),
 - saves their runs (one INSERT, one transaction, one commit: group commit),
 - asks for one drain (after the commit).
 
@@ -26,16 +28,16 @@ import logging
 import os
 import queue
 import threading
-import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
 
-from apps.core.ratelimit import hits
+from apps.core.generation_cache import generation_keys, snapshot
+from apps.core.ratelimit import hits_and_read
 from apps.flows.models import TriggerSubscription
-from apps.flows.subscriptions import subscriptions_for
+from apps.flows.subscriptions import subscription_last_read, subscriptions_for
 
 from .models import Run, Trigger
 from .services import run_new, runs_insert
@@ -90,51 +92,39 @@ def takes_fast_path(subscription: TriggerSubscription | None) -> bool:
     return settings.get("mode", "async") != "sync" and settings.get("auth", "token") != "hmac"
 
 
-# How long the batcher goes by a subscription it read (the query with its flow, workspace
-# and version cost about half of a one-delivery batch). A token revoked or a flow archived
-# or republished elsewhere is seen within this time; the view (everything else) reads it
-# on every request.
-SUBSCRIPTION_FRESH_SECONDS = 1.0
-_subscriptions: dict[str, tuple[float, TriggerSubscription]] = {}
-
-
-def subscriptions_read(tokens: set[str]) -> dict[str, TriggerSubscription]:
-    """The webhook subscriptions at ``tokens``, at most ``SUBSCRIPTION_FRESH_SECONDS`` old."""
-    now, found = time.monotonic(), {}
-    for token in tokens:
-        cached = _subscriptions.get(token)
-        if cached is not None and now - cached[0] < SUBSCRIPTION_FRESH_SECONDS:
-            found[token] = cached[1]
-    if missing := tokens - found.keys():
-        for token, subscription in subscriptions_for("webhook", missing).items():
-            _subscriptions[token] = (now, subscription)
-            found[token] = subscription
-    return found
+def left_to_view(token: str) -> bool:
+    """Whether the view answers a delivery to ``token``, judged by the subscription this
+    process last read there (a sync or signed webhook's delivery then goes to the view
+    without a stop at the batcher). Stale, it costs a detour, never a wrong answer: the
+    view answers any delivery, and the batcher reads the current subscription."""
+    last_read = subscription_last_read("webhook", token)
+    return last_read is not None and not takes_fast_path(last_read)
 
 
 def accept(deliveries: list[Delivery]) -> list[Verdict]:
     """Start a run for each delivery that takes the fast path, all in one transaction.
     Raises what the database raises; then nothing was saved."""
-    subscriptions = subscriptions_read({delivery.token for delivery in deliveries})
-    verdicts: list[Verdict] = [None] * len(deliveries)
-    eligible = [
-        index
-        for index, delivery in enumerate(deliveries)
-        if takes_fast_path(subscriptions.get(delivery.token))
-    ]
-    throttles = hits(
+    # One Redis round trip counts every delivery (those left to the view are not counted
+    # again there) and reads the generation of the subscriptions' cache.
+    throttles, generations = hits_and_read(
         scope="webhook",
-        keys=[hashlib.sha256(deliveries[index].token.encode()).hexdigest() for index in eligible],
-        onces=[delivery_event_id(deliveries[index].headers) for index in eligible],
+        keys=[hashlib.sha256(delivery.token.encode()).hexdigest() for delivery in deliveries],
+        onces=[delivery_event_id(delivery.headers) for delivery in deliveries],
+        names=generation_keys(),
     )
-    for index in eligible:
-        deliveries[index].counted = True
+    for delivery in deliveries:
+        delivery.counted = True
+    with snapshot(generations):
+        subscriptions = subscriptions_for("webhook", {delivery.token for delivery in deliveries})
+    verdicts: list[Verdict] = [None] * len(deliveries)
     runs: dict[int, Run] = {}
-    for index, retry_after in zip(eligible, throttles, strict=True):
-        if retry_after is not None:
-            verdicts[index] = Throttled(retry_after)
+    for index, delivery in enumerate(deliveries):
+        if (retry_after := throttles[index]) is not None:
+            verdicts[index] = Throttled(retry_after)  # as the view would answer it
             continue
-        delivery, subscription = deliveries[index], subscriptions[deliveries[index].token]
+        subscription = subscriptions.get(delivery.token)
+        if subscription is None or not takes_fast_path(subscription):
+            continue  # the view answers it
         try:
             parsed = webhook_delivery(
                 body=delivery.body,
@@ -154,7 +144,7 @@ def accept(deliveries: list[Delivery]) -> list[Verdict]:
         )
         run.workspace = subscription.flow.workspace  # for the run's URL, without a query
         runs[index] = run
-    if not runs:  # sync or signed deliveries only: the view takes them, nothing to write
+    if not runs:  # nothing to write (the view takes the others)
         return verdicts
     saved = _insert_committed(list(runs.values()))
     for index, run in runs.items():
