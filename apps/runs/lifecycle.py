@@ -26,7 +26,8 @@ retry           failed                         queued
 ==============  =============================  ==========================
 
 A new run is queued (the model's default); a sync webhook's inline run is written
-claimed already (``claim_new``: the claim queued move before its insert); succeeded and cancelled are final, and a
+claimed already (``claim_new``: the claim queued move before its insert), and ended
+already when it ends in its first batch (``finish_unwritten``); succeeded and cancelled are final, and a
 failed run goes back to the queue only when a person retries it from its failed step.
 """
 
@@ -318,6 +319,19 @@ def finish(finishes: list[Finish]) -> set[Any]:
                 now,
             )
     return ended
+
+
+def finish_unwritten(finishes: list[Finish]) -> None:
+    """End new runs not written yet (``claim_new``'s) in memory, as ``finish`` would: their
+    INSERT then writes them ended."""
+    now = timezone.now()
+    for ending in finishes:
+        run = ending.run
+        _enter(run, FINISH, ending.status)
+        run.output, run.error, run.finished_at, run.wake_at = ending.output, ending.error, now, None
+        run.lease_owner, run.lease_expires_at = "", None
+        if ending.progressed:
+            run.deliveries = 0
 
 
 def json_param(value: Any) -> str | None:

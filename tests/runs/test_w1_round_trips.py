@@ -41,18 +41,17 @@ def post(client, flow, amount: int):
     )
 
 
-def test_a_w1_run_through_the_sync_webhook_costs_seven_statements_and_one_commit(
+def test_a_w1_run_through_the_sync_webhook_costs_six_statements_and_one_commit(
     client, workspace, builder_user, django_assert_num_queries
 ):
     flow = w1_flow(workspace, builder_user)
     assert post(client, flow, 50).json() == {"decision": "approve"}  # warms this process
 
-    # One transaction: the run, written already leased (no claim), then every step: the
-    # decision log row, the decision's audit event and the step rows in one INSERT each,
-    # and the run's end (BEGIN + 5 + COMMIT). The webhook's subscription (flow and
-    # version), the published policy and the flow version's facts come from this
-    # process's caches.
-    with django_assert_num_queries(7) as captured:
+    # One transaction: the run, written already ended (no claim, no UPDATE for its end),
+    # the decision log row, the decision's audit event and the step rows, in one INSERT
+    # each (BEGIN + 4 + COMMIT). The webhook's subscription (flow and version), the
+    # published policy and the flow version's facts come from this process's caches.
+    with django_assert_num_queries(6) as captured:
         response = post(client, flow, 5000)
     assert response.status_code == 200 and response.json() == {"decision": "reject"}
     assert commits(captured.captured_queries) == 1

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from apps.core import batch_rows
 
 from .. import lifecycle
-from ..models import StepRun
+from ..models import Run, StepRun
 from . import effects
 
 # What an attempt's outcome changes; one statement updates many rows (Django's
@@ -51,6 +51,9 @@ class Batch:
         self.updates: dict[int, StepRun] = {}
         self.before_commit: list[Callable[[], None]] = []  # each run's last writes
         self.finishing: list[lifecycle.Finish] = []  # runs that end, written together
+        # New runs (``claim_new``: a sync webhook's), written first when the batch commits,
+        # or before a statement that reads or changes them (``write_new_runs``).
+        self.new_runs: list[Run] = []
 
     def __enter__(self) -> Batch:
         self._atomic = transaction.atomic()
@@ -70,7 +73,7 @@ class Batch:
                 atomic.__exit__(*sys.exc_info())
                 raise
         else:
-            self.inserts, self.updates, self.finishing = {}, {}, []
+            self.inserts, self.updates, self.finishing, self.new_runs = {}, {}, [], []
         self.records.close()
         atomic.__exit__(*exc_info)
 
@@ -86,7 +89,21 @@ class Batch:
         self.__exit__(None, None, None)
         self.__enter__()
 
+    def write_new_runs(self) -> None:
+        """Write the new runs now, as they stand (leased, running)."""
+        if self.new_runs:
+            runs, self.new_runs = self.new_runs, []
+            Run.objects.bulk_create(runs)
+
     def _flush(self) -> None:
+        if self.new_runs:
+            # A new run that ends in this batch is written ended: one INSERT, no UPDATE.
+            new = {id(run) for run in self.new_runs}
+            ending = [finish for finish in self.finishing if id(finish.run) in new]
+            self.finishing = [finish for finish in self.finishing if id(finish.run) not in new]
+            lifecycle.finish_unwritten(ending)
+            self.write_new_runs()
+            effects.runs_ended([finish.run for finish in ending])
         for write in self.before_commit:
             write()
         self.records.flush()

@@ -138,10 +138,15 @@ def runs_finished(finishes: list[lifecycle.Finish]) -> None:
             Run.objects.filter(pk=finish.run.pk, lease_owner=finish.owner).update(
                 lease_owner="", lease_expires_at=None
             )
-            continue
-        _status_event(finish.run)
-        if finish.run.parent_run_id:
-            _resume_parent(finish.run)
+    runs_ended([finish.run for finish in finishes if finish.run.pk in ended])
+
+
+def runs_ended(runs: list[Run]) -> None:
+    """What follows runs' ends, once written: their events and their parents' resumption."""
+    for run in runs:
+        _status_event(run)
+        if run.parent_run_id:
+            _resume_parent(run)
 
 
 def _status_event(run: Run) -> None:

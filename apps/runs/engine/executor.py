@@ -153,6 +153,7 @@ class RunExecutor(OutcomeRecorder):
     def _let_go(self) -> None:
         # A finished run's last UPDATE released the lease already.
         if self.done and not self.lease_released:
+            self.batch.write_new_runs()
             claims.release(self.run, self.owner, progressed=self.steps_executed > 0)
             self.lease_released = True
 
@@ -406,6 +407,8 @@ class RunExecutor(OutcomeRecorder):
             s for s in self.steps.values() if s.status in (StepStatus.WAITING, StepStatus.RESUMING)
         ]
         retries = [s for s in self.steps.values() if s.status == StepStatus.RETRY_SCHEDULED]
+        if retries or waiting or self._out_of_budget():
+            self.batch.write_new_runs()  # parked: an UPDATE of its row
         if retries:
             effects.run_parked(
                 self.run, RunStatus.RUNNING, wake_at=min(_retry_due(s) for s in retries)
@@ -461,6 +464,7 @@ class RunExecutor(OutcomeRecorder):
         """Another process may cancel the run; look at most twice a second."""
         if time.monotonic() - self.cancel_checked_at > 0.5:
             self.cancel_checked_at = time.monotonic()
+            self.batch.write_new_runs()
             lifecycle.seen(
                 self.run, Run.objects.values_list("status", flat=True).get(pk=self.run.pk)
             )

@@ -97,8 +97,8 @@ class Session:
             self.spans[id(executor)] = start_run_span("advance run", executor.run)
 
         def work(batch: Batch) -> None:
-            if insert:
-                Run.objects.bulk_create([executor.run for executor in executors])
+            if insert:  # written with the round's first statement that needs them
+                batch.new_runs.extend(executor.run for executor in executors)
             for executor in executors:
                 with trace.use_span(self.spans[id(executor)], end_on_exit=False):
                     executor.advance(batch)
@@ -212,7 +212,8 @@ def advance_new(
 ) -> AdvanceOutcome:
     """Write ``run`` (new, not written yet) leased to this call, and advance it as far as
     it can go now, as ``advance`` would. Its row is written in the transaction of its first
-    steps, so a run that ends there costs one commit, and no claim. A duplicate
+    steps, so a run that ends there costs one commit, and no claim (and is written ended:
+    one INSERT, no UPDATE). A duplicate
     idempotency key raises IntegrityError, with nothing written."""
     owner = uuid.uuid4().hex
     lifecycle.claim_new(run, owner, lease_seconds=claims.lease_seconds())
