@@ -93,7 +93,7 @@ class Batch:
         """Write the new runs now, as they stand (leased, running)."""
         if self.new_runs:
             runs, self.new_runs = self.new_runs, []
-            Run.objects.bulk_create(runs)
+            batch_rows.insert_rows(Run, runs)
 
     def _flush(self) -> None:
         if self.new_runs:
@@ -112,7 +112,7 @@ class Batch:
             _update_steps(rows)
         if self.inserts:
             rows, self.inserts = list(self.inserts.values()), {}
-            StepRun.objects.bulk_create(rows)
+            batch_rows.insert_rows(StepRun, rows)
         if self.finishing:
             finishing, self.finishing = self.finishing, []
             effects.runs_finished(finishing)
