@@ -16,6 +16,7 @@ Live events are best effort; Postgres holds the truth and pages re-read it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import threading
@@ -52,6 +53,11 @@ class _Publisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Outgoing] | None = None
         self._pid = 0
+        # Events handed over by other threads, moved to the queue on the loop: one wake-up
+        # of the loop for all those published meanwhile (a run's steps, released by one
+        # commit), not one each.
+        self._handed: collections.deque[_Outgoing] = collections.deque()
+        self._wake_pending = False
 
     def _ensure_loop(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[_Outgoing]]:
         # A forked worker inherits the parent's object but not its thread: start anew.
@@ -65,6 +71,7 @@ class _Publisher:
                     ).start()
                     asyncio.run_coroutine_threadsafe(self._drain(queue), loop)
                     self._loop, self._queue, self._pid = loop, queue, os.getpid()
+                    self._handed, self._wake_pending = collections.deque(), False
         assert self._queue is not None
         return self._loop, self._queue
 
@@ -74,8 +81,17 @@ class _Publisher:
             return None
         sent: Future[None] = Future()
         loop, queue = self._ensure_loop()
-        loop.call_soon_threadsafe(queue.put_nowait, (layer, groups, event, sent))
+        self._handed.append((layer, groups, event, sent))
+        if not self._wake_pending:  # else the wake-up on its way takes this event too
+            self._wake_pending = True
+            loop.call_soon_threadsafe(self._take_handed, queue)
         return sent
+
+    def _take_handed(self, queue: asyncio.Queue[_Outgoing]) -> None:
+        # Cleared before taking: an event handed over after this line wakes the loop again.
+        self._wake_pending = False
+        while self._handed:
+            queue.put_nowait(self._handed.popleft())
 
     @staticmethod
     async def _drain(queue: asyncio.Queue[_Outgoing]) -> None:
