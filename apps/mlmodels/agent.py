@@ -90,8 +90,18 @@ class AgentTool(BaseModel):
 class AgentConfig(ModelOptions):
     goal: Template = Field(min_length=1, max_length=20000, description="{{ }} fields allowed")
     system: Template = Field(default="", max_length=20000, description="Instructions")
-    tools: list[AgentTool] = Field(min_length=1, max_length=20)
+    tools: list[AgentTool] = Field(
+        min_length=1,
+        max_length=20,
+        # The editor offers its tool picker for this field (published flows, action blocks).
+        json_schema_extra={"format": "agent-tools"},
+    )
     max_steps: int = Field(default=5, ge=1, le=50, description="Tool calls at most")
+    parallel_tool_calls: bool | None = Field(
+        default=None,
+        description="May the model ask for several tools in one turn (empty: the provider's "
+        "default; the model service's toy asks for one)",
+    )
     token_budget: int = Field(default=20000, ge=100, le=2_000_000, description="All turns")
     reviewer_role: Literal["reviewer", "admin", "builder"] = Field(
         default="reviewer", description="Who approves a call the policy sends to review"
@@ -111,11 +121,19 @@ def block_class(key: str) -> Any:
     found = registry.get(key)
     if found is None:
         raise ValueError(f"there is no block {key!r}")
-    if found.category in NOT_TOOLS or found.may_wait or found.joins or found.key == "ai.agent":
+    if not may_be_tool(found):
         raise ValueError(
             f"{key} cannot be an agent's tool (a trigger, or it waits, joins or starts runs)"
         )
     return found
+
+
+def may_be_tool(block: Any) -> bool:
+    """Whether an agent may call ``block``: not a trigger, and it neither waits, joins
+    nor starts runs."""
+    return not (
+        block.category in NOT_TOOLS or block.may_wait or block.joins or block.key == "ai.agent"
+    )
 
 
 def derived_parameters(key: str, preset: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,6 +326,7 @@ class _Agent:
             None,
             timeout=self.config.timeout_seconds,
             tools=offered,
+            parallel_tool_calls=self.config.parallel_tool_calls,
         )
         meta = {
             "model": answer.model,
@@ -661,10 +680,10 @@ def _call_summary(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def _literal_fields(tool: AgentTool, arguments: dict[str, Any]) -> dict[str, Any]:
-    """With derived parameters, the model's arguments are config fields, taken as
-    literals: an expression field gets a CEL literal, a template its text."""
-    if tool.parameters is not None:
-        return {}
+    """The model's arguments named like a config field the builder left open fill that
+    field, taken as literals: an expression field gets a CEL literal, a template its text.
+    (So parameters written out, as the editor's picker pre-fills them from the derived
+    ones, behave as the derived ones; other arguments are read as ``args.<name>``.)"""
     schema = block_class(tool.block).Config.model_json_schema().get("properties") or {}
     fields = {}
     for name, value in arguments.items():

@@ -309,6 +309,7 @@ def _ask(
     *,
     timeout: float,
     tools: list[dict[str, Any]] | None = None,
+    parallel_tool_calls: bool | None = None,
 ) -> ChatAnswer:
     request = ChatRequest(
         messages=messages,
@@ -319,6 +320,7 @@ def _ask(
         timeout=timeout,
         route_key=str(ctx.run_id),
         tools=list(tools or ()),
+        parallel_tool_calls=parallel_tool_calls,
     )
     try:
         if config.connection:

@@ -135,3 +135,13 @@ class PromotionDecideApi(WorkspaceAPIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         return Response(promotion_detail(promotion))
+
+
+class AgentToolCatalogApi(WorkspaceAPIView):
+    """What an ``ai.agent`` node may call here, for the editor's tool picker:
+    ``{"flows": [...], "blocks": [...]}`` (``selectors.agent_tool_catalog``)."""
+
+    capability = Capability.VIEW_FLOWS
+
+    def get(self, request, workspace_slug):
+        return Response(selectors.agent_tool_catalog(workspace=request.workspace))

@@ -3,6 +3,7 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
+    path("agent-tools/", api.AgentToolCatalogApi.as_view(), name="api-agent-tools"),
     path("models/promotions/", api.PromotionListApi.as_view(), name="api-promotions"),
     path(
         "models/promotions/<uuid:promotion_id>/",

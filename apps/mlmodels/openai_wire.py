@@ -32,6 +32,9 @@ class ChatRequest:
     # parameters}}) and tool_choice ("auto", "required", "none" or one function).
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: Any = None
+    # Whether the model may ask for several tools in one answer (None: the provider's
+    # default; OpenAI's is yes, the model service's toy asks for one unless told yes).
+    parallel_tool_calls: bool | None = None
 
     def body(self, model: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -51,6 +54,8 @@ class ChatRequest:
             body["tools"] = self.tools
             if self.tool_choice is not None:
                 body["tool_choice"] = self.tool_choice
+            if self.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = self.parallel_tool_calls
         return body
 
 

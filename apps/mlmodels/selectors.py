@@ -57,3 +57,44 @@ def promotion_get(*, workspace: Any, promotion_id: Any) -> PromotionRequest:
         pk=promotion_id,
         workspace=workspace,
     )
+
+
+def agent_tool_catalog(*, workspace: Any) -> dict[str, list[dict[str, Any]]]:
+    """What an ``ai.agent`` may call in ``workspace``, as the editor's tool picker offers
+    it: the published, not archived flows (``flow_tool_info``: name, description, side
+    effects, input schema from the trigger's sample) and every action block that may be a
+    tool (key, title, description, side effects, and the parameters the model fills when
+    the builder fixes none of its settings)."""
+    from apps.blocks.registry import registry
+    from apps.runs.agent_calls import flow_tool_info
+
+    from .agent import derived_parameters, may_be_tool
+
+    flows = (
+        Flow.objects.filter(workspace=workspace, latest_version__isnull=False)
+        .exclude(status=FlowStatus.ARCHIVED)
+        .select_related("latest_version")
+        .order_by("name")
+    )
+    blocks = sorted(
+        (block for block in registry.all() if may_be_tool(block)),
+        key=lambda block: (block.category, block.title),
+    )
+    return {
+        "flows": [
+            flow_tool_info(flow, flow.latest_version)
+            for flow in flows
+            if flow.latest_version is not None
+        ],
+        "blocks": [
+            {
+                "key": block.key,
+                "title": block.title,
+                "category": block.category,
+                "description": block.description(),
+                "side_effect": block.side_effect,
+                "parameters": derived_parameters(block.key, {}),
+            }
+            for block in blocks
+        ],
+    }

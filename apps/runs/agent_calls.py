@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.events import publish_run_event
-from apps.flows.models import Flow
+from apps.flows.models import Flow, FlowVersion
 
 from .models import AgentCall, Run
 
@@ -131,11 +131,8 @@ class AgentCallService:
         transaction.on_commit(lambda: publish_run_event(self.workspace_id, run_id, event))
 
     def flow_tool(self, *, slug: str, version: int | None) -> dict[str, Any]:
-        """What the agent needs to offer a published flow as a tool: its name, what it
-        does, whether any of its steps has side effects, and an input schema derived from
-        its trigger's sample input. Raises LookupError for a flow that is not published."""
-        from apps.blocks.registry import registry
-
+        """What the agent needs to offer a published flow as a tool (``flow_tool_info``).
+        Raises LookupError for a flow that is not published."""
         flow = Flow.objects.filter(workspace_id=self.workspace_id, slug=slug).first()
         if flow is None:
             raise LookupError(f"there is no flow {slug!r} in this workspace")
@@ -149,24 +146,33 @@ class AgentCallService:
                 f"flow {slug!r} has no published version"
                 + (f" {version}" if version is not None else "")
             )
-        nodes = found.definition.get("nodes") or []
-        blocks = [registry.get(str(node.get("type"))) for node in nodes]
-        sample = next(
-            (
-                (node.get("config") or {}).get("sample") or {}
-                for node, block in zip(nodes, blocks, strict=True)
-                if block is not None and block.category == "trigger"
-            ),
-            {},
-        )
-        return {
-            "slug": flow.slug,
-            "name": flow.name,
-            "version": found.number,
-            "description": flow.description or flow.name,
-            "side_effect": any(block is None or block.side_effect for block in blocks),
-            "parameters": sample_schema(sample),
-        }
+        return flow_tool_info(flow, found)
+
+
+def flow_tool_info(flow: Flow, version: FlowVersion) -> dict[str, Any]:
+    """A published flow as an agent's tool: its name, what it does, whether any of its
+    steps has side effects, and an input schema derived from its trigger's sample input.
+    The agent offers it so; the editor's tool picker shows and pre-fills the same."""
+    from apps.blocks.registry import registry
+
+    nodes = version.definition.get("nodes") or []
+    blocks = [registry.get(str(node.get("type"))) for node in nodes]
+    sample = next(
+        (
+            (node.get("config") or {}).get("sample") or {}
+            for node, block in zip(nodes, blocks, strict=True)
+            if block is not None and block.category == "trigger"
+        ),
+        {},
+    )
+    return {
+        "slug": flow.slug,
+        "name": flow.name,
+        "version": version.number,
+        "description": flow.description or flow.name,
+        "side_effect": any(block is None or block.side_effect for block in blocks),
+        "parameters": sample_schema(sample),
+    }
 
 
 def sample_schema(sample: Any) -> dict[str, Any]:

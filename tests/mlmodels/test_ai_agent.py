@@ -129,6 +129,61 @@ def test_the_service_answers_with_tool_calls_in_openai_format(model_stack, langu
     assert forced["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "lookup"
 
 
+SUMMARY_BLOCK = {
+    "name": "summary",
+    "description": "Summarise an order",
+    "block": "transform.set",
+    "config": {"values": {"summary": "'one order, shipped'"}},
+    "parameters": LOOKUP["parameters"],
+}
+TWO_TOOLS = [
+    *TOOLS,
+    {"type": "function", "function": {k: SUMMARY_BLOCK[k] for k in ("name", "description")}},
+]
+TWO_TOOLS[1]["function"]["parameters"] = SUMMARY_BLOCK["parameters"]
+
+
+def test_the_service_answers_several_tool_calls_when_the_request_allows_them(
+    model_stack, language_models
+):
+    url = model_stack.service.url
+    asked = [{"role": "user", "content": "Where is order 42?"}]
+    one = chat(url, model=SUPPORT_WRITER, messages=asked, tools=TWO_TOOLS, max_tokens=40).json()
+    assert len(one["choices"][0]["message"]["tool_calls"]) == 1  # the default: one a turn
+
+    def parallel(messages, max_tokens):
+        return chat(
+            url,
+            model=SUPPORT_WRITER,
+            messages=messages,
+            tools=TWO_TOOLS,
+            parallel_tool_calls=True,
+            max_tokens=max_tokens,
+        ).json()
+
+    choice = parallel(asked, 40)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    calls = choice["message"]["tool_calls"]
+    assert sorted(call["function"]["name"] for call in calls) == ["lookup", "summary"]
+    assert len({call["id"] for call in calls}) == 2
+    assert all(isinstance(json.loads(c["function"]["arguments"]), dict) for c in calls)
+    # Both results in the conversation: no tool is left to call, the toy answers.
+    followed = [
+        *asked,
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        *(
+            {"role": "tool", "tool_call_id": call["id"], "content": '{"state": "shipped"}'}
+            for call in calls
+        ),
+    ]
+    final = parallel(followed, 20)
+    assert final["choices"][0]["finish_reason"] in ("stop", "length")
+    assert final["choices"][0]["message"]["content"]
+    refused = chat(url, model=SUPPORT_WRITER, messages=asked, tools=TOOLS, parallel_tool_calls=1)
+    assert refused.status_code == 400
+    assert "parallel_tool_calls" in refused.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -218,6 +273,35 @@ def test_the_run_page_and_the_decision_page_show_the_calls(
     text = decision.content.decode()
     assert "The agent&#x27;s calls, one by one" in text or "The agent's calls" in text
     assert "Reviewed by <strong>" in text and "lookup" in text
+
+
+def test_several_calls_in_one_turn_run_in_order_each_decided_by_the_policy(
+    workspace, builder_user, admin_user, model_service
+):
+    edit_policy(workspace, admin_user, denied_tools='{"summary"}')
+    flow = agent_flow(
+        workspace, builder_user, tools=[LOOKUP, SUMMARY_BLOCK], parallel_tool_calls=True
+    )
+    run = start(flow)
+    assert run.status == "succeeded", run.error
+    calls = list(AgentCall.objects.filter(run=run).order_by("turn", "index"))
+    # One model answer asked for both: one turn, two calls, each its own record and key.
+    assert [(call.turn, call.index) for call in calls] == [(0, 0), (0, 1)]
+    assert len({call.key for call in calls}) == 2
+    by_tool = {call.tool: call for call in calls}
+    assert by_tool["lookup"].status == "succeeded"
+    assert by_tool["lookup"].decision["action"] == "allow"
+    assert by_tool["summary"].status == "denied" and by_tool["summary"].output is None
+    assert by_tool["summary"].decision["action"] == "deny"
+    assert (
+        by_tool["summary"].error
+        == "denied by policy: agents may not call summary in this workspace"
+    )
+    step = agent_step(run)
+    # Both results went back to the model in the next turn, which answered.
+    assert step.port == "out" and step.output["calls"] == 2
+    assert step.meta["turns"] == 2 and step.meta["end"] == "answered"
+    assert [item["tool"] for item in step.meta["calls"]] == [call.tool for call in calls]
 
 
 def test_a_denied_call_is_reported_to_the_model_as_the_tools_result(

@@ -13,13 +13,17 @@ Guided decoding (vLLM's extensions, and OpenAI's ``response_format``): ``guided_
 (the answer is JSON built to the schema). Each answer carries ``usage`` token counts and a
 ``flowgate`` object naming the version, alias and device that answered.
 
-Tools (OpenAI's ``tools`` and ``tool_choice``): the model either answers or asks for one
-function call (``message.tool_calls``, ``finish_reason: "tool_calls"``). The toy model
-cannot plan, so the service decides by guided choice: among the tools not called yet in
-this conversation and ``final_answer`` (``tool_choice: "required"`` leaves out the final
-answer, ``"none"`` leaves out the tools, a named function forces it); a tool's arguments
-are then guided JSON from its ``parameters`` schema (the fields of a type guided decoding
-fills: string, enum, integer, number, boolean; others are left to their defaults).
+Tools (OpenAI's ``tools``, ``tool_choice`` and ``parallel_tool_calls``): the model either
+answers or asks for function calls (``message.tool_calls``, ``finish_reason:
+"tool_calls"``). The toy model cannot plan, so the service decides by guided choice: among
+the tools not called yet in this conversation and ``final_answer`` (``tool_choice:
+"required"`` leaves out the final answer for the first pick, ``"none"`` leaves out the
+tools, a named function forces it); a tool's arguments are then guided JSON from its
+``parameters`` schema (the fields of a type guided decoding fills: string, enum, integer,
+number, boolean; others are left to their defaults). One call per answer, unless the
+request says ``parallel_tool_calls: true``: then the choice is made again among the tools
+not picked yet until it is the final answer (or none is left), and the answer carries
+every call picked, in order.
 
 Errors use OpenAI's shape, ``{"error": {"message", "type", "code"}}``: 400 bad request or a
 prompt over the context length, 404 unknown model or alias, 503 registry down.
@@ -141,6 +145,14 @@ def _tool_choice(body: dict[str, Any], tools: list[dict[str, Any]]) -> str:
     return str(name)
 
 
+def _parallel(body: dict[str, Any]) -> bool:
+    """``parallel_tool_calls``: true asks for every call the model wants this turn."""
+    value = body.get("parallel_tool_calls")
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest("parallel_tool_calls must be true or false")
+    return bool(value)
+
+
 def _called(body: dict[str, Any]) -> set[str]:
     """Names of the functions the conversation called already."""
     return {
@@ -189,6 +201,7 @@ class Completion:
         if self.guided[0] and self.tool_choice != "none":
             raise BadRequest("guided decoding and tools cannot be combined")
         self.called = _called(body)
+        self.parallel = _parallel(body)
         self.tool_calls: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.lm, self.served = _service.language_model(
@@ -198,9 +211,8 @@ class Completion:
 
     def run(self) -> tuple[str, str]:
         if self.tool_choice != "none":
-            call = self._tool_call()
-            if call is not None:
-                self.tool_calls = [call]
+            self.tool_calls = self._tool_calls()
+            if self.tool_calls:
                 return "", "tool_calls"
         mode, argument = self.guided
         if mode == "choice":
@@ -210,29 +222,37 @@ class Completion:
         pieces = list(self.pieces())
         return "".join(text for text, _ in pieces), pieces[-1][1] or "stop"
 
-    def _tool_call(self) -> dict[str, Any] | None:
-        """The function the model calls, or None for a final answer."""
+    def _tool_calls(self) -> list[dict[str, Any]]:
+        """The functions the model calls this turn, in order (none: it answers)."""
         by_name = {tool["name"]: tool for tool in self.tools}
         if self.tool_choice in by_name:
-            options = [self.tool_choice]
-        else:
-            options = [name for name in by_name if name not in self.called]
-            if self.tool_choice == "required":
+            return [self._call(by_name[self.tool_choice])]
+        calls: list[dict[str, Any]] = []
+        picked = set(self.called)
+        while not calls or self.parallel:
+            options = [name for name in by_name if name not in picked]
+            if self.tool_choice == "required" and not calls:
                 options = options or list(by_name)
             else:
                 options.append(FINAL_ANSWER)
-        name = options[0] if len(options) == 1 else self.lm.choose(self.prompt, options)[0]
-        if name == FINAL_ANSWER and self.tool_choice != FINAL_ANSWER:
-            return None
+            name = options[0] if len(options) == 1 else self.lm.choose(self.prompt, options)[0]
+            if name == FINAL_ANSWER:
+                break
+            calls.append(self._call(by_name[name]))
+            picked.add(name)
+        return calls
+
+    def _call(self, tool: dict[str, Any]) -> dict[str, Any]:
+        """One call of ``tool``, its arguments guided JSON from its parameters."""
         arguments = self.lm.guided_json(
-            f"{self.prompt}call {name} ",
-            _fillable(by_name[name]["parameters"]),
+            f"{self.prompt}call {tool['name']} ",
+            _fillable(tool["parameters"]),
             max_tokens=self.max_tokens,
         )
         return {
             "id": f"call_{uuid.uuid4().hex[:24]}",
             "type": "function",
-            "function": {"name": name, "arguments": arguments},
+            "function": {"name": tool["name"], "arguments": arguments},
         }
 
     def pieces(self) -> Iterator[tuple[str, str | None]]:

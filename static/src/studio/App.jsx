@@ -254,6 +254,8 @@ export default function App({ api, loaded, settings }) {
     for (const change of diff.nodes.changed) marks[change.id] = "changed";
     return marks;
   }, [diff, dock, dockOpen]);
+  // The agent tool picker's catalogue loader (kept stable: the picker loads once a mount).
+  const agentTools = useMemo(() => ({ load: api.agentTools, flowSlug: flow.slug }), [api, flow.slug]);
   const view = useMemo(
     () => ({
       blocks,
@@ -263,8 +265,9 @@ export default function App({ api, loaded, settings }) {
       expressions,
       diff: diffMarks,
       webhook: { path: flow.webhook_path, published: Boolean(published), secretUrl: settings.secretUrl },
+      agentTools,
     }),
-    [blocks, problemsByNode, testRun.steps, readOnly, expressions, diffMarks, flow.webhook_path, published, settings.secretUrl],
+    [blocks, problemsByNode, testRun.steps, readOnly, expressions, diffMarks, flow.webhook_path, published, settings.secretUrl, agentTools],
   );
 
   return (

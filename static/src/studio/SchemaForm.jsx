@@ -1,6 +1,7 @@
 // A form generated from a block's config JSON Schema (the same schema the server validates
 // with). Each field shows its problems, local or from the server, beside it.
 import { useEffect, useId, useState } from "react";
+import AgentToolsControl from "./AgentTools.jsx";
 import { ExpressionPreview } from "./expressions.jsx";
 import { emptyValue, kindOf, matchesType, normalisePath, options, resolve } from "./schema.js";
 
@@ -107,6 +108,9 @@ function Control({ id, schema, root, value, onChange, path, errors, invalid, des
   if (choice) {
     if (choice.length === 1) return <Control {...{ id, schema: { ...choice[0], description: undefined }, root, value, onChange, path, errors, invalid, describedBy, readOnly, label }} />;
     return <ChoiceControl {...{ id, choice, root, value, onChange, path, errors, invalid, describedBy, readOnly, label }} />;
+  }
+  if (schema.format === "agent-tools") {
+    return <AgentToolsControl {...{ id, value, onChange, path, errors, readOnly, label }} Form={SchemaForm} />;
   }
   switch (kindOf(schema)) {
     case "enum":

@@ -53,6 +53,8 @@ export function createApi({ workspace, flowId, csrfToken }) {
     rollback: (number) => call("POST", `${flow}/rollback/`, { number }),
     testRun: (input, dryRun) => call("POST", `${flow}/test-runs/`, { input, dry_run: dryRun }),
     run: (runId) => call("GET", `${base}/runs/${runId}/`),
+    // What an ai.agent node may call: {flows: [...], blocks: [...]} (the tool picker).
+    agentTools: () => call("GET", `${base}/agent-tools/`),
     preview: (expression, scope) => call("POST", `${base}/expressions/preview/`, { expression, scope }),
     exportUrl: `${flow}/export/`,
   };
