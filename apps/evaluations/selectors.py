@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from apps.flows.models import Flow
 from apps.runs.models import TERMINAL_RUN_STATUSES, RunStatus, StepRun, StepStatus
 from apps.runs.selectors import run_result
 
+from .expectations import mismatches
 from .models import EvalCase, Evaluation, EvaluationRun, EvaluationSide
 
 
@@ -40,32 +40,6 @@ def evaluation_get(*, flow: Flow, evaluation_id: Any) -> Evaluation:
     if evaluation is None:
         raise Http404("No such evaluation.")
     return evaluation
-
-
-def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """How ``actual`` differs from ``expected``: every field of an expected object must be
-    in the actual one with a matching value (other fields are ignored); anything else must
-    be equal, of the same JSON type; an empty object matches anything (the run only has to
-    succeed). Empty when it matches."""
-    where = path or "the result"
-    if expected == {}:
-        return []
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return [f"{where} is not an object"]
-        found: list[str] = []
-        for key, value in expected.items():
-            if key not in actual:
-                found.append(f"{path}{key} is missing")
-            else:
-                found += mismatches(value, actual[key], f"{path}{key}.")
-        return found
-    same_type = isinstance(expected, bool) == isinstance(actual, bool)
-    if same_type and expected == actual:
-        return []
-    shown = json.dumps(actual, default=str)
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return [f"{where.rstrip('.')} is {shown}, expected {json.dumps(expected)}"]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from apps.runs.blocks import envelope
 from apps.runs.models import Trigger
 from apps.runs.services import run_start
 
+from .expectations import expectation_problem
 from .models import EvalCase, Evaluation, EvaluationRun, EvaluationSide
 
 MAX_CASES = 200
@@ -78,6 +79,8 @@ def _checked_case(name: str, input: Any, expected: Any) -> str:
         raise EvaluationError("the input is a JSON object (the run's trigger.body)", "input")
     if not isinstance(expected, dict):
         raise EvaluationError("the expected result is a JSON object of fields", "expected")
+    if problem := expectation_problem(expected):
+        raise EvaluationError(problem, "expected")
     if len(json.dumps(input)) + len(json.dumps(expected)) > MAX_CASE_BYTES:
         raise EvaluationError(f"a case holds at most {MAX_CASE_BYTES // 1024} KiB of JSON", "input")
     return name
