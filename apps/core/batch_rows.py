@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection, models
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models.expressions import DatabaseDefault
 
 M = TypeVar("M", bound=models.Model)
@@ -102,19 +103,29 @@ def insert_rows(model: type[M], rows: list[M]) -> None:
         if any(_given(getattr(row, field.attname)) for field in plan.returned):
             model._default_manager.bulk_create(rows)  # a value the database would fill
             return
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up
     params: list[Any] = []
     for row in rows:
         row._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
-        params += [
-            field.get_db_prep_save(field.pre_save(row, True), connection) for field in plan.written
-        ]
-    with connection.cursor() as cursor:
+        params += [field.get_db_prep_save(field.pre_save(row, True), db) for field in plan.written]
+    with _bound_cursor(db) as cursor:
         cursor.execute(plan.sql.format(rows=", ".join([plan.row] * len(rows))), params)
         filled = cursor.fetchall() if plan.returned else [()] * len(rows)
     for row, values in zip(rows, filled, strict=True):
         for field, value in zip(plan.returned, values, strict=True):
             setattr(row, field.attname, value)
-        row._state.adding, row._state.db = False, connection.alias
+        row._state.adding, row._state.db = False, db.alias
+
+
+def _bound_cursor(db: Any) -> Any:
+    """A cursor whose values travel apart from its statement (psycopg's server-side binding:
+    Django's cursors quote each value into the SQL in Python, a few microseconds each, and
+    a step batch has hundreds; a statement sent often is prepared once per connection),
+    wrapped and checked as Django's ``cursor()`` does (queries counted, logged, wrapped)."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(psycopg.Cursor(db.connection))
 
 
 def _given(value: Any) -> bool:
