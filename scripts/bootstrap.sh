@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything Flowgate needs into this checkout: the Python virtual environment
-# (.venv), the front-end packages (node_modules) and the front-end build (static/dist).
+# (.venv), the model service's environment (.venv-models), the front-end packages (node_modules) and the front-end build (static/dist).
 # Safe to run again: each step is skipped when its inputs have not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,23 @@ if newer .venv/.installed pyproject.toml; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch .venv/.installed
+fi
+
+# The model service's own environment, .venv-models: torch (the CPU build where there is no
+# GPU), transformers and tokenizers, which only the model service and the language model
+# trainer import. It reads .venv's packages through a .pth file, so it holds only what the
+# model service adds (pinned in workers/serving/requirements.txt).
+if newer .venv-models/.installed workers/serving/requirements.txt .venv/.installed; then
+  say "installing the model service's packages (torch, transformers) into .venv-models"
+  [ -x .venv-models/bin/python ] || .venv/bin/python -m venv .venv-models
+  web_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  models_packages=$(.venv-models/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  printf 'import site; site.addsitedir(%s)\n' "'$web_packages'" > "$models_packages/flowgate-web-packages.pth"
+  # FLOWGATE_TORCH_INDEX=https://download.pytorch.org/whl/cpu picks torch's CPU build where
+  # pip would otherwise take the CUDA one (PyPI's Linux wheels); here it is in /opt/wheels.
+  .venv-models/bin/python -m pip install -q -r workers/serving/requirements.txt \
+    ${FLOWGATE_TORCH_INDEX:+--extra-index-url "$FLOWGATE_TORCH_INDEX"}
+  touch .venv-models/.installed
 fi
 
 command -v npm >/dev/null || apt_install nodejs npm

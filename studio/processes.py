@@ -64,13 +64,29 @@ def mlflow_process(*, tracking_uri: str, var_dir: Path) -> ProcessSpec:
     )
 
 
+# The model service's own environment: torch, transformers and tokenizers
+# (workers/serving/requirements.txt) on top of the web app's packages, which it reads
+# through a .pth file (scripts/bootstrap.sh). Only the model service and the language
+# model trainer run with it.
+MODELS_VENV = REPOSITORY_ROOT / ".venv-models"
+# What the model service's environment needs: no weights downloaded at run time.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def models_python() -> str:
+    """The model service's interpreter: ``.venv-models`` when bootstrap made it, else this
+    one (an image that installs the serving packages into its only environment)."""
+    candidate = MODELS_VENV / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
 def model_service_process(*, service_url: str, tracking_uri: str) -> ProcessSpec:
     """The BentoML model service (workers/serving/service.py) at ``MODEL_SERVICE_URL``."""
     host, port = _host_port(service_url, 3001)
     return ProcessSpec(
         "models",
         [
-            sys.executable,
+            models_python(),
             "-m",
             "bentoml",
             "serve",
@@ -82,7 +98,7 @@ def model_service_process(*, service_url: str, tracking_uri: str) -> ProcessSpec
             "--port",
             str(port),
         ],
-        {"MLFLOW_TRACKING_URI": tracking_uri, "BENTOML_DO_NOT_TRACK": "True"},
+        {"MLFLOW_TRACKING_URI": tracking_uri, "BENTOML_DO_NOT_TRACK": "True", **OFFLINE},
     )
 
 

@@ -6,9 +6,10 @@ dialogues generated from the ticket-triage phrases. It is registered as an MLflo
 demo models, with metrics the gate can judge: ``accuracy`` (how often it picks the right
 urgency label among three, scored on held-out tickets) and ``bits_per_char``.
 
-Why pyfunc and not the transformers flavor: the transformers flavor needs torch, and
-torch's PyPI wheels pull several GB of CUDA libraries, too heavy for CI and for the web
-app's install; a real transformers model is registered the same way (README, "AI blocks").
+Its sibling ``support-writer-gpt`` is a small GPT-2-style model with the transformers
+flavor, trained on the same dialogues by ``workers/serving/train_lm.py`` in the model
+service's own environment (torch and transformers stay out of web and worker processes):
+``train_and_register_transformers`` starts it there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .toy_lm import END, ToyLanguageModel, chat_prompt
 logger = logging.getLogger(__name__)
 
 LANGUAGE_KIND = "language"
+# workers/serving/train_lm.py's exit status when its environment lacks torch or transformers.
+MISSING_PACKAGES = 3
 LABELS = ("urgent", "normal", "low")
 CLASSIFY_QUESTION = "Classify the urgency of this ticket as urgent, normal or low: "
 _REPLIES = {
@@ -76,6 +79,53 @@ def evaluate(model: ToyLanguageModel, held_out: list[tuple[str, str, str]]) -> d
         "accuracy": round(right / len(held_out), 4),
         "bits_per_char": round(bits / chars, 4),
     }
+
+
+def train_and_register_transformers(
+    name: str, *, params: dict[str, Any], rows: int | None = None, tracking_uri: str
+) -> Any:
+    """Train and register the GPT-2-style model in the model service's environment (a
+    subprocess: ``workers/serving/train_lm.py``); a seconds-long job on the CPU. None, with
+    a warning, where that environment lacks torch or transformers (scripts/bootstrap.sh
+    was not run, or a plain image)."""
+    import os
+    import subprocess
+
+    from studio.processes import OFFLINE, REPOSITORY_ROOT, models_python
+
+    from .training import TrainedVersion
+
+    command = [
+        models_python(),
+        "-m",
+        "workers.serving.train_lm",
+        "--tracking-uri",
+        tracking_uri,
+        "--name",
+        name,
+        "--params",
+        json.dumps(params),
+    ]
+    if rows:
+        command += ["--rows", str(rows)]
+    done = subprocess.run(
+        command,
+        cwd=REPOSITORY_ROOT,
+        env={**os.environ, **OFFLINE},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == MISSING_PACKAGES:
+        logger.warning("%s not trained: %s", name, done.stderr.strip())
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"training {name} in the model service's environment failed "
+            f"(scripts/bootstrap.sh installs it): {done.stderr.strip()[-2000:]}"
+        )
+    last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+    return TrainedVersion(**json.loads(last))
 
 
 def _python_model_class() -> Any:

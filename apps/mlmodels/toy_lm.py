@@ -9,30 +9,22 @@ same way (see the README, "AI blocks").
 
 Tokens are characters, so token counts and the context length are counted in characters.
 The model gives a next-token distribution, which is all that sampling, greedy decoding,
-stop sequences, choice scoring and JSON-schema-guided decoding need.
+stop sequences, choice scoring and JSON-schema-guided decoding need (``decoding.py``,
+shared with the transformers models the service hosts).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from .decoding import UNKNOWN, TokenDecoder
+
 END = "\x03"  # end of a turn (the model emits it when its answer is complete)
 CONTEXT_LENGTH = 2048
 ORDER = 6  # the longest context is ORDER - 1 characters
-GUIDED_STRING_MAX = 48
-
-
-class PromptTooLong(ValueError):
-    pass
-
-
-class GuidedUnsupported(ValueError):
-    pass
 
 
 def chat_prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
@@ -55,10 +47,11 @@ def _content(message: dict[str, Any]) -> str:
     return "; ".join([text] * bool(text) + calls)
 
 
-class ToyLanguageModel:
+class ToyLanguageModel(TokenDecoder):
     def __init__(self, vocab: list[str], tables: list[dict[str, dict[str, int]]]) -> None:
         self.vocab = vocab
         self.index = {char: i for i, char in enumerate(vocab)}
+        self.end = self.index[END]
         self.tables = tables
         self.context_length = CONTEXT_LENGTH
         self._vectors: dict[tuple[int, str], np.ndarray | None] = {}
@@ -88,15 +81,11 @@ class ToyLanguageModel:
 
     # -- the distribution ----------------------------------------------------------------
 
+    def tokens(self, text: str) -> list[tuple[int, str]]:
+        return [(self.index.get(char, UNKNOWN), char) for char in text]
+
     def count_tokens(self, text: str) -> int:
         return len(text)
-
-    def check_prompt(self, prompt: str) -> None:
-        if self.count_tokens(prompt) > self.context_length:
-            raise PromptTooLong(
-                f"the prompt is {self.count_tokens(prompt)} tokens; this model's context "
-                f"length is {self.context_length}"
-            )
 
     def _vector(self, k: int, context: str) -> np.ndarray | None:
         key = (k, context)
@@ -122,122 +111,3 @@ class ToyLanguageModel:
             if vector is not None:
                 mixed += (4.0**k) * vector
         return mixed / mixed.sum()
-
-    def logprob(self, prompt: str, continuation: str) -> float:
-        total, history = 0.0, prompt
-        for char in continuation:
-            p = self.distribution(history)
-            total += math.log(p[self.index[char]]) if char in self.index else math.log(1e-9)
-            history += char
-        return total
-
-    # -- decoding ------------------------------------------------------------------------
-
-    def _pick(self, p: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
-        if temperature <= 0:
-            return int(np.argmax(p))
-        logits = np.log(p) / temperature
-        weights = np.exp(logits - logits.max())
-        return int(rng.choice(len(p), p=weights / weights.sum()))
-
-    def stream(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-        seed: int = 0,
-    ) -> Iterator[tuple[str, str | None]]:
-        """Yield (text piece, finish_reason); the last item has ``stop`` or ``length``.
-        Text up to a stop sequence is emitted; the stop sequence itself is not."""
-        self.check_prompt(prompt)
-        rng = np.random.default_rng(seed)
-        stops = [s for s in (stop or []) if s]
-        held, history = "", prompt
-        for _ in range(max_tokens):
-            char = self.vocab[self._pick(self.distribution(history), temperature, rng)]
-            if char == END:
-                break
-            held += char
-            history += char
-            hit = next((s for s in stops if s in held), None)
-            if hit:
-                yield held[: held.index(hit)], "stop"
-                return
-            # Hold back what could still begin a stop sequence.
-            keep = max((len(s) - 1 for s in stops), default=0)
-            if len(held) > keep:
-                cut = len(held) - keep
-                yield held[:cut], None
-                held = held[cut:]
-        else:
-            yield held, "length"
-            return
-        yield held, "stop"
-
-    def choose(self, prompt: str, choices: list[str]) -> tuple[str, dict[str, float]]:
-        """The likeliest choice (mean log-probability per character, so long choices are
-        not penalised), and each choice's normalised probability."""
-        self.check_prompt(prompt)
-        scores = {c: self.logprob(prompt, c + END) / (len(c) + 1) for c in choices}
-        top = max(scores.values())
-        weights = {c: math.exp(s - top) for c, s in scores.items()}
-        total = sum(weights.values())
-        probabilities = {c: round(w / total, 6) for c, w in weights.items()}
-        return max(scores, key=scores.__getitem__), probabilities
-
-    def guided_json(self, prompt: str, schema: dict[str, Any], *, max_tokens: int) -> str:
-        """JSON that matches ``schema`` by construction: the layout is fixed by the schema
-        and the model fills each value, restricted to characters the value's type allows.
-        Supports an object of string (enum too), integer, number and boolean fields."""
-        self.check_prompt(prompt)
-        properties = _object_properties(schema)
-        text = "{"
-        for position, (name, spec) in enumerate(properties.items()):
-            text += ("" if position == 0 else ", ") + json.dumps(name) + ": "
-            text += self._guided_value(prompt + text, spec)
-            if len(text) > max_tokens:
-                raise GuidedUnsupported(
-                    f"the JSON answer needs more than max_tokens={max_tokens} tokens"
-                )
-        return text + "}"
-
-    def _guided_value(self, history: str, spec: dict[str, Any]) -> str:
-        kind = spec.get("type")
-        if "enum" in spec:
-            options = [json.dumps(value) for value in spec["enum"]]
-            return self.choose(history, options)[0]
-        if kind == "boolean":
-            return self.choose(history, ["true", "false"])[0]
-        if kind in ("integer", "number"):
-            return self._restricted(history, "0123456789", first="123456789", limit=6) or "0"
-        if kind == "string":
-            allowed = "".join(c for c in self.vocab if c.isprintable() and c not in '"\\')
-            limit = min(int(spec.get("maxLength", GUIDED_STRING_MAX)), GUIDED_STRING_MAX)
-            body = self._restricted(history + '"', allowed, limit=limit, end='"')
-            return json.dumps(body)
-        raise GuidedUnsupported(f"guided decoding does not support a {kind!r} field")
-
-    def _restricted(
-        self, history: str, allowed: str, *, limit: int, first: str = "", end: str = ""
-    ) -> str:
-        """Greedy characters from ``allowed`` until ``end`` (or, without one, any other
-        character) is likelier than every allowed one, or ``limit`` is reached."""
-        mask = np.array([c in allowed for c in self.vocab])
-        out = ""
-        while len(out) < limit:
-            p = self.distribution(history + out)
-            if out or not first:
-                stop_p = p[self.index[end]] if end in self.index else p[~mask].max()
-                if out and stop_p >= p[mask].max():
-                    break
-            candidates = mask if (out or not first) else np.array([c in first for c in self.vocab])
-            out += self.vocab[int(np.argmax(np.where(candidates, p, -1.0)))]
-        return out
-
-
-def _object_properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
-        raise GuidedUnsupported("guided decoding needs an object schema with properties")
-    return dict(schema["properties"])

@@ -32,6 +32,7 @@ OWNER_TAG = "flowgate.workspace"
 CLAIM_FRAUD = "claim-fraud"
 TICKET_TRIAGE = "ticket-triage"
 SUPPORT_WRITER = "support-writer"
+SUPPORT_WRITER_GPT = "support-writer-gpt"
 
 
 def canary_share_of(tags: dict[str, str]) -> int:
@@ -176,6 +177,9 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     },
     # The toy language model (lm_training.py): its own trainer, same registry conventions.
     SUPPORT_WRITER: {"versions": ({"order": 4}, {"order": 6}), "train": "language"},
+    # A small GPT-2-style model, transformers flavor, trained in the model service's own
+    # environment (workers/serving/train_lm.py, where torch and transformers are).
+    SUPPORT_WRITER_GPT: {"versions": ({"layers": 2},), "train": "transformers"},
 }
 
 
@@ -387,8 +391,15 @@ def train_demo_models(
         train: Any = train_and_register
         if DEMO_MODELS[name].get("train") == "language":
             from .lm_training import train_and_register_language as train
-        for params in DEMO_MODELS[name]["versions"][existing:]:
-            trained.append(train(name, params=params, rows=rows, tracking_uri=tracking_uri))
+        elif DEMO_MODELS[name].get("train") == "transformers":
+            from .lm_training import train_and_register_transformers as train
+        versions = [
+            train(name, params=params, rows=rows, tracking_uri=tracking_uri)
+            for params in DEMO_MODELS[name]["versions"][existing:]
+        ]
+        if None in versions:  # the trainer's environment is missing (logged): skipped
+            continue
+        trained.extend(versions)
         registered = client.get_registered_model(name)
         if not registered.aliases:
             client.set_registered_model_alias(name, "production", "1")

@@ -27,6 +27,33 @@ def wait_for_run(run: Run, seconds: float = 90) -> Run:
     pytest.fail(f"run still {run.status} after {seconds}s")
 
 
+def run_draft_reply(workspace, user, model: str, *, max_tokens: int) -> tuple[Run, StepRun]:
+    """Publish a flow whose ``draft`` step is ai.generate with ``model``, run it on the
+    worker (already started) and return the succeeded run and step."""
+    flow = published_flow(
+        workspace,
+        user,
+        definition(
+            [
+                node("start", "trigger.manual"),
+                node(
+                    "draft",
+                    "ai.generate",
+                    model=model,
+                    prompt="{{ trigger.body.issue }}",
+                    max_tokens=max_tokens,
+                ),
+            ],
+            [("start", "draft")],
+        ),
+        name=f"Draft reply ({model})",
+    )
+    run = run_start(flow=flow, trigger="manual", payload=envelope({"issue": "site down"})).run
+    run = wait_for_run(run)
+    assert run.status == "succeeded", run.error
+    return run, StepRun.objects.get(run=run, node_id="draft", status="succeeded")
+
+
 def test_a_flow_run_predicts_through_the_service_and_audits_the_model_version(
     transactional_db, workspace, builder_user, model_stack, trained_models, start_worker
 ):
@@ -128,28 +155,7 @@ def test_a_flow_run_generates_text_on_a_worker_and_the_step_records_model_and_to
     from apps.mlmodels.training import SUPPORT_WRITER
 
     start_worker(environment={"MODEL_SERVICE_URL": model_stack.service.url})
-    flow = published_flow(
-        workspace,
-        builder_user,
-        definition(
-            [
-                node("start", "trigger.manual"),
-                node(
-                    "draft",
-                    "ai.generate",
-                    model=SUPPORT_WRITER,
-                    prompt="{{ trigger.body.issue }}",
-                    max_tokens=30,
-                ),
-            ],
-            [("start", "draft")],
-        ),
-        name="Draft reply",
-    )
-    run = run_start(flow=flow, trigger="manual", payload=envelope({"issue": "site down"})).run
-    run = wait_for_run(run)
-    assert run.status == "succeeded", run.error
-    draft = StepRun.objects.get(run=run, node_id="draft", status="succeeded")
+    run, draft = run_draft_reply(workspace, builder_user, SUPPORT_WRITER, max_tokens=30)
     assert 0 < len(draft.output["text"]) <= 30
     assert draft.meta["model"] == SUPPORT_WRITER and draft.meta["model_version"] == "1"
     assert draft.meta["prompt"] == "site down"

@@ -9,7 +9,7 @@ import httpx
 import jsonschema
 import pytest
 
-from apps.mlmodels.training import SUPPORT_WRITER
+from apps.mlmodels.training import SUPPORT_WRITER, SUPPORT_WRITER_GPT
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +70,18 @@ def test_streaming_sends_server_sent_events_that_add_up_to_the_answer(model_stac
     assert chunks[-1]["usage"]["completion_tokens"] == 30
 
 
+@pytest.mark.parametrize(
+    ("model", "trained"),
+    [(SUPPORT_WRITER, "language_models"), (SUPPORT_WRITER_GPT, "transformers_language_model")],
+)
 def test_guided_decoding_answers_one_of_the_choices_or_json_matching_the_schema(
-    model_stack, language_models
+    request, model_stack, model, trained
 ):
+    """The toy and the GPT-2-style model (transformers flavor) decode the same way."""
+    request.getfixturevalue(trained)
     url = model_stack.service.url
     choices = ["urgent", "normal", "low"]
-    picked = chat(url, model=SUPPORT_WRITER, guided_choice=choices).json()
+    picked = chat(url, model=model, guided_choice=choices).json()
     assert picked["choices"][0]["message"]["content"] in choices
     schema = {
         "type": "object",
@@ -89,7 +95,8 @@ def test_guided_decoding_answers_one_of_the_choices_or_json_matching_the_schema(
     }
     answer = chat(
         url,
-        model=SUPPORT_WRITER,
+        model=model,
+        max_tokens=120,
         response_format={"type": "json_schema", "json_schema": {"name": "t", "schema": schema}},
     )
     assert answer.status_code == 200, answer.text

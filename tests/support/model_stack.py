@@ -4,7 +4,8 @@ share one stack).
 
 ``mlflow_server`` runs the studio's own MLflow process spec (sqlite and artifacts in a temp
 dir) on a free port; ``trained_models`` trains and registers the demo ``claim-fraud`` model
-(two versions, small data) in it; ``model_service`` runs the studio's BentoML process spec
+(two versions, small data) in it (``language_models`` the toy language model,
+``transformers_language_model`` the GPT-2-style one); ``model_service`` runs the studio's BentoML process spec
 against that registry. MLflow and BentoML start in parallel; both are stopped at the end.
 """
 
@@ -17,11 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from apps.mlmodels.training import (
     CLAIM_FRAUD,
     SUPPORT_WRITER,
+    SUPPORT_WRITER_GPT,
     TrainedVersion,
     train_demo_models,
 )
@@ -99,6 +102,25 @@ def trained_models(model_stack: ModelStack) -> list[TrainedVersion]:
 def language_models(model_stack: ModelStack) -> list[TrainedVersion]:
     """The demo's toy language model, two versions (production = 1), built here."""
     return train_demo_models(tracking_uri=model_stack.mlflow.url, names=(SUPPORT_WRITER,), rows=300)
+
+
+@pytest.fixture(scope="session")
+def transformers_language_model(model_stack: ModelStack) -> TrainedVersion:
+    """The demo's small GPT-2-style model (transformers flavor), trained here in the model
+    service's environment (.venv-models) and registered, production = 1."""
+    trained = train_demo_models(
+        tracking_uri=model_stack.mlflow.url, names=(SUPPORT_WRITER_GPT,), rows=300
+    )
+    if not trained:
+        pytest.fail("the model service's environment lacks torch: run scripts/bootstrap.sh")
+    # Its first load imports torch and transformers in the service (seconds, more on a busy
+    # machine, possibly past the service's 30 s request timeout): load it once here.
+    request = {"model": SUPPORT_WRITER_GPT, "prompt": "user: hi", "max_tokens": 1}
+    for _ in range(4):
+        answer = httpx.post(f"{model_stack.service.url}/v1/completions", json=request, timeout=90)
+        if answer.status_code == 200:
+            break
+    return trained[0]
 
 
 @pytest.fixture

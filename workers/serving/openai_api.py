@@ -1,7 +1,8 @@
 """The model service's OpenAI-compatible API, mounted at ``/v1`` beside ``/predict``.
 
 ``POST /v1/chat/completions`` and ``POST /v1/completions`` serve the language models
-registered in MLflow (pyfunc models whose metadata says ``flowgate_kind: language``).
+registered in MLflow (pyfunc or transformers-flavor models whose metadata says
+``flowgate_kind: language``; both decode through ``apps/mlmodels/decoding.py``).
 ``model`` names the registered model: ``support-writer`` (its ``production`` alias),
 ``support-writer@canary`` or ``support-writer/2`` (an exact version); a ``route_key``
 field routes ``production`` calls to the canary as ``/predict`` does. ``stream: true``

@@ -102,7 +102,7 @@ def coerce_inputs(rows: list[Any], schema: Any) -> list[dict[str, Any]]:
     return coerced
 
 
-LANGUAGE_KIND = "language"  # pyfunc metadata ``flowgate_kind`` of a language model
+LANGUAGE_KIND = "language"  # model metadata ``flowgate_kind`` of a language model
 
 
 def _registry_unreachable(error: BaseException) -> bool:
@@ -123,6 +123,18 @@ def _is_language(loaded: Any) -> bool:
     return (loaded.metadata.metadata or {}).get("flowgate_kind") == LANGUAGE_KIND
 
 
+def _decoder(loaded: Any) -> Any:
+    """A loaded language model's decoding interface (``apps/mlmodels/decoding.py``): the
+    pyfunc's ``lm`` (the toy), or a transformers-flavor pipeline wrapped around it."""
+    if "transformers" not in loaded.metadata.flavors:
+        return loaded.unwrap_python_model().lm
+    from workers.serving.transformers_lm import TransformersLanguageModel
+
+    return TransformersLanguageModel.from_pipeline(
+        loaded.get_raw_model(), loaded.metadata.metadata or {}
+    )
+
+
 @bentoml.service(
     name="flowgate_models", traffic={"timeout": 30}, workers=1, **tracing.service_options()
 )
@@ -141,6 +153,7 @@ class ModelService:
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.device = _device()
         self._models: dict[tuple[str, str], Any] = {}
+        self._decoders: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._resolved: dict[str, tuple[tuple[dict[str, str], int], float]] = {}
         self._checked: set[tuple[str, str]] = set()
@@ -237,7 +250,17 @@ class ModelService:
                 started = time.monotonic()
                 mlflow.set_tracking_uri(self.tracking_uri)
                 mlflow.set_registry_uri(self.tracking_uri)
-                loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+                try:
+                    loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+                    if _is_language(loaded):
+                        self._decoders[key] = _decoder(loaded)
+                except ImportError as error:
+                    # A transformers model in a service started without its environment.
+                    raise ServiceUnavailable(
+                        f"model {model!r} version {version} needs {error.name or error}, "
+                        "which the model service's environment lacks (scripts/bootstrap.sh "
+                        "installs torch and transformers into .venv-models)"
+                    ) from None
                 self._models[key] = loaded
                 logger.info(
                     "loaded %s version %s in %.2fs", model, version, time.monotonic() - started
@@ -247,13 +270,14 @@ class ModelService:
     def language_model(
         self, model: str, version: str, alias: str, route_key: str
     ) -> tuple[Any, tuple[str, str]]:
-        """The language model (``stream``/``choose``/``guided_json``) and the (version,
-        alias) that serve a ``/v1`` request; a classic model there is a 400."""
+        """The language model (``stream``/``choose``/``guided_json``: a
+        ``decoding.TokenDecoder``) and the (version, alias) that serve a ``/v1`` request; a
+        classic model there is a 400."""
         resolved, served_alias = self._resolve(model, version, alias, route_key)
         loaded = self._load(model, resolved)
         if not _is_language(loaded):
             raise InvalidArgument(f"model {model!r} is not a language model: call /predict")
-        return loaded.unwrap_python_model().lm, (resolved, served_alias)
+        return self._decoders[(model, resolved)], (resolved, served_alias)
 
     def language_model_names(self) -> list[str]:
         return sorted(name for (name, _), loaded in self._models.items() if _is_language(loaded))
