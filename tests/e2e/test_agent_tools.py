@@ -98,6 +98,7 @@ def test_a_builder_picks_a_sub_flow_and_a_block_as_the_agents_tools(
     expect(tools.locator(".tool-picker .help")).to_contain_text("Has side effects")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
+    expect(picker).to_be_focused()  # back on the picker, ready for the next tool
     fetch = tools.locator(".tool-card").nth(1)
     expect(fetch.get_by_label("Name", exact=True)).to_have_value("http")
     expect(fetch.get_by_label("Parameters")).to_have_value(re.compile(r'"url"'))

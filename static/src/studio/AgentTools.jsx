@@ -8,7 +8,7 @@
 // Problems show beside their field: the server's (`tools.<n>.<field>`), and what this
 // form sees first (a name the model cannot use or that another tool has, parameters that
 // are not a JSON object schema).
-import { useEffect, useId, useMemo, useState } from "react";
+import { useEffect, useId, useMemo, useRef, useState } from "react";
 import { useEditorView } from "./context.js";
 
 // The agent block's tool name pattern (apps/mlmodels/agent.py, TOOL_NAME).
@@ -69,18 +69,22 @@ function useToolCatalog() {
 function ToolPicker({ catalog, taken, onPick }) {
   const id = useId();
   const [choice, setChoice] = useState("");
+  const select = useRef(null);
   const [kind, key] = splitChoice(choice);
   const chosen = kind === "flow" ? catalog.flows.find((flow) => flow.slug === key) : catalog.blocks.find((block) => block.key === key);
   const add = () => {
     if (!chosen) return;
     onPick(kind === "flow" ? flowTool(chosen, taken) : blockTool(chosen, taken));
     setChoice("");
+    // The button is disabled until the next choice: keep the keyboard user's place.
+    select.current?.focus();
   };
   return (
     <div className="tool-picker">
       <label htmlFor={`${id}-choice`}>Add a tool</label>
       <div className="tool-picker-row">
         <select
+          ref={select}
           id={`${id}-choice`}
           value={choice}
           aria-describedby={chosen || catalog.state === "failed" ? `${id}-about` : undefined}
