@@ -77,6 +77,12 @@ from apps.core.tasks import ping  # noqa: E402
 from apps.runs.blocks import envelope  # noqa: E402
 from apps.runs.models import Run  # noqa: E402
 from apps.runs.services import run_start  # noqa: E402
+from tests.bench.common import (  # noqa: E402  (the other benchmarks use them from here too)
+    cpu_per_run,
+    database_backends,
+    process_tree,
+    worker_processes,
+)
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
 from tests.runs.helpers import chain, definition, node, published_flow  # noqa: E402
 from tests.support.processes import (  # noqa: E402
@@ -153,55 +159,6 @@ def run_latency(flow, repeat: int) -> list[float]:
         wait_until_finished([run.pk])
 
     return timed(one, repeat)
-
-
-def process_tree(pid: int) -> list[psutil.Process]:
-    parent = psutil.Process(pid)
-    return [parent, *parent.children(recursive=True)]
-
-
-def database_backends() -> list[psutil.Process]:
-    """The Postgres backends serving the bench database (this machine's server)."""
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL) as conn:
-        pids = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [name],
-        ).fetchall()
-    backends = []
-    for (pid,) in pids:
-        try:
-            backends.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:  # it ended since the query
-            continue
-    return backends
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
-@contextmanager
-def cpu_per_run(groups: dict[str, Callable[[], list[psutil.Process]]], runs: int) -> Iterator[dict]:
-    """CPU milliseconds per run spent by each group of processes while the block runs.
-    Groups are looked up again at the end (new database backends may have appeared)."""
-    before = {label: {p.pid: p for p in find()} for label, find in groups.items()}
-    start = {label: cpu_seconds(list(found.values())) for label, found in before.items()}
-    figures: dict[str, float] = {}
-    yield figures
-    for label, find in groups.items():
-        found = {**before[label], **{p.pid: p for p in find()}}
-        # A backend that appeared during the block started from zero.
-        spent = cpu_seconds(list(found.values())) - start[label]
-        figures[label] = round(spent * 1000 / runs, 2)
-    figures["total"] = round(sum(figures.values()), 2)
 
 
 @contextmanager
@@ -293,10 +250,6 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
-
-
-def worker_processes(workers: list) -> list[psutil.Process]:
-    return [p for w in workers for p in process_tree(w.process.pid)]
 
 
 def celery_throughput(workers: list, count: int) -> dict:

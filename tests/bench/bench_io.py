@@ -54,6 +54,7 @@ from apps.accounts.models import Role
 from apps.runs.blocks import envelope
 from apps.runs.models import Run
 from apps.runs.services import run_start
+from tests.bench import common
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.processes import free_port, stop_process_group
@@ -185,7 +186,7 @@ def finished_times(run_ids: list[str], timeout: float) -> dict[str, float]:
 
 def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
     expected = int(rate * seconds)
-    with bench.cpu_per_run(groups, expected) as cpu:
+    with common.cpu_per_run(groups, expected) as cpu:
         outcome = asyncio.run(send_webhooks(url, flow.webhook_token, rate, seconds))
         sent = outcome["sent"]
         ends = finished_times(list(sent), timeout=300)
@@ -210,7 +211,7 @@ def burst(flow, groups: dict, count: int) -> dict:
             run_start(flow=flow, trigger="webhook", payload=envelope({"amount": i % 200})).run.pk
             for i in range(count)
         ]
-    with bench.cpu_per_run(groups, count) as cpu:
+    with common.cpu_per_run(groups, count) as cpu:
         started = time.perf_counter()
         bench.wait_until_finished(runs, poll=0.05)
         elapsed = time.perf_counter() - started
@@ -230,9 +231,7 @@ def per_step_commit_floor(runs: int, steps: int = 6) -> dict:
 
     with (
         psycopg.connect(bench.DATABASE_URL, autocommit=True) as conn,
-        bench.cpu_per_run(
-            {"loop": lambda: [psutil.Process()], "postgres": bench.database_backends}, runs
-        ) as cpu,
+        common.cpu_per_run(common.process_groups(loop=lambda: [psutil.Process()]), runs) as cpu,
     ):
         conn.execute(
             "CREATE TABLE IF NOT EXISTS bench_step_commit "
@@ -322,15 +321,14 @@ def w1_model_phase(workspace, user, workers: list, requests: int, web_processes:
         os.environ["MODEL_SERVICE_URL"] = service_url
         body, path = {**CLAIM, "customer": "c-1"}, f"/hooks/{flow.webhook_token}"
         with web_server(web_processes) as (url, web_pid):
-            groups = {
-                "web_server": lambda: bench.process_tree(web_pid),
-                "workers": lambda: bench.worker_processes(workers),
-                "postgres": bench.database_backends,
-                "model_service": lambda: bench.process_tree(service.process.pid),
-            }
+            groups = common.process_groups(
+                web_pid=web_pid,
+                workers=workers,
+                model_service=lambda: common.process_tree(service.process.pid),
+            )
             for clients in (1, 16):
                 count = requests if clients == 1 else requests * 2
-                with bench.cpu_per_run(groups, count) as cpu:
+                with common.cpu_per_run(groups, count) as cpu:
                     measured = callers_latency(url, path, body, count, clients)
                 results[f"callers_{clients}"] = {**measured, "cpu_ms_per_run": cpu}
     finally:
@@ -374,11 +372,7 @@ def main() -> None:
             )
             results["floor_per_step_commit"] = per_step_commit_floor(arguments.floor_tasks // 4)
         with web_server(arguments.web_processes) as (url, web_pid):
-            groups = {
-                "web_server": lambda: bench.process_tree(web_pid),
-                "workers": lambda: bench.worker_processes(workers),
-                "postgres": bench.database_backends,
-            }
+            groups = common.process_groups(web_pid=web_pid, workers=workers)
             phases = (
                 ("sink_1ms", 1, arguments.fast_rate),
                 ("sink_200ms", 200, arguments.slow_rate),

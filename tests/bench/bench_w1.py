@@ -48,13 +48,13 @@ os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/
 base = importlib.import_module("tests.bench.bench_engine")
 
 import httpx  # noqa: E402
-import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from apps.accounts.models import Role  # noqa: E402
 from apps.core.tasks import ping  # noqa: E402
 from apps.runs.models import Run  # noqa: E402
+from tests.bench import common  # noqa: E402
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
 from tests.runs.w1 import w1_definition, w1_flow  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
@@ -119,14 +119,9 @@ def callers(url: str, path: str, count: int, clients: int, body: dict = BODY) ->
 
 
 def burst(url: str, flow, count: int, workers: list, body: dict = BODY) -> dict:
-    groups = {
-        "web_server": lambda: base.process_tree(server_pid),
-        "workers": lambda: base.worker_processes(workers),
-        "postgres": base.database_backends,
-        "load_generator": lambda: [psutil.Process()],
-    }
+    groups = common.process_groups(web_pid=server_pid, workers=workers, load_generator=True)
     since = time.time()
-    with base.cpu_per_run(groups, count) as cpu:
+    with common.cpu_per_run(groups, count) as cpu:
         started = time.perf_counter()
         answered = callers(url, f"/hooks/{flow.webhook_token}", count, 16, body)
         runs = list(
@@ -312,13 +307,8 @@ def main() -> None:
                 assert response.json() == {"decision": "approve"}, response.text
 
             base.timed(deliver, 0, warmup=20)
-            groups = {
-                "web_server": lambda: base.process_tree(server_pid),
-                "postgres": base.database_backends,
-                "workers": lambda: base.worker_processes(workers),
-                "load_generator": lambda: [psutil.Process()],
-            }
-            with Sealer() as sealer, base.cpu_per_run(groups, arguments.samples) as cpu:
+            groups = common.process_groups(web_pid=server_pid, workers=workers, load_generator=True)
+            with Sealer() as sealer, common.cpu_per_run(groups, arguments.samples) as cpu:
                 results["w1_stub_c1"] = base.summary(
                     base.timed(deliver, arguments.samples, warmup=0)
                 )

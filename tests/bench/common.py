@@ -1,9 +1,13 @@
-"""Helpers the benchmarks share: a private Postgres database, and timing."""
+"""Helpers the benchmarks share: a private Postgres database, timing, CPU accounting."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psutil
 
 
 def create_database(url: str) -> None:
@@ -29,3 +33,86 @@ def timed(function: Callable[[], object], calls: int) -> list[float]:
         function()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+# --- CPU accounting: where a benchmark's CPU goes, by group of processes -------------
+# CPU time is read from each process (psutil, /proc), so the figures hold whatever else
+# the machine is doing; wall-clock ones do not.
+ProcessFinder = Callable[[], list[psutil.Process]]
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def worker_processes(workers: list) -> list[psutil.Process]:
+    """The processes of ``tests.support.workers.WorkerProcess`` workers (pool children too)."""
+    return [p for w in workers for p in process_tree(w.process.pid)]
+
+
+def database_backends() -> list[psutil.Process]:
+    """The Postgres backends serving this benchmark's database (``DATABASE_URL``, set by
+    ``bench_engine``), this machine's server."""
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    with psycopg.connect(url) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [url.rsplit("/", 1)[1]],
+        ).fetchall()
+    backends = []
+    for (pid,) in pids:
+        try:
+            backends.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:  # it ended since the query
+            continue
+    return backends
+
+
+def process_groups(
+    *,
+    web_pid: int | None = None,
+    workers: list | None = None,
+    load_generator: bool = False,
+    **more: ProcessFinder,
+) -> dict[str, ProcessFinder]:
+    """The groups ``cpu_per_run`` reports: the web server's process tree, the workers, the
+    Postgres backends, this process (the load generator) when asked, and ``more``."""
+    groups: dict[str, ProcessFinder] = {}
+    if web_pid is not None:
+        groups["web_server"] = lambda: process_tree(web_pid)
+    if workers is not None:
+        groups["workers"] = lambda: worker_processes(workers)
+    groups["postgres"] = database_backends
+    if load_generator:
+        groups["load_generator"] = lambda: [psutil.Process()]
+    return {**groups, **more}
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+@contextmanager
+def cpu_per_run(groups: dict[str, ProcessFinder], runs: int) -> Iterator[dict]:
+    """CPU milliseconds per run spent by each group of processes while the block runs.
+    Groups are looked up again at the end (new database backends may have appeared)."""
+    before = {label: {p.pid: p for p in find()} for label, find in groups.items()}
+    start = {label: cpu_seconds(list(found.values())) for label, found in before.items()}
+    figures: dict[str, float] = {}
+    yield figures
+    for label, find in groups.items():
+        found = {**before[label], **{p.pid: p for p in find()}}
+        # A backend that appeared during the block started from zero.
+        spent = cpu_seconds(list(found.values())) - start[label]
+        figures[label] = round(spent * 1000 / runs, 2)
+    figures["total"] = round(sum(figures.values()), 2)
