@@ -15,7 +15,9 @@ with tracing on, the httpx instrumentation adds the W3C trace context (apps/core
 from __future__ import annotations
 
 import functools
+import os
 import ssl
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -46,6 +48,7 @@ __all__ = [
     "egress_allowed",
     "internal_async_client",
     "internal_client",
+    "pooled_safe_client",
     "safe_async_client",
     "safe_client",
     "same_origin",
@@ -56,6 +59,12 @@ __all__ = [
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_REDIRECTS = 5
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5)
+# The clients the engine's calls share (``pooled_safe_client``): as many idle connections
+# kept as a host may have calls in flight (IO_MAX_CALLS_PER_HOST's default), and each kept
+# for less than the idle timeout of common servers (5 s: uvicorn, Node), so a call seldom
+# picks a connection the far end is closing.
+POOLED_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=2)
+POOLED_CLIENTS = 64
 # The allow-list of the workspace whose work runs now (see ``egress_allowed``).
 _workspace_allowlist: ContextVar[tuple[str, ...]] = ContextVar("egress_allowlist", default=())
 
@@ -95,22 +104,22 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _pool_options() -> dict[str, Any]:
+def _pool_options(limits: httpx.Limits = LIMITS) -> dict[str, Any]:
     return {
         "ssl_context": _ssl_context(),
-        "max_connections": LIMITS.max_connections,
-        "max_keepalive_connections": LIMITS.max_keepalive_connections,
-        "keepalive_expiry": LIMITS.keepalive_expiry,
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
     }
 
 
 class GuardedTransport(httpx.HTTPTransport):
     """An httpx transport whose connections go through PinnedBackend."""
 
-    def __init__(self, *, allow: Iterable[str] = ()) -> None:
+    def __init__(self, *, allow: Iterable[str] = (), limits: httpx.Limits = LIMITS) -> None:
         # Not calling HTTPTransport.__init__: it would build a pool that resolves names.
         self._pool = httpcore.ConnectionPool(
-            **_pool_options(), network_backend=PinnedBackend(_allowance(allow))
+            **_pool_options(limits), network_backend=PinnedBackend(_allowance(allow))
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -184,6 +193,7 @@ def safe_client(
     allow: Iterable[str] = (),
     timeout: float | None = None,
     follow_redirects: bool = True,
+    limits: httpx.Limits = LIMITS,
 ) -> httpx.Client:
     """An httpx client whose every request (and redirect) passes the SSRF guard.
 
@@ -191,13 +201,39 @@ def safe_client(
     (``egress_allowed``), fixed when the client is made. Requests sent with
     ``extensions=credential_scope(...)`` keep those headers to that base URL."""
     return _GuardedClient(
-        transport=GuardedTransport(allow=allow),
+        transport=GuardedTransport(allow=allow, limits=limits),
         timeout=timeout or _default_timeout(),
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": "Flowgate/1"},
         event_hooks={"request": list(REQUEST_HOOKS)},
     )
+
+
+_pooled: dict[tuple[Any, ...], httpx.Client] = {}
+_pooled_lock = threading.Lock()
+
+
+def pooled_safe_client(*, follow_redirects: bool = True) -> httpx.Client:
+    """A ``safe_client`` shared by this process's calls made under the same allow-list (the
+    environment's and the workspace's in force, ``egress_allowed``): a call to an API called
+    a moment ago reuses a kept-alive connection, where a client per call costs a new client,
+    a TCP connection and a TLS handshake each time. A connection is only ever opened under
+    the allow-list of its client's key, and went to an address checked then. Do not close
+    it; pass each request's ``timeout``."""
+    key = (os.getpid(), follow_redirects, *settings.FLOWGATE["SSRF_ALLOWLIST"], "|")
+    key += _workspace_allowlist.get()
+    with _pooled_lock:
+        client = _pooled.get(key)
+        if client is None:
+            if (
+                len(_pooled) >= POOLED_CLIENTS
+            ):  # dropped ones close their connections when collected
+                _pooled.clear()
+            client = _pooled[key] = safe_client(
+                follow_redirects=follow_redirects, limits=POOLED_LIMITS
+            )
+        return client
 
 
 def safe_async_client(

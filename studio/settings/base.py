@@ -442,6 +442,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", choices=LOG_LEVELS)},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # A line per request of every call-out a flow makes (the step records it anyway).
+        "httpx": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         # Celery's "received" / "succeeded" lines for every task and beat's "sending due
         # task" every few seconds bury what matters; failures are logged at ERROR anyway.

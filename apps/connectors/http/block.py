@@ -11,7 +11,7 @@ from pydantic import Field
 
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
-from apps.core.http import SSRFError, credential_scope, egress_allowed, safe_client
+from apps.core.http import SSRFError, credential_scope, egress_allowed, pooled_safe_client
 
 from ..types import connection_reference
 from .connection import AuthFailure, auth_headers, resolve_url, scope_problem, static_scope_problem
@@ -83,10 +83,11 @@ class HttpBlock(Block):
         self, config: HttpConfig, request: dict[str, Any], scope: tuple[str, tuple[str, ...]] | None
     ) -> Result:
         try:
-            with safe_client(timeout=config.timeout_seconds) as client:
-                response = client.request(
-                    **request, extensions=credential_scope(*scope) if scope else {}
-                )
+            response = pooled_safe_client().request(
+                **request,
+                timeout=config.timeout_seconds,
+                extensions=credential_scope(*scope) if scope else {},
+            )
         except SSRFError as error:
             raise BlockError(f"refused: {error}", retryable=False) from None
         except httpx.TimeoutException:
