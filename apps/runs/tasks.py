@@ -4,7 +4,10 @@ Queued runs (new, resumed, retried) are not sent one message each: committing on
 for a *drain* (``request_drain``), and a drain claims queued runs in batches, so a burst
 of runs costs a few messages and a few transactions rather than one of each per run. A
 flag in Redis keeps one drain request outstanding at a time: a run queued while a drain
-is pending is found by that drain, because the drain clears the flag before each claim.
+is pending is found by that drain, because the drain takes the flag down as it starts,
+before its first claim. (Taken down before each of a drain's claims, the flag let every
+claim — twenty a second while calls are in flight — cost a Redis round trip and open the
+door to one more request, which the other worker then ran as a drain of its own.)
 Postgres stays the source of truth: a lost request delays queued runs until the
 reconciler re-drives them, it never loses them.
 """
@@ -40,8 +43,10 @@ def advance_run(run_id: str) -> None:
 
 @shared_task(name="runs.drain", ignore_result=True)
 def drain() -> None:
+    # A run queued from now on either is seen by this drain's claims or, finding the flag
+    # down, asks for a drain of its own.
+    _clear_drain_flag()
     drain_queued(
-        before_claim=_clear_drain_flag,
         # Only when none is pending: the queue of drain requests stays bounded however
         # large the backlog (a pending drain finds every queued run; drains poll the queue).
         wake_another=_request_drain_now,

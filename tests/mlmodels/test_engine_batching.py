@@ -41,9 +41,7 @@ def test_the_model_calls_of_a_drain_share_batches_of_the_model_service(
         ).run
         for amount in amounts
     ]
-    advanced = drain_queued(
-        before_claim=lambda: None, wake_another=lambda: None, batch_size=25, seconds=30
-    )
+    advanced = drain_queued(wake_another=lambda: None, batch_size=25, seconds=30)
 
     assert advanced == 48
     assert set(

@@ -60,7 +60,7 @@ def test_a_model_step_records_its_prediction_with_the_step_batch(
     sample_rate(str(workspace.id), MONITORED)
     sensitive_keys_for_workspace(workspace.id)
 
-    drain_queued(before_claim=lambda: None, wake_another=lambda: None, batch_size=25, seconds=60)
+    drain_queued(wake_another=lambda: None, batch_size=25, seconds=60)
 
     assert set(
         Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True)

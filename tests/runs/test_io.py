@@ -55,9 +55,7 @@ def queue(flow, count: int) -> list[Run]:
 
 
 def drain() -> int:
-    return drain_queued(
-        before_claim=lambda: None, wake_another=lambda: None, batch_size=25, seconds=30
-    )
+    return drain_queued(wake_another=lambda: None, batch_size=25, seconds=30)
 
 
 def statuses(database_url: str, runs: list[Run]) -> list[str]:

@@ -230,7 +230,6 @@ def advance_new(
 
 def drain_queued(
     *,
-    before_claim: Callable[[], None],
     wake_another: Callable[[], None],
     batch_size: int,
     seconds: float,
@@ -238,10 +237,8 @@ def drain_queued(
     """Advance queued runs, ``batch_size`` at a time, until none is left or ``seconds``
     have passed; returns how many were advanced. While its runs have calls in flight the
     drain goes on claiming (up to ``DRAIN_MAX_RUNS`` runs held, ``DRAIN_MAX_SECONDS`` in
-    all), then waits for their calls. ``before_claim`` runs before each claim (the caller's
-    wake-up flag is cleared there, so a run queued after it is either seen by a claim or
-    wakes a drain of its own); ``wake_another`` asks for another drain when this one leaves
-    work behind or finds a full batch (another worker joins in)."""
+    all), then waits for their calls. ``wake_another`` asks for another drain when this one
+    leaves work behind or finds a full batch (another worker joins in)."""
     flowgate = settings.FLOWGATE
     session = Session(uuid.uuid4().hex, one_by_one_on_failure=True)
     started = time.monotonic()
@@ -257,7 +254,6 @@ def drain_queued(
                 wake_another()
             return session.advanced
         if claiming and now >= next_claim and len(session.holding) < room:
-            before_claim()
             limit = min(batch_size, room - len(session.holding))
             runs, claims_made = claims.claim_queued(session.owner, limit), claims_made + 1
             if runs:
