@@ -59,12 +59,14 @@ __all__ = [
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_REDIRECTS = 5
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5)
-# The clients the engine's calls share (``pooled_safe_client``): as many idle connections
-# kept as a host may have calls in flight (IO_MAX_CALLS_PER_HOST's default), and each kept
-# for less than the idle timeout of common servers (5 s: uvicorn, Node), so a call seldom
-# picks a connection the far end is closing.
-POOLED_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=2)
-POOLED_CLIENTS = 64
+# The clients the engine's calls reuse (``pooled_safe_client``): one per thread, since a
+# thread makes one call at a time, with room for the few hosts a thread calls in turn.
+# (One client shared by a process's I/O threads cost more CPU than it saved: httpcore's
+# pool walks all its connections, for each of them, on every request.) Kept-alive
+# connections live less than common servers' idle timeout (5 s: uvicorn, Node), so a
+# call seldom picks one the far end is closing.
+POOLED_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=2)
+POOLED_CLIENTS = 16  # per thread
 # The allow-list of the workspace whose work runs now (see ``egress_allowed``).
 _workspace_allowlist: ContextVar[tuple[str, ...]] = ContextVar("egress_allowlist", default=())
 
@@ -210,30 +212,27 @@ def safe_client(
     )
 
 
-_pooled: dict[tuple[Any, ...], httpx.Client] = {}
-_pooled_lock = threading.Lock()
+_pooled = threading.local()
 
 
 def pooled_safe_client(*, follow_redirects: bool = True) -> httpx.Client:
-    """A ``safe_client`` shared by this process's calls made under the same allow-list (the
-    environment's and the workspace's in force, ``egress_allowed``): a call to an API called
-    a moment ago reuses a kept-alive connection, where a client per call costs a new client,
-    a TCP connection and a TLS handshake each time. A connection is only ever opened under
-    the allow-list of its client's key, and went to an address checked then. Do not close
-    it; pass each request's ``timeout``."""
+    """A ``safe_client`` kept by this thread for its calls made under the same allow-list
+    (the environment's and the workspace's in force, ``egress_allowed``): a call to an API
+    called a moment ago reuses a kept-alive connection, where a client per call costs a
+    new client, a TCP connection and a TLS handshake each time. A connection is only ever
+    opened under the allow-list of its client's key, and went to an address checked then.
+    Do not close it; pass each request's ``timeout``."""
     key = (os.getpid(), follow_redirects, *settings.FLOWGATE["SSRF_ALLOWLIST"], "|")
     key += _workspace_allowlist.get()
-    with _pooled_lock:
-        client = _pooled.get(key)
-        if client is None:
-            if (
-                len(_pooled) >= POOLED_CLIENTS
-            ):  # dropped ones close their connections when collected
-                _pooled.clear()
-            client = _pooled[key] = safe_client(
-                follow_redirects=follow_redirects, limits=POOLED_LIMITS
-            )
-        return client
+    clients: dict[tuple[Any, ...], httpx.Client] | None = getattr(_pooled, "clients", None)
+    if clients is None:
+        clients = _pooled.clients = {}
+    client = clients.get(key)
+    if client is None:
+        if len(clients) >= POOLED_CLIENTS:  # dropped ones close their connections when collected
+            clients.clear()
+        client = clients[key] = safe_client(follow_redirects=follow_redirects, limits=POOLED_LIMITS)
+    return client
 
 
 def safe_async_client(

@@ -77,9 +77,14 @@ class Session:
         budget_seconds: float | None = None,
         graph: FlowGraph | None = None,
         insert: bool = False,
+        with_ended_calls: bool = False,
     ) -> list[RunExecutor]:
         """The first round of freshly claimed ``runs`` (``insert``: new runs, leased
-        already, written in that round's transaction)."""
+        already, written in that round's transaction). ``with_ended_calls``: the outcomes of
+        the call-outs that ended meanwhile go in the same round, a transaction fewer (when
+        runs trickle in, a drain's claims and its calls' ends each made one of their own)."""
+        ended = self._ended_calls(0) if with_ended_calls else []
+        waiting = _owners(ended)
         claimed_at = time.monotonic()
         executors = [
             RunExecutor(
@@ -102,26 +107,30 @@ class Session:
             for executor in executors:
                 with trace.use_span(self.spans[id(executor)], end_on_exit=False):
                     executor.advance(batch)
+            self._record(batch, ended)
 
-        self._round(work, executors)
+        self._round(work, [*executors, *waiting])
         return executors
 
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` for call-outs; record those that ended in one round."""
+        ended = self._ended_calls(timeout)
+        if ended:
+            self._round(lambda batch: self._record(batch, ended), _owners(ended))
+
+    def _ended_calls(self, timeout: float) -> list[Call]:
+        """The calls that ended within ``timeout`` (their runs' statuses read again when
+        due); leases are renewed meanwhile when due."""
         self._renew_leases_when_due()
         ended = [call for call in self.calls.wait(timeout) if self._holds(call)]
-        if not ended:
-            return
-        executors = list({id(call.owner): call.owner for call in ended}.values())
-        _read_statuses_again(executors)
+        _read_statuses_again(_owners(ended))
+        return ended
 
-        def work(batch: Batch) -> None:
-            for call in ended:
-                executor: RunExecutor = call.owner
-                with trace.use_span(self.spans[id(executor)], end_on_exit=False):
-                    executor.call_ended(batch, call)
-
-        self._round(work, executors)
+    def _record(self, batch: Batch, ended: list[Call]) -> None:
+        for call in ended:
+            executor: RunExecutor = call.owner
+            with trace.use_span(self.spans[id(executor)], end_on_exit=False):
+                executor.call_ended(batch, call)
 
     def _holds(self, call: Call) -> bool:
         # A call of a run this session let go of (its round failed) is nobody's now.
@@ -170,6 +179,10 @@ class Session:
         if self.holding and time.monotonic() - self.renewed_at > claims.lease_seconds() / 3:
             claims.renew_leases(self.owner)
             self.renewed_at = time.monotonic()
+
+
+def _owners(calls: list[Call]) -> list[RunExecutor]:
+    return list({id(call.owner): call.owner for call in calls}.values())
 
 
 def _read_statuses_again(executors: list[RunExecutor]) -> None:
@@ -259,8 +272,7 @@ def drain_queued(
             if runs:
                 if len(runs) == limit:
                     wake_another()
-                session.start(runs)
-                session.wait(0)  # record calls that ended meanwhile, then claim again
+                session.start(runs, with_ended_calls=True)
                 continue
             if not session.busy:
                 # SKIP LOCKED also passes over a queued run locked for a moment (being
