@@ -10,6 +10,7 @@ import pytest
 
 from apps.audit.models import AuditEvent
 from apps.policies.models import PolicyEvaluation
+from apps.runs.models import Run, RunStatus
 from tests.runs.w1 import w1_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,6 +58,12 @@ def test_a_w1_run_through_the_sync_webhook_costs_six_statements_and_one_commit(
     assert commits(captured.captured_queries) == 1
 
     run_id = response["X-Flowgate-Run"]
+    run = Run.objects.get(pk=run_id)  # its one INSERT wrote it ended, as an UPDATE would
+    assert run.status == RunStatus.SUCCEEDED and run.finished_at is not None
+    assert run.response["body"] == {"decision": "reject"} and run.output == run.response
+    assert (run.lease_owner, run.lease_expires_at, run.deliveries) == ("", None, 0)
+    assert run.rollup_xid is not None  # the dashboards count it
+    assert run.steps.filter(status="succeeded").count() == 6
     assert PolicyEvaluation.objects.filter(source__contains=run_id, allow=False).count() == 1
     decision = AuditEvent.objects.get(object_id=run_id, action="decision.policy")
     assert decision.data["node"] == "decide" and decision.data["port"] == "deny"
