@@ -54,7 +54,11 @@ def canary_bucket(model: str, route_key: str) -> int:
 
 def _device() -> str:
     """CUDA when a GPU is visible and torch can use it; these scikit-learn models run on the
-    CPU either way, the device is reported so operators see what the service found."""
+    CPU either way, the device is reported so operators see what the service found. Without
+    an NVIDIA driver torch is not imported here: the service pays for its import (seconds,
+    and about 200 MB) only when it loads a transformers model."""
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        return "cpu"
     try:
         import torch
 
