@@ -91,28 +91,32 @@ def process_groups(
     return {**groups, **more}
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
+def cpu_seconds_by_pid(processes: list[psutil.Process]) -> dict[int, float]:
+    """Each process's CPU seconds so far (user + system), of those still running."""
+    seconds = {}
     for process in processes:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        seconds[process.pid] = times.user + times.system
+    return seconds
 
 
 @contextmanager
 def cpu_per_run(groups: dict[str, ProcessFinder], runs: int) -> Iterator[dict]:
     """CPU milliseconds per run spent by each group of processes while the block runs.
-    Groups are looked up again at the end (new database backends may have appeared)."""
+    Groups are looked up again at the end (new database backends may have appeared; they
+    started from zero). A process that ended during the block is left out (its CPU
+    before the block was subtracted from the others' before, which made Postgres's figure
+    negative when a backend closed): its share is missing, never negative."""
     before = {label: {p.pid: p for p in find()} for label, find in groups.items()}
-    start = {label: cpu_seconds(list(found.values())) for label, found in before.items()}
+    start = {label: cpu_seconds_by_pid(list(found.values())) for label, found in before.items()}
     figures: dict[str, float] = {}
     yield figures
     for label, find in groups.items():
         found = {**before[label], **{p.pid: p for p in find()}}
-        # A backend that appeared during the block started from zero.
-        spent = cpu_seconds(list(found.values())) - start[label]
+        end = cpu_seconds_by_pid(list(found.values()))
+        spent = sum(seconds - start[label].get(pid, 0.0) for pid, seconds in end.items())
         figures[label] = round(spent * 1000 / runs, 2)
     figures["total"] = round(sum(figures.values()), 2)
