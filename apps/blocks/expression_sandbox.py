@@ -40,7 +40,16 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 # One budget for all the expressions of a template or a tree of expressions (a step's
 # config field): many expressions each just under the budget must not add up to minutes.
 clock = time.monotonic
-_deadline: ContextVar[float | None] = ContextVar("expression_deadline", default=None)
+
+
+class _Deadline:
+    """When a shared budget ends; moved back by the time spent starting an evaluator."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
+_deadline: ContextVar[_Deadline | None] = ContextVar("expression_deadline", default=None)
 
 
 @contextmanager
@@ -49,7 +58,7 @@ def shared_budget() -> Iterator[None]:
     if _deadline.get() is not None:
         yield
         return
-    token = _deadline.set(clock() + budget()[0])
+    token = _deadline.set(_Deadline(clock() + budget()[0]))
     try:
         yield
     finally:
@@ -135,15 +144,11 @@ def evaluate_bounded(source: str, scope: dict[str, Any]) -> tuple[str, Any]:
     """Evaluate in this thread's child: ("value", v), ("missing", field) or ("error", text).
     Raises BudgetExceeded when the time or memory budget is spent (the child is replaced)."""
     seconds, memory = budget()
+    evaluator = _thread_evaluator(memory)
     deadline = _deadline.get()
-    left = seconds if deadline is None else min(seconds, deadline - clock())
+    left = seconds if deadline is None else min(seconds, deadline.at - clock())
     if left <= 0:
         raise BudgetExceeded(f"ran longer than the {seconds:g} s evaluation budget")
-    evaluator: _Evaluator | None = getattr(_local, "evaluator", None)
-    if evaluator is None or not evaluator.alive() or evaluator.memory != memory:
-        if evaluator is not None and evaluator.owner == os.getpid():
-            evaluator.close()
-        evaluator = _local.evaluator = _Evaluator(memory)
     try:
         return evaluator.run(source, scope, seconds, left)
     except (BrokenPipeError, EOFError, OSError) as error:
@@ -152,3 +157,22 @@ def evaluate_bounded(source: str, scope: dict[str, Any]) -> tuple[str, Any]:
     except BudgetExceeded:
         _local.evaluator = None
         raise
+
+
+def _thread_evaluator(memory: int) -> _Evaluator:
+    """This thread's child, started when it has none (or one with another memory cap).
+    Starting one (an interpreter and the CEL library: a second or more on a busy machine)
+    is no expression's evaluation, so it does not spend a shared budget: the deadline moves
+    back by the time it took. Otherwise the first macro of a template would leave the next
+    one no time at all, an error that only a loaded machine shows."""
+    evaluator: _Evaluator | None = getattr(_local, "evaluator", None)
+    if evaluator is not None and evaluator.alive() and evaluator.memory == memory:
+        return evaluator
+    if evaluator is not None and evaluator.owner == os.getpid():
+        evaluator.close()
+    started = clock()
+    evaluator = _local.evaluator = _Evaluator(memory)
+    deadline = _deadline.get()
+    if deadline is not None:
+        deadline.at += clock() - started
+    return evaluator
