@@ -45,6 +45,12 @@ class TokenDecoder:
         """P(next token | history), over ``vocab``."""
         raise NotImplementedError
 
+    def distributions(self, histories: list[str]) -> list[np.ndarray]:
+        """``distribution`` of each history; a model that can compute several in one
+        forward pass overrides it (the model service batches concurrent decodes through
+        it: ``workers/serving/lm_batching.py``)."""
+        return [self.distribution(history) for history in histories]
+
     def tokens(self, text: str) -> list[tuple[int, str]]:
         """``text`` as (token, its text) pairs; ``UNKNOWN`` where no token covers a piece."""
         raise NotImplementedError

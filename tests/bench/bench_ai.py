@@ -8,15 +8,24 @@ of N sequential calls: ``/predict_rows`` (one claim-fraud row: the floor), chat 
 of 1 and 64 tokens, ``guided_choice`` over three labels, JSON-schema-guided decoding, and
 the ``ai.generate`` block (64 tokens). Prints the figures, the ratio of each to the floor,
 and writes tests/bench/results/ai.json. Figures, not asserts.
+
+``--concurrent C`` (a few minutes more) also trains the GPT-2-style ``support-writer-gpt``
+and sends C concurrent chat requests (distinct prompts, 32 greedy tokens each, 4 rounds) to
+two services on the same registry: batching off (``FLOWGATE_LM_BATCH_SIZE=1``) and on
+(the default): requests per second, the service's CPU-ms per generated token, and the
+forward passes per decode step it reports (``/info``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +41,14 @@ import httpx  # noqa: E402
 from apps.audit.redaction import WorkspaceRedaction  # noqa: E402
 from apps.mlmodels.ai_blocks import AIGenerateBlock, GenerateConfig  # noqa: E402
 from apps.mlmodels.blocks import ModelServiceClient  # noqa: E402
-from apps.mlmodels.training import CLAIM_FRAUD, SUPPORT_WRITER, train_demo_models  # noqa: E402
+from apps.mlmodels.training import (  # noqa: E402
+    CLAIM_FRAUD,
+    SUPPORT_WRITER,
+    SUPPORT_WRITER_GPT,
+    train_demo_models,
+)
 from studio.processes import mlflow_process, model_service_process  # noqa: E402
-from tests.bench.bench_models import percentile, timed  # noqa: E402
+from tests.bench.common import cpu_seconds, percentile, process_tree, timed  # noqa: E402
 from tests.blocks.fakes import FakeContext  # noqa: E402
 from tests.mlmodels.helpers import CLAIM  # noqa: E402
 from tests.support.model_stack import _start  # noqa: E402
@@ -53,6 +67,7 @@ SCHEMA = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--concurrent", type=int, default=0)
     args = parser.parse_args()
     mlflow_port, service_port = free_ports(2)
     mlflow_url, service_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{service_port}"
@@ -112,10 +127,63 @@ def main() -> None:
             print(f"{name:45} " + "  ".join(f"{k} {v:.1f}" for k, v in figures.items()))
         out = ROOT / "tests" / "bench" / "results"
         out.mkdir(parents=True, exist_ok=True)
+        if args.concurrent:
+            train_demo_models(tracking_uri=mlflow_url, names=(SUPPORT_WRITER_GPT,), rows=300)
+            for batching in ("off", "on"):
+                name = f"gpt, {args.concurrent} concurrent, batching {batching}"
+                results[name] = concurrent_chats(mlflow_url, args.concurrent, batching == "on")
+                print(f"{name:45} " + "  ".join(f"{k} {v:.2f}" for k, v in results[name].items()))
         (out / "ai.json").write_text(json.dumps(results, indent=2))
     finally:
         stop_process_group(service.process)
         stop_process_group(mlflow.process)
+
+
+def concurrent_chats(mlflow_url: str, clients: int, batching: bool) -> dict:
+    """Throughput and service CPU per token of ``clients`` concurrent greedy chats with
+    the GPT model, on a service of its own (batching on or off)."""
+    [port] = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    spec = model_service_process(service_url=url, tracking_uri=mlflow_url)
+    if not batching:
+        spec = dataclasses.replace(
+            spec, environment={**spec.environment, "FLOWGATE_LM_BATCH_SIZE": "1"}
+        )
+    service = _start(spec, url)
+    http = httpx.Client(timeout=120)
+
+    def chat(client: int) -> int:
+        body = {
+            "model": SUPPORT_WRITER_GPT,
+            "messages": [{"role": "user", "content": f"ticket {client}: production is down"}],
+            "max_tokens": 32,
+        }
+        answer = http.post(f"{url}/v1/chat/completions", json=body)
+        answer.raise_for_status()
+        return int(answer.json()["usage"]["completion_tokens"])
+
+    try:
+        service.wait("/readyz")
+        chat(-1)  # load the model
+        rounds = 4
+        info = http.post(f"{url}/info", json={}).json()["loaded"]
+        before = next(e for e in info if e["model"] == SUPPORT_WRITER_GPT)
+        cpu = cpu_seconds(process_tree(service.process.pid))
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            tokens = sum(pool.map(chat, range(clients * rounds)))
+        seconds = time.perf_counter() - started
+        cpu = cpu_seconds(process_tree(service.process.pid)) - cpu
+        info = http.post(f"{url}/info", json={}).json()["loaded"]
+        after = next(e for e in info if e["model"] == SUPPORT_WRITER_GPT)
+        steps = after["decode_steps"] - before["decode_steps"]
+        return {
+            "requests_per_s": clients * rounds / seconds,
+            "service_cpu_ms_per_token": cpu * 1000 / max(tokens, 1),
+            "passes_per_step": (after["forward_passes"] - before["forward_passes"]) / max(steps, 1),
+        }
+    finally:
+        stop_process_group(service.process)
 
 
 if __name__ == "__main__":

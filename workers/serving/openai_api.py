@@ -211,6 +211,10 @@ class Completion:
         self.lm.check_prompt(prompt)
 
     def run(self) -> tuple[str, str]:
+        with self.lm.decoding():
+            return self._run()
+
+    def _run(self) -> tuple[str, str]:
         if self.tool_choice != "none":
             self.tool_calls = self._tool_calls()
             if self.tool_calls:
@@ -220,7 +224,7 @@ class Completion:
             return self.lm.choose(self.prompt, argument)[0], "stop"
         if mode == "json":
             return self.lm.guided_json(self.prompt, argument, max_tokens=self.max_tokens), "stop"
-        pieces = list(self.pieces())
+        pieces = list(self._pieces())
         return "".join(text for text, _ in pieces), pieces[-1][1] or "stop"
 
     def _tool_calls(self) -> list[dict[str, Any]]:
@@ -257,6 +261,12 @@ class Completion:
         }
 
     def pieces(self) -> Iterator[tuple[str, str | None]]:
+        """The streamed decode, counted as under way until it ends (or the client leaves
+        and the generator is closed) so that concurrent decodes batch with it."""
+        with self.lm.decoding():
+            yield from self._pieces()
+
+    def _pieces(self) -> Iterator[tuple[str, str | None]]:
         return self.lm.stream(
             self.prompt,
             max_tokens=self.max_tokens,

@@ -33,6 +33,7 @@ from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 
 from apps.mlmodels.training import canary_share_of
 from workers.serving import openai_api, tracing
+from workers.serving.lm_batching import SharedForwardPasses
 
 logger = logging.getLogger("flowgate.serving")
 
@@ -257,7 +258,7 @@ class ModelService:
                 try:
                     loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
                     if _is_language(loaded):
-                        self._decoders[key] = _decoder(loaded)
+                        self._decoders[key] = SharedForwardPasses(_decoder(loaded))
                 except ImportError as error:
                     # A transformers model in a service started without its environment.
                     raise ServiceUnavailable(
@@ -435,8 +436,16 @@ class ModelService:
 
     @bentoml.api(route="/info")
     def info(self) -> dict[str, Any]:
+        """What is loaded; for a language model also how its decodes shared forward passes
+        (``decode_steps`` distributions asked, ``forward_passes`` model calls that answered
+        them: fewer when concurrent requests were batched, ``lm_batching.py``)."""
+        decoders = dict(self._decoders)
         return {
             "registry": self.tracking_uri,
             "device": self.device,
-            "loaded": [{"model": name, "version": version} for name, version in list(self._models)],
+            "loaded": [
+                {"model": name, "version": version}
+                | (decoders[(name, version)].counters() if (name, version) in decoders else {})
+                for name, version in list(self._models)
+            ],
         }

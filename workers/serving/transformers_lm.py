@@ -10,12 +10,15 @@ History is text: each step tokenizes the text so far (the fast Rust tokenizer, m
 and runs the model on its last ``context_length`` tokens, so a continuation is tokenized
 the way the model saw text in training. Distributions are cached by text, which is what
 choice scoring and guided JSON reuse. No key-value cache: fine for the small models this
-serves on CPU, a cost for large ones.
+serves on CPU, a cost for large ones. ``distributions`` computes several histories in one
+forward pass (left-padded, with an attention mask and matching positions), which is how
+the service shares passes between concurrent decodes (``lm_batching.py``).
 """
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -44,7 +47,8 @@ class TransformersLanguageModel(TokenDecoder):
         )
         self.context_length = context_length or int(positions)
         self.device = next(model.parameters()).device
-        self._cached = functools.lru_cache(maxsize=CACHED_DISTRIBUTIONS)(self._distribution)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_pipeline(cls, pipeline: Any, metadata: dict[str, Any]) -> TransformersLanguageModel:
@@ -65,11 +69,41 @@ class TransformersLanguageModel(TokenDecoder):
         return len(self._ids(text))
 
     def distribution(self, history: str) -> np.ndarray:
-        return self._cached(history)
+        return self.distributions([history])[0]
 
-    def _distribution(self, history: str) -> np.ndarray:
-        ids = self._ids(history)[-self.context_length :] or [self.end]
+    def distributions(self, histories: list[str]) -> list[np.ndarray]:
+        with self._cache_lock:
+            found = {h: self._cache[h] for h in histories if h in self._cache}
+            for history in found:
+                self._cache.move_to_end(history)
+        missing = list(dict.fromkeys(h for h in histories if h not in found))
+        if missing:
+            computed = dict(zip(missing, self._forward(missing), strict=True))
+            with self._cache_lock:
+                self._cache.update(computed)
+                while len(self._cache) > CACHED_DISTRIBUTIONS:
+                    self._cache.popitem(last=False)
+            found.update(computed)
+        return [found[history] for history in histories]
+
+    def _forward(self, histories: list[str]) -> list[np.ndarray]:
+        """One forward pass over the histories, left-padded to the longest: the last
+        position of each row is its next-token distribution. Positions count from each
+        row's first real token, so a padded row is computed as it would be alone."""
+        rows = [self._ids(history)[-self.context_length :] or [self.end] for history in histories]
+        width = max(len(row) for row in rows)
+        ids = torch.full((len(rows), width), self.end, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            ids[index, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[index, width - len(row) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = self.model(torch.tensor([ids], device=self.device)).logits[0, -1]
+            logits = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+            ).logits[:, -1]
         # A floor, so that a log-probability is never log(0).
-        return np.clip(torch.softmax(logits.double(), dim=-1).cpu().numpy(), 1e-12, None)
+        probabilities = torch.softmax(logits.double(), dim=-1).cpu().numpy()
+        return list(np.clip(probabilities, 1e-12, None))
