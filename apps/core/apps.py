@@ -8,11 +8,13 @@ def cache_parsed_statements_by_length_only() -> None:
     than 50 (21 columns a step row), so it was parsed again on every execution: about a
     tenth of a worker's CPU in ``tests/bench/bench_io.py`` (py-spy). Its texts come in a
     few shapes (one per number of rows), and the length bound still keeps the cache small
-    (psycopg's LRU of 128), so the parameter bound is lifted. (A psycopg without this
-    module constant just gets an unused attribute.)"""
-    import psycopg._queries
+    (psycopg's LRU of 128), so the parameter bound is lifted. A psycopg whose private
+    module lacks either constant is left as it is: slower, never wrong."""
+    from psycopg import _queries
 
-    psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
+    length_bound = getattr(_queries, "MAX_CACHED_STATEMENT_LENGTH", None)
+    if length_bound is not None and hasattr(_queries, "MAX_CACHED_STATEMENT_PARAMS"):
+        _queries.MAX_CACHED_STATEMENT_PARAMS = length_bound
 
 
 class CoreConfig(AppConfig):
