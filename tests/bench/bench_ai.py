@@ -48,7 +48,7 @@ from apps.mlmodels.training import (  # noqa: E402
     train_demo_models,
 )
 from studio.processes import mlflow_process, model_service_process  # noqa: E402
-from tests.bench.common import cpu_seconds, percentile, process_tree, timed  # noqa: E402
+from tests.bench.common import cpu_per_run, percentile, process_tree, timed  # noqa: E402
 from tests.blocks.fakes import FakeContext  # noqa: E402
 from tests.mlmodels.helpers import CLAIM  # noqa: E402
 from tests.support.model_stack import _start  # noqa: E402
@@ -168,18 +168,19 @@ def concurrent_chats(mlflow_url: str, clients: int, batching: bool) -> dict:
         rounds = 4
         info = http.post(f"{url}/info", json={}).json()["loaded"]
         before = next(e for e in info if e["model"] == SUPPORT_WRITER_GPT)
-        cpu = cpu_seconds(process_tree(service.process.pid))
         started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
+        with (
+            cpu_per_run({"service": lambda: process_tree(service.process.pid)}, 1) as cpu_ms,
+            ThreadPoolExecutor(clients) as pool,
+        ):
             tokens = sum(pool.map(chat, range(clients * rounds)))
         seconds = time.perf_counter() - started
-        cpu = cpu_seconds(process_tree(service.process.pid)) - cpu
         info = http.post(f"{url}/info", json={}).json()["loaded"]
         after = next(e for e in info if e["model"] == SUPPORT_WRITER_GPT)
         steps = after["decode_steps"] - before["decode_steps"]
         return {
             "requests_per_s": clients * rounds / seconds,
-            "service_cpu_ms_per_token": cpu * 1000 / max(tokens, 1),
+            "service_cpu_ms_per_token": cpu_ms["service"] / max(tokens, 1),
             "passes_per_step": (after["forward_passes"] - before["forward_passes"]) / max(steps, 1),
         }
     finally:

@@ -4,12 +4,12 @@ counterpart of ``/predict_rows``' adaptive batching.
 Every decode (``apps/mlmodels/decoding.py``) asks its model one thing per step: the
 next-token distribution of its text so far. ``SharedForwardPasses`` stands in front of one
 model version with the same decoding interface; its ``distribution`` queues the question,
-and one thread per version answers the queued questions together with one call of the
-model's ``distributions`` (the transformers model: one padded forward pass). It gathers
-for at most ``FLOWGATE_LM_BATCH_WAIT_MS`` and at most ``FLOWGATE_LM_BATCH_SIZE``
-questions, and does not wait at all once every decode under way has asked (a request
-alone pays nothing). ``FLOWGATE_LM_BATCH_SIZE=1`` turns it off: each decode calls the model
-itself, as before.
+and the first decode to ask while no batch is being computed answers the queued questions
+together, in its own thread, with one call of the model's ``distributions`` (the
+transformers model: one padded forward pass). It gathers for at most
+``FLOWGATE_LM_BATCH_WAIT_MS`` and at most ``FLOWGATE_LM_BATCH_SIZE`` questions, and does
+not wait at all once every decode under way has asked (a request alone pays nothing).
+``FLOWGATE_LM_BATCH_SIZE=1`` turns it off: each decode calls the model itself, as before.
 
 The decoding code is the model's own (this is a ``TokenDecoder`` too), so guided
 decoding, stop sequences, streaming and token counts are unchanged; only where a
@@ -60,8 +60,7 @@ class SharedForwardPasses(TokenDecoder):
         self.decode_steps = 0  # distributions asked for
         self.forward_passes = 0  # model calls that answered them
         self.largest_batch = 0
-        if self.batch_size > 1:
-            threading.Thread(target=self._answer_forever, name="lm-batch", daemon=True).start()
+        self._leading = False  # a decode is gathering or computing a batch
 
     def tokens(self, text: str) -> list[tuple[int, str]]:
         return self.model.tokens(text)
@@ -102,41 +101,50 @@ class SharedForwardPasses(TokenDecoder):
         with self._ready:
             self._queued.append(question)
             self._ready.notify_all()
-        question.done.wait()
+            # The first decode to ask while no batch is being computed computes the next
+            # one itself (no hand-over to another thread: a request alone runs as before);
+            # the others wait for their answer, or for their turn to lead.
+            while not question.done.is_set() and self._leading:
+                self._ready.wait()
+            if not question.done.is_set():
+                self._leading = True
+                batch = self._gather(question)
+        if not question.done.is_set():
+            self._answer(batch)
         if question.error is not None:
             raise question.error
         assert question.answer is not None
         return question.answer
 
-    def _answer_forever(self) -> None:
-        while True:
-            batch = self._gather()
-            try:
-                answers = self.model.distributions([q.history for q in batch])
-                for question, answer in zip(batch, answers, strict=True):
-                    question.answer = answer
-            except BaseException as error:  # each decode reports it as its own failure
-                for question in batch:
-                    question.error = error
-            finally:
+    def _gather(self, leader: _Question) -> list[_Question]:
+        """The leader's batch (under the lock): its own question and the others queued,
+        once every decode under way has asked, the batch is full or the wait window has
+        passed."""
+        deadline = time.monotonic() + self.wait_seconds
+        while len(self._queued) < min(self.batch_size, max(self._decoding, 1)):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._ready.wait(left)
+        others = [q for q in self._queued if q is not leader][: self.batch_size - 1]
+        batch = [leader, *others]
+        self._queued = [q for q in self._queued if q not in batch]
+        self.decode_steps += len(batch)
+        self.forward_passes += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
+        return batch
+
+    def _answer(self, batch: list[_Question]) -> None:
+        try:
+            answers = self.model.distributions([q.history for q in batch])
+            for question, answer in zip(batch, answers, strict=True):
+                question.answer = answer
+        except BaseException as error:  # each decode reports it as its own failure
+            for question in batch:
+                question.error = error
+        finally:
+            with self._ready:
                 for question in batch:
                     question.done.set()
-
-    def _gather(self) -> list[_Question]:
-        """The next batch: once something is queued, until every decode under way has
-        asked, the batch is full or the wait window has passed."""
-        with self._ready:
-            while not self._queued:
-                self._ready.wait()
-            deadline = time.monotonic() + self.wait_seconds
-            while len(self._queued) < min(self.batch_size, max(self._decoding, 1)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._ready.wait(left)
-            batch = self._queued[: self.batch_size]
-            del self._queued[: self.batch_size]
-            self.decode_steps += len(batch)
-            self.forward_passes += 1
-            self.largest_batch = max(self.largest_batch, len(batch))
-            return batch
+                self._leading = False
+                self._ready.notify_all()
