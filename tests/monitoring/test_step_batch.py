@@ -44,15 +44,19 @@ def io_thread_connections(monkeypatch):
 
 
 def test_a_model_step_records_its_prediction_with_the_step_batch(
-    production_v1, workspace, admin_user, io_thread_connections
+    production_v1, workspace, admin_user, io_thread_connections, monkeypatch
 ):
+    from apps.monitoring import sampling
     from apps.monitoring.services import monitor_save
 
     flow = published_flow(workspace, admin_user, scoring_flow(review=False), name="Scoring")
     records, _ = stream(6, seed=77)
     runs = start_claims(flow, records, prefix="B", advance_each=False)
     # Warm what the recorder caches per process (sampling rate, PII classification),
-    # which a step reads at most every few seconds.
+    # which a step reads at most every few seconds: for longer than the drain below can
+    # take on a busy machine (its first call loads the model in the service), since a
+    # rate read again once its seconds are up is a query from the I/O thread.
+    monkeypatch.setattr(sampling, "SETTINGS_SECONDS", 600.0)
     monitor_save(workspace=workspace, actor=admin_user, model_name=MONITORED, sample_rate=1.0)
     from apps.audit.redaction import sensitive_keys_for_workspace
     from apps.monitoring.sampling import sample_rate
