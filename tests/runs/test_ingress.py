@@ -116,6 +116,27 @@ def test_deliveries_over_the_rate_limit_are_429_and_start_nothing(
 
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
+def test_a_burst_across_a_windows_end_is_limited_as_one(
+    workspace, builder_user, settings, monkeypatch, mode
+):
+    from apps.core import ratelimit
+
+    settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"webhook": "3/60"}}
+    flow = published_flow(workspace, builder_user, webhook_flow(mode=mode))
+    window_end = 1_800_000_000.0  # a multiple of 60
+    monkeypatch.setattr(ratelimit, "clock", lambda: window_end - 0.5)
+    before = deliver(flow.webhook_token, [{"n": n} for n in range(3)])
+    monkeypatch.setattr(ratelimit, "clock", lambda: window_end + 0.5)
+    after = deliver(flow.webhook_token, [{"n": n} for n in range(3, 6)])
+    assert {r.status_code for r in before} == {200 if mode == "sync" else 202}
+    assert [r.status_code for r in after] == [429] * 3
+    # 3 * (1 - 0.5/60) of the last window still counts: one more goes ahead once that
+    # falls to 2, a third into this window.
+    assert {r.headers["Retry-After"] for r in after} == {"20"}
+    assert Run.objects.filter(flow=flow).count() == 3
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
 def test_a_repeated_idempotency_key_is_counted_once_by_the_rate_limit(
     workspace, builder_user, settings, mode
 ):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import api_token_create, api_token_revoke
+from apps.core import ratelimit
 
 pytestmark = pytest.mark.django_db
 RUNS = "/api/w/acme/runs/"
@@ -128,14 +129,19 @@ def test_tokens_page_sets_scope_and_expiry_and_admins_revoke_any_token(
     assert client.get(RUNS, **bearer(secret)).status_code == 401
 
 
-def test_each_token_is_rate_limited_with_retry_after(client, settings, workspace, builder_user):
+def test_each_token_is_rate_limited_with_retry_after(
+    client, settings, monkeypatch, workspace, builder_user
+):
     settings.FLOWGATE = {**settings.FLOWGATE, "RATE_LIMITS": {"api": "3/60"}}
+    monkeypatch.setattr(ratelimit, "clock", lambda: 1_800_000_015.0)  # 15 s into a window
     first = api_token_create(user=builder_user, workspace=workspace, name="one").secret
     second = api_token_create(user=builder_user, workspace=workspace, name="two").secret
     for _ in range(3):
         assert client.get(RUNS, **bearer(first)).status_code == 200
     refused = client.get(RUNS, **bearer(first))
     assert refused.status_code == 429
-    assert 1 <= int(refused["Retry-After"]) <= 60
+    # The next window counts the three as spread over this one: one more goes ahead once a
+    # third of them has slid out, 20 s into it.
+    assert refused["Retry-After"] == "65"
     assert refused.json()["error"]["code"] == "throttled"
     assert client.get(RUNS, **bearer(second)).status_code == 200
