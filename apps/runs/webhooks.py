@@ -21,7 +21,7 @@ WEBHOOK_COUNTED = "flowgate.webhook_counted"
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, token: str) -> JsonResponse:
-    # Per flow (its URL token), before any work: a flood costs one Redis increment each.
+    # Per flow (its URL token), before any work: a flood costs a few Redis reads a request.
     # The same round trip reads the generations of the process's caches (subscriptions,
     # published policies) for the whole request.
     # A delivery repeated with the same idempotency key is not counted again, nor one the
