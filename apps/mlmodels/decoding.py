@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,16 +35,16 @@ def _json_string_char(char: str) -> bool:
     return char.isprintable() and char not in '"\\'
 
 
-class TokenDecoder:
+class TokenDecoder(ABC):
     vocab: list[str]
     end: int
     context_length: int
 
     # -- what a model provides -----------------------------------------------------------
 
+    @abstractmethod
     def distribution(self, history: str) -> np.ndarray:
         """P(next token | history), over ``vocab``."""
-        raise NotImplementedError
 
     def distributions(self, histories: list[str]) -> list[np.ndarray]:
         """``distribution`` of each history; a model that can compute several in one
@@ -51,9 +52,9 @@ class TokenDecoder:
         it: ``workers/serving/lm_batching.py``)."""
         return [self.distribution(history) for history in histories]
 
+    @abstractmethod
     def tokens(self, text: str) -> list[tuple[int, str]]:
         """``text`` as (token, its text) pairs; ``UNKNOWN`` where no token covers a piece."""
-        raise NotImplementedError
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokens(text))
