@@ -221,6 +221,8 @@ def pooled_safe_client(*, follow_redirects: bool = True) -> httpx.Client:
     called a moment ago reuses a kept-alive connection, where a client per call costs a
     new client, a TCP connection and a TLS handshake each time. A connection is only ever
     opened under the allow-list of its client's key, and went to an address checked then.
+    The client is shared by every run (and workspace) with that allow-list, so it starts
+    each call without the cookies earlier calls received, as a new client would.
     Do not close it; pass each request's ``timeout``."""
     key = (os.getpid(), follow_redirects, *settings.FLOWGATE["SSRF_ALLOWLIST"], "|")
     key += _workspace_allowlist.get()
@@ -232,6 +234,7 @@ def pooled_safe_client(*, follow_redirects: bool = True) -> httpx.Client:
         if len(clients) >= POOLED_CLIENTS:  # dropped ones close their connections when collected
             clients.clear()
         client = clients[key] = safe_client(follow_redirects=follow_redirects, limits=POOLED_LIMITS)
+    client.cookies.clear()
     return client
 
 

@@ -100,6 +100,21 @@ def test_transient_errors_are_retried_with_backoff_then_succeed(workspace, admin
     assert correlation == {run.correlation_id}
 
 
+def test_a_cookie_one_run_received_is_never_sent_by_another(workspace, admin_user, settings):
+    """HTTP steps reuse a thread's kept-alive client (shared by every workspace with the
+    same allow-list); what a server set for one run must not ride along on the next call,
+    whoever makes it."""
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+    with CountingServer() as server:
+        setter = published_flow(workspace, admin_user, http_flow(f"{server.url}/set-cookie"))
+        reader = published_flow(workspace, admin_user, http_flow(f"{server.url}/echo"), "Reader")
+        for flow in (setter, reader, reader, reader):
+            run = run_start(flow=flow, trigger="manual", payload=envelope({"n": 1}), enqueue=False)
+            advance(run.run.id)
+    assert [request["path"] for request in server.requests] == ["/set-cookie"] + ["/echo"] * 3
+    assert all("Cookie" not in request["headers"] for request in server.requests[1:])
+
+
 def test_a_client_error_is_permanent(workspace, admin_user, settings):
     settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
     with CountingServer(statuses=[422]) as server:

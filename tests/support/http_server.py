@@ -12,7 +12,8 @@ class CountingServer:
     """Answers every request with ``status`` (or the next of ``statuses``) and a JSON
     echo; records each request. ``/redirect?to=URL`` answers 302 to URL; ``/slow?seconds=N``
     answers after N seconds; ``/hold`` answers once ``release`` is set (``holding`` and
-    ``most_held`` count such requests in progress, now and at most)."""
+    ``most_held`` count such requests in progress, now and at most); ``/set-cookie``
+    answers with a ``Set-Cookie: session=secret`` header."""
 
     def __init__(
         self, statuses: list[int] | None = None, host: str = "127.0.0.1", port: int = 0
@@ -57,6 +58,8 @@ class CountingServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if self.path.startswith("/set-cookie"):
+                    self.send_header("Set-Cookie", "session=secret; Path=/")
                 self.end_headers()
                 self.wfile.write(payload)
 
