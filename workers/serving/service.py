@@ -26,13 +26,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 
 from apps.mlmodels.training import canary_share_of
-from workers.serving import openai_api, tracing
+from workers.serving import fast_features, openai_api, tracing
 from workers.serving.lm_batching import SharedForwardPasses
 
 logger = logging.getLogger("flowgate.serving")
@@ -128,6 +129,34 @@ def _is_language(loaded: Any) -> bool:
     return (loaded.metadata.metadata or {}).get("flowgate_kind") == LANGUAGE_KIND
 
 
+def _scoring(loaded: Any) -> tuple[Callable[[list[dict[str, Any]]], Any], list[str]]:
+    """How a classic version scores rows (checked by ``coerce_inputs``) and its class labels.
+
+    A scikit-learn pipeline whose feature step ``fast_features`` can compute goes straight
+    to the pipeline with the rows: ``coerce_inputs`` has already given every field its
+    signature type, which is what MLflow's schema enforcement would do again, and the
+    pandas work of the column transformer was most of a request's time. Any other model
+    is scored through MLflow's ``predict`` on a DataFrame, as before."""
+    import pandas as pd
+
+    raw = loaded.get_raw_model()
+    classes = [str(label) for label in raw.classes_]
+    pyfunc = loaded.metadata.flavors.get("python_function", {})
+    schema = loaded.metadata.get_input_schema()
+    if (
+        pyfunc.get("loader_module") == "mlflow.sklearn"
+        and pyfunc.get("predict_fn") == "predict_proba"
+        and schema is not None
+        and schema.has_input_names()
+        and loaded.metadata.get_params_schema() is None
+    ):
+        types = {spec.name: str(spec.type).rsplit(".", 1)[-1].lower() for spec in schema.inputs}
+        features = fast_features.compile_features(raw, types)
+        if features is not None:
+            return fast_features.scorer(raw, features, "predict_proba"), classes
+    return (lambda rows: loaded.predict(pd.DataFrame(rows))), classes
+
+
 def _decoder(loaded: Any) -> Any:
     """A loaded language model's decoding interface (``apps/mlmodels/decoding.py``): the
     pyfunc's ``lm`` (the toy), or a transformers-flavor pipeline wrapped around it."""
@@ -162,6 +191,8 @@ class ModelService:
         self._lock = threading.Lock()
         self._resolved: dict[str, tuple[tuple[dict[str, str], int], float]] = {}
         self._checked: set[tuple[str, str]] = set()
+        # id(loaded version) → (rows → class probabilities, class labels); see _scoring.
+        self._scoring: dict[int, tuple[Callable[[list[dict[str, Any]]], Any], list[str]]] = {}
         logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
         openai_api.bind(self)
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
@@ -288,13 +319,14 @@ class ModelService:
         return sorted(name for (name, _), loaded in self._models.items() if _is_language(loaded))
 
     def _score(self, loaded: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        import pandas as pd
-
         if _is_language(loaded):
             raise InvalidArgument("this is a language model: call /v1/chat/completions")
 
-        probabilities = loaded.predict(pd.DataFrame(rows))
-        classes = [str(label) for label in loaded.get_raw_model().classes_]
+        scoring = self._scoring.get(id(loaded))
+        if scoring is None:  # once per loaded version (loads are kept, so ids are too)
+            scoring = self._scoring[id(loaded)] = _scoring(loaded)
+        score, classes = scoring
+        probabilities = score(rows)
         predictions = []
         for row in probabilities:
             scores = {label: round(float(p), 6) for label, p in zip(classes, row, strict=True)}
