@@ -27,7 +27,6 @@ tests/bench/results/io.json; figures, not asserts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import subprocess
@@ -37,6 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -54,13 +54,19 @@ from apps.accounts.models import Role
 from apps.runs.blocks import envelope
 from apps.runs.models import Run
 from apps.runs.services import run_start
-from tests.bench import common
+from tests.bench import common, loadgen
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.processes import free_port, stop_process_group
 from tests.support.workers import WorkerProcess
 
 WORKER_ENVIRONMENT = {"SSRF_ALLOWLIST": "127.0.0.1"}
+# CPU figures reported beside Flowgate's, not in its total.
+APART = ("sink", "load_generator")
+SENDER_FIGURES = (
+    "sender", "lag_ms", "answer_ms", "connections", "retried", "sender_cpu_ms_per_request",
+    "sender_process_cpu_seconds",
+)  # fmt: skip
 
 
 def calling_flow(sink: str) -> dict:
@@ -134,36 +140,19 @@ def web_server(processes: int) -> Iterator[tuple[str, int]]:
         stop_process_group(server)
 
 
-async def send_webhooks(url: str, token: str, rate: float, seconds: float) -> dict:
-    """Open loop: one webhook every 1/rate s for ``seconds``; the run id and send time of
-    each accepted one."""
-    sent: dict[str, float] = {}
-    refused = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-
-        async def one(index: int) -> None:
-            nonlocal refused
-            started = time.time()
-            try:
-                response = await client.post(f"/hooks/{token}", json={"amount": index % 200})
-            except httpx.TransportError:  # a keep-alive connection the server just closed
-                response = await client.post(f"/hooks/{token}", json={"amount": index % 200})
-            if response.status_code >= 300:
-                refused += 1
-                return
-            sent[response.headers["X-Flowgate-Run"]] = started
-
-        tasks = []
-        begin, count = time.monotonic(), int(rate * seconds)
-        for index in range(count):
-            delay = begin + index / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(index)))
-        await asyncio.gather(*tasks)
-        send_seconds = time.monotonic() - begin
-    return {"sent": sent, "refused": refused, "send_seconds": send_seconds}
+def send_webhooks(url: str, token: str, rate: float, seconds: float) -> dict:
+    """Open loop: one webhook every 1/rate s for ``seconds``, from the cheap sender of
+    ``loadgen.py`` (a process of its own); the run id and scheduled send time of each
+    accepted one, and the sender's own figures."""
+    return loadgen.open_loop(
+        url,
+        f"/hooks/{token}",
+        rate=rate,
+        seconds=seconds,
+        body='{"amount": {n}}',
+        cycle=200,
+        run_header="X-Flowgate-Run",
+    )
 
 
 def finished_times(run_ids: list[str], timeout: float) -> dict[str, float]:
@@ -176,6 +165,7 @@ def finished_times(run_ids: list[str], timeout: float) -> dict[str, float]:
         for run_id, status, finished_at in rows:
             if status != "succeeded":
                 raise RuntimeError(f"run {run_id} {status}")
+            assert finished_at is not None  # the filter's
             ends[str(run_id)] = finished_at.timestamp()
             pending.discard(run_id) if run_id in pending else pending.discard(str(run_id))
         time.sleep(0.1)
@@ -186,9 +176,10 @@ def finished_times(run_ids: list[str], timeout: float) -> dict[str, float]:
 
 def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
     expected = int(rate * seconds)
-    with common.cpu_per_run(groups, expected) as cpu:
-        outcome = asyncio.run(send_webhooks(url, flow.webhook_token, rate, seconds))
-        sent = outcome["sent"]
+    with common.cpu_per_run(groups, expected, apart=APART) as cpu:
+        outcome = send_webhooks(url, flow.webhook_token, rate, seconds)
+        cpu["load_generator"] = outcome["sender_process_cpu_seconds"] * 1000 / expected
+        sent = outcome.pop("sent")
         ends = finished_times(list(sent), timeout=300)
     first_sent, last_end = min(sent.values()), max(ends.values())
     latencies = [(ends[run] - sent[run]) * 1000 for run in sent]
@@ -196,10 +187,12 @@ def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
         "target_rate": rate,
         "runs": len(sent),
         "refused": outcome["refused"],
-        "webhooks_sent_per_second": round(len(sent) / outcome["send_seconds"], 1),
+        "webhooks_sent_per_second": outcome["sent_per_second"],
+        "webhooks_answered_per_second": outcome["answered_per_second"],
         "runs_per_second": round(len(sent) / (last_end - first_sent), 1),
         "end_to_end": bench.summary(latencies),
         "cpu_ms_per_run": cpu,
+        "sender": {key: outcome[key] for key in SENDER_FIGURES},
     }
 
 
@@ -211,7 +204,7 @@ def burst(flow, groups: dict, count: int) -> dict:
             run_start(flow=flow, trigger="webhook", payload=envelope({"amount": i % 200})).run.pk
             for i in range(count)
         ]
-    with common.cpu_per_run(groups, count) as cpu:
+    with common.cpu_per_run(groups, count, apart=APART) as cpu:
         started = time.perf_counter()
         bench.wait_until_finished(runs, poll=0.05)
         elapsed = time.perf_counter() - started
@@ -255,35 +248,20 @@ def per_step_commit_floor(runs: int, steps: int = 6) -> dict:
 
 
 def callers_latency(url: str, path: str, body: dict, count: int, clients: int) -> dict:
-    """``count`` POSTs of ``body`` spread over ``clients`` threads, each with its own
-    keep-alive connection: runs/s and each request's latency."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    local, samples, unfinished = threading.local(), [], []
-
-    def one(_: int) -> None:
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(base_url=url, timeout=60)
-        started = time.perf_counter()
-        response = client.post(path, json=body)
-        response.raise_for_status()
-        samples.append((time.perf_counter() - started) * 1000)
-        if "decision" not in response.json():  # 202: past the sync timeout, a worker ends it
-            unfinished.append(response.status_code)
-
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, range(clients * 3)))  # connected and warm before the clock
-        samples.clear()
-        unfinished.clear()
-        started = time.perf_counter()
-        list(pool.map(one, range(count)))
-        elapsed = time.perf_counter() - started
+    """``count`` POSTs of ``body`` from ``clients`` callers (wrk, ``loadgen.closed_loop``),
+    each with its own keep-alive connection: runs/s and each request's latency."""
+    loadgen.closed_loop(url, path, count=clients * 3, connections=clients, body=body)  # warm
+    measured = loadgen.closed_loop(url, path, count=count, connections=clients, body=body)
+    statuses = measured["statuses"]
+    if set(statuses) - {"200", "202"} or measured["errors"]:
+        raise RuntimeError(f"W1 answers {statuses}, errors {measured['errors']}")
     return {
-        "runs_per_second": round(count / elapsed, 1),
-        "latency": bench.summary(samples),
-        "answered_202_past_sync_timeout": len(unfinished),
+        "runs_per_second": measured["runs_per_second"],
+        "latency": measured["latency"],
+        # 202: past the sync timeout, a worker ends it
+        "answered_202_past_sync_timeout": statuses.get("202", 0),
+        "sender": measured["sender"],
+        "sender_cpu_ms_per_request": measured["sender_cpu_ms_per_request"],
     }
 
 
@@ -328,8 +306,9 @@ def w1_model_phase(workspace, user, workers: list, requests: int, web_processes:
             )
             for clients in (1, 16):
                 count = requests if clients == 1 else requests * 2
-                with common.cpu_per_run(groups, count) as cpu:
+                with common.cpu_per_run(groups, count, apart=APART) as cpu:
                     measured = callers_latency(url, path, body, count, clients)
+                    cpu["load_generator"] = measured.pop("sender_cpu_ms_per_request")
                 results[f"callers_{clients}"] = {**measured, "cpu_ms_per_run": cpu}
     finally:
         stop_process_group(service.process)
@@ -373,19 +352,20 @@ def main() -> None:
             results["floor_per_step_commit"] = per_step_commit_floor(arguments.floor_tasks // 4)
         with web_server(arguments.web_processes) as (url, web_pid):
             groups = common.process_groups(web_pid=web_pid, workers=workers)
-            phases = (
+            phases: list[tuple[str, int, float]] = [
                 ("sink_1ms", 1, arguments.fast_rate),
                 ("sink_200ms", 200, arguments.slow_rate),
-            )
+            ]
             if arguments.fast_sink_only:
                 phases = phases[:1]
-            for label, delay, rate in () if arguments.skip_sinks else phases:
-                with sink_server(delay) as (sink, _):
+            for label, delay, rate in [] if arguments.skip_sinks else phases:
+                with sink_server(delay) as (sink, sink_pid):
                     flow = published_flow(workspace, user, calling_flow(sink), name=label)
-                    measure(flow, url, groups, rate, 1)  # warm-up: connections, caches
-                    results[label] = measure(flow, url, groups, rate, arguments.seconds)
+                    with_sink = {**groups, "sink": partial(common.process_tree, sink_pid)}
+                    measure(flow, url, with_sink, rate, 1)  # warm-up: connections, caches
+                    results[label] = measure(flow, url, with_sink, rate, arguments.seconds)
                     results[f"{label}_queued_at_once"] = burst(
-                        flow, groups, int(rate * arguments.seconds)
+                        flow, with_sink, int(rate * arguments.seconds)
                     )
                     print(json.dumps({label: results[label]}), file=sys.stderr, flush=True)
         if arguments.w1_requests:

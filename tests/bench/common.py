@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 import psutil
@@ -104,12 +104,17 @@ def cpu_seconds_by_pid(processes: list[psutil.Process]) -> dict[int, float]:
 
 
 @contextmanager
-def cpu_per_run(groups: dict[str, ProcessFinder], runs: int) -> Iterator[dict]:
+def cpu_per_run(
+    groups: dict[str, ProcessFinder], runs: int, apart: Collection[str] = ()
+) -> Iterator[dict]:
     """CPU milliseconds per run spent by each group of processes while the block runs.
     Groups are looked up again at the end (new database backends may have appeared; they
     started from zero). A process that ended during the block is left out (its CPU
     before the block was subtracted from the others' before, which made Postgres's figure
-    negative when a backend closed): its share is missing, never negative."""
+    negative when a backend closed): its share is missing, never negative. A child the
+    block ran and reaped itself (a load generator: ``loadgen.run_child`` reads its CPU as
+    it ends) is added by the block: ``figures[label] = ms_per_run`` (to a group of that
+    label, or as a label of its own). Labels in ``apart`` stay out of the total."""
     before = {label: {p.pid: p for p in find()} for label, find in groups.items()}
     start = {label: cpu_seconds_by_pid(list(found.values())) for label, found in before.items()}
     figures: dict[str, float] = {}
@@ -118,5 +123,7 @@ def cpu_per_run(groups: dict[str, ProcessFinder], runs: int) -> Iterator[dict]:
         found = {**before[label], **{p.pid: p for p in find()}}
         end = cpu_seconds_by_pid(list(found.values()))
         spent = sum(seconds - start[label].get(pid, 0.0) for pid, seconds in end.items())
-        figures[label] = round(spent * 1000 / runs, 2)
-    figures["total"] = round(sum(figures.values()), 2)
+        figures[label] = spent * 1000 / runs + figures.get(label, 0.0)
+    for label, value in figures.items():
+        figures[label] = round(value, 2)
+    figures["total"] = round(sum(v for k, v in figures.items() if k not in apart), 2)
