@@ -10,8 +10,9 @@ database connections) and two Celery workers (prefork, concurrency 1), and measu
   round trip, and one Postgres commit (an INSERT in autocommit) from this process;
 - W1 with the model stubbed by a transform (webhook → transform → model → policy → branch
   → respond, ``mode: sync``): p50/p99 at one caller; CPU milliseconds per run of every
-  process involved (web server, Postgres backends, workers, the sealer, and this load
-  generator, reported apart); runs/s at 1 and at 16 concurrent callers;
+  process involved (web server, Postgres backends, workers, the sealer; the load
+  generator and this process reported apart); runs/s, p50/p99 and CPU per run at 1 and
+  at 16 concurrent callers;
 - an async burst: N W1-stub runs (``mode: async``) posted by 16 callers, timed from the
   first request to the last run's end (webhooks answered 202, workers drain);
 - with ``--model``: W1 with the real model service (MLflow + BentoML, ``claim-fraud``) at
@@ -21,6 +22,11 @@ database connections) and two Celery workers (prefork, concurrency 1), and measu
   an A/B).
 
 ``--web-processes N`` runs N uvicorn processes (``--workers``) instead of one.
+
+The callers are wrk (``loadgen.closed_loop``: one C thread, a keep-alive connection per
+caller, latencies from its histogram), a process of its own whose CPU is read as it ends
+(``load_generator``), so that the sender costs the shared cores little (Python threads
+with httpx cost about 2 CPU-ms per request, and 16 of them took a core).
 
 The sealer (``audit.seal``, every second from beat in production) runs in a thread of this
 process during the measures; its CPU is counted. Results go to
@@ -37,7 +43,6 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +52,14 @@ os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/
 # Sets Django up on that database; the engine bench's helpers serve this one too.
 base = importlib.import_module("tests.bench.bench_engine")
 
-import httpx  # noqa: E402
+import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from apps.accounts.models import Role  # noqa: E402
 from apps.core.tasks import ping  # noqa: E402
 from apps.runs.models import Run  # noqa: E402
-from tests.bench import common  # noqa: E402
+from tests.bench import common, loadgen  # noqa: E402
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
 from tests.runs.w1 import w1_definition, w1_flow  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
@@ -62,9 +67,10 @@ from tests.support.workers import WorkerProcess  # noqa: E402
 try:  # the code before issue 23 had no sealer; the bench runs against both
     from apps.audit.sealing import audit_seal
 except ImportError:  # pragma: no cover
-    audit_seal = None
+    audit_seal = None  # type: ignore[assignment]
 
 BODY = {"amount": 50, "customer": "c-1"}
+APPROVED = '{"decision": "approve"}'  # the stub W1's whole answer
 
 
 class Sealer:
@@ -100,30 +106,61 @@ def commit_floor(samples: int) -> dict:
         )
 
 
-def callers(url: str, path: str, count: int, clients: int, body: dict = BODY) -> float:
-    """Runs/s of ``count`` POSTs of ``body`` spread over ``clients`` threads, each with its
-    own keep-alive connection."""
-    local = threading.local()
+def callers(
+    url: str, path: str, count: int, clients: int, body: dict | None = BODY, expect: str = ""
+) -> dict:
+    """``count`` POSTs of ``body`` (GETs if None) from ``clients`` callers, each with its own keep-alive
+    connection, sending again when answered (wrk, ``loadgen.closed_loop``): runs/s,
+    latency, the sender's CPU. Every answer must be 2xx and hold ``expect``."""
+    measured = loadgen.closed_loop(
+        url, path, count=count, connections=clients, body=body, expect=expect
+    )
+    failed = {status: n for status, n in measured["statuses"].items() if status[0] != "2"}
+    if failed or measured["errors"] or measured["unexpected_answers"]:
+        raise RuntimeError(
+            f"{path}: answers {measured['statuses']}, errors {measured['errors']}, "
+            f"{measured['unexpected_answers']} without {expect!r}"
+        )
+    return measured
 
-    def one(_: int) -> None:
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(base_url=url, timeout=60)
-        client.post(path, json=body).raise_for_status()
 
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, range(clients)))  # each caller connects before the clock starts
-        started = time.perf_counter()
-        list(pool.map(one, range(count)))
-    return round(count / (time.perf_counter() - started), 1)
+def groups(workers: list) -> dict[str, common.ProcessFinder]:
+    """The web server, the workers, Postgres, and this process apart (the sealer's thread,
+    the bench's polling): the load generator is wrk's process, added by each measure."""
+    return common.process_groups(
+        web_pid=server_pid, workers=workers, bench_process=lambda: [psutil.Process()]
+    )
+
+
+def closed_loop_measure(url: str, path: str, count: int, clients: int, workers: list) -> dict:
+    """Runs/s, latency and CPU per run of ``count`` sync W1 requests from ``clients``
+    callers, the sealer sealing every second meanwhile."""
+    with Sealer() as sealer, common.cpu_per_run(groups(workers), count) as cpu:
+        measured = callers(url, path, count, clients, expect=APPROVED)
+        cpu["load_generator"] = measured["sender_cpu_seconds"] * 1000 / count
+    cpu["sealer"] = round(sealer.cpu * 1000 / count, 3)
+    # The sealer's thread is in this process: it moves from there to the server side.
+    cpu["server_side"] = round(
+        cpu["total"] - cpu["load_generator"] - cpu["bench_process"] + cpu["sealer"], 2
+    )
+    return {
+        "runs_per_second": measured["runs_per_second"],
+        "latency": measured["latency"],
+        "cpu_ms_per_run": cpu,
+        "sender": sender_figures(measured),
+    }
+
+
+def sender_figures(measured: dict) -> dict:
+    return {key: measured[key] for key in ("sender", "sender_cpu_ms_per_request")}
 
 
 def burst(url: str, flow, count: int, workers: list, body: dict = BODY) -> dict:
-    groups = common.process_groups(web_pid=server_pid, workers=workers, load_generator=True)
     since = time.time()
-    with common.cpu_per_run(groups, count) as cpu:
+    with common.cpu_per_run(groups(workers), count) as cpu:
         started = time.perf_counter()
         answered = callers(url, f"/hooks/{flow.webhook_token}", count, 16, body)
+        cpu["load_generator"] = answered["sender_cpu_seconds"] * 1000 / count
         runs = list(
             Run.objects.filter(flow=flow, created_at__gte=_aware(since)).values_list(
                 "pk", flat=True
@@ -135,8 +172,10 @@ def burst(url: str, flow, count: int, workers: list, body: dict = BODY) -> dict:
         "runs": len(runs),
         "seconds": round(elapsed, 2),
         "runs_per_second": round(len(runs) / elapsed, 1),
-        "webhooks_answered_per_second": answered,
+        "webhooks_answered_per_second": answered["runs_per_second"],
+        "webhook_answer": answered["latency"],
         "cpu_ms_per_run": cpu,
+        "sender": sender_figures(answered),
     }
 
 
@@ -176,15 +215,11 @@ def model_phase(workspace, user, samples: int, burst_runs: int) -> dict:
         os.environ["MODEL_SERVICE_URL"] = service_url
         body = {**CLAIM, "customer": "c-1"}
         results: dict = {}
-        with base.web_server() as (url, pid), httpx.Client(base_url=url, timeout=30) as client:
+        with base.web_server() as (url, pid):
             server_pid = pid
-
-            def deliver() -> None:
-                response = client.post(f"/hooks/{flow.webhook_token}", json=body)
-                response.raise_for_status()
-                assert "decision" in response.json(), response.text
-
-            results["c1"] = base.summary(base.timed(deliver, samples, warmup=20))
+            hook = f"/hooks/{flow.webhook_token}"
+            callers(url, hook, 20, 1, body, expect='"decision"')  # warm-up
+            results["c1"] = callers(url, hook, samples, 1, body, expect='"decision"')["latency"]
             if burst_runs:
                 before = service_requests(service.log)
                 results["async_burst"] = model_burst(
@@ -287,41 +322,34 @@ def main() -> None:
     }
     workers = [WorkerProcess(database_url=base.DATABASE_URL).start() for _ in range(2)]
     try:
-        with (
-            base.web_server(arguments.web_processes) as (url, pid),
-            httpx.Client(base_url=url, timeout=30) as client,
-        ):
+        with base.web_server(arguments.web_processes) as (url, pid):
             server_pid = pid
-            results["floor_bare_view"] = base.summary(
-                base.timed(lambda: client.get("/healthz").raise_for_status(), arguments.samples)
-            )
+            callers(url, "/healthz", 20, 1, body=None)  # warm-up
+            bare = callers(url, "/healthz", arguments.samples, 1, body=None)
+            results["floor_bare_view"] = bare["latency"]
             results["floor_celery_round_trip"] = base.summary(
                 base.timed(lambda: ping.delay("x").get(timeout=30), arguments.samples)
             )
             results["floor_postgres_commit"] = commit_floor(arguments.samples)
             hook = f"/hooks/{sync_flow.webhook_token}"
-
-            def deliver() -> None:
-                response = client.post(hook, json=BODY)
-                response.raise_for_status()
-                assert response.json() == {"decision": "approve"}, response.text
-
-            base.timed(deliver, 0, warmup=20)
-            groups = common.process_groups(web_pid=server_pid, workers=workers, load_generator=True)
-            with Sealer() as sealer, common.cpu_per_run(groups, arguments.samples) as cpu:
-                results["w1_stub_c1"] = base.summary(
-                    base.timed(deliver, arguments.samples, warmup=0)
-                )
-            cpu["sealer"] = round(sealer.cpu * 1000 / arguments.samples, 3)
-            cpu["server_side"] = round(cpu["total"] - cpu["load_generator"] + cpu["sealer"], 2)
-            results["w1_stub_c1"]["cpu_ms_per_run"] = cpu
-            with Sealer():
-                one = callers(url, hook, arguments.concurrent, 1)
-                sixteen = callers(url, hook, arguments.concurrent, 16)
+            callers(url, hook, 20, 1, expect=APPROVED)  # warm-up
+            c1 = closed_loop_measure(url, hook, arguments.samples, 1, workers)
+            results["w1_stub_c1"] = {
+                **c1["latency"],
+                "cpu_ms_per_run": c1["cpu_ms_per_run"],
+                "sender": c1["sender"],
+            }
+            one = closed_loop_measure(url, hook, arguments.concurrent, 1, workers)
+            sixteen = closed_loop_measure(url, hook, arguments.concurrent, 16, workers)
             results["w1_stub_throughput"] = {
-                "runs_per_second_1_caller": one,
-                "runs_per_second_16_callers": sixteen,
-                "ratio": round(sixteen / one, 2),
+                "runs_per_second_1_caller": one["runs_per_second"],
+                "runs_per_second_16_callers": sixteen["runs_per_second"],
+                "ratio": round(sixteen["runs_per_second"] / one["runs_per_second"], 2),
+                "latency_1_caller": one["latency"],
+                "latency_16_callers": sixteen["latency"],
+                "cpu_ms_per_run_1_caller": one["cpu_ms_per_run"],
+                "cpu_ms_per_run_16_callers": sixteen["cpu_ms_per_run"],
+                "sender": sixteen["sender"],
             }
             with Sealer():
                 results["w1_stub_async_burst"] = burst(url, async_flow, arguments.burst, workers)
