@@ -64,7 +64,8 @@ WORKER_ENVIRONMENT = {"SSRF_ALLOWLIST": "127.0.0.1"}
 # CPU figures reported beside Flowgate's, not in its total.
 APART = ("sink", "load_generator")
 SENDER_FIGURES = (
-    "sender", "lag_ms", "answer_ms", "connections", "retried", "sender_cpu_ms_per_request",
+    "sender", "lag_ms", "answer_ms", "connections", "waited_for_a_connection", "retried",
+    "sender_cpu_ms_per_request",
     "sender_process_cpu_seconds",
 )  # fmt: skip
 

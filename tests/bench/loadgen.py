@@ -318,6 +318,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.index = index
         self.written = time.perf_counter()
+        self.sender.written(index)
         self.transport.write(self.sender.requests[index])
 
     def data_received(self, data: bytes) -> None:
@@ -355,10 +356,12 @@ class _Connection(asyncio.Protocol):
 
 
 class OpenLoop:
-    """Sends ``requests`` at ``rate`` per second by the clock (``asyncio.sleep`` to each
-    one's due time, then every request due is sent at once): a request due while every
-    connection waits for its answer takes the next connection freed, and another one is
-    opened meanwhile (up to ``max_connections``); ``lag`` says how late sends were."""
+    """Sends ``requests`` at ``rate`` per second by the clock (a timer at each one's due
+    time, then every request due is sent at once): a request due while every connection
+    waits for its answer takes the next connection freed, and another one is opened
+    meanwhile (up to ``max_connections``). ``lag_ms`` says how late the writes were
+    against the schedule, ``sent_per_second`` is the rate of the writes (below the target
+    where the server held every connection)."""
 
     def __init__(
         self,
@@ -385,11 +388,17 @@ class OpenLoop:
         self.outstanding = len(requests)
         self.finished: asyncio.Future[None] | None = None
         self.sending: asyncio.Future[float] | None = None
-        self.begin = 0.0
+        self.begin = self.last_write = 0.0
         self.next = 0  # the next request to send
+        self.waited = 0  # requests due while every connection was busy
+        self.most = 0  # connections open at once, at the most
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def connect_soon(self) -> None:
+        self.opening += 1  # now, not when the task starts: the limit holds within a tick
+        asyncio.get_running_loop().create_task(self.connect())
 
     async def connect(self) -> None:
-        self.opening += 1
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
                 lambda: _Connection(self), self.host, self.port
@@ -397,6 +406,7 @@ class OpenLoop:
         finally:
             self.opening -= 1
         self.opened += 1
+        self.most = max(self.most, self.opened)
         self.free(connection)
 
     def free(self, connection: _Connection) -> None:
@@ -405,13 +415,20 @@ class OpenLoop:
         else:
             self.idle.append(connection)
 
+    def written(self, index: int) -> None:
+        """Request ``index`` is being written: how late against its due time."""
+        assert self.loop is not None
+        self.last_write = self.loop.time()
+        self.lags.append((self.last_write - self.begin - index / self.rate) * 1000)
+
     def dispatch(self, index: int) -> None:
         if self.idle:
             self.idle.popleft().send(index)  # the longest idle: every connection stays warm
             return
         self.waiting.append(index)
+        self.waited += 1
         if self.opened + self.opening < self.max_connections:
-            asyncio.get_running_loop().create_task(self.connect())
+            self.connect_soon()
 
     def answered(
         self, connection: _Connection, index: int, status: int, run: str, took: float
@@ -434,7 +451,7 @@ class OpenLoop:
         if connection.index >= 0:
             self.retried += 1
             self.waiting.appendleft(connection.index)
-            asyncio.get_running_loop().create_task(self.connect())
+            self.connect_soon()
 
     def tick(self) -> None:
         """Send every request now due, then come back when the next one is (a timer,
@@ -446,22 +463,23 @@ class OpenLoop:
             if due > now:
                 loop.call_at(due, self.tick)
                 return
-            self.lags.append((now - due) * 1000)
             self.dispatch(self.next)
             self.next += 1
         assert self.sending is not None
         self.sending.set_result(now - self.begin)
 
     async def run(self) -> dict:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         self.finished, self.sending = loop.create_future(), loop.create_future()
         for _ in range(self.connections):
+            self.opening += 1
             await self.connect()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.begin, self.scheduled = loop.time(), time.time()
         self.tick()
-        send_seconds = await self.sending
+        await self.sending
         await self.finished
+        send_seconds = self.last_write - self.begin
         answered_seconds = loop.time() - self.begin
         end = resource.getrusage(resource.RUSAGE_SELF)
         cpu = end.ru_utime + end.ru_stime - usage.ru_utime - usage.ru_stime
@@ -477,7 +495,8 @@ class OpenLoop:
             "answer_ms": _summary(self.answers),
             "statuses": dict(self.statuses),
             "refused": sum(n for status, n in self.statuses.items() if int(status) >= 300),
-            "connections": self.opened,
+            "connections": self.most,
+            "waited_for_a_connection": self.waited,
             "retried": self.retried,
             "sender_cpu_seconds": round(cpu, 4),
             "sender_cpu_ms_per_request": round(cpu * 1000 / count, 4),
