@@ -189,3 +189,34 @@ def test_a_caller_gone_before_its_answer_does_not_stop_the_batcher(workspace, bu
     answer = batcher.submit(delivery(2)).result(timeout=60)
     assert answer is not None and answer.status == 202
     assert Run.objects.filter(flow=flow, input__body__n=2).exists()
+
+
+def test_a_sync_webhook_is_answered_with_the_headers_of_every_response(workspace, builder_user):
+    """Deliveries skip the middleware a machine's POST does not need (studio/handlers.py):
+    the security, framing and CSP headers stay, and no session or CSRF cookie is set."""
+    flow = published_flow(workspace, builder_user, webhook_flow(mode="sync"))
+    [response] = deliver(flow.webhook_token, [{"n": 3}])
+    assert response.json() == {"echo": 3}
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"]
+    assert response.headers["Content-Security-Policy"]
+    assert "set-cookie" not in response.headers
+
+
+def test_a_delivery_meets_the_middleware_of_settings_less_those_it_does_not_need(settings):
+    from studio.handlers import NOT_FOR_WEBHOOKS, WebhookChain
+
+    chain = WebhookChain()
+    kept = [path for path in settings.MIDDLEWARE if path not in NOT_FOR_WEBHOOKS]
+    assert kept == [
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "csp.middleware.CSPMiddleware",
+        "studio.outage.DatabaseOutageMiddleware",
+    ]
+    # The outage answer (a JSON 503 to a machine) is among its exception handlers.
+    assert [handler.__self__.__class__.__name__ for handler in chain._exception_middleware] == [
+        "DatabaseOutageMiddleware"
+    ]
