@@ -218,3 +218,50 @@ def test_rows_a_call_writes_go_with_its_outcome_or_with_its_thread_when_abandone
     while not AuditEvent.objects.filter(action="test.late").exists():
         assert time.monotonic() < deadline, "the abandoned call's row was never written"
         time.sleep(0.05)
+
+
+def test_call_outcomes_gathered_between_looks_go_in_one_transaction_with_the_next_claim(
+    workspace, admin_user, server, monkeypatch
+):
+    """Runs trickling in: a drain with calls in flight looks at the queue every
+    ``CLAIM_POLL_SECONDS`` and gathers the calls that end meanwhile; their outcomes, the
+    claim of the run queued meanwhile and that run's first steps are one transaction. So
+    two runs cost three rounds (A's start; A's outcome with B's claim and start; B's
+    outcome), not four (each call's end a round of its own, the claim a statement of its
+    own)."""
+    from django.db import connection
+
+    from apps.runs.engine import batch, claims, session
+
+    monkeypatch.setattr(session, "CLAIM_POLL_SECONDS", 0.5)  # A's call ends well within
+    flow = calling_flow(workspace, admin_user, f"{server.url}/", "Trickle")
+    [first] = queue(flow, 1)
+    later: list[Run] = []
+    gather = session.Session.gather
+
+    def gather_after_queuing_another(self, seconds: float) -> None:
+        if not later:  # B arrives while A's call is out
+            later.extend(queue(flow, 1))
+        gather(self, seconds)
+
+    monkeypatch.setattr(session.Session, "gather", gather_after_queuing_another)
+    rounds, claimed_in_a_round = [], []
+    enter, claim_queued = batch.Batch.__enter__, claims.claim_queued
+
+    def counted(self):
+        rounds.append(self)
+        return enter(self)
+
+    def claim(owner: str, limit: int) -> list[Run]:
+        runs = claim_queued(owner, limit)
+        claimed_in_a_round.extend((run.pk, connection.in_atomic_block) for run in runs)
+        return runs
+
+    monkeypatch.setattr(batch.Batch, "__enter__", counted)
+    monkeypatch.setattr(claims, "claim_queued", claim)
+    assert drain() == 2
+    assert claimed_in_a_round == [(first.pk, False), (later[0].pk, True)]
+    assert len(rounds) == 3
+    assert [r.status for r in Run.objects.filter(pk__in=[first.pk, later[0].pk])] == [
+        "succeeded"
+    ] * 2

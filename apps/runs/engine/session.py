@@ -24,9 +24,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
-from opentelemetry import trace
 
-from apps.core.tracing import start_run_span
+from apps.core.tracing import run_span_current, start_run_span
 from apps.flows.definition import FlowGraph
 
 from .. import lifecycle
@@ -37,7 +36,10 @@ from .executor import RunExecutor
 from .io import Call, InFlight
 
 logger = logging.getLogger("flowgate.engine")
-# How often a drain with calls in flight looks at the queue again.
+# How often a drain with calls in flight looks at the queue again. Between two looks it
+# gathers the outcomes of the calls that end, and records them with the runs the next look
+# claims: one transaction per look, however many runs and calls it serves (at tens of runs
+# a second, a round per call's end cost each run three transactions of its own).
 CLAIM_POLL_SECONDS = 0.05
 
 
@@ -65,6 +67,8 @@ class Session:
         self.one_by_one_on_failure = one_by_one_on_failure
         self.advanced = 0
         self.renewed_at = time.monotonic()
+        # Calls that ended, gathered (``gather``) for the session's next round.
+        self.gathered: list[Call] = []
 
     @property
     def busy(self) -> bool:
@@ -72,7 +76,7 @@ class Session:
 
     def start(
         self,
-        runs: list[Run],
+        runs: list[Run] | Callable[[], list[Run]],
         *,
         budget_seconds: float | None = None,
         graph: FlowGraph | None = None,
@@ -82,34 +86,36 @@ class Session:
         """The first round of freshly claimed ``runs`` (``insert``: new runs, leased
         already, written in that round's transaction). ``with_ended_calls``: the outcomes of
         the call-outs that ended meanwhile go in the same round, a transaction fewer (when
-        runs trickle in, a drain's claims and its calls' ends each made one of their own)."""
+        runs trickle in, a drain's claims and its calls' ends each made one of their own).
+        ``runs`` may be a claim to make as the round's first statement: its leases then
+        commit with the round, or roll back with it (the runs stay queued)."""
         ended = self._ended_calls(0) if with_ended_calls else []
-        waiting = _owners(ended)
-        claimed_at = time.monotonic()
-        executors = [
-            RunExecutor(
-                run,
-                self.owner,
-                submit=self.calls.add,
-                budget_seconds=budget_seconds,
-                graph=graph,
-                claimed_at=claimed_at,
-            )
-            for run in runs
-        ]
-
-        for executor in executors:
-            self.spans[id(executor)] = start_run_span("advance run", executor.run)
+        executors: list[RunExecutor] = []
+        involved = _owners(ended)  # grows with the claimed runs: a failed round lets go of all
 
         def work(batch: Batch) -> None:
+            claimed = runs() if callable(runs) else runs
+            claimed_at = time.monotonic()
+            for run in claimed:
+                executor = RunExecutor(
+                    run,
+                    self.owner,
+                    submit=self.calls.add,
+                    budget_seconds=budget_seconds,
+                    graph=graph,
+                    claimed_at=claimed_at,
+                )
+                executors.append(executor)
+                involved.append(executor)
+                self.spans[id(executor)] = start_run_span("advance run", executor.run)
             if insert:  # written with the round's first statement that needs them
                 batch.new_runs.extend(executor.run for executor in executors)
             for executor in executors:
-                with trace.use_span(self.spans[id(executor)], end_on_exit=False):
+                with run_span_current(self.spans[id(executor)]):
                     executor.advance(batch)
             self._record(batch, ended)
 
-        self._round(work, [*executors, *waiting])
+        self._round(work, involved)
         return executors
 
     def wait(self, timeout: float) -> None:
@@ -118,18 +124,29 @@ class Session:
         if ended:
             self._round(lambda batch: self._record(batch, ended), _owners(ended))
 
+    def gather(self, seconds: float) -> None:
+        """Wait ``seconds`` for calls to end, keeping their outcomes for the next round
+        (``start`` with ``with_ended_calls``, or ``wait``); leases are renewed meanwhile."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0 and len(self.calls):
+            self._renew_leases_when_due()
+            self.gathered += self.calls.wait(left)
+        if left > 0:  # nothing in flight (or every slot taken by another session's call)
+            time.sleep(left)
+
     def _ended_calls(self, timeout: float) -> list[Call]:
-        """The calls that ended within ``timeout`` (their runs' statuses read again when
-        due); leases are renewed meanwhile when due."""
+        """The calls gathered and those that ended within ``timeout`` (their runs'
+        statuses read again when due); leases are renewed meanwhile when due."""
         self._renew_leases_when_due()
-        ended = [call for call in self.calls.wait(timeout) if self._holds(call)]
+        gathered, self.gathered = self.gathered, []
+        ended = [call for call in (*gathered, *self.calls.wait(timeout)) if self._holds(call)]
         _read_statuses_again(_owners(ended))
         return ended
 
     def _record(self, batch: Batch, ended: list[Call]) -> None:
         for call in ended:
             executor: RunExecutor = call.owner
-            with trace.use_span(self.spans[id(executor)], end_on_exit=False):
+            with run_span_current(self.spans[id(executor)]):
                 executor.call_ended(batch, call)
 
     def _holds(self, call: Call) -> bool:
@@ -268,11 +285,15 @@ def drain_queued(
             return session.advanced
         if claiming and now >= next_claim and len(session.holding) < room:
             limit = min(batch_size, room - len(session.holding))
-            runs, claims_made = claims.claim_queued(session.owner, limit), claims_made + 1
+            claims_made += 1
+            runs = _claim_and_start(session, limit)
             if runs:
-                if len(runs) == limit:
+                if runs == limit:
                     wake_another()
-                session.start(runs, with_ended_calls=True)
+                # A full batch may leave more queued: claim again at once; else, while
+                # calls are out, at the next look (gathering their ends meanwhile).
+                if runs < limit and session.busy:
+                    next_claim = now + CLAIM_POLL_SECONDS
                 continue
             if not session.busy:
                 # SKIP LOCKED also passes over a queued run locked for a moment (being
@@ -282,7 +303,25 @@ def drain_queued(
                 time.sleep(0.02)
                 continue
             next_claim = now + CLAIM_POLL_SECONDS
+            if session.gathered:  # the outcomes gathered since the last look
+                session.wait(0)
+                continue
         if claiming and len(session.holding) < room:
-            session.wait(max(0.0, next_claim - time.monotonic()))
+            session.gather(max(0.0, next_claim - time.monotonic()))
         else:  # until a call ends (or half a second): nothing to claim meanwhile
             session.wait(0.5)
+
+
+def _claim_and_start(session: Session, limit: int) -> int:
+    """Claim up to ``limit`` queued runs and run their first round; how many were claimed.
+    With call outcomes gathered, the claim is that round's first statement (one
+    transaction for both); else it is a statement of its own, and a round follows only
+    when it found runs."""
+    if session.gathered:
+        return len(
+            session.start(lambda: claims.claim_queued(session.owner, limit), with_ended_calls=True)
+        )
+    runs = claims.claim_queued(session.owner, limit)
+    if runs:
+        session.start(runs, with_ended_calls=True)
+    return len(runs)
