@@ -8,17 +8,20 @@ each call after 1 ms, then after 200 ms. The flow is
     webhook (async) → transform → HTTP call → branch → HTTP call → respond
 
 Webhooks are sent at a fixed rate (open loop: the rate does not slow down when Flowgate
-does) for ``--seconds``; each run's end-to-end time is from sending its webhook to its
-``finished_at``. Reported: runs/s completed (runs ÷ time from the first webhook to the
-last run's end), p50/p99 end-to-end, and CPU milliseconds per run by process group (web
-server, workers, Postgres backends; the sink and this load generator apart), beside two
+does) for ``--seconds`` by ``loadgen.open_loop`` (a process of its own, asyncio on
+uvloop over keep-alive sockets, about 0.25 CPU-ms per webhook); each run's end-to-end
+time is from its webhook's due time to its ``finished_at``. Reported: runs/s completed
+(runs ÷ time from the first webhook to the last run's end), p50/p99 end-to-end, and CPU
+milliseconds per run by process group (web server, workers, Postgres backends; the sink
+and the load generator apart, with the sender's own figures: the rate it wrote at, how
+late against the schedule, the answers' latency), beside two
 floors: a bare Celery task on the same workers, and DBOS-style durable execution at its
 barest (a plain loop committing one row per step to Postgres).
 
 ``--w1-requests N`` adds W1 (sync webhook → transform → ``model.predict`` on the real
 model service, MLflow + BentoML → ``policy.evaluate`` → branch → respond) at 1 and 16
-concurrent callers: runs/s, p50/p99 of each request, CPU per run (the model service's
-too). ``--web-processes`` runs that many uvicorn processes (``WEB_PROCESSES``).
+concurrent callers (wrk, ``loadgen.closed_loop``): runs/s, p50/p99 of each request, CPU
+per run (the model service's too). ``--web-processes`` runs that many uvicorn processes (``WEB_PROCESSES``).
 
 The machine may be shared: figures move with its load. Results go to
 tests/bench/results/io.json; figures, not asserts.
