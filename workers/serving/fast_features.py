@@ -133,8 +133,10 @@ def _compile_part(transformer: Any, names: list[str], types: dict[str, str]) -> 
             return block
 
         probes = [
-            {name: str(categories[i % len(categories)]) for name, categories in
-             zip(names, encoder.categories_, strict=True)}
+            {
+                name: str(categories[i % len(categories)])
+                for name, categories in zip(names, encoder.categories_, strict=True)
+            }
             for i in range(max(len(c) for c in encoder.categories_))
         ]
         if encoder.handle_unknown == "ignore":

@@ -27,10 +27,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
+from bentoml.validators import ContentType
 
 from apps.mlmodels.training import canary_share_of
 from workers.serving import fast_features, openai_api, tracing
@@ -46,6 +47,10 @@ MAX_ROWS = 256
 ALIAS_TTL = float(os.environ.get("FLOWGATE_MODEL_ALIAS_TTL", "5"))
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 PRODUCTION, CANARY = "production", "canary"
+
+# The answers' content type, given: without it BentoML works it out for every response by
+# generating the return type's JSON schema (pydantic), ~0.9 ms of a 3 ms request's CPU.
+JSON = ContentType("application/json")
 
 
 def canary_bucket(model: str, route_key: str) -> int:
@@ -342,7 +347,7 @@ class ModelService:
         version: str = "",
         alias: str = "",
         route_key: str = "",
-    ) -> dict[str, Any]:
+    ) -> Annotated[dict[str, Any], JSON]:
         started = time.monotonic()
         resolved, served_alias = self._resolve(model, version, alias, route_key)
         loaded = self._load(model, resolved)
@@ -362,7 +367,7 @@ class ModelService:
     # low bound (200 ms, then 5 s here) shed every request queued behind it; 30 s matches
     # the service's request timeout, past which the caller has given up anyway.
     @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=30000)
-    def predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict_rows(self, rows: list[dict[str, Any]]) -> Annotated[list[dict[str, Any]], JSON]:
         """Adaptive batching: BentoML gathers the rows of concurrent requests into one call;
         rows for the same model version are scored together. Each row is ``{"model",
         "alias" | "version", "route_key", "inputs": {...}}``; each answer ``{"model",
