@@ -110,13 +110,8 @@ class _Publisher:
             burst = [await queue.get()]
             while not queue.empty() and len(burst) < MAX_EVENTS_PER_MESSAGE:
                 burst.append(queue.get_nowait())
-            for (layer, group), events in _by_group(burst).items():
-                try:
-                    await layer.group_send(group, _message(events))
-                except Exception as error:
-                    _outage.failed(len(events), error)
-                else:
-                    _outage.sent()
+            for layer, messages in _by_layer(burst).items():
+                await _send(layer, messages)
             for *_, sent in burst:
                 sent.set_result(None)
 
@@ -154,6 +149,63 @@ def _by_group(burst: list[_Outgoing]) -> dict[tuple[Any, str], list[dict[str, An
         for group in groups:
             grouped.setdefault((layer, group), []).append(event)
     return grouped
+
+
+def _by_layer(burst: list[_Outgoing]) -> dict[Any, list[tuple[str, list[dict[str, Any]]]]]:
+    """Each layer's messages: each group's events, in the order they were published."""
+    layers: dict[Any, list[tuple[str, list[dict[str, Any]]]]] = {}
+    for (layer, group), events in _by_group(burst).items():
+        layers.setdefault(layer, []).append((group, events))
+    return layers
+
+
+async def _send(layer: Any, messages: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    """A burst's messages to one layer. On the pub/sub layer every group's ``PUBLISH``
+    goes in one pipeline per Redis shard: one round trip for the burst (a drain's round
+    releases a message for each of its runs and one for the workspace; each
+    ``group_send`` cost its own trip and a fair part of a worker's CPU per run).
+    Another layer (tests' in-memory one) gets one ``group_send`` per group."""
+    shards = _pubsub_shards(layer, messages)
+    if shards is None:
+        for group, events in messages:
+            try:
+                await layer.group_send(group, _message(events))
+            except Exception as error:
+                _outage.failed(len(events), error)
+            else:
+                _outage.sent()
+        return
+    for shard, published in shards.items():
+        count = sum(events for _, _, events in published)
+        try:
+            async with shard._lock:  # the layer's own lock around its connection
+                shard._ensure_redis()
+                pipeline = shard._redis.pipeline(transaction=False)
+                for channel, payload, _ in published:
+                    pipeline.publish(channel, payload)
+                await pipeline.execute()
+        except Exception as error:
+            _outage.failed(count, error)
+        else:
+            _outage.sent()
+
+
+def _pubsub_shards(
+    layer: Any, messages: list[tuple[str, list[dict[str, Any]]]]
+) -> dict[Any, list[tuple[str, bytes, int]]] | None:
+    """(channel, payload, events) per shard of channels_redis's pub/sub layer, as its
+    ``group_send`` would publish them; None for any other layer."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    inner = layer._get_layer()  # this event loop's layer, as ``group_send`` uses
+    shards: dict[Any, list[tuple[str, bytes, int]]] = {}
+    for group, events in messages:
+        channel = inner._get_group_channel_name(group)
+        payload = layer.serialize(_message(events))
+        shards.setdefault(inner._get_shard(channel), []).append((channel, payload, len(events)))
+    return shards
 
 
 def _message(events: list[dict[str, Any]]) -> dict[str, Any]:
