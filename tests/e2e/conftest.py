@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,8 +50,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
 
 
 @pytest.fixture(autouse=True)
-def _committed_data(transactional_db: None) -> None:
-    """The server and worker read the database through their own connections."""
+def _committed_data(transactional_db: None) -> Iterator[None]:
+    """The server and worker read the database through their own connections.
+
+    After the test (its pages closed first: this fixture is set up before them), wait for
+    their transactions to end before the tables are emptied: a request the browser sent
+    just before its page closed (a dashboard poll) still runs in the server, and its
+    transaction, holding one table while it reads the next, deadlocked the TRUNCATE."""
+    yield
+    _wait_for_other_transactions(seconds=5)
+
+
+def _wait_for_other_transactions(*, seconds: float) -> None:
+    from django.db import connection
+
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " AND xact_start IS NOT NULL"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)
