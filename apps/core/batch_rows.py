@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
-import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models.expressions import DatabaseDefault
+
+from . import native_sql
 
 M = TypeVar("M", bound=models.Model)
 
@@ -108,48 +109,12 @@ def insert_rows(model: type[M], rows: list[M]) -> None:
     for row in rows:
         row._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
         params += [field.get_db_prep_save(field.pre_save(row, True), db) for field in plan.written]
-    statement = _statement(plan, len(rows))
-    cursor = _bound_cursor(db, statement)
-    cursor.execute(statement, params)
+    cursor = native_sql.execute(native_sql.many_rows(plan.sql, plan.row, len(rows)), params)
     filled = cursor.fetchall() if plan.returned else [()] * len(rows)
     for row, values in zip(rows, filled, strict=True):
         for field, value in zip(plan.returned, values, strict=True):
             setattr(row, field.attname, value)
         row._state.adding, row._state.db = False, db.alias
-
-
-@lru_cache(maxsize=512)
-def _statement(plan: _Insert, count: int) -> str:
-    """The INSERT of ``count`` rows, the same string object each time: psycopg keeps a
-    cursor's adaptation state (its dumpers, looked up per Python type) only while the very
-    same query object is executed again."""
-    return plan.sql.format(rows=", ".join([plan.row] * count))
-
-
-def _bound_cursor(db: Any, statement: str) -> Any:
-    """A cursor whose values travel apart from its statement (psycopg's server-side binding:
-    Django's cursors quote each value into the SQL in Python, a few microseconds each, and
-    a step batch has hundreds; a statement sent often is prepared once per connection),
-    wrapped and checked as Django's ``cursor()`` does (queries counted, logged, wrapped).
-
-    One psycopg cursor per connection and statement serves each INSERT here: a cursor keeps
-    its adaptation state (the dumpers it looked up) only while it executes the very same
-    query again, and a new one cost ~40 µs of CPU per statement. Never closed by their
-    wrapper, they go with their connection (each thread has its own, as Django's do)."""
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    raw = db.connection
-    held: tuple[Any, dict[str, psycopg.Cursor[Any]]] | None = getattr(db, "_batch_cursors", None)
-    if held is None or held[0] is not raw or len(held[1]) > _CURSORS:
-        held = db._batch_cursors = (raw, {})  # a new connection: its own cursors
-    cursor = held[1].get(statement)
-    if cursor is None or cursor.closed:
-        with db.wrap_database_errors:
-            cursor = held[1][statement] = psycopg.Cursor(raw)
-    return db._prepare_cursor(cursor)
-
-
-_CURSORS = 64  # statements kept a cursor each, per connection (batches of many sizes: fewer)
 
 
 def _given(value: Any) -> bool:

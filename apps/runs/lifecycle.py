@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
+
+from apps.core import native_sql
 
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus
 
@@ -305,10 +306,8 @@ def finish(finishes: list[Finish]) -> set[Any]:
             json_param(ending.run.response),
         ]
     params.append(list(FINISH.sources))
-    sql = FINISH_SQL.format(rows=", ".join([FINISH_ROW] * len(finishes)))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ended = {row[0] for row in cursor.fetchall()}
+    query = native_sql.many_rows(FINISH_SQL, FINISH_ROW, len(finishes))
+    ended = {row[0] for row in native_sql.execute(query, params).fetchall()}
     for ending in finishes:
         if ending.run.pk in ended:
             run = ending.run

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
-from apps.core import batch_rows
+from apps.core import batch_rows, native_sql
 
 from .. import lifecycle
 from ..models import Run, StepRun
@@ -125,7 +125,4 @@ def _update_steps(rows: list[StepRun]) -> None:
         for name, kind in OUTCOME_FIELDS:
             value = getattr(row, name)
             params.append(lifecycle.json_param(value) if kind == "jsonb" else value)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            UPDATE_STEPS_SQL.format(rows=", ".join([UPDATE_STEP_ROW] * len(rows))), params
-        )
+    native_sql.execute(native_sql.many_rows(UPDATE_STEPS_SQL, UPDATE_STEP_ROW, len(rows)), params)
