@@ -235,11 +235,20 @@ def model_phase(workspace, user, samples: int, burst_runs: int) -> dict:
             server_pid = pid
             hook = f"/hooks/{flow.webhook_token}"
             callers(url, hook, 20, 1, body, expect='"decision"')  # warm-up
+            cpu = process_tree_cpu(service.process.pid)
             results["c1"] = callers(url, hook, samples, 1, body, expect='"decision"')["latency"]
+            results["c1"]["model_service_cpu_ms_per_run"] = round(
+                (process_tree_cpu(service.process.pid) - cpu) * 1000 / samples, 2
+            )
             if burst_runs:
                 before = service_requests(service.log)
+                cpu = process_tree_cpu(service.process.pid)
                 results["async_burst"] = model_burst(
                     url, workspace, user, burst_runs, body, service_url
+                )
+                # Its warm-up runs included: a few dozen of the burst's runs.
+                results["async_burst"]["model_service_cpu_ms_per_run"] = round(
+                    (process_tree_cpu(service.process.pid) - cpu) * 1000 / burst_runs, 2
                 )
                 steps = results["async_burst"].pop("model_steps")
                 requests = service_requests(service.log) - before
@@ -293,6 +302,19 @@ def model_burst(url: str, workspace, user, count: int, body: dict, service_url: 
     return result
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the model service's workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def service_requests(log: Path) -> int:
     """``/predict_rows`` requests the model service has logged (its access log)."""
     return log.read_text(errors="replace").count("path=/predict_rows")
@@ -319,7 +341,11 @@ def main() -> None:
     parser.add_argument(
         "--model-burst", type=int, default=1000, help="async W1 runs with the model (--model)"
     )
+    parser.add_argument(
+        "--model-only", action="store_true", help="with --model: skip the floors and W1 stub"
+    )
     arguments = parser.parse_args()
+    arguments.model |= arguments.model_only
     call_command("migrate", verbosity=0)
     suffix = os.urandom(4).hex()
     workspace = WorkspaceFactory(slug=f"w1-{suffix}")
@@ -336,39 +362,14 @@ def main() -> None:
         "load": os.getloadavg(),
         "web_processes": arguments.web_processes,
     }
-    workers = [WorkerProcess(database_url=base.DATABASE_URL).start() for _ in range(2)]
+    workers = (
+        []
+        if arguments.model_only
+        else [WorkerProcess(database_url=base.DATABASE_URL).start() for _ in range(2)]
+    )
     try:
-        with base.web_server(arguments.web_processes) as (url, pid):
-            server_pid = pid
-            callers(url, "/healthz", 20, 1, body=None)  # warm-up
-            bare = callers(url, "/healthz", arguments.samples, 1, body=None)
-            results["floor_bare_view"] = bare["latency"]
-            results["floor_celery_round_trip"] = base.summary(
-                base.timed(lambda: ping.delay("x").get(timeout=30), arguments.samples)
-            )
-            results["floor_postgres_commit"] = commit_floor(arguments.samples)
-            hook = f"/hooks/{sync_flow.webhook_token}"
-            callers(url, hook, 20, 1, expect=APPROVED)  # warm-up
-            c1 = closed_loop_measure(url, hook, arguments.samples, 1, workers)
-            results["w1_stub_c1"] = {
-                **c1["latency"],
-                "cpu_ms_per_run": c1["cpu_ms_per_run"],
-                "sender": c1["sender"],
-            }
-            one = closed_loop_measure(url, hook, arguments.concurrent, 1, workers)
-            sixteen = closed_loop_measure(url, hook, arguments.concurrent, 16, workers)
-            results["w1_stub_throughput"] = {
-                "runs_per_second_1_caller": one["runs_per_second"],
-                "runs_per_second_16_callers": sixteen["runs_per_second"],
-                "ratio": round(sixteen["runs_per_second"] / one["runs_per_second"], 2),
-                "latency_1_caller": one["latency"],
-                "latency_16_callers": sixteen["latency"],
-                "cpu_ms_per_run_1_caller": one["cpu_ms_per_run"],
-                "cpu_ms_per_run_16_callers": sixteen["cpu_ms_per_run"],
-                "sender": sixteen["sender"],
-            }
-            with Sealer():
-                results["w1_stub_async_burst"] = burst(url, async_flow, arguments.burst, workers)
+        if not arguments.model_only:
+            stub_phase(arguments, results, sync_flow, async_flow, workers)
         write(results, arguments.label)
         if arguments.model:
             for worker in workers:  # the model burst's workers know the service's URL
@@ -382,6 +383,42 @@ def main() -> None:
         for worker in workers:
             worker.stop()
     print(json.dumps(results, indent=2))
+
+
+def stub_phase(arguments, results: dict, sync_flow, async_flow, workers: list) -> None:
+    """The floors and W1 with the model stubbed (everything but ``--model``)."""
+    global server_pid
+    with base.web_server(arguments.web_processes) as (url, pid):
+        server_pid = pid
+        callers(url, "/healthz", 20, 1, body=None)  # warm-up
+        bare = callers(url, "/healthz", arguments.samples, 1, body=None)
+        results["floor_bare_view"] = bare["latency"]
+        results["floor_celery_round_trip"] = base.summary(
+            base.timed(lambda: ping.delay("x").get(timeout=30), arguments.samples)
+        )
+        results["floor_postgres_commit"] = commit_floor(arguments.samples)
+        hook = f"/hooks/{sync_flow.webhook_token}"
+        callers(url, hook, 20, 1, expect=APPROVED)  # warm-up
+        c1 = closed_loop_measure(url, hook, arguments.samples, 1, workers)
+        results["w1_stub_c1"] = {
+            **c1["latency"],
+            "cpu_ms_per_run": c1["cpu_ms_per_run"],
+            "sender": c1["sender"],
+        }
+        one = closed_loop_measure(url, hook, arguments.concurrent, 1, workers)
+        sixteen = closed_loop_measure(url, hook, arguments.concurrent, 16, workers)
+        results["w1_stub_throughput"] = {
+            "runs_per_second_1_caller": one["runs_per_second"],
+            "runs_per_second_16_callers": sixteen["runs_per_second"],
+            "ratio": round(sixteen["runs_per_second"] / one["runs_per_second"], 2),
+            "latency_1_caller": one["latency"],
+            "latency_16_callers": sixteen["latency"],
+            "cpu_ms_per_run_1_caller": one["cpu_ms_per_run"],
+            "cpu_ms_per_run_16_callers": sixteen["cpu_ms_per_run"],
+            "sender": sixteen["sender"],
+        }
+        with Sealer():
+            results["w1_stub_async_burst"] = burst(url, async_flow, arguments.burst, workers)
 
 
 def write(results: dict, label: str) -> None:
