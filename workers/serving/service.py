@@ -21,6 +21,7 @@ registry through ``MLFLOW_TRACKING_URI``. ``/livez`` and ``/readyz`` are BentoML
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -361,20 +362,48 @@ class ModelService:
             "latency_ms": round((time.monotonic() - started) * 1000, 3),
         }
 
-    # max_latency_ms is not a batching window (that adapts to the measured model time): it is
-    # where BentoML's dispatcher starts shedding queued requests (503 "process is
-    # overloaded"). A version's first load takes seconds and happens inside a batch, so a
-    # low bound (200 ms, then 5 s here) shed every request queued behind it; 30 s matches
-    # the service's request timeout, past which the caller has given up anyway.
-    @bentoml.api(route="/predict_rows", batchable=True, max_batch_size=64, max_latency_ms=30000)
-    def predict_rows(self, rows: list[dict[str, Any]]) -> Annotated[list[dict[str, Any]], JSON]:
-        """Adaptive batching: BentoML gathers the rows of concurrent requests into one call;
-        rows for the same model version are scored together. Each row is ``{"model",
-        "alias" | "version", "route_key", "inputs": {...}}``; each answer ``{"model",
-        "version", "alias", "label", "score", "scores", "device", "batch_size"}`` or
-        ``{"error", "status"}`` for that row alone (with ``model``, ``version`` and ``alias`` when
-        a version refused its inputs). ``batch_size`` is how many rows this
-        call scored together."""
+    @bentoml.api(route="/predict_rows")
+    async def predict_rows(
+        self, rows: list[dict[str, Any]]
+    ) -> Annotated[list[dict[str, Any]], JSON]:
+        """Rows scored together: rows for the same model version are scored as one batch.
+        Each row is ``{"model", "alias" | "version", "route_key", "inputs": {...}}``; each
+        answer ``{"model", "version", "alias", "label", "score", "scores", "device",
+        "batch_size"}`` or ``{"error", "status"}`` for that row alone (with ``model``,
+        ``version`` and ``alias`` when a version refused its inputs). ``batch_size`` is how
+        many rows this call scored together.
+
+        The batching is the caller's: Flowgate sends the rows of the model steps under way
+        in a process as one request (apps/mlmodels/row_batch.py). BentoML's adaptive
+        batching came on top of that and cost more than it saved: its dispatcher held a
+        lone request for a millisecond or more and handed each batch to a thread, and
+        merged at most a few requests. Rows whose versions are loaded and whose aliases
+        are resolved are scored here, on the event loop (a millisecond of arithmetic for
+        a few rows); a request that needs the registry or a version's first load (seconds)
+        is answered from a thread, so the loop keeps serving the others."""
+        if all(self._in_memory(row) for row in rows):
+            return self._predict_rows(rows)
+        return await asyncio.to_thread(self._predict_rows, rows)
+
+    def _in_memory(self, row: Any) -> bool:
+        """Whether ``row`` can be answered without the registry or a load: its version is
+        loaded, and an alias (any alias the canary split may pick) resolved recently."""
+        if not isinstance(row, dict) or "model" not in row:
+            return True  # refused on the spot
+        model, version = str(row["model"]), str(row.get("version") or "")
+        if version:
+            versions = {version} if (model, version) in self._checked else set()
+        else:
+            cached = self._resolved.get(model)
+            fresh = cached is not None and time.monotonic() - cached[1] < ALIAS_TTL
+            versions = set(cached[0][0].values()) if cached is not None and fresh else set()
+        return bool(versions) and all(
+            (loaded := self._models.get((model, number))) is not None
+            and id(loaded) in self._scoring
+            for number in versions
+        )
+
+    def _predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         started = time.monotonic()
         answers: list[dict[str, Any]] = [{} for _ in rows]
         groups: dict[tuple[str, str], list[int]] = {}

@@ -15,6 +15,8 @@ from typing import Any
 
 from apps.core.tracing import CorrelationIdSpanProcessor, span_exporter
 
+EVERY_PATH = ["/"]  # regular expressions searched in the request's URL
+
 
 def exporter_name() -> str:
     return os.environ.get("TRACING_EXPORTER", "none")
@@ -22,9 +24,12 @@ def exporter_name() -> str:
 
 def service_options() -> dict[str, Any]:
     """Extra ``@bentoml.service`` options: sample every trace when tracing is on (BentoML
-    samples none by default; a sampled caller's trace is followed either way)."""
+    samples none by default; a sampled caller's trace is followed either way). With
+    tracing off, every path is excluded from BentoML's OpenTelemetry middleware: its spans
+    had nowhere to go, and making them (one per request, one per body sent) was a sixth
+    of a one-row request's CPU."""
     if exporter_name() in ("", "none"):
-        return {}
+        return {"tracing": {"excluded_urls": EVERY_PATH}}
     return {"tracing": {"sample_rate": 1.0}}
 
 
