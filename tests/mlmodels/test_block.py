@@ -170,6 +170,29 @@ def test_half_open_lets_one_probe_through_and_its_outcome_decides():
     assert circuit.state() == CLOSED and circuit.allow()
 
 
+class CountingRedis(redis.Redis):
+    """The tests' Redis, counting the commands sent to it."""
+
+    commands = 0
+
+    def execute_command(self, *args, **options):
+        self.commands += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_healthy_call_costs_one_redis_command_and_a_success_still_resets_failures():
+    counting = CountingRedis.from_url(settings.REDIS_URL)
+    circuit = CircuitBreaker(f"test-{uuid.uuid4().hex}", threshold=2, cooldown=10, client=counting)
+    assert circuit.allow()
+    circuit.success()
+    assert counting.commands == 1  # nothing to reset: the success sent nothing
+    circuit.failure()
+    assert circuit.allow()  # one failure: still closed
+    circuit.success()  # resets it: failures must be consecutive to open the circuit
+    circuit.failure()
+    assert circuit.state() == CLOSED and circuit.allow()
+
+
 def test_a_shadow_alias_is_called_and_logged_but_not_used():
     models = RecordingModels(answer(0.9))
     result = run(models, shadow_alias="canary")
