@@ -168,9 +168,11 @@ class ModelServiceClient:
         return batcher.expecting(self.base_url)
 
     def _post_rows(self, rows: list[dict[str, Any]], timeout: float) -> list[Any]:
+        from apps.core.http import internal_post_json
+
         try:
-            response = _http().post(
-                f"{self.base_url}/predict_rows", json={"rows": rows}, timeout=timeout
+            response = internal_post_json(
+                f"{self.base_url}/predict_rows", {"rows": rows}, timeout=timeout, client=_http()
             )
         except httpx.TimeoutException:
             raise self._timed_out(timeout) from None
