@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import timedelta
@@ -309,6 +310,32 @@ def test_a_run_cancelled_while_it_waits_its_turn_in_the_batch_runs_no_step(
 
     assert statuses(runs) == ["succeeded", "cancelled"]
     assert not StepRun.objects.filter(run=runs[1]).exists()
+
+
+def test_the_runs_a_slow_run_kept_waiting_have_their_statuses_read_again_together(
+    flow, monkeypatch
+):
+    runs = queue_runs(flow, 6)
+    transform = registry.get("transform.set")
+    real_execute = transform.execute
+
+    def slow_first_run(self, ctx, config, data):  # type: ignore[no-untyped-def]
+        if str(ctx.run_id) == str(runs[0].id) and ctx.node_id == "s0":
+            time.sleep(0.6)  # past the half second after which a run's status is read again
+        return real_execute(self, ctx, config, data)
+
+    monkeypatch.setattr(transform, "execute", slow_first_run)
+    with CaptureQueriesContext(connection) as queries:
+        drain_now()
+
+    assert statuses(runs) == ["succeeded"] * 6
+    status_reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        if re.match(rf'\s*SELECT .*status.* FROM "?{Run._meta.db_table}"?\s', query["sql"])
+    ]
+    # The slow run's own look, then one for the five that waited (not one each).
+    assert len(status_reads) == 2, status_reads
 
 
 def test_drain_requests_stay_one_in_the_broker_however_many_ask(monkeypatch):

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 
+from apps.core import native_sql
 from apps.core.tracing import run_span_current, start_run_span
 from apps.flows.definition import FlowGraph
 
@@ -110,7 +111,8 @@ class Session:
                 self.spans[id(executor)] = start_run_span("advance run", executor.run)
             if insert:  # written with the round's first statement that needs them
                 batch.new_runs.extend(executor.run for executor in executors)
-            for executor in executors:
+            for index, executor in enumerate(executors):
+                _read_statuses_when_due(executors, index)
                 with run_span_current(self.spans[id(executor)]):
                     executor.advance(batch)
             self._record(batch, ended)
@@ -144,8 +146,10 @@ class Session:
         return ended
 
     def _record(self, batch: Batch, ended: list[Call]) -> None:
-        for call in ended:
+        for index, call in enumerate(ended):
             executor: RunExecutor = call.owner
+            if _stale(executor):
+                _read_statuses_again(_owners(ended[index:]))
             with run_span_current(self.spans[id(executor)]):
                 executor.call_ended(batch, call)
 
@@ -202,16 +206,33 @@ def _owners(calls: list[Call]) -> list[RunExecutor]:
     return list({id(call.owner): call.owner for call in calls}.values())
 
 
+def _read_statuses_when_due(executors: list[RunExecutor], index: int) -> None:
+    """Before ``executors[index]`` goes on: when its status is stale, read it again with
+    those of the round's others after it that are stale too. A round of many runs lasts
+    longer than half a second on a busy machine, and each executor would then ask for its
+    own status (an ORM query each, ~14% of a loaded worker's CPU)."""
+    if _stale(executors[index]):
+        _read_statuses_again(executors[index:])
+
+
+def _stale(executor: RunExecutor) -> bool:
+    # The executor's own rule (``RunExecutor._run_cancelled``): look at most twice a second.
+    return time.monotonic() - executor.cancel_checked_at > STATUS_READ_SECONDS
+
+
+STATUS_READ_SECONDS = 0.5
+STATUSES_SQL = f"SELECT id, status FROM {Run._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
+
+
 def _read_statuses_again(executors: list[RunExecutor]) -> None:
     """Another process may have cancelled a run while its call was out: one query for the
     runs of a round whose status was read over half a second ago (an executor would
-    otherwise ask run by run)."""
-    stale = [e for e in executors if time.monotonic() - e.cancel_checked_at > 0.5]
+    otherwise ask run by run). A run not written yet (a sync webhook's) keeps its own."""
+    stale = [e for e in executors if _stale(e)]
     if not stale:
         return
-    statuses = dict(
-        Run.objects.filter(pk__in=[e.run.pk for e in stale]).values_list("pk", "status")
-    )
+    query = native_sql.native(STATUSES_SQL)
+    statuses = dict(native_sql.execute(query, [[e.run.pk for e in stale]]).fetchall())
     for executor in stale:
         executor.status_read(statuses.get(executor.run.pk, executor.run.status))
 
