@@ -4,28 +4,34 @@ Call only after the transaction that caused the event has committed (use
 ``publish_workspace_event_on_commit`` inside one): a page must never see a state that was
 rolled back.
 
-Publishing is fire-and-forget on one background event loop per process: the channel
-layer keeps its Redis connections on that loop, so an event costs a queue put on the hot
-path instead of a new loop and connection (``async_to_sync`` per call cost ~10 ms). Events
-that queue up together (a run's steps, released by one commit) go to each group as one
-``workspace.events`` message: each ``group_send`` is a Redis ``PUBLISH`` (the layer is
-pub/sub, see ``studio.env.channel_layer``) and the engine publishes one event per step.
+Publishing is fire-and-forget to one background thread per process: an event costs a
+queue put on the hot path. Events that queue up together (a run's steps, released by one
+commit) go to each group as one ``workspace.events`` message: each group's message is a
+Redis ``PUBLISH`` (the layer is pub/sub, see ``studio.env.channel_layer``), and a burst's
+``PUBLISH``es go in one pipeline. The thread publishes with a blocking Redis client, as
+channels_redis's ``group_send`` would (same channel names, shards and payloads): the
+layer's own asyncio client, on a loop of its own, cost more (a sync W1 run's eight events,
+in-process, without uvloop: 0.41-0.47 CPU-ms with the loop, 0.28 blocking).
 Live events are best effort; Postgres holds the truth and pages re-read it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
+import queue
 import threading
+import weakref
 from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
+import redis
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from apps.core.bursts import take_burst
 
 logger = logging.getLogger(__name__)
 
@@ -44,76 +50,47 @@ def run_group(run_id: UUID | str) -> str:
     return f"run.{run_id}"
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where installed (uvicorn[standard] brings it; the web server runs on it): the
-    publisher's thread spends most of its CPU in the loop's own machinery (a sync W1 run's
-    two PUBLISHes cost about 1.2 ms of CPU on asyncio's pure-Python loop, 0.9 on uvloop)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 class _Publisher:
-    """One background loop per process, sending events one after another in the order they
-    were published: a page must not see "run succeeded" before that run's last step."""
+    """One background thread per process, sending events one after another in the order
+    they were published: a page must not see "run succeeded" before that run's last step."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[_Outgoing] | None = None
+        self._queue: queue.SimpleQueue[_Outgoing] | None = None
         self._pid = 0
-        # Events handed over by other threads, moved to the queue on the loop: one wake-up
-        # of the loop for all those published meanwhile (a run's steps, released by one
-        # commit), not one each.
-        self._handed: collections.deque[_Outgoing] = collections.deque()
-        self._wake_pending = False
 
-    def _ensure_loop(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[_Outgoing]]:
+    def _ensure_thread(self) -> queue.SimpleQueue[_Outgoing]:
         # A forked worker inherits the parent's object but not its thread: start anew.
-        if self._loop is None or self._pid != os.getpid():
+        if self._queue is None or self._pid != os.getpid():
             with self._lock:
-                if self._loop is None or self._pid != os.getpid():
-                    loop = _new_loop()
-                    queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
+                if self._queue is None or self._pid != os.getpid():
+                    outgoing: queue.SimpleQueue[_Outgoing] = queue.SimpleQueue()
                     threading.Thread(
-                        target=loop.run_forever, name="event-publisher", daemon=True
+                        target=_drain, args=(outgoing,), name="event-publisher", daemon=True
                     ).start()
-                    asyncio.run_coroutine_threadsafe(self._drain(queue), loop)
-                    self._loop, self._queue, self._pid = loop, queue, os.getpid()
-                    self._handed, self._wake_pending = collections.deque(), False
-        assert self._queue is not None
-        return self._loop, self._queue
+                    self._queue, self._pid = outgoing, os.getpid()
+        return self._queue
 
     def send(self, groups: list[str], event: dict[str, Any]) -> Future[None] | None:
         layer = get_channel_layer()
         if layer is None:
             return None
         sent: Future[None] = Future()
-        loop, queue = self._ensure_loop()
-        self._handed.append((layer, groups, event, sent))
-        if not self._wake_pending:  # else the wake-up on its way takes this event too
-            self._wake_pending = True
-            loop.call_soon_threadsafe(self._take_handed, queue)
+        self._ensure_thread().put((layer, groups, event, sent))
         return sent
 
-    def _take_handed(self, queue: asyncio.Queue[_Outgoing]) -> None:
-        # Cleared before taking: an event handed over after this line wakes the loop again.
-        self._wake_pending = False
-        while self._handed:
-            queue.put_nowait(self._handed.popleft())
 
-    @staticmethod
-    async def _drain(queue: asyncio.Queue[_Outgoing]) -> None:
-        while True:
-            burst = [await queue.get()]
-            while not queue.empty() and len(burst) < MAX_EVENTS_PER_MESSAGE:
-                burst.append(queue.get_nowait())
-            for layer, messages in _by_layer(burst).items():
-                await _send(layer, messages)
-            for *_, sent in burst:
-                sent.set_result(None)
+def _drain(outgoing: queue.SimpleQueue[_Outgoing]) -> None:
+    """The publisher's thread: each burst of events waiting together, sent as one."""
+    while True:
+        burst = take_burst(outgoing, MAX_EVENTS_PER_MESSAGE)
+        for layer, messages in _by_layer(burst).items():
+            try:
+                _send(layer, messages)
+            except Exception:  # the thread serves every later event: it must not end
+                logger.exception("live events: a burst could not be sent")
+        for *_, sent in burst:
+            sent.set_result(None)
 
 
 class _Outage:
@@ -159,52 +136,92 @@ def _by_layer(burst: list[_Outgoing]) -> dict[Any, list[tuple[str, list[dict[str
     return layers
 
 
-async def _send(layer: Any, messages: list[tuple[str, list[dict[str, Any]]]]) -> None:
+def _send(layer: Any, messages: list[tuple[str, list[dict[str, Any]]]]) -> None:
     """A burst's messages to one layer. On the pub/sub layer every group's ``PUBLISH``
     goes in one pipeline per Redis shard: one round trip for the burst (a drain's round
     releases a message for each of its runs and one for the workspace; each
     ``group_send`` cost its own trip and a fair part of a worker's CPU per run).
-    Another layer (tests' in-memory one) gets one ``group_send`` per group."""
+    Another layer (or shards this module has no blocking client for) gets one
+    ``group_send`` per group, on the thread's own event loop."""
     shards = _pubsub_shards(layer, messages)
     if shards is None:
         for group, events in messages:
             try:
-                await layer.group_send(group, _message(events))
+                _loop().run_until_complete(layer.group_send(group, _message(events)))
             except Exception as error:
                 _outage.failed(len(events), error)
             else:
                 _outage.sent()
         return
-    for shard, published in shards.items():
+    for client, published in shards.items():
         count = sum(events for _, _, events in published)
         try:
-            async with shard._lock:  # the layer's own lock around its connection
-                shard._ensure_redis()
-                pipeline = shard._redis.pipeline(transaction=False)
-                for channel, payload, _ in published:
-                    pipeline.publish(channel, payload)
-                await pipeline.execute()
+            pipeline = client.pipeline(transaction=False)
+            for channel, payload, _ in published:
+                pipeline.publish(channel, payload)
+            pipeline.execute()
         except Exception as error:
+            client.connection_pool.disconnect()  # the next burst connects afresh
             _outage.failed(count, error)
         else:
             _outage.sent()
 
 
+class _PubSubShards:
+    """How channels_redis's pub/sub layer names a group's channel and picks its shard (its
+    per-loop layer, made without a loop: it opens no connection), and a blocking client
+    for each shard's Redis; ``clients`` None where a shard is given as anything but a
+    Redis URL (``studio.env.channel_layer`` gives URLs)."""
+
+    def __init__(self, layer: Any) -> None:
+        from channels_redis.pubsub import RedisPubSubLoopLayer
+
+        self.inner = RedisPubSubLoopLayer(*layer._args, **layer._kwargs, channel_layer=layer)
+        hosts = [shard.host for shard in self.inner._shards]
+        self.clients = None
+        if all(set(host) == {"address"} for host in hosts):
+            # As channels_redis makes its pool (``create_pool``), blocking; this thread's own.
+            self.clients = [
+                redis.Redis(connection_pool=redis.ConnectionPool.from_url(host["address"]))
+                for host in hosts
+            ]
+
+    def client_for(self, channel: str) -> Any:
+        assert self.clients is not None
+        return self.clients[self.inner._shards.index(self.inner._get_shard(channel))]
+
+
+# Per layer (tests swap layers), used by the publisher's thread only.
+_shards: weakref.WeakKeyDictionary[Any, _PubSubShards] = weakref.WeakKeyDictionary()
+_thread_loop: list[asyncio.AbstractEventLoop] = []
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    if not _thread_loop:
+        _thread_loop.append(asyncio.new_event_loop())
+    return _thread_loop[0]
+
+
 def _pubsub_shards(
     layer: Any, messages: list[tuple[str, list[dict[str, Any]]]]
 ) -> dict[Any, list[tuple[str, bytes, int]]] | None:
-    """(channel, payload, events) per shard of channels_redis's pub/sub layer, as its
-    ``group_send`` would publish them; None for any other layer."""
+    """(channel, payload, events) per shard's blocking client of channels_redis's pub/sub
+    layer, as its ``group_send`` would publish them; None for any other layer, or shards
+    given as anything but a Redis URL (sentinels)."""
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     if not isinstance(layer, RedisPubSubChannelLayer):
         return None
-    inner = layer._get_layer()  # this event loop's layer, as ``group_send`` uses
+    known = _shards.get(layer)
+    if known is None:
+        known = _shards[layer] = _PubSubShards(layer)
+    if known.clients is None:
+        return None
     shards: dict[Any, list[tuple[str, bytes, int]]] = {}
     for group, events in messages:
-        channel = inner._get_group_channel_name(group)
+        channel = known.inner._get_group_channel_name(group)
         payload = layer.serialize(_message(events))
-        shards.setdefault(inner._get_shard(channel), []).append((channel, payload, len(events)))
+        shards.setdefault(known.client_for(channel), []).append((channel, payload, len(events)))
     return shards
 
 

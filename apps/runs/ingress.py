@@ -34,6 +34,7 @@ from typing import Any
 
 from django.db import close_old_connections, connection, transaction
 
+from apps.core.bursts import take_burst
 from apps.core.generation_cache import generation_keys, snapshot
 from apps.core.ratelimit import hits_and_read
 from apps.flows.models import TriggerSubscription
@@ -191,12 +192,7 @@ class Batcher:
     def _serve(self) -> None:
         waiting = self.waiting
         while True:
-            batch = [waiting.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(waiting.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_burst(waiting, MAX_BATCH)
             try:
                 self._settle(batch)
                 if waiting.empty():  # idle: the connection goes back (to the pool), not kept
