@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -46,6 +47,10 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 MAX_ROWS = 256
 ALIAS_TTL = float(os.environ.get("FLOWGATE_MODEL_ALIAS_TTL", "5"))
+# A request is scored on the event loop only when its rows' measured scoring time adds up
+# to no more than this: longer work (a big batch, a heavy model) would hold up every other
+# request, health checks included, so it goes to a thread.
+ON_LOOP_SECONDS = 0.005
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 PRODUCTION, CANARY = "production", "canary"
 
@@ -199,6 +204,8 @@ class ModelService:
         self._checked: set[tuple[str, str]] = set()
         # id(loaded version) → (rows → class probabilities, class labels); see _scoring.
         self._scoring: dict[int, tuple[Callable[[list[dict[str, Any]]], Any], list[str]]] = {}
+        # id(loaded version) → seconds per row of its last scoring (see ON_LOOP_SECONDS).
+        self._row_seconds: dict[int, float] = {}
         logger.info("model service on %s, registry %s", self.device, self.tracking_uri)
         openai_api.bind(self)
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
@@ -332,7 +339,9 @@ class ModelService:
         if scoring is None:  # once per loaded version (loads are kept, so ids are too)
             scoring = self._scoring[id(loaded)] = _scoring(loaded)
         score, classes = scoring
+        started = time.perf_counter()
         probabilities = score(rows)
+        self._row_seconds[id(loaded)] = (time.perf_counter() - started) / max(len(rows), 1)
         predictions = []
         for row in probabilities:
             scores = {label: round(float(p), 6) for label, p in zip(classes, row, strict=True)}
@@ -377,19 +386,23 @@ class ModelService:
         in a process as one request (apps/mlmodels/row_batch.py). BentoML's adaptive
         batching came on top of that and cost more than it saved: its dispatcher held a
         lone request for a millisecond or more and handed each batch to a thread, and
-        merged at most a few requests. Rows whose versions are loaded and whose aliases
-        are resolved are scored here, on the event loop (a millisecond of arithmetic for
-        a few rows); a request that needs the registry or a version's first load (seconds)
-        is answered from a thread, so the loop keeps serving the others."""
-        if all(self._in_memory(row) for row in rows):
+        merged at most a few requests. A request is scored here, on the event loop, when
+        every row's version is loaded, its alias resolved, and the rows' scoring measured
+        last time adds up to ``ON_LOOP_SECONDS`` at most (a millisecond of arithmetic for
+        a few rows of the demo models); one that needs the registry, a version's first
+        load (seconds) or longer scoring is answered from a thread, so the loop keeps
+        serving the others."""
+        if sum(self._seconds_on_loop(row) for row in rows) <= ON_LOOP_SECONDS:
             return self._predict_rows(rows)
         return await asyncio.to_thread(self._predict_rows, rows)
 
-    def _in_memory(self, row: Any) -> bool:
-        """Whether ``row`` can be answered without the registry or a load: its version is
-        loaded, and an alias (any alias the canary split may pick) resolved recently."""
+    def _seconds_on_loop(self, row: Any) -> float:
+        """What scoring ``row`` on the event loop would take, as last measured for its
+        version(s); infinite when it needs the registry or a load (its version is not
+        loaded, or its alias, any alias the canary split may pick, not resolved recently)
+        or was never timed."""
         if not isinstance(row, dict) or "model" not in row:
-            return True  # refused on the spot
+            return 0.0  # refused on the spot
         model, version = str(row["model"]), str(row.get("version") or "")
         if version:
             versions = {version} if (model, version) in self._checked else set()
@@ -397,11 +410,10 @@ class ModelService:
             cached = self._resolved.get(model)
             fresh = cached is not None and time.monotonic() - cached[1] < ALIAS_TTL
             versions = set(cached[0][0].values()) if cached is not None and fresh else set()
-        return bool(versions) and all(
-            (loaded := self._models.get((model, number))) is not None
-            and id(loaded) in self._scoring
-            for number in versions
-        )
+        loaded = [self._models.get((model, number)) for number in versions]
+        if not loaded or any(entry is None for entry in loaded):
+            return math.inf
+        return max(self._row_seconds.get(id(entry), math.inf) for entry in loaded)
 
     def _predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         started = time.monotonic()
