@@ -32,6 +32,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from apps.core.bursts import take_burst
+from apps.core.redis_clients import SOCKET_TIMEOUTS
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,11 @@ class _PubSubShards:
         if all(set(host) == {"address"} for host in hosts):
             # As channels_redis makes its pool (``create_pool``), blocking; this thread's own.
             self.clients = [
-                redis.Redis(connection_pool=redis.ConnectionPool.from_url(host["address"]))
+                redis.Redis(
+                    connection_pool=redis.ConnectionPool.from_url(
+                        host["address"], **SOCKET_TIMEOUTS
+                    )
+                )
                 for host in hosts
             ]
 

@@ -39,13 +39,17 @@ def redis_client() -> redis.Redis:
     return client
 
 
+# A Redis that accepts connections but does not answer (stalled, or packets dropped on the
+# way) must not hold a thread for ever: every blocking client Flowgate makes gives up here.
+SOCKET_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+
+
 def _make(url: str) -> redis.Redis:
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
         timeout=2,  # waiting for a free connection
-        socket_timeout=2,
-        socket_connect_timeout=2,
+        **SOCKET_TIMEOUTS,
         health_check_interval=30,
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],

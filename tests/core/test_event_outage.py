@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 
 import pytest
 from channels.layers import channel_layers
@@ -45,3 +48,46 @@ def test_a_burst_of_events_while_redis_is_down_logs_one_line_and_one_when_back(
     assert [record.getMessage() for record in back] == [
         "live events are published again (70 dropped)"
     ]  # each event went to two groups: the workspace's and the run's
+
+
+@pytest.fixture
+def silent_redis():
+    """A loopback address that accepts connections and never answers (a stalled Redis)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/3"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_a_redis_that_never_answers_holds_the_publisher_for_seconds_not_for_ever(
+    layer_at, silent_redis, caplog, settings
+):
+    """Without a socket timeout the publisher's thread would wait on the stalled Redis for
+    ever, and every later event of the process would queue behind it."""
+    caplog.set_level(logging.WARNING, logger="apps.core.events")
+    layer_at(silent_redis)
+    started = time.monotonic()
+    publish_run_event("w", "r", {"type": "run.step"}, wait=True)  # waits 5 s at most
+    assert time.monotonic() - started < 5
+    assert any(
+        "live events are not being published" in record.getMessage() for record in caplog.records
+    )
+    layer_at(settings.REDIS_URL)
+    publish_run_event("w", "r", {"type": "run.step"}, wait=True)
+    assert "live events are published again" in caplog.records[-1].getMessage()
