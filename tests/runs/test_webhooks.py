@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -86,8 +87,9 @@ def test_hmac_signatures_are_required_and_checked(client, workspace, builder_use
     assert post(client, flow, body, **forged).status_code == 403
     stale = signed(secret, body, at=int(time.time()) - 600)
     assert post(client, flow, body, **stale).status_code == 403
-    # the URL token is no signing key: whoever knows the URL cannot sign
-    with_token = signed("whsec_" + flow.webhook_token, body)
+    # the URL token is no signing key: whoever knows the URL cannot sign (the token is
+    # URL-safe base64, which a whsec_ secret is not: its characters are the key's bytes)
+    with_token = signed("whsec_" + base64.b64encode(flow.webhook_token.encode()).decode(), body)
     assert post(client, flow, body, **with_token).status_code == 403
     assert Run.objects.count() == 0
     response = post(client, flow, body, **signed(secret, body))
