@@ -57,6 +57,9 @@ from .policy import NodeSettings, StepTimeout
 logger = logging.getLogger("flowgate.engine")
 # Failures a block reports as such; anything else is a bug in the block.
 STEP_ERRORS = (BlockError, ExpressionError, StepTimeout)
+# How often a run's status is read again while it is advanced (another process may cancel
+# it): at most twice a second.
+STATUS_READ_SECONDS = 0.5
 
 
 @dataclass
@@ -460,9 +463,14 @@ class RunExecutor(OutcomeRecorder):
         lifecycle.seen(self.run, status)
         self.cancel_checked_at = time.monotonic()
 
+    @property
+    def status_stale(self) -> bool:
+        """Whether the run's status is due to be read again: another process may cancel
+        the run, and it is looked at most every ``STATUS_READ_SECONDS``."""
+        return time.monotonic() - self.cancel_checked_at > STATUS_READ_SECONDS
+
     def _run_cancelled(self) -> bool:
-        """Another process may cancel the run; look at most twice a second."""
-        if time.monotonic() - self.cancel_checked_at > 0.5:
+        if self.status_stale:
             self.cancel_checked_at = time.monotonic()
             self.batch.write_new_runs()
             lifecycle.seen(

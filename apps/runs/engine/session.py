@@ -148,7 +148,7 @@ class Session:
     def _record(self, batch: Batch, ended: list[Call]) -> None:
         for index, call in enumerate(ended):
             executor: RunExecutor = call.owner
-            if _stale(executor):
+            if executor.status_stale:
                 _read_statuses_again(_owners(ended[index:]))
             with run_span_current(self.spans[id(executor)]):
                 executor.call_ended(batch, call)
@@ -211,16 +211,10 @@ def _read_statuses_when_due(executors: list[RunExecutor], index: int) -> None:
     those of the round's others after it that are stale too. A round of many runs lasts
     longer than half a second on a busy machine, and each executor would then ask for its
     own status (an ORM query each, ~14% of a loaded worker's CPU)."""
-    if _stale(executors[index]):
+    if executors[index].status_stale:
         _read_statuses_again(executors[index:])
 
 
-def _stale(executor: RunExecutor) -> bool:
-    # The executor's own rule (``RunExecutor._run_cancelled``): look at most twice a second.
-    return time.monotonic() - executor.cancel_checked_at > STATUS_READ_SECONDS
-
-
-STATUS_READ_SECONDS = 0.5
 STATUSES_SQL = f"SELECT id, status FROM {Run._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
 
 
@@ -228,7 +222,7 @@ def _read_statuses_again(executors: list[RunExecutor]) -> None:
     """Another process may have cancelled a run while its call was out: one query for the
     runs of a round whose status was read over half a second ago (an executor would
     otherwise ask run by run). A run not written yet (a sync webhook's) keeps its own."""
-    stale = [e for e in executors if _stale(e)]
+    stale = [e for e in executors if e.status_stale]
     if not stale:
         return
     query = native_sql.native(STATUSES_SQL)
