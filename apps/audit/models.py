@@ -25,10 +25,13 @@ class AuditEvent(PublicModel):
     (``sequence``) and digests, in append order; until then ``sequence`` is empty.
     """
 
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.PROTECT, related_name="+")
+    # Not indexed alone: every query by workspace uses an index that starts with it (below).
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # Not auto_now_add (which overwrites the value on insert): the digest covers the exact
     # timestamp that audit_record sets before hashing.
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Where the row stands in the order of appends, from the database (no lock).
     appended = models.BigIntegerField(
         db_default=models.Func(
@@ -43,9 +46,9 @@ class AuditEvent(PublicModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     actor_label = models.CharField(max_length=150, blank=True)  # survives user deletion
-    action = models.CharField(max_length=80, db_index=True)  # e.g. flow.published
+    action = models.CharField(max_length=80)  # e.g. flow.published
     object_type = models.CharField(max_length=40, blank=True)
-    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True)
     summary = models.CharField(max_length=300, blank=True)
     # For decisions: inputs (redacted), model/policy versions, result, reasons, reviewer.
     data = models.JSONField(default=dict)
@@ -57,8 +60,15 @@ class AuditEvent(PublicModel):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "sequence"], name="audit_sequence_unique")
         ]
+        # Every decision writes an event and the sealer rewrites it (its chain position is
+        # indexed): each index here costs two entries per decision, so only the indexes
+        # that queries use (selectors.py) are kept. Filters by time are within a workspace;
+        # actions are matched whole or by prefix (one pattern index serves both); object
+        # ids only whole.
         indexes = [
             models.Index(fields=["workspace", "-created_at"]),
+            models.Index(fields=["action"], name="audit_action", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["object_id"], name="audit_object_id"),
             # The sealer's work list: small, whatever the size of the trail.
             models.Index(
                 fields=["appended"], condition=Q(sequence__isnull=True), name="audit_unsealed"

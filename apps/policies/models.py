@@ -98,11 +98,18 @@ class PolicyEvaluation(WorkspaceOwned):
     redacted copy; ``source`` says who asked ("flow run <id> node <id>", "gate flow_publish",
     "playground")."""
 
+    # Written by every decision: only the indexes the decision log's filters use
+    # (``selectors.policy_evaluation_list``: always within a workspace, newest first; slug
+    # and digest whole, version by prefix, source by substring, which no B-tree serves).
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
     policy = models.ForeignKey(Policy, on_delete=models.SET_NULL, null=True, related_name="+")
-    policy_slug = models.CharField(max_length=60, db_index=True)
-    version = models.CharField(max_length=64, db_index=True)
+    policy_slug = models.CharField(max_length=60)
+    version = models.CharField(max_length=64)
     rule = models.CharField(max_length=100)
-    input_digest = models.CharField(max_length=64, db_index=True)
+    input_digest = models.CharField(max_length=64)
     input = models.JSONField(default=dict)
     result = models.JSONField(null=True)
     reasons = models.JSONField(default=list)
@@ -110,11 +117,18 @@ class PolicyEvaluation(WorkspaceOwned):
     error = models.TextField(blank=True)
     duration_ms = models.FloatField()
     backend = models.CharField(max_length=20)
-    source = models.CharField(max_length=200, db_index=True)
+    source = models.CharField(max_length=200)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "-created_at"], name="policy_eval_recent")]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="policy_eval_recent"),
+            models.Index(fields=["policy_slug"], name="policy_eval_slug"),
+            models.Index(
+                fields=["version"], name="policy_eval_version", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(fields=["input_digest"], name="policy_eval_input"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.policy_slug}@{self.version[:12]} {'allow' if self.allow else 'deny'}"
