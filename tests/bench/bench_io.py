@@ -11,12 +11,21 @@ Webhooks are sent at a fixed rate (open loop: the rate does not slow down when F
 does) for ``--seconds`` by ``loadgen.open_loop`` (a process of its own, asyncio on
 uvloop over keep-alive sockets, about 0.25 CPU-ms per webhook); each run's end-to-end
 time is from its webhook's due time to its ``finished_at``. Reported: runs/s completed
-(runs ÷ time from the first webhook to the last run's end), p50/p99 end-to-end, and CPU
+(``runs_per_second``: runs ÷ time from the first webhook to the last run's end, which
+stays under the offered rate by the last run's latency even when Flowgate keeps up),
+``sustained_runs_per_second`` (the runs that ended in the steady window ÷ the window,
+which opens when the first run ends and closes at the last send: it equals the offered
+rate when Flowgate keeps up), ``backlog_at_last_send`` (runs sent but not yet ended when
+sending stopped; about the rate times the typical latency when keeping up, growing with
+the length of the phase when not), p50/p99 end-to-end, and CPU
 milliseconds per run by process group (web server, workers, Postgres backends; the sink
 and the load generator apart, with the sender's own figures: the rate it wrote at, how
 late against the schedule, the answers' latency), beside two
 floors: a bare Celery task on the same workers, and DBOS-style durable execution at its
 barest (a plain loop committing one row per step to Postgres).
+
+``--more-fast-rates 330,360`` measures the 1 ms sink at those rates too (``sink_1ms_at_330``
+…), to find the rate at which Flowgate stops keeping up.
 
 ``--w1-requests N`` adds W1 (sync webhook → transform → ``model.predict`` on the real
 model service, MLflow + BentoML → ``policy.evaluate`` → branch → respond) at 1 and 16
@@ -178,6 +187,22 @@ def finished_times(run_ids: list[str], timeout: float) -> dict[str, float]:
     return ends
 
 
+def steady_window(sent: dict[str, float], ends: dict[str, float]) -> dict:
+    """Whether the engine keeps up with the offered rate: the runs that ended between
+    the first run's end and the last send, per second of that window, and the runs sent
+    but not ended at the last send."""
+    opens, closes = min(ends.values()), max(sent.values())
+    if closes <= opens:  # a phase too short to have a steady part
+        return {"sustained_runs_per_second": None, "backlog_at_last_send": None}
+    ended_inside = sum(1 for end in ends.values() if opens <= end <= closes)
+    backlog = sum(1 for run, at in sent.items() if at <= closes and ends[run] > closes)
+    return {
+        "sustained_runs_per_second": round(ended_inside / (closes - opens), 1),
+        "steady_window_seconds": round(closes - opens, 2),
+        "backlog_at_last_send": backlog,
+    }
+
+
 def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
     expected = int(rate * seconds)
     with common.cpu_per_run(groups, expected, apart=APART) as cpu:
@@ -187,6 +212,7 @@ def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
         ends = finished_times(list(sent), timeout=300)
     first_sent, last_end = min(sent.values()), max(ends.values())
     latencies = [(ends[run] - sent[run]) * 1000 for run in sent]
+    steady = steady_window(sent, ends)
     return {
         "target_rate": rate,
         "runs": len(sent),
@@ -194,6 +220,7 @@ def measure(flow, url: str, groups: dict, rate: float, seconds: float) -> dict:
         "webhooks_sent_per_second": outcome["sent_per_second"],
         "webhooks_answered_per_second": outcome["answered_per_second"],
         "runs_per_second": round(len(sent) / (last_end - first_sent), 1),
+        **steady,
         "end_to_end": bench.summary(latencies),
         "cpu_ms_per_run": cpu,
         "sender": {key: outcome[key] for key in SENDER_FIGURES},
@@ -325,6 +352,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10, help="length of each load phase")
     parser.add_argument("--fast-rate", type=float, default=300, help="webhooks/s, 1 ms sink")
+    parser.add_argument(
+        "--more-fast-rates",
+        default="",
+        help="comma-separated webhooks/s measured after --fast-rate, 1 ms sink (sink_1ms_at_N)",
+    )
     parser.add_argument("--slow-rate", type=float, default=200, help="webhooks/s, 200 ms sink")
     parser.add_argument("--floor-tasks", type=int, default=2000)
     parser.add_argument("--web-processes", type=int, default=1)
@@ -368,6 +400,11 @@ def main() -> None:
                     with_sink = {**groups, "sink": partial(common.process_tree, sink_pid)}
                     measure(flow, url, with_sink, rate, 1)  # warm-up: connections, caches
                     results[label] = measure(flow, url, with_sink, rate, arguments.seconds)
+                    if delay == 1:  # where Flowgate stops keeping up
+                        for more in filter(None, arguments.more_fast_rates.split(",")):
+                            results[f"{label}_at_{more}"] = measure(
+                                flow, url, with_sink, float(more), arguments.seconds
+                            )
                     results[f"{label}_queued_at_once"] = burst(
                         flow, with_sink, int(rate * arguments.seconds)
                     )
