@@ -8,7 +8,6 @@ once."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import re
@@ -49,7 +48,7 @@ async def webhook_fast_path(
     delivery, request = _delivery(handler, scope, body_file)
     if delivery is None:
         return None
-    verdict = await asyncio.wrap_future(batcher.submit(delivery))
+    verdict = await batcher.verdict(delivery)
     if verdict is None:
         if delivery.counted:
             scope[WEBHOOK_COUNTED] = True  # the view does not count it again

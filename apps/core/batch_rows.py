@@ -92,14 +92,19 @@ def _insert_of(model: type[models.Model]) -> _Insert:
     return _Insert(written, returned, sql, "(" + ", ".join(["%s"] * len(written)) + ")")
 
 
-def insert_rows(model: type[M], rows: list[M]) -> None:
+def insert_rows(model: type[M], rows: list[M], *, ignore_conflicts: bool = False) -> None:
     """Insert ``rows`` (new) in one statement, as ``bulk_create`` does (each field's saved
     value, the columns the database fills read back), from a statement built once per
     model: bulk_create's compiler, and the arrays of its UNNEST that psycopg quotes in
-    Python, cost more CPU than the engine's steps themselves."""
+    Python, cost more CPU than the engine's steps themselves. ``ignore_conflicts``: a row
+    that breaks a unique constraint is left out (``ON CONFLICT DO NOTHING``), for models
+    whose columns the caller fills all (nothing read back)."""
     if not rows:
         return
     plan = _insert_of(model)
+    if ignore_conflicts and plan.returned:
+        model._default_manager.bulk_create(rows, ignore_conflicts=True)
+        return
     for row in rows:
         if any(_given(getattr(row, field.attname)) for field in plan.returned):
             model._default_manager.bulk_create(rows)  # a value the database would fill
@@ -109,7 +114,8 @@ def insert_rows(model: type[M], rows: list[M]) -> None:
     for row in rows:
         row._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
         params += [field.get_db_prep_save(field.pre_save(row, True), db) for field in plan.written]
-    cursor = native_sql.execute(native_sql.many_rows(plan.sql, plan.row, len(rows)), params)
+    sql = plan.sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else plan.sql
+    cursor = native_sql.execute(native_sql.many_rows(sql, plan.row, len(rows)), params)
     filled = cursor.fetchall() if plan.returned else [()] * len(rows)
     for row, values in zip(rows, filled, strict=True):
         for field, value in zip(plan.returned, values, strict=True):

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import batch_rows
 from apps.core.events import publish_workspace_event_on_commit
 from apps.core.tracing import run_trace_context
 from apps.flows.models import Flow, FlowVersion
@@ -148,7 +149,7 @@ def runs_insert(runs: list[Run]) -> set[Any]:
     those saved. Call inside a transaction: drain request and events follow its commit."""
     if not runs:
         return set()
-    Run.objects.bulk_create(runs, ignore_conflicts=True)
+    batch_rows.insert_rows(Run, runs, ignore_conflicts=True)
     keyed = [run.pk for run in runs if run.idempotency_key]
     saved = {run.pk for run in runs if not run.idempotency_key}
     if keyed:  # a conflict left its row out: the rows that are there are ours

@@ -169,19 +169,25 @@ def test_a_flood_of_one_idempotency_key_still_meets_the_rate_limit(
     assert Run.objects.filter(flow=flow).count() == 1
 
 
+def fast_path_delivery(token: str, n: int):
+    from apps.runs.ingress import Delivery
+
+    return Delivery(
+        token=token,
+        body=json.dumps({"n": n}).encode(),
+        content_type="application/json",
+        headers={"content-type": "application/json"},
+        query={},
+    )
+
+
 def test_a_caller_gone_before_its_answer_does_not_stop_the_batcher(workspace, builder_user):
-    from apps.runs.ingress import Delivery, batcher
+    from apps.runs.ingress import batcher
 
     flow = published_flow(workspace, builder_user, webhook_flow())
 
-    def delivery(n: int) -> Delivery:
-        return Delivery(
-            token=flow.webhook_token,
-            body=json.dumps({"n": n}).encode(),
-            content_type="application/json",
-            headers={"content-type": "application/json"},
-            query={},
-        )
+    def delivery(n: int):
+        return fast_path_delivery(flow.webhook_token, n)
 
     gone = delivery(1)
     gone.answer.cancel()  # what the event loop does to a request it abandons
@@ -189,6 +195,26 @@ def test_a_caller_gone_before_its_answer_does_not_stop_the_batcher(workspace, bu
     answer = batcher.submit(delivery(2)).result(timeout=60)
     assert answer is not None and answer.status == 202
     assert Run.objects.filter(flow=flow, input__body__n=2).exists()
+
+
+def test_callers_awaiting_on_the_event_loop_each_get_their_own_answer(workspace, builder_user):
+    """The fast path awaits its verdict on the loop (``Batcher.verdict``); a caller that
+    gave up (its request cancelled) costs the others of its batch nothing."""
+    from apps.runs.ingress import batcher
+
+    flow = published_flow(workspace, builder_user, webhook_flow())
+
+    async def callers():
+        gone = asyncio.ensure_future(batcher.verdict(fast_path_delivery(flow.webhook_token, 1)))
+        await asyncio.sleep(0)
+        gone.cancel()
+        waiting = [batcher.verdict(fast_path_delivery(flow.webhook_token, n)) for n in (2, 3)]
+        return await asyncio.wait_for(asyncio.gather(*waiting), timeout=60)
+
+    answers = asyncio.run(callers())
+    assert [answer.status for answer in answers] == [202, 202]
+    runs = {answer.run.pk: answer.run.input["body"]["n"] for answer in answers}
+    assert dict(Run.objects.filter(pk__in=runs).values_list("pk", "input__body__n")) == runs
 
 
 def test_a_sync_webhook_is_answered_with_the_headers_of_every_response(workspace, builder_user):
