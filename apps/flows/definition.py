@@ -13,7 +13,7 @@ import json
 import re
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,6 +80,12 @@ class Node:
         """The block key under its flow-file name, for callers written before ``key``."""
         return self.key
 
+    @cached_property
+    def run_settings(self) -> NodeSettings:
+        """Its retry and timeout settings over its block's defaults. A parsed node never
+        changes (graphs are cached per version), so they are validated once, not per step."""
+        return NodeSettings.for_node(self)
+
 
 @dataclass(frozen=True)
 class FlowGraph:
@@ -97,9 +103,14 @@ class FlowGraph:
         """Parse a definition that ``validate_definition`` accepted."""
         return _parse_cached(definition_digest(definition), json.dumps(definition))
 
-    def order(self) -> list[str]:
+    def order(self) -> tuple[str, ...]:
         """Node ids in topological order (the graph is acyclic once validated)."""
-        return _topological_order(set(self.nodes), self.edges) or list(self.nodes)
+        return self._order
+
+    @cached_property
+    def _order(self) -> tuple[str, ...]:
+        # A parsed graph never changes: sorted once, where the engine asks on every pass.
+        return tuple(_topological_order(set(self.nodes), self.edges) or self.nodes)
 
 
 @lru_cache(maxsize=256)

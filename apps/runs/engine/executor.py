@@ -256,7 +256,7 @@ class RunExecutor(OutcomeRecorder):
             row,
             self._node_input(node.id),
             timezone.now(),
-            NodeSettings.for_node(node),
+            node.run_settings,
         )
         calls_out = node.block.calls_out
         if node.block.side_effect:
