@@ -36,8 +36,8 @@ from apps.core.redis_clients import SOCKET_TIMEOUTS
 
 logger = logging.getLogger(__name__)
 
-# (channel layer, groups, event, resolved once sent)
-_Outgoing = tuple[Any, list[str], dict[str, Any], Future[None]]
+# (channel layer, groups, event, resolved once sent: only for a caller who waits)
+_Outgoing = tuple[Any, list[str], dict[str, Any], Future[None] | None]
 # Events per coalesced message: keeps one message well under the layer's size limits.
 MAX_EVENTS_PER_MESSAGE = 100
 
@@ -72,11 +72,16 @@ class _Publisher:
                     self._queue, self._pid = outgoing, os.getpid()
         return self._queue
 
-    def send(self, groups: list[str], event: dict[str, Any]) -> Future[None] | None:
+    def send(
+        self, groups: list[str], event: dict[str, Any], *, wait: bool = False
+    ) -> Future[None] | None:
+        """Queue ``event`` for ``groups``; with ``wait``, a future resolved once it is sent
+        (made only then: a future per event, for the many nobody waits on, cost more CPU
+        than sending them)."""
         layer = get_channel_layer()
         if layer is None:
             return None
-        sent: Future[None] = Future()
+        sent: Future[None] | None = Future() if wait else None
         self._ensure_thread().put((layer, groups, event, sent))
         return sent
 
@@ -91,7 +96,8 @@ def _drain(outgoing: queue.SimpleQueue[_Outgoing]) -> None:
             except Exception:  # the thread serves every later event: it must not end
                 logger.exception("live events: a burst could not be sent")
         for *_, sent in burst:
-            sent.set_result(None)
+            if sent is not None:
+                sent.set_result(None)
 
 
 class _Outage:
@@ -255,8 +261,8 @@ def publish_run_event(
 
 
 def _publish(groups: list[str], event: dict[str, Any], *, wait: bool) -> None:
-    sent = _publisher.send(groups, event)
-    if wait and sent is not None:
+    sent = _publisher.send(groups, event, wait=wait)
+    if sent is not None:
         sent.result(timeout=5)
 
 
