@@ -20,6 +20,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
+from studio.long_lived import freeze_start_up_objects
 from studio.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
@@ -31,3 +32,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# Everything imported and built so far lives as long as the process: out of the garbage
+# collector's walks (studio/long_lived.py).
+freeze_start_up_objects()

@@ -14,6 +14,15 @@ app.autodiscover_tasks()
 app.steps["consumer"].add("studio.worker_health:Heartbeat")
 
 
+@signals.worker_process_init.connect
+def freeze_long_lived_objects(**_: object) -> None:
+    """A pool process, forked and set up: its start-up objects leave the garbage
+    collector's walks (``studio/long_lived.py``)."""
+    from studio.long_lived import freeze_start_up_objects
+
+    freeze_start_up_objects()
+
+
 @signals.task_prerun.connect
 @signals.task_postrun.connect
 def close_old_database_connections(task: Task, **_: object) -> None:
