@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import contextvars
 import os
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,10 @@ class InFlight:
         self.shared = shared
         self.waiting: list[Call] = []
         self.running: dict[Future[Any], Call] = {}
+        # Each call's future, put here as it ends: a wait takes what ended, where
+        # ``concurrent.futures.wait`` hooked a waiter onto every call in flight (hundreds,
+        # under load) twice per wait, and the cost of a wait grew with the backlog.
+        self.ended: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
 
     def __len__(self) -> int:
         return len(self.waiting) + len(self.running)
@@ -170,12 +175,13 @@ class InFlight:
         if self.shared is not None:
             self.shared.inc_thread_sharing()
         future = self.pool.executor.submit(call.context.run, self._perform, call)
-        limiter, slots, shared = self.pool.limiter, call.slots, self.shared
+        limiter, slots, shared, ended_calls = self.pool.limiter, call.slots, self.shared, self.ended
 
-        def ended(_: Future[Any]) -> None:
+        def ended(done: Future[Any]) -> None:
             limiter.release(slots)
             if shared is not None:
                 shared.dec_thread_sharing()
+            ended_calls.put(done)
 
         future.add_done_callback(ended)
         self.running[future] = call
@@ -210,10 +216,11 @@ class InFlight:
             return []
         next_deadline = min(call.deadline for call in self.running.values())
         limit = max(0.0, min(timeout, next_deadline - time.monotonic()))
-        done, _ = wait(self.running, timeout=limit, return_when=FIRST_COMPLETED)
+        done = self._take_ended(until=time.monotonic() + limit, wanted=1)
         if done and len(done) < len(self.running):
             gather = float(engine_setting("IO_GATHER_SECONDS"))
-            done, _ = wait(self.running, timeout=gather, return_when="ALL_COMPLETED")
+            others = len(self.running) - len(done)
+            done |= self._take_ended(until=time.monotonic() + gather, wanted=others)
         ended = []
         for future in done:
             call = self.running.pop(future)
@@ -229,6 +236,23 @@ class InFlight:
                 call.error = StepTimeout(call.timeout)
                 ended.append(call)
         return ended
+
+    def _take_ended(self, *, until: float, wanted: int) -> set[Future[Any]]:
+        """The running calls' futures that end by ``until`` (those that ended already
+        included), taken as soon as ``wanted`` of them have ended."""
+        taken: set[Future[Any]] = set()
+        while True:
+            try:
+                future = self.ended.get_nowait()
+            except queue.Empty:
+                if len(taken) >= wanted or (left := until - time.monotonic()) <= 0:
+                    return taken
+                try:
+                    future = self.ended.get(timeout=left)
+                except queue.Empty:
+                    return taken
+            if future in self.running:  # not one abandoned at its deadline
+                taken.add(future)
 
 
 def slots_for(
