@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from apps.core.generation_cache import GenerationCache
 from apps.flows.models import Flow, FlowStatus
 
 from .models import Connection, EgressSettings
@@ -59,25 +59,21 @@ def egress_settings_get(*, workspace_id: Any) -> EgressSettings:
     return found or EgressSettings(workspace_id=workspace_id)
 
 
-# How old an allow-list a call may go by. Read on every call, it cost each HTTP step a
-# query, and on an I/O thread a connection of its own held for the whole call (hundreds in
-# flight exhausted Postgres's connections). A save forgets this process's copy at once
-# (``egress_allowlist_forget``); other processes see it within this time.
-EGRESS_ALLOWLIST_FRESH_SECONDS = 1.0
-_allowlists: dict[str, tuple[float, list[str]]] = {}
+# Each process keeps the allow-lists it read; a save moves the cache's generation once it
+# commits (the signals connected in ``ConnectorsConfig.ready``), so every process reads the
+# new list on its next call. Read from Postgres on every call it cost each HTTP step a
+# query; read once a second (as before) it still cost an I/O thread a connection of its
+# own each second, and the threads that found it stale together each opened one: up to
+# 15 % of a worker's CPU at 300 call-out runs/s. ``max_age`` bounds how long a process may
+# go by a list when a change could not reach Redis (with Redis down nothing is cached).
+EGRESS_ALLOWLISTS = GenerationCache("egress-allowlists", max_age=10.0)
 
 
 def egress_allowlist_get(*, workspace_id: Any) -> list[str]:
-    """The workspace's own egress allow-list, at most ``EGRESS_ALLOWLIST_FRESH_SECONDS``
-    old: a change applies to the calls that follow without a restart."""
-    key, now = str(workspace_id), time.monotonic()
-    cached = _allowlists.get(key)
-    if cached is not None and now - cached[0] < EGRESS_ALLOWLIST_FRESH_SECONDS:
-        return list(cached[1])
-    allowlist = list(egress_settings_get(workspace_id=workspace_id).allowlist)
-    _allowlists[key] = (now, allowlist)
+    """The workspace's own egress allow-list: a saved change applies to the calls that
+    follow, in every process, without a restart."""
+    allowlist: list[str] = EGRESS_ALLOWLISTS.get(
+        str(workspace_id),
+        lambda: list(egress_settings_get(workspace_id=workspace_id).allowlist),
+    )
     return list(allowlist)
-
-
-def egress_allowlist_forget(*, workspace_id: Any) -> None:
-    _allowlists.pop(str(workspace_id), None)

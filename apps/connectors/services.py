@@ -21,7 +21,7 @@ from apps.core.http import egress_allowed
 
 from .crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets, reencrypt
 from .models import Connection, EgressSettings
-from .selectors import egress_allowlist_forget, egress_allowlist_get
+from .selectors import egress_allowlist_get
 from .types import (
     ConnectionHandle,
     ConnectionTypeError,
@@ -280,6 +280,4 @@ def egress_settings_save(*, workspace: Any, actor: Any, allowlist: list[str]) ->
             summary=f"Egress allow-list: {len(entries)} entries",
             data={"before": {"allowlist": before}, "after": {"allowlist": entries}},
         )
-        egress_allowlist_forget(workspace_id=workspace.id)
-        transaction.on_commit(lambda: egress_allowlist_forget(workspace_id=workspace.id))
     return current
