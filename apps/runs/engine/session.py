@@ -167,6 +167,9 @@ class Session:
                 raise
             self._one_by_one(executors)
             return
+        # Its executors keep the batch they last joined, which keeps their hooks: without
+        # this, each run ended as a reference cycle, left to the garbage collector.
+        batch.before_commit.clear()
         for executor in executors:
             if executor.done:
                 self.holding.pop(executor.run.pk, None)
