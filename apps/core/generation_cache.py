@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.db import connection, transaction
@@ -52,6 +52,17 @@ def snapshot(values: list[bytes | None] | None) -> Iterator[None]:
         yield
     finally:
         _snapshot.reset(token)
+
+
+def read_generations() -> list[bytes | None] | None:
+    """The generations of every cache, in one round trip, for ``snapshot`` (None when
+    Redis cannot be read: then nothing is cached)."""
+    try:
+        values = cast(list[bytes | None], redis_client().mget(generation_keys()))
+    except redis.RedisError:
+        logger.warning("caches: Redis unavailable, reading from Postgres", exc_info=False)
+        return None
+    return values
 
 
 class GenerationCache:

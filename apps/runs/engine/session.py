@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 
 from apps.core import native_sql
+from apps.core.generation_cache import read_generations, snapshot
 from apps.core.tracing import run_span_current, start_run_span
 from apps.flows.definition import FlowGraph
 
@@ -159,7 +160,11 @@ class Session:
 
     def _round(self, work: Callable[[Batch], None], executors: list[RunExecutor]) -> None:
         try:
-            with Batch() as batch:
+            # The process's caches (egress allow-lists, policies, subscriptions) go by
+            # generations read once for the round, for its steps and the calls it starts
+            # (each call runs in a copy of the context it was made in): read per call, the
+            # generation cost each HTTP step a Redis round trip on its I/O thread.
+            with Batch() as batch, snapshot(read_generations()):
                 work(batch)
         except Exception:
             self._let_go(executors)
