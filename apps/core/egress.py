@@ -17,6 +17,7 @@ import ipaddress
 import posixpath
 import re
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -230,6 +231,82 @@ def _address_check(host: str, address: Address, allowance: Allowance) -> None:
         )
 
 
+# A request's head and body are sent together, unless the body is this big already.
+COALESCED_BYTES = 64 * 1024
+_NOT_SET = object()  # a stream's timeout before it sets one
+
+
+class _Stream(httpcore.NetworkStream):
+    """A connection's socket, as httpcore's own sync stream reads and writes it, with two
+    system calls fewer per request: the head and the body go out in one send (when the
+    response is read), and the socket's timeout is set only when it changes (httpcore
+    set it before every read and write). Each such call lets go of the GIL and takes it
+    back: with a worker's I/O threads calling out together, they queued for it there
+    (in-process drain of call-out runs: ~1.3 ms of wall time per ``settimeout``)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket = inner.get_extra_info("socket")
+        self._timeout: object = _NOT_SET
+        self._unsent: list[bytes] = []
+        self._unsent_bytes = 0
+        self._write_timeout: float | None = None
+
+    def _timeout_is(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self._socket.settimeout(timeout)
+            self._timeout = timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._send_unsent()
+        try:
+            self._timeout_is(timeout)
+            return self._socket.recv(max_bytes)
+        except TimeoutError as error:
+            raise httpcore.ReadTimeout(error) from error
+        except OSError as error:
+            raise httpcore.ReadError(error) from error
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            self._unsent.append(buffer)
+            self._unsent_bytes += len(buffer)
+            self._write_timeout = timeout
+            if self._unsent_bytes >= COALESCED_BYTES:
+                self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        if not self._unsent:
+            return
+        data = memoryview(b"".join(self._unsent))
+        self._unsent.clear()
+        self._unsent_bytes = 0
+        try:
+            self._timeout_is(self._write_timeout)
+            while data:
+                data = data[self._socket.send(data) :]
+        except TimeoutError as error:
+            raise httpcore.WriteTimeout(error) from error
+        except OSError as error:
+            raise httpcore.WriteError(error) from error
+
+    def close(self) -> None:
+        self._unsent.clear()
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        self._send_unsent()
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class PinnedBackend(httpcore.NetworkBackend):
     """Connects to the addresses ``addresses_checked`` returned, never to a name."""
 
@@ -243,7 +320,7 @@ class PinnedBackend(httpcore.NetworkBackend):
         addresses = addresses_checked(host, port, self._allowance)
         for index, address in enumerate(addresses):
             try:
-                return self._inner.connect_tcp(address, port, **options)
+                return _Stream(self._inner.connect_tcp(address, port, **options))
             except httpcore.ConnectError:
                 if index == len(addresses) - 1:
                     raise
