@@ -54,6 +54,17 @@ def snapshot(values: list[bytes | None] | None) -> Iterator[None]:
         _snapshot.reset(token)
 
 
+@contextmanager
+def snapshot_unless_taken() -> Iterator[None]:
+    """``snapshot`` of the generations read now, unless the caller took one for its whole
+    request already (a sync webhook's, read with its rate limit): then that one holds."""
+    if _snapshot.get() is not None:
+        yield
+        return
+    with snapshot(read_generations()):
+        yield
+
+
 def read_generations() -> list[bytes | None] | None:
     """The generations of every cache, in one round trip, for ``snapshot`` (None when
     Redis cannot be read: then nothing is cached)."""

@@ -82,3 +82,25 @@ def test_a_newly_published_policy_decides_the_next_run(client, workspace, builde
         run_tests=False,
     )
     assert post(client, flow, 50).json() == {"decision": "reject"}
+
+
+def test_the_engine_goes_by_the_cache_generations_the_webhook_read(
+    client, workspace, builder_user, monkeypatch
+):
+    """The sync webhook reads the process's cache generations with its rate limit, in one
+    Redis round trip (a pipeline); the engine's rounds in that request go by them, reading
+    none of their own (a drain's rounds read them once each, with an MGET)."""
+    from apps.core.redis_clients import redis_client
+
+    flow = w1_flow(workspace, builder_user)
+    assert post(client, flow, 50).json() == {"decision": "approve"}  # warms this process
+    redis, reads = redis_client(), []
+    mget = redis.mget
+
+    def counted(*args, **kwargs):
+        reads.append(args)
+        return mget(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "mget", counted)
+    assert post(client, flow, 5000).json() == {"decision": "reject"}
+    assert reads == []

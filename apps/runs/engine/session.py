@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 
 from apps.core import native_sql
-from apps.core.generation_cache import read_generations, snapshot
+from apps.core.generation_cache import snapshot_unless_taken
 from apps.core.tracing import run_span_current, start_run_span
 from apps.flows.definition import FlowGraph
 
@@ -162,9 +162,10 @@ class Session:
         try:
             # The process's caches (egress allow-lists, policies, subscriptions) go by
             # generations read once for the round, for its steps and the calls it starts
-            # (each call runs in a copy of the context it was made in): read per call, the
-            # generation cost each HTTP step a Redis round trip on its I/O thread.
-            with Batch() as batch, snapshot(read_generations()):
+            # (each call runs in a copy of the context it was made in), or once for the
+            # whole request when a sync webhook read them with its rate limit: read per
+            # call, the generation cost each HTTP step a Redis round trip on its I/O thread.
+            with Batch() as batch, snapshot_unless_taken():
                 work(batch)
         except Exception:
             self._let_go(executors)
