@@ -19,6 +19,8 @@ class ConnectorsConfig(AppConfig):
         from .http.block import HttpBlock
         from .http.connection import HttpApiConnection
         from .llm.connection import LlmConnection
+        from .models import EgressSettings
+        from .selectors import EGRESS_ALLOWLISTS
         from .services import WorkspaceConnections
         from .sql.blocks import SqlExecuteBlock, SqlQueryBlock
         from .sql.connection import MysqlConnection, PostgresConnection
@@ -28,7 +30,8 @@ class ConnectorsConfig(AppConfig):
         from .webhook.block import WebhookOutBlock
         from .webhook.connection import WebhookConnection
 
-        self._cache_egress_allowlists()
+        # Cached allow-lists are dropped in every process once a change commits.
+        EGRESS_ALLOWLISTS.follow(EgressSettings)
         register_service("connections", WorkspaceConnections)
         register_connection_type(HttpApiConnection)
         register_block(HttpBlock)
@@ -53,14 +56,3 @@ class ConnectorsConfig(AppConfig):
         from .demo import demo_connections_ensure
 
         demo_connections_ensure(workspace=workspace, actor=users.get("admin"))
-
-    @staticmethod
-    def _cache_egress_allowlists() -> None:
-        """Cached allow-lists are dropped in every process once a change commits."""
-        from django.db.models.signals import post_delete, post_save
-
-        from .models import EgressSettings
-        from .selectors import EGRESS_ALLOWLISTS
-
-        for signal in (post_save, post_delete):
-            signal.connect(EGRESS_ALLOWLISTS.changed_in_transaction, sender=EgressSettings)

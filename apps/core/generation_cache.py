@@ -146,6 +146,15 @@ class GenerationCache:
         with self._lock:
             self._entries.clear()
 
+    def follow(self, *models: type[Any]) -> None:
+        """Drop the cached values in every process once a saved or deleted row of one of
+        ``models`` commits (connected in an app's ``ready``)."""
+        from django.db.models.signals import post_delete, post_save
+
+        for model in models:
+            for signal in (post_save, post_delete):
+                signal.connect(self.changed_in_transaction, sender=model)
+
     def changed_in_transaction(self, **_: Any) -> None:
         """A cached row was written (a signal receiver): this thread reads from Postgres
         until its transaction ends, and every process is told once it commits."""

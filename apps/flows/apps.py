@@ -12,16 +12,12 @@ class FlowsConfig(AppConfig):
     seed_order = 100
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
-
         from .models import Flow, FlowVersion, TriggerSubscription
         from .subscriptions import SUBSCRIPTIONS
 
         # Cached subscriptions (and the flow and version they carry) are dropped in every
         # process once a change to one of them commits.
-        for model in (Flow, FlowVersion, TriggerSubscription):
-            for signal in (post_save, post_delete):
-                signal.connect(SUBSCRIPTIONS.changed_in_transaction, sender=model)
+        SUBSCRIPTIONS.follow(Flow, FlowVersion, TriggerSubscription)
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         from .demo import seed_templates

@@ -9,8 +9,6 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Policies"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
-
         from apps.audit.decision_facts import register_decision_facts
 
         from . import blocks
@@ -22,9 +20,7 @@ class PoliciesConfig(AppConfig):
 
         # Cached published versions (selectors) are dropped in every process once a
         # change to a policy (a new version, a rename, a deletion) commits.
-        for model in (Policy, PolicyVersion):
-            for signal in (post_save, post_delete):
-                signal.connect(PUBLISHED.changed_in_transaction, sender=model)
+        PUBLISHED.follow(Policy, PolicyVersion)
 
     def seed_demo(self, *, workspace: Any, users: dict[str, Any]) -> None:
         """Install the shipped gate and demo policies in the demo workspace (idempotent)."""

@@ -81,12 +81,20 @@ class Delivery:
     content_type: str
     headers: dict[str, str]
     query: dict[str, str]
-    answer: Future[Verdict] = field(default_factory=Future)
     # Set when the caller awaits on an event loop (``Batcher.verdict``): the answer goes
-    # there instead, with the others of its batch.
+    # there, with the others of its batch.
     waiter: asyncio.Future[Verdict] | None = None
     # Its rate limit was counted here: left to the view, it is not counted again.
     counted: bool = False
+    _answer: Future[Verdict] | None = field(default=None, repr=False)
+
+    @property
+    def answer(self) -> Future[Verdict]:
+        """The verdict, for a caller on a thread (``Batcher.submit``); made on first use,
+        so a caller on the loop costs no future and lock it never reads."""
+        if self._answer is None:
+            self._answer = Future()
+        return self._answer
 
 
 def takes_fast_path(subscription: TriggerSubscription | None) -> bool:
