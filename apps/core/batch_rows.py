@@ -116,11 +116,15 @@ def insert_rows(model: type[M], rows: list[M], *, ignore_conflicts: bool = False
         params += [field.get_db_prep_save(field.pre_save(row, True), db) for field in plan.written]
     sql = plan.sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else plan.sql
     cursor = native_sql.execute(native_sql.many_rows(sql, plan.row, len(rows)), params)
-    filled = cursor.fetchall() if plan.returned else [()] * len(rows)
-    for row, values in zip(rows, filled, strict=True):
-        for field, value in zip(plan.returned, values, strict=True):
-            setattr(row, field.attname, value)
-        row._state.adding, row._state.db = False, db.alias
+
+    def fill() -> None:
+        filled = cursor.fetchall() if plan.returned else [()] * len(rows)
+        for row, values in zip(rows, filled, strict=True):
+            for field, value in zip(plan.returned, values, strict=True):
+                setattr(row, field.attname, value)
+            row._state.adding, row._state.db = False, db.alias
+
+    native_sql.when_answered(cursor, fill)
 
 
 def _given(value: Any) -> bool:

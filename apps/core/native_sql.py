@@ -15,6 +15,9 @@ and logged, database errors wrapped in Django's), so callers see no difference.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +29,7 @@ from psycopg.pq import Format
 _PLACEHOLDER = re.compile(r"%[s%]")
 _TIMESTAMPTZ_OID = psycopg.adapters.types["timestamptz"].oid
 _CURSORS = 64  # statements kept a cursor each, per connection (batches of many sizes: fewer)
+_pipelines = threading.local()  # the ``pipelined`` block each thread is in, if any
 
 
 @lru_cache(maxsize=256)
@@ -93,7 +97,62 @@ def _load_timestamps_as_django_does(db: Any, cursor: psycopg.RawCursor[Any]) -> 
 
 def execute(query: bytes, params: list[Any], *, using: str = DEFAULT_DB_ALIAS) -> Any:
     """Execute ``query`` (from ``native`` or ``many_rows``) with ``params``; the wrapped
-    cursor, to fetch from."""
+    cursor, to fetch from (in a ``pipelined`` block: from ``when_answered``)."""
     cursor = cursor_for(query, using=using)
+    block: _Pipelined | None = getattr(_pipelines, "block", None)
+    if block is not None and id(cursor.cursor) in block.awaited:
+        block.answer_now()  # its last results are still awaited: read them first
     cursor.execute(query, params)
     return cursor
+
+
+class _Pipelined:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.readers: list[Callable[[], None]] = []
+        self.awaited: set[int] = set()  # cursors whose results a reader awaits
+
+    def answer_now(self) -> None:
+        """Send what is queued, read every result, run the readers waiting for them."""
+        with self.db.wrap_database_errors:
+            self.db.connection._pipeline.sync()
+        self.read()
+
+    def read(self) -> None:
+        readers, self.readers, self.awaited = self.readers, [], set()
+        for reader in readers:
+            reader()
+
+
+@contextmanager
+def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """The statements ``execute`` sends in the block go to Postgres together, and their
+    answers come back together when it ends: one round trip (psycopg's pipeline mode),
+    where each statement waited for its own (an INSERT of a run's step rows, of its
+    decision-log row and of its audit event each cost one). For writes only: what reads a
+    statement's rows (a RETURNING's) is given to ``when_answered``, which runs it at the
+    block's end; a statement's error is raised there too."""
+    if getattr(_pipelines, "block", None) is not None:
+        yield  # within an outer block: answered at its end
+        return
+    db: Any = connections[using]
+    db.ensure_connection()
+    block = _pipelines.block = _Pipelined(db)
+    try:
+        with db.wrap_database_errors, db.connection.pipeline():
+            yield
+    finally:
+        _pipelines.block = None
+    block.read()
+
+
+def when_answered(cursor: Any, reader: Callable[[], None]) -> None:
+    """Run ``reader`` (which fetches from ``cursor``, the wrapped cursor ``execute``
+    returned) once the statement is answered: now, or at the end of the ``pipelined``
+    block this thread is in."""
+    block: _Pipelined | None = getattr(_pipelines, "block", None)
+    if block is None:
+        reader()
+        return
+    block.readers.append(reader)
+    block.awaited.add(id(cursor.cursor))

@@ -7,6 +7,7 @@ import pytest
 from django.db import DataError, IntegrityError, connection, transaction
 
 from apps.audit.models import AuditEvent
+from apps.core import native_sql
 from apps.core.batch_rows import insert_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,4 +43,31 @@ def test_a_refused_insert_leaves_the_statement_usable(workspace):
         insert_rows(AuditEvent, [event(workspace, x=float("nan"))])  # JSON has no NaN
     after = event(workspace, ok=True)
     insert_rows(AuditEvent, [after])
+    assert AuditEvent.objects.get(pk=after.pk).data == {"ok": True}
+
+
+def test_rows_written_in_a_pipelined_block_read_back_what_the_database_filled(workspace):
+    """``native_sql.pipelined``: the statements go together, and each row still gets its own
+    columns the database fills, at the block's end; the same statement twice in a block
+    reads each its own."""
+    first, second = [event(workspace, n=1), event(workspace, n=2)], [event(workspace, n=3)]
+    third = [event(workspace, n=4), event(workspace, n=5)]  # the first's statement again
+    with transaction.atomic(), native_sql.pipelined():
+        insert_rows(AuditEvent, first)
+        insert_rows(AuditEvent, second)
+        insert_rows(AuditEvent, third)
+    rows = first + second + third
+    assert all(row.pk is not None and not row._state.adding for row in rows)
+    assert [AuditEvent.objects.get(pk=row.pk).data["n"] for row in rows] == [1, 2, 3, 4, 5]
+
+
+def test_a_refused_row_in_a_pipelined_block_rolls_back_the_whole_transaction(workspace):
+    kept = event(workspace)
+    insert_rows(AuditEvent, [kept])
+    with pytest.raises(IntegrityError), transaction.atomic(), native_sql.pipelined():
+        insert_rows(AuditEvent, [event(workspace, lost=True)])
+        insert_rows(AuditEvent, [AuditEvent(id=kept.id, workspace=workspace, action="test.row")])
+    assert not AuditEvent.objects.filter(data__lost=True).exists()
+    after = event(workspace, ok=True)
+    insert_rows(AuditEvent, [after])  # the connection and the statement are usable
     assert AuditEvent.objects.get(pk=after.pk).data == {"ok": True}

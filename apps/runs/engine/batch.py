@@ -96,23 +96,27 @@ class Batch:
             batch_rows.insert_rows(Run, runs)
 
     def _flush(self) -> None:
+        ending: list[lifecycle.Finish] = []
         if self.new_runs:
             # A new run that ends in this batch is written ended: one INSERT, no UPDATE.
             new = {id(run) for run in self.new_runs}
             ending = [finish for finish in self.finishing if id(finish.run) in new]
             self.finishing = [finish for finish in self.finishing if id(finish.run) not in new]
             lifecycle.finish_unwritten(ending)
+        # The batch's rows go in one round trip: a sync W1 run's INSERTs of its run, its
+        # decision-log row, its audit event and its steps each waited for their answer.
+        with native_sql.pipelined():
             self.write_new_runs()
-            effects.runs_ended([finish.run for finish in ending])
-        for write in self.before_commit:
-            write()
-        self.records.flush()
-        if self.updates:
-            rows, self.updates = list(self.updates.values()), {}
-            _update_steps(rows)
-        if self.inserts:
-            rows, self.inserts = list(self.inserts.values()), {}
-            batch_rows.insert_rows(StepRun, rows)
+            for write in self.before_commit:
+                write()
+            self.records.flush()
+            if self.updates:
+                rows, self.updates = list(self.updates.values()), {}
+                _update_steps(rows)
+            if self.inserts:
+                rows, self.inserts = list(self.inserts.values()), {}
+                batch_rows.insert_rows(StepRun, rows)
+        effects.runs_ended([finish.run for finish in ending])
         if self.finishing:
             finishing, self.finishing = self.finishing, []
             effects.runs_finished(finishing)
