@@ -15,7 +15,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections
-from django.http import FileResponse, HttpResponseBadRequest, HttpResponseBase
+from django.http import FileResponse, HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
@@ -64,6 +64,9 @@ class WebhookChain(BaseHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
+        # Each middleware's process_response, innermost first: what the webhook fast path
+        # (studio/ingress.py) applies to its answers, so they carry the same headers.
+        self._response_middleware: list[Any] = []
         handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
         for path in reversed(settings.MIDDLEWARE):
             if path in NOT_FOR_WEBHOOKS:
@@ -78,8 +81,16 @@ class WebhookChain(BaseHandler):
                 self._template_response_middleware.append(middleware.process_template_response)
             if hasattr(middleware, "process_exception"):
                 self._exception_middleware.append(middleware.process_exception)
+            if hasattr(middleware, "process_response"):
+                self._response_middleware.append(middleware.process_response)
             handler = convert_exception_to_response(middleware)
         self._middleware_chain = handler
+
+    def finish_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """``response``, made without the chain, as the chain's middleware leave it."""
+        for process_response in self._response_middleware:
+            response = process_response(request, response)
+        return response
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -104,7 +115,7 @@ class SyncChainASGIHandler(ASGIHandler):
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
-        self._webhooks = WebhookChain()
+        self.webhook_chain = WebhookChain()
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -136,7 +147,7 @@ class SyncChainASGIHandler(ASGIHandler):
         if request is None or error_response is not None:
             response: HttpResponseBase = error_response or HttpResponseBadRequest()
         else:
-            chain = self._webhooks if is_webhook_delivery(scope) else self
+            chain = self.webhook_chain if is_webhook_delivery(scope) else self
             response = chain.get_response(request)
             response._handler_class = self.__class__  # type: ignore[attr-defined]
             if isinstance(response, FileResponse):

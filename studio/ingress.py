@@ -1,23 +1,23 @@
-"""The web process's fast path for async webhooks (apps/runs/ingress.py), before Django's
+"""The web process's fast path for webhooks (apps/runs/ingress.py), before Django's
 middleware: the request is read and checked as Django would (path, host, size), handed to
-the batcher, and awaited on the event loop without holding a thread. A delivery the
-batcher leaves to the view, or anything this path does not take, returns None: the caller
-then runs Django's whole chain as for any request (the body is rewound for it). A sync or
-signed webhook (as far as this process last read its subscription) goes to the view at
-once."""
+the batcher, and awaited on the event loop without holding a thread; the answer passes
+through the response half of the webhook chain's middleware (the same headers as the
+view's). A delivery the batcher leaves to the view, or anything this path does not take,
+returns None: the caller then runs Django's whole chain as for any request (the body is
+rewound for it). A signed webhook, or a sync one the workers run (as far as this process
+last read its subscription), goes to the view at once."""
 
 from __future__ import annotations
 
 import io
 import logging
 import re
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpResponse, JsonResponse
-from django.middleware.security import SecurityMiddleware
+from django.http import HttpResponseBase, JsonResponse
 
 from apps.core.tracing import tracing_enabled
 from apps.runs.ingress import Delivery, Throttled, Unavailable, batcher, left_to_view
@@ -30,21 +30,22 @@ from apps.runs.webhooks import (
 
 from .outage import unavailable
 
+if TYPE_CHECKING:
+    from .handlers import SyncChainASGIHandler
+
 logger = logging.getLogger(__name__)
 WEBHOOK_PATH = re.compile(r"^/hooks/(?P<token>[^/]+)$")
-# The response headers SecurityMiddleware sets (nosniff, referrer and opener policies).
-_security = SecurityMiddleware(lambda request: HttpResponse())
 
 
 async def webhook_fast_path(
-    handler: ASGIHandler, scope: dict[str, Any], body_file: IO[bytes]
-) -> HttpResponse | None:
+    handler: SyncChainASGIHandler, scope: dict[str, Any], body_file: IO[bytes]
+) -> HttpResponseBase | None:
     if tracing_enabled():
         # The request's span (and a caller's traceparent) come from Django's middleware,
         # which this path skips: with tracing on, every webhook takes the view.
         return None
     if left_to_view(scope["path"].rpartition("/")[2]):
-        return None  # a sync or signed webhook: the view runs it, no stop at the batcher
+        return None  # the view runs it, no stop at the batcher
     delivery, request = _delivery(handler, scope, body_file)
     if delivery is None:
         return None
@@ -59,7 +60,7 @@ async def webhook_fast_path(
         response = unavailable()
     else:
         response = outcome_response(request, verdict)
-    return _security.process_response(request, response)
+    return handler.webhook_chain.finish_response(request, response)
 
 
 def _delivery(

@@ -13,7 +13,12 @@ Item = TypeVar("Item")
 def take_burst(waiting: queue.SimpleQueue[Item], most: int) -> list[Item]:
     """The next item (waiting for one), and those already queued behind it: ``most`` in all
     at most."""
-    burst = [waiting.get()]
+    return [waiting.get(), *take_queued(waiting, most - 1)]
+
+
+def take_queued(waiting: queue.SimpleQueue[Item], most: int) -> list[Item]:
+    """The items queued now, ``most`` at most; none waited for."""
+    burst: list[Item] = []
     while len(burst) < most:
         try:
             burst.append(waiting.get_nowait())

@@ -116,11 +116,10 @@ def webhook_deliver(
         verify_signed_delivery(flow, headers, body)
     delivery = webhook_delivery(body=body, content_type=content_type, headers=headers, query=query)
     sync = config.get("mode", "async") == "sync"
-    budget = float(config.get("timeout_seconds", 10))
+    budget = sync_budget(subscription)
+    if sync and (inline := inline_graph(subscription)) is not None:
+        return _run_inline(subscription, delivery, inline, budget=budget)
     graph = version_graph(subscription.version_id) if sync else None
-    # A flow with a concurrency limit is claimed under its limit (engine.claims).
-    if graph is not None and not _may_wait(graph) and not graph.concurrency:
-        return _run_inline(subscription, delivery, graph, budget=budget)
     started = run_start(
         flow=flow,
         version=subscription.version,
@@ -161,10 +160,31 @@ def _run_inline(
         if existing is None:
             raise
         return webhook_outcome(existing, False)
-    run = outcome.run or run  # as the engine left it: no re-read
+    return inline_outcome(outcome.run or run)  # as the engine left it: no re-read
+
+
+def inline_outcome(run: Run) -> WebhookOutcome:
+    """The answer to the caller of a new run advanced inline (``advance_new``, or the
+    webhook batcher's session), as the engine left it; a run it could not finish within
+    the caller's budget is handed to a worker."""
     if run.status not in TERMINAL_RUN_STATUSES and run.status != RunStatus.WAITING:
         enqueue_advance(run.pk, run.trace_context)  # out of time: a worker finishes it
     return webhook_outcome(run, True)
+
+
+def sync_budget(subscription: TriggerSubscription) -> float:
+    """How long a sync webhook's caller waits for the run's end (its ``timeout_seconds``)."""
+    return float(subscription.settings.get("timeout_seconds", 10))
+
+
+def inline_graph(subscription: TriggerSubscription) -> FlowGraph | None:
+    """The graph of a sync webhook's flow that the web process runs to its end itself: one
+    whose blocks never wait (for-each, sub-flow, approval, delay go to the workers) and
+    without a concurrency limit (the workers claim such a flow's runs under its limit)."""
+    if subscription.settings.get("mode", "async") != "sync":
+        return None
+    graph = version_graph(subscription.version_id)
+    return None if _may_wait(graph) or graph.concurrency else graph
 
 
 def _may_wait(graph: FlowGraph) -> bool:
@@ -270,7 +290,17 @@ def webhook_outcome(run: Run, created: bool) -> WebhookOutcome:
         return WebhookOutcome(
             run, created, 422, {"run": str(run.id), "status": run.status, "error": run.error}, {}
         )
+    return _followed(run, created, run.status)
+
+
+def handed_over_outcome(run: Run) -> WebhookOutcome:
+    """The answer to the caller of a new run advanced inline whose last round was rolled
+    back: 202, where to follow it (it stands as its last commit left it, which this
+    process no longer knows; the reconciler takes it again)."""
+    return _followed(run, True, RunStatus.RUNNING)
+
+
+def _followed(run: Run, created: bool, status: str) -> WebhookOutcome:
+    """202: the run goes on, and where to follow it."""
     url = reverse("runs:detail", kwargs={"workspace_slug": run.workspace.slug, "run_id": run.id})
-    return WebhookOutcome(
-        run, created, 202, {"run": str(run.id), "status": run.status, "url": url}, {}
-    )
+    return WebhookOutcome(run, created, 202, {"run": str(run.id), "status": status, "url": url}, {})

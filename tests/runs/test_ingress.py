@@ -246,3 +246,114 @@ def test_a_delivery_meets_the_middleware_of_settings_less_those_it_does_not_need
     assert [handler.__self__.__class__.__name__ for handler in chain._exception_middleware] == [
         "DatabaseOutageMiddleware"
     ]
+
+
+# --- sync webhooks run in the web process (``InlineRuns``) -------------------------------
+
+
+def calling_flow(workspace, user, url: str, name: str, **hook_settings):
+    """A sync webhook whose flow calls ``url``, then answers with the call's status."""
+    return published_flow(
+        workspace,
+        user,
+        definition(
+            [
+                node("hook", "trigger.webhook", mode="sync", **hook_settings),
+                node("call", "connector.http", url=url, timeout_seconds=20),
+                node("reply", "flow.respond", body={"status": "steps.call.output.status"}),
+            ],
+            [("hook", "call"), ("call", "reply")],
+            name=name,
+        ),
+        name=name,
+    )
+
+
+def test_concurrent_sync_webhooks_each_get_their_own_flows_response_from_the_fast_path(
+    workspace, builder_user, monkeypatch
+):
+    def not_the_view(**_):
+        raise AssertionError("the view ran a delivery the fast path takes")
+
+    monkeypatch.setattr("apps.runs.webhooks.webhook_deliver", not_the_view)
+    flow = published_flow(workspace, builder_user, webhook_flow(mode="sync"))
+    responses = deliver(flow.webhook_token, [{"n": index} for index in range(24)])
+    assert [response.json() for response in responses] == [{"echo": n} for n in range(24)]
+    assert {response.status_code for response in responses} == {200}
+    runs = Run.objects.filter(pk__in={response.headers["X-Flowgate-Run"] for response in responses})
+    assert runs.count() == 24
+    assert {run.status for run in runs} == {RunStatus.SUCCEEDED}
+    assert {run.lease_owner for run in runs} == {""}
+    headers = responses[0].headers
+    assert headers["X-Frame-Options"] == "DENY" and headers["Content-Security-Policy"]
+
+
+def test_a_sync_webhook_waiting_on_its_call_out_holds_up_no_other_delivery(
+    workspace, admin_user, loopback_allowed, server
+):
+    """The batcher's thread goes on taking deliveries while a sync run's call is out: an
+    echo flow is answered while the held flow's API still holds its call."""
+    held = calling_flow(workspace, admin_user, f"{server.url}/hold", "Held")
+    echo = published_flow(workspace, admin_user, webhook_flow(mode="sync"), name="Echo")
+
+    async def callers():
+        waiting = asyncio.ensure_future(asyncio.to_thread(deliver, held.webhook_token, [{}]))
+        while server.holding == 0:
+            await asyncio.sleep(0.02)
+        [answer] = await asyncio.to_thread(deliver, echo.webhook_token, [{"n": 5}])
+        still_held = not waiting.done()
+        server.release.set()
+        [held_answer] = await asyncio.wait_for(waiting, timeout=60)
+        return answer, still_held, held_answer
+
+    answer, still_held, held_answer = asyncio.run(callers())
+    assert answer.json() == {"echo": 5} and still_held
+    assert held_answer.status_code == 200 and held_answer.json() == {"status": 200}
+    run = Run.objects.get(pk=held_answer.headers["X-Flowgate-Run"])
+    assert run.status == RunStatus.SUCCEEDED
+
+
+def test_a_sync_webhook_over_its_budget_is_answered_202_and_left_to_a_worker(
+    workspace, admin_user, loopback_allowed, server
+):
+    slow = calling_flow(
+        workspace, admin_user, f"{server.url}/slow?seconds=1.5", "Slow", timeout_seconds=1
+    )
+    [response] = deliver(slow.webhook_token, [{}])
+    assert response.status_code == 202
+    assert response.json()["status"] == RunStatus.RUNNING
+    run = Run.objects.get(pk=response.json()["run"])
+    assert run.status == RunStatus.RUNNING and run.lease_owner == ""
+    assert run.steps.get(node_id="call").status == "succeeded"  # recorded, not lost
+    assert not run.steps.filter(node_id="reply").exists()
+
+
+def test_a_repeated_idempotency_key_on_a_sync_webhook_is_answered_with_the_first_run(
+    workspace, builder_user
+):
+    flow = published_flow(workspace, builder_user, webhook_flow(mode="sync"))
+    together = deliver(flow.webhook_token, [{"n": 1}] * 4, **{"Idempotency-Key": "evt-9"})
+    [later] = deliver(flow.webhook_token, [{"n": 2}], **{"Idempotency-Key": "evt-9"})
+    answers = [*together, later]
+    assert len({response.headers["X-Flowgate-Run"] for response in answers}) == 1
+    assert [response.json() for response in answers] == [{"echo": 1}] * 5
+    assert later.headers["X-Flowgate-Duplicate"] == "true"
+    assert Run.objects.filter(flow=flow).count() == 1
+
+
+def test_a_sync_webhook_whose_flow_waits_goes_to_the_workers_as_before(
+    workspace, builder_user, celery_worker
+):
+    review = definition(
+        [
+            node("hook", "trigger.webhook", mode="sync", timeout_seconds=30),
+            node("review", "human.approval", title="Check"),
+            node("reply", "flow.respond", body={"ok": "true"}),
+        ],
+        [("hook", "review"), ("review", "reply", "approved")],
+    )
+    flow = published_flow(workspace, builder_user, review)
+    for _ in range(2):  # the second: the process knows it is the view's
+        [response] = deliver(flow.webhook_token, [{}])
+        assert response.status_code == 202
+        assert Run.objects.get(pk=response.json()["run"]).status == RunStatus.WAITING

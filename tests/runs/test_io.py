@@ -16,18 +16,7 @@ from apps.runs.services import run_start
 from tests.runs.helpers import definition, node, published_flow
 from tests.support.http_server import CountingServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def loopback_allowed(settings):
-    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
-
-
-@pytest.fixture
-def server():
-    with CountingServer() as running:
-        yield running
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
 
 
 def calling_flow(workspace, user, url: str, name: str, **call_settings):

@@ -45,6 +45,7 @@ from apps.core import batch_rows
 from .policy import StepTimeout, engine_setting
 
 Slot = tuple[str, int]  # (key, limit)
+_WAKE = object()  # put among the ended calls' futures by ``InFlight.wake``
 
 
 class Limiter:
@@ -145,13 +146,18 @@ class InFlight:
         # Each call's future, put here as it ends: a wait takes what ended, where
         # ``concurrent.futures.wait`` hooked a waiter onto every call in flight (hundreds,
         # under load) twice per wait, and the cost of a wait grew with the backlog.
-        self.ended: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self.ended: queue.SimpleQueue[Future[Any] | object] = queue.SimpleQueue()
 
     def __len__(self) -> int:
         return len(self.waiting) + len(self.running)
 
     def add(self, call: Call) -> None:
         self.waiting.append(call)
+
+    def wake(self) -> None:
+        """End a ``wait`` of another thread now (with the calls that ended so far): the
+        waiter has other work (the webhook batcher: new deliveries)."""
+        self.ended.put(_WAKE)
 
     def discard(self, owners: set[Any]) -> None:
         """Forget calls not launched yet whose owners' batch was rolled back."""
@@ -239,7 +245,7 @@ class InFlight:
 
     def _take_ended(self, *, until: float, wanted: int) -> set[Future[Any]]:
         """The running calls' futures that end by ``until`` (those that ended already
-        included), taken as soon as ``wanted`` of them have ended."""
+        included), taken as soon as ``wanted`` of them have ended, or a ``wake`` came."""
         taken: set[Future[Any]] = set()
         while True:
             try:
@@ -251,6 +257,8 @@ class InFlight:
                     future = self.ended.get(timeout=left)
                 except queue.Empty:
                     return taken
+            if future is _WAKE:
+                return taken
             if future in self.running:  # not one abandoned at its deadline
                 taken.add(future)
 
