@@ -1,9 +1,11 @@
 """The one outbound HTTP client, with an SSRF guard.
 
 Every request to a user-supplied URL goes through ``safe_client()`` (or its asyncio twin
-``safe_async_client()``). Each hop, redirects included, is read strictly and its host
-resolved once; the connection goes to exactly the address that was checked, so DNS
-rebinding cannot swap in an internal one (apps/core/egress.py). Special-purpose and cloud
+``safe_async_client()``), or, for the engine's calls, ``safe_request()`` (the same guard over
+http.client connections each thread keeps: about half the CPU). Each hop, redirects
+included, is read strictly and its host resolved once; the connection goes to exactly the
+address that was checked, so DNS rebinding cannot swap in an internal one
+(apps/core/egress.py). Special-purpose and cloud
 metadata addresses are refused (apps/core/special_addresses.py) unless an admin allow-listed
 the range (``SSRF_ALLOWLIST``, and each workspace's Settings → Egress); metadata never.
 Only http and https are allowed. Proxies from the environment are not used.
@@ -15,15 +17,14 @@ with tracing on, the httpx instrumentation adds the W3C trace context (apps/core
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import os
 import ssl
 import threading
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,17 +33,28 @@ import httpx
 from django.conf import settings
 
 from .egress import (
+    DEFAULT_PORTS,
     Allowance,
     AsyncPinnedBackend,
     PinnedBackend,
     SSRFError,
+    Target,
     UnusableURL,
     addresses_checked,
     same_origin,
     target_check,
     url_within,
 )
+from .kept_connections import Answer, KeptConnection, Outgoing, exchange
 from .tracing import current_correlation_id, tracing_enabled
+from .wire import (
+    IDEMPOTENT_METHODS,
+    header_fields,
+    json_body,
+    redirect_fields,
+    redirect_location,
+    redirected,
+)
 
 __all__ = [
     "SSRFError",
@@ -56,6 +68,7 @@ __all__ = [
     "pooled_safe_client",
     "safe_async_client",
     "safe_client",
+    "safe_request",
     "same_origin",
     "target_check",
     "url_within",
@@ -243,6 +256,93 @@ def pooled_safe_client(*, follow_redirects: bool = True) -> httpx.Client:
     return client
 
 
+def safe_request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    params: Mapping[str, str] | None = None,
+    json: Any = None,
+    extensions: Mapping[str, Any] | None = None,
+    most_bytes: int | None = None,
+) -> httpx.Response:
+    """``pooled_safe_client().request(...)``, for the engine's calls (the HTTP block), at
+    about half its CPU: over connections this thread keeps (apps/core/kept_connections.py),
+    behind the same guard. Each hop (redirects too, at most ``MAX_REDIRECTS``) is read
+    strictly and its host resolved and checked once, under ``SSRF_ALLOWLIST`` and the
+    workspace's list (``egress_allowed``); the connection goes to the checked address,
+    verifying TLS against the URL's host. Redirects are followed as httpx follows them
+    (the method, the body, Authorization kept to the origin); headers in a
+    ``credential_scope`` go only to hops under its base URL. No proxies, no cookies.
+
+    ``timeout``: for connecting and each read. ``most_bytes``: the body is read up to
+    that size, the rest left unread. A kept connection found closed by the far end is
+    replaced and the request sent again only when that is safe: an idempotent method, or
+    an ``Idempotency-Key`` header (the far end answers a repeat as the first, as it
+    would the engine's own retry of the step). Raises what the client raises: SSRFError
+    (UnusableURL), ``httpx.TimeoutException``, other ``httpx.RequestError``s
+    (``TooManyRedirects``). With tracing on, the httpx client sends it, so its
+    instrumentation carries the trace context."""
+    if tracing_enabled():
+        return pooled_safe_client().request(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            json=json,
+            timeout=timeout,
+            extensions=dict(extensions or {}),
+        )
+    address = _readable(url)
+    if params:
+        address = address.copy_merge_params(params)
+    body = None if json is None else json_body(json)
+    fields = header_fields(address, headers, body is not None)
+    if CORRELATION_HEADER.lower() not in fields and (correlation_id := current_correlation_id()):
+        fields[CORRELATION_HEADER.lower()] = (CORRELATION_HEADER, correlation_id.encode("ascii"))
+    scope = (extensions or {}).get(CREDENTIAL_SCOPE)
+    allowed = (*settings.FLOWGATE["SSRF_ALLOWLIST"], "|", *_workspace_allowlist.get())
+    for _ in range(MAX_REDIRECTS + 1):
+        target = target_check(address)
+        if scope and not url_within(address, scope[0]):
+            for name in scope[1]:
+                fields.pop(name, None)
+        outgoing = Outgoing(method, address.raw_path.decode("ascii"), list(fields.values()), body)
+        answer = exchange(
+            ("guarded", *target.origin, allowed),
+            functools.partial(_pinned_connection, target, allowed),
+            outgoing,
+            timeout=timeout,
+            repeatable=method in IDEMPOTENT_METHODS or "idempotency-key" in fields,
+            most_bytes=most_bytes,
+            url=address,
+        )
+        location = redirect_location(answer)
+        if location is None:
+            return _response(answer)
+        method, address, body = redirected(method, address, location, answer.status, body)
+        redirect_fields(fields, address, target)
+    raise httpx.TooManyRedirects(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _pinned_connection(target: Target, allowed: tuple[str, ...], timeout: float) -> KeptConnection:
+    """A connection to ``target`` that goes to the addresses its host resolves to once,
+    each checked under the allow-list ``allowed`` (the SSRF guard, apps/core/egress.py)."""
+    allowance = _parsed_allowance(allowed)
+
+    def addresses() -> list[str]:
+        return addresses_checked(target.host, target.port, allowance)
+
+    tls = _ssl_context() if target.scheme == "https" else None
+    return KeptConnection(target.host, target.port, timeout=timeout, tls=tls, addresses=addresses)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_allowance(allowed: tuple[str, ...]) -> Allowance:
+    return Allowance.parse(entry for entry in allowed if entry != "|")
+
+
 def safe_async_client(
     *,
     allow: Iterable[str] = (),
@@ -286,17 +386,12 @@ def internal_async_client(*, timeout: float | None = None) -> httpx.AsyncClient:
     )
 
 
-# A kept connection idle longer than this is closed rather than reused: below uvicorn's
-# keep-alive timeout (5 s, BentoML's server), so a reused one is seldom being closed.
-KEPT_ALIVE_SECONDS = 2.0
-_kept = threading.local()  # (scheme, host, port) → (connection, last used), per thread
-
-
 def internal_post_json(
     url: str, body: Any, *, timeout: float, client: httpx.Client | None = None
 ) -> httpx.Response:
     """POST ``body`` as JSON to one of Flowgate's own services (the model service's
-    ``/predict_rows``, on every model step) over a connection this thread keeps to it.
+    ``/predict_rows``, on every model step) over a connection this thread keeps to it
+    (apps/core/kept_connections.py).
 
     http.client costs a third of httpx's client CPU per call (0.4-0.5 against 1.3-1.5 ms
     for a one-row prediction on the 2-core machine), paid on the web server's or a
@@ -310,65 +405,28 @@ def internal_post_json(
         headers = {"Content-Type": "application/json"}
         return client.post(url, content=payload, headers=headers, timeout=timeout)
     parts = urlsplit(url)
-    key = (parts.scheme, parts.hostname or "", parts.port)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    headers = {"Content-Type": "application/json", "Content-Length": str(len(payload))}
+    scheme, host, port = parts.scheme, parts.hostname or "", parts.port
+    fields = [("Host", parts.netloc.encode()), ("Content-Type", b"application/json")]
     if correlation_id := current_correlation_id():
-        headers[CORRELATION_HEADER] = correlation_id
-    for reused in _connection_attempts(key):
-        connection = _kept_connection(key, timeout)
-        try:
-            connection.request("POST", path, payload, headers)
-            answer = connection.getresponse()
-            content = answer.read()
-        except TimeoutError as error:
-            _drop(key)
-            raise httpx.ReadTimeout(f"{url}: {error or 'timed out'}") from None
-        except (http.client.HTTPException, OSError) as error:
-            _drop(key)
-            if reused:  # closed by the far end while kept: once more, on a new one
-                continue
-            raise httpx.ConnectError(f"{url}: {error!r}") from None
-        if answer.will_close:
-            _drop(key)
-        else:
-            _kept.connections[key] = (connection, time.monotonic())
-        return httpx.Response(answer.status, headers=answer.getheaders(), content=content)
-    raise AssertionError("unreachable: the last attempt is on a new connection")
+        fields.append((CORRELATION_HEADER, correlation_id.encode()))
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    outgoing = Outgoing("POST", target or "/", fields, payload)
+
+    def connection_for(timeout: float) -> KeptConnection:
+        tls = _ssl_context() if scheme == "https" else None
+        return KeptConnection(host, port or DEFAULT_PORTS[scheme], timeout=timeout, tls=tls)
+
+    key = ("internal", scheme, host, port)
+    answer = exchange(key, connection_for, outgoing, timeout=timeout, repeatable=True, url=url)
+    return _response(answer)
 
 
-def _connection_attempts(key: tuple[Any, ...]) -> Iterator[bool]:
-    """Whether each attempt reuses a kept connection: a reused one may fail because the
-    far end closed it, then one more attempt on a new connection."""
-    connections = getattr(_kept, "connections", None)
-    if connections is None:
-        connections = _kept.connections = {}
-    kept = connections.get(key)
-    if kept is not None and time.monotonic() - kept[1] < KEPT_ALIVE_SECONDS:
-        yield True
-    _drop(key)
-    yield False
-
-
-def _kept_connection(key: tuple[Any, ...], timeout: float) -> http.client.HTTPConnection:
-    kept = _kept.connections.get(key)
-    if kept is not None:
-        connection = kept[0]
-        connection.timeout = timeout
-        if connection.sock is not None:
-            connection.sock.settimeout(timeout)
-        return connection
-    scheme, host, port = key
-    connection = (
-        http.client.HTTPSConnection(host, port, timeout=timeout, context=_ssl_context())
-        if scheme == "https"
-        else http.client.HTTPConnection(host, port, timeout=timeout)
+def _response(answer: Answer) -> httpx.Response:
+    """The answer as httpx would give it: its body decoded (gzip, deflate…) by httpx's
+    decoders and its headers as received."""
+    response = httpx.Response(
+        answer.status, headers=answer.headers, stream=httpx.ByteStream(answer.content)
     )
-    _kept.connections[key] = (connection, time.monotonic())
-    return connection
-
-
-def _drop(key: tuple[Any, ...]) -> None:
-    kept = _kept.connections.pop(key, None)
-    if kept is not None:
-        kept[0].close()
+    response.read()
+    response.elapsed = timedelta(seconds=answer.elapsed)
+    return response

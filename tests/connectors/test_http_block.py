@@ -148,3 +148,28 @@ def test_a_dry_run_shows_the_request_without_sending_it(workspace, admin_user, s
     assert server.requests == []
     assert call.output["request"]["json"] == {"n": 3}
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_an_api_that_does_not_answer_in_time_is_a_transient_error(workspace, admin_user, settings):
+    settings.FLOWGATE = {**settings.FLOWGATE, "SSRF_ALLOWLIST": ["127.0.0.1"]}
+    with CountingServer() as server:
+        call = node(
+            "call", "connector.http", url=f"{server.url}/slow?seconds=3", timeout_seconds=0.3
+        )
+        flow = published_flow(
+            workspace,
+            admin_user,
+            definition(
+                [
+                    node("start", "trigger.manual"),
+                    {**call, "retry": {"max_attempts": 2, "backoff_seconds": 40}},
+                ],
+                [("start", "call")],
+            ),
+        )
+        run = run_start(flow=flow, trigger="manual", payload=envelope({}), enqueue=False).run
+        advance(run.id)
+    first = StepRun.objects.get(run=run, node_id="call", attempt=1)
+    assert first.error["class"] == "transient"
+    assert "did not answer within 0.3 s" in first.error["message"]
+    assert StepRun.objects.get(run=run, node_id="call", attempt=2).status == "retry_scheduled"

@@ -1,5 +1,6 @@
 """DNS rebinding: the guard resolves a host once and the client connects to exactly that
-address, on every redirect hop, in the sync and the asyncio client alike.
+address, on every redirect hop, in the sync and the asyncio client alike, and in the
+engine's calls (``safe_request``, over kept http.client connections).
 
 A resolver that answers an allowed address first and an internal one next (what a
 rebinding DNS server does) is played in-process; both answers are loopback listeners on
@@ -15,7 +16,7 @@ import ssl
 import httpx
 import pytest
 
-from apps.core.http import SSRFError, safe_async_client, safe_client
+from apps.core.http import SSRFError, egress_allowed, safe_async_client, safe_client, safe_request
 from tests.support.http_server import CountingServer
 
 CHECKED, INTERNAL = "127.0.0.2", "127.0.0.1"
@@ -70,6 +71,25 @@ def test_every_redirect_hop_is_pinned_to_its_checked_address(listeners, rebindin
     assert internal.requests == []
 
 
+def test_the_engines_calls_connect_to_the_address_checked_on_every_hop(
+    listeners, rebinding_resolver
+):
+    checked, internal = listeners
+    hop = f"http://b.rebind.test:{checked.port}/landing"
+    with egress_allowed(ALLOW):
+        first = safe_request(
+            "GET", f"http://a.rebind.test:{checked.port}/data", headers={}, timeout=5
+        )
+        second = safe_request(
+            "POST", f"http://c.rebind.test:{checked.port}/redirect?to={hop}", headers={}, timeout=5
+        )
+    assert first.status_code == second.status_code == 200
+    assert [r["path"] for r in checked.requests] == ["/data", f"/redirect?to={hop}", "/landing"]
+    assert checked.requests[0]["headers"]["Host"] == f"a.rebind.test:{checked.port}"
+    assert internal.requests == []
+    assert rebinding_resolver == {"a.rebind.test": 1, "b.rebind.test": 1, "c.rebind.test": 1}
+
+
 def test_the_async_client_connects_to_the_address_it_checked(listeners, rebinding_resolver):
     checked, internal = listeners
     hop = f"http://b.rebind.test:{checked.port}/landing"
@@ -107,6 +127,8 @@ def test_a_host_with_any_internal_address_is_refused_before_connecting(listeners
 
     with pytest.raises(SSRFError, match=r"resolves to 127\.0\.0\.1"):
         asyncio.run(fetch())
+    with pytest.raises(SSRFError, match=r"resolves to 127\.0\.0\.1"), egress_allowed(ALLOW):
+        safe_request("GET", f"http://mixed.test:{checked.port}/", headers={}, timeout=5)
     assert checked.requests == [] and internal.requests == []
 
 
@@ -157,4 +179,9 @@ def test_tls_to_the_pinned_address_still_verifies_the_host_name(tls_listener, mo
         # The same address under a name the certificate does not carry: refused by TLS.
         with pytest.raises(httpx.ConnectError, match="certificate"):
             client.get(f"https://b.rebind.test:{tls_listener.port}/secure")
-    assert [request["path"] for request in tls_listener.requests] == ["/secure"]
+    with egress_allowed(ALLOW):
+        secure = f"https://a.rebind.test:{tls_listener.port}/secure"
+        assert safe_request("GET", secure, headers={}, timeout=5).status_code == 200
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            safe_request("GET", secure.replace("a.", "b."), headers={}, timeout=5)
+    assert [request["path"] for request in tls_listener.requests] == ["/secure"] * 2

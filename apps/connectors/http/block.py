@@ -11,7 +11,7 @@ from pydantic import Field
 
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
-from apps.core.http import SSRFError, credential_scope, egress_allowed, pooled_safe_client
+from apps.core.http import SSRFError, credential_scope, egress_allowed, safe_request
 
 from ..types import connection_reference
 from .connection import AuthFailure, auth_headers, resolve_url, scope_problem, static_scope_problem
@@ -83,10 +83,11 @@ class HttpBlock(Block):
         self, config: HttpConfig, request: dict[str, Any], scope: tuple[str, tuple[str, ...]] | None
     ) -> Result:
         try:
-            response = pooled_safe_client().request(
+            response = safe_request(
                 **request,
                 timeout=config.timeout_seconds,
-                extensions=credential_scope(*scope) if scope else {},
+                extensions=credential_scope(*scope) if scope else None,
+                most_bytes=MAX_RESPONSE_BYTES,
             )
         except SSRFError as error:
             raise BlockError(f"refused: {error}", retryable=False) from None
