@@ -116,6 +116,8 @@ class Delivery:
     waiter: asyncio.Future[Verdict] | None = None
     # Its rate limit was counted here: left to the view, it is not counted again.
     counted: bool = False
+    # Its run was advanced here (a sync webhook's): answered with the flow's response.
+    ran_inline: bool = False
     _answer: Future[Verdict] | None = field(default=None, repr=False)
 
     @property
@@ -330,6 +332,7 @@ class InlineRuns:
                 answers += [(delivery, None) for delivery, _ in group]
                 continue
             for (delivery, _), executor in zip(group, executors, strict=True):
+                delivery.ran_inline = True
                 self.pending[executor.run.pk] = (delivery, executor)
         return answers + self._settled(failed=False)
 
