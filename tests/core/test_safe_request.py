@@ -206,3 +206,20 @@ def _drain_then_close(connection: socket.socket) -> None:
         connection.settimeout(5)
         while connection.recv(65536):
             pass
+
+
+def test_a_host_that_does_not_take_the_connection_in_time_is_a_connect_timeout():
+    """A listener whose queue is full lets the next connection's SYN go unanswered
+    (Linux), so connecting waits until the call's timeout."""
+    with socket.create_server((ALLOWED, 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        queued = [socket.socket() for _ in range(3)]
+        for waiting in queued:
+            waiting.setblocking(False)
+            waiting.connect_ex((ALLOWED, port))
+        try:
+            with egress_allowed([ALLOWED]), pytest.raises(httpx.ConnectTimeout):
+                safe_request("GET", f"http://{ALLOWED}:{port}/", headers={}, timeout=0.3)
+        finally:
+            for waiting in queued:
+                waiting.close()
