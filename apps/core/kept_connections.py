@@ -227,18 +227,21 @@ def _connection(
     if kept is not None:
         kept[0].timeout_is(timeout)
         return kept[0]
-    if len(connections) >= MOST_KEPT:
-        _close_idlest(connections)
+    _close_idle(connections, crowded=len(connections) >= MOST_KEPT)
     connection = connection_for(timeout)
     connections[key] = (connection, time.monotonic())
     return connection
 
 
-def _close_idlest(connections: dict[Hashable, tuple[KeptConnection, float]]) -> None:
-    """Close the expired connections, or else the half that waited longest."""
+def _close_idle(
+    connections: dict[Hashable, tuple[KeptConnection, float]], *, crowded: bool
+) -> None:
+    """Close the expired connections (once the far end's idle timeout closes its side,
+    each would hold a descriptor until its key is called again); when ``crowded`` and
+    none has expired, the half that waited longest."""
     now = time.monotonic()
     stale = [key for key, (_, used) in connections.items() if now - used >= KEPT_ALIVE_SECONDS]
-    if not stale:
+    if crowded and not stale:
         by_age = sorted(connections, key=lambda key: connections[key][1])
         stale = by_age[: len(by_age) // 2 or 1]
     for key in stale:

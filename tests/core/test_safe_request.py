@@ -63,6 +63,8 @@ def test_a_connection_idle_too_long_or_under_another_allow_list_is_not_reused(se
     monkeypatch.setattr(kept_connections, "KEPT_ALIVE_SECONDS", 0)
     post(f"{server.url}/c", KEY)
     assert len({request["port"] for request in server.requests}) == 3
+    # Opening that one closed the other expired one, not to hold it half closed.
+    assert len(kept_connections._kept.connections) == 1
 
 
 def test_a_kept_connection_closed_by_the_far_end_is_replaced_for_a_repeatable_request(server):
