@@ -30,6 +30,7 @@ earlier run holds. A database outage is a JSON 503 with Retry-After (studio/outa
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import logging
@@ -377,6 +378,10 @@ def _outcome(run: Run, *, failed: bool) -> WebhookOutcome:
         return handed_over_outcome(run)
 
 
+# Put in the queue at exit: the batcher's thread ends (see ``Batcher._stop``).
+_STOP = Delivery(token="", body=b"", content_type="", headers={}, query={})
+
+
 class Batcher:
     """The process's batcher thread (started on first use, so after a fork)."""
 
@@ -385,6 +390,8 @@ class Batcher:
         self._pid = 0
         self._lock = threading.Lock()
         self._inline: InlineRuns | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped_at_exit = False
 
     def submit(self, delivery: Delivery) -> Future[Verdict]:
         """Queue ``delivery``; its verdict comes in ``delivery.answer``."""
@@ -404,11 +411,28 @@ class Batcher:
         with self._lock:
             if self._pid != os.getpid():
                 self.waiting, self._inline = queue.SimpleQueue(), None
-                threading.Thread(target=self._serve, name="flowgate-ingress", daemon=True).start()
+                self._thread = threading.Thread(
+                    target=self._serve, name="flowgate-ingress", daemon=True
+                )
+                self._thread.start()
+                if not self._stopped_at_exit:
+                    atexit.register(self._stop)  # (a forked child inherits it)
+                    self._stopped_at_exit = True
                 self._pid = os.getpid()
         self.waiting.put(delivery)
         if (inline := self._inline) is not None and inline.waiting_on_calls:
             inline.wake()
+
+    def _stop(self) -> None:
+        """At exit, end the thread, so that what it keeps goes with it: the policy engines
+        its sync runs compiled, which regorus lets no other thread drop (the interpreter's
+        teardown did, with an error on every exit)."""
+        if self._pid != os.getpid() or self._thread is None:
+            return
+        self._put(_STOP)
+        self._thread.join(timeout=2)
+        with self._lock:
+            self._pid, self._thread = 0, None  # a later delivery starts another
 
     def _serve(self) -> None:
         waiting = self.waiting
@@ -422,6 +446,9 @@ class Batcher:
                         continue
                 else:
                     batch = take_burst(waiting, MAX_BATCH)
+                if _STOP in batch:  # the process exits: nobody waits for an answer
+                    connection.close()
+                    return
                 self._settle(batch, inline)
                 if waiting.empty() and not inline.busy:
                     connection.close()  # idle: back to the pool, not kept

@@ -13,6 +13,7 @@ import pytest
 from apps.runs.models import Run, RunStatus
 from studio.asgi import application
 from tests.runs.helpers import definition, node, published_flow
+from tests.runs.w1 import w1_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -357,3 +358,22 @@ def test_a_sync_webhook_whose_flow_waits_goes_to_the_workers_as_before(
         [response] = deliver(flow.webhook_token, [{}])
         assert response.status_code == 202
         assert Run.objects.get(pk=response.json()["run"]).status == RunStatus.WAITING
+
+
+def test_the_batcher_thread_ends_at_exit_and_a_later_delivery_starts_another(
+    workspace, builder_user
+):
+    """At exit (``atexit``) the thread ends, so the policy engines it compiled are dropped
+    on it (regorus refuses any other thread, which the interpreter's teardown was)."""
+    from apps.runs.ingress import batcher
+
+    flow = w1_flow(workspace, builder_user)
+    [before] = deliver(flow.webhook_token, [{"amount": 50, "customer": "c"}])
+    thread = batcher._thread
+    assert before.json() == {"decision": "approve"} and thread is not None
+
+    batcher._stop()
+    assert not thread.is_alive()
+    [after] = deliver(flow.webhook_token, [{"amount": 5000, "customer": "c"}])
+    assert after.json() == {"decision": "reject"}
+    assert batcher._thread is not None and batcher._thread is not thread
