@@ -107,15 +107,15 @@ def execute(query: bytes, params: list[Any], *, using: str = DEFAULT_DB_ALIAS) -
 
 
 class _Pipelined:
-    def __init__(self, db: Any) -> None:
-        self.db = db
+    def __init__(self, db: Any, pipeline: psycopg.Pipeline) -> None:
+        self.db, self.pipeline = db, pipeline
         self.readers: list[Callable[[], None]] = []
         self.awaited: set[int] = set()  # cursors whose results a reader awaits
 
     def answer_now(self) -> None:
         """Send what is queued, read every result, run the readers waiting for them."""
         with self.db.wrap_database_errors:
-            self.db.connection._pipeline.sync()
+            self.pipeline.sync()
         self.read()
 
     def read(self) -> None:
@@ -137,9 +137,9 @@ def pipelined(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         return
     db: Any = connections[using]
     db.ensure_connection()
-    block = _pipelines.block = _Pipelined(db)
     try:
-        with db.wrap_database_errors, db.connection.pipeline():
+        with db.wrap_database_errors, db.connection.pipeline() as pipeline:
+            block = _pipelines.block = _Pipelined(db, pipeline)
             yield
     finally:
         _pipelines.block = None
