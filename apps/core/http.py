@@ -264,8 +264,10 @@ def safe_request(
     timeout: float,
     params: Mapping[str, str] | None = None,
     json: Any = None,
+    content: bytes | None = None,
     extensions: Mapping[str, Any] | None = None,
     most_bytes: int | None = None,
+    follow_redirects: bool = True,
 ) -> httpx.Response:
     """``pooled_safe_client().request(...)``, for the engine's calls (the HTTP block), at
     about half its CPU: over connections this thread keeps (apps/core/kept_connections.py),
@@ -277,7 +279,8 @@ def safe_request(
     ``credential_scope`` go only to hops under its base URL. No proxies, no cookies.
 
     ``timeout``: for connecting and each read. ``most_bytes``: the body is read up to
-    that size, the rest left unread. A kept connection found closed by the far end is
+    that size, the rest left unread. ``content``: a body sent as it is (the caller names
+    its type), in place of ``json``. ``follow_redirects=False``: a redirect is the answer. A kept connection found closed by the far end is
     replaced and the request sent again only when that is safe: an idempotent method, or
     an ``Idempotency-Key`` header (the far end answers a repeat as the first, as it
     would the engine's own retry of the step). Raises what the client raises: SSRFError
@@ -285,20 +288,21 @@ def safe_request(
     (``TooManyRedirects``). With tracing on, the httpx client sends it, so its
     instrumentation carries the trace context."""
     if tracing_enabled():
-        return pooled_safe_client().request(
+        return pooled_safe_client(follow_redirects=follow_redirects).request(
             method,
             url,
             headers=headers,
             params=params,
             json=json,
+            content=content,
             timeout=timeout,
             extensions=dict(extensions or {}),
         )
     address = _readable(url)
     if params:
         address = address.copy_merge_params(params)
-    body = None if json is None else json_body(json)
-    fields = header_fields(address, headers, body is not None)
+    body = content if json is None else json_body(json)
+    fields = header_fields(address, headers, json is not None)
     if CORRELATION_HEADER.lower() not in fields and (correlation_id := current_correlation_id()):
         fields[CORRELATION_HEADER.lower()] = (CORRELATION_HEADER, correlation_id.encode("ascii"))
     scope = (extensions or {}).get(CREDENTIAL_SCOPE)
@@ -319,7 +323,7 @@ def safe_request(
             url=address,
         )
         location = redirect_location(answer)
-        if location is None:
+        if location is None or not follow_redirects:
             return _response(answer)
         method, address, body = redirected(method, address, location, answer.status, body)
         redirect_fields(fields, address, target)

@@ -34,10 +34,11 @@ def json_body(value: Any) -> bytes:
 
 
 def header_fields(
-    address: httpx.URL, headers: Mapping[str, str], has_body: bool
+    address: httpx.URL, headers: Mapping[str, str], sends_json: bool
 ) -> dict[str, tuple[str, bytes]]:
     """The request's header fields by lower-case name, in httpx's order and with its
-    defaults; LocalProtocolError for a name or value that could break the request."""
+    defaults (a JSON body's type unless named); LocalProtocolError for a name or value
+    that could break the request."""
     fields = {
         "host": ("Host", address.netloc),
         "accept": ("Accept", b"*/*"),
@@ -51,7 +52,7 @@ def header_fields(
             raise httpx.LocalProtocolError(f"illegal header {name!r}: {value!r}")
         if name.lower() not in FRAMING_HEADERS:
             fields[name.lower()] = (name, raw)
-    if has_body:
+    if sends_json:
         fields.setdefault("content-type", ("Content-Type", b"application/json"))
     return fields
 

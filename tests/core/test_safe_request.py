@@ -128,6 +128,23 @@ def test_redirects_change_the_method_and_keep_authorization_to_the_origin(server
     assert elsewhere["headers"]["Host"] == f"{ALLOWED}:{other.port}"
 
 
+def test_a_body_given_as_bytes_is_sent_as_it_is_and_a_redirect_can_be_the_answer(server):
+    body = b'{"signed": "exactly these bytes"}'
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    answer = safe_request(
+        "POST",
+        f"{server.url}/redirect?to=/elsewhere",
+        headers=headers,
+        content=body,
+        timeout=5,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 302
+    [sent] = server.requests  # not followed
+    assert sent["body"].encode() == body
+    assert sent["headers"]["Content-Type"] == "application/json; charset=utf-8"
+
+
 def test_a_connections_credentials_stay_under_its_base_url(server):
     scope = credential_scope(f"{server.url}/v1", ["X-Api-Key"])
     headers = {**KEY, "X-Api-Key": "secret"}

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from apps.blocks.base import Block, BlockConfig, BlockContext, BlockError, Result
 from apps.blocks.expressions import Expression, Template
-from apps.core.http import SSRFError, egress_allowed, safe_client
+from apps.core.http import SSRFError, egress_allowed, safe_request
 
 from ..types import connection_reference
 from .signing import signed_headers
@@ -110,11 +110,15 @@ class WebhookOutBlock(Block):
         try:
             # No redirects: the signature is for the connection's URL, never for where a
             # receiver points us next.
-            with (
-                egress_allowed(allowlist),
-                safe_client(timeout=config.timeout_seconds, follow_redirects=False) as client,
-            ):
-                response = client.post(url, content=body, headers=headers)
+            with egress_allowed(allowlist):
+                response = safe_request(
+                    "POST",
+                    url,
+                    headers=headers,
+                    content=body,
+                    timeout=config.timeout_seconds,
+                    follow_redirects=False,
+                )
         except SSRFError as error:
             raise BlockError(f"refused: {error}", retryable=False) from None
         except httpx.TimeoutException:
