@@ -127,15 +127,13 @@ def celery_worker(*options: str) -> list[str]:
 def studio_processes(
     *, host: str, port: int, worker_concurrency: int, web_processes: int = 1
 ) -> list[ProcessSpec]:
-    """``web_processes`` above 1 runs that many uvicorn processes on the port (each with
-    its own event loop, webhook batcher and connection pool)."""
+    """``web_processes`` above 1 runs that many uvicorn processes on the port, each with
+    its own listening socket (studio/serve.py), event loop, webhook batcher and
+    connection pool."""
+    from studio import serve
+
     python = sys.executable
-    web = [
-        python, "-m", "uvicorn", "studio.asgi:application", "--host", host, "--port", str(port),
-        "--no-access-log", "--lifespan", "off",
-    ]  # fmt: skip
-    if web_processes > 1:
-        web += ["--workers", str(web_processes)]
+    web = serve.command(host=host, port=port, processes=web_processes)
     return [
         ProcessSpec("web", web, {"DATABASE_POOL": "true"}),
         ProcessSpec("worker", celery_worker(f"--concurrency={worker_concurrency}")),

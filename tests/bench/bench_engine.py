@@ -77,6 +77,7 @@ from apps.core.tasks import ping  # noqa: E402
 from apps.runs.blocks import envelope  # noqa: E402
 from apps.runs.models import Run  # noqa: E402
 from apps.runs.services import run_start  # noqa: E402
+from studio import serve  # noqa: E402
 from tests.bench.common import (  # noqa: E402  (the other benchmarks use them from here too)
     cpu_per_run,
     database_backends,
@@ -162,16 +163,20 @@ def run_latency(flow, repeat: int) -> list[float]:
 
 
 @contextmanager
-def web_server(processes: int = 1) -> Iterator[tuple[str, int]]:
-    """uvicorn on a free port (``processes`` > 1: that many, ``--workers``); its URL and
-    pid (the parent of the others)."""
+def web_server(
+    processes: int = 1, timeout_keep_alive: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """The studio's web process (``python -m studio.serve``) on a free port (``processes``
+    > 1: that many, each with its own listening socket); its URL and pid (the parent of
+    the others)."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-bench-web-", suffix=".log")[1])
-    several = ["--workers", str(processes)] if processes > 1 else []
+    command = serve.command(
+        host="127.0.0.1", port=port, processes=processes, timeout_keep_alive=timeout_keep_alive
+    )
     with log.open("ab") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off", "--no-access-log", *several],
+            command,
             cwd=ROOT, env=child_environment(DATABASE_URL=DATABASE_URL, DATABASE_POOL="true"),
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

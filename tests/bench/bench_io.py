@@ -131,29 +131,10 @@ def sink_server(delay_ms: float) -> Iterator[tuple[str, int]]:
         stop_process_group(server)
 
 
-@contextmanager
-def web_server(processes: int) -> Iterator[tuple[str, int]]:
-    if processes == 1:
-        with bench.web_server() as running:
-            yield running
-        return
-    port = free_port()
-    log = Path(tempfile.mkstemp(prefix="flowgate-bench-web-", suffix=".log")[1])
-    environment = bench.child_environment(DATABASE_URL=bench.DATABASE_URL, DATABASE_POOL="true")
-    with log.open("ab") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off", "--no-access-log",
-             "--workers", str(processes), "--timeout-keep-alive", "60"],
-            cwd=bench.ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        bench.wait_for_http(f"{url}/healthz", process=server, seconds=60, log=log)
-        yield url, server.pid
-    finally:
-        stop_process_group(server)
+def web_server(processes: int):
+    """The studio's web process; several keep idle connections a minute, as this bench's
+    phases leave them idle between offers."""
+    return bench.web_server(processes, timeout_keep_alive=60 if processes > 1 else None)
 
 
 def send_webhooks(url: str, token: str, rate: float, seconds: float) -> dict:

@@ -21,7 +21,7 @@ database connections) and two Celery workers (prefork, concurrency 1), and measu
   model steps of a drain share requests; ``MODEL_BATCH_MAX_ROWS=1`` turns that off for
   an A/B).
 
-``--web-processes N`` runs N uvicorn processes (``--workers``) instead of one.
+``--web-processes N`` runs N web processes (``studio.serve``, a listening socket each) instead of one.
 
 The callers are wrk (``loadgen.closed_loop``: one C thread, a keep-alive connection per
 caller, latencies from its histogram), a process of its own whose CPU is read as it ends

@@ -23,7 +23,7 @@ from tests.support.processes import (
     wait_for_http,
 )
 
-EXPECTED_ROLES = ("uvicorn", "worker", "beat", "streams consume")
+EXPECTED_ROLES = ("studio.serve", "worker", "beat", "streams consume")
 
 
 def descendants_when_started(studio: psutil.Process, *, seconds: float) -> list[psutil.Process]:

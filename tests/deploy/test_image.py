@@ -59,7 +59,7 @@ def test_the_image_runs_as_an_unprivileged_user_with_tini_as_pid_1():
 def test_each_container_process_listens_on_every_address_of_its_container():
     environ = {"PORT": "8080", "WORKER_CONCURRENCY": "3", "MODELS_PORT": "3999"}
     web = container_process("web", environ)
-    assert web.command[-7:-3] == ["--host", "0.0.0.0", "--port", "8080"]
+    assert web.command[-6:-2] == ["--host", "0.0.0.0", "--port", "8080"]
     assert web.environment == {"DATABASE_POOL": "true"}
     assert "--concurrency=3" in container_process("worker", environ).command
     assert container_process("beat", environ).command[-2:] == ["beat", "--loglevel=INFO"]

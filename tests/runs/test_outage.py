@@ -7,7 +7,6 @@ database is a loopback port nobody listens on: every connection attempt is refus
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from studio import serve
 from tests.support.processes import (
     REPOSITORY_ROOT,
     child_environment,
@@ -34,18 +34,7 @@ def web_without_database():
         DATABASE_URL=f"postgres://postgres@127.0.0.1:{database_port}/flowgate",
         DATABASE_POOL="true",
     )
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "studio.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(web_port),
-        "--lifespan",
-        "off",
-    ]
+    command = serve.command(host="127.0.0.1", port=web_port)
     with log.open("ab") as output:
         process = subprocess.Popen(
             command,

@@ -94,18 +94,18 @@ def wait_for_http(url: str, *, process: subprocess.Popen, seconds: float, log: P
 
 @contextlib.contextmanager
 def studio_web_server(database_url: str, port: int = 0, **environment: str) -> Iterator[str]:
-    """The studio's web process (``uvicorn studio.asgi:application``, as ``manage.py studio``
-    runs it) on ``port`` (default: a free loopback port), against ``database_url``; yields
-    its base URL and stops it (its whole process group) on exit."""
-    import sys
+    """The studio's web process (``python -m studio.serve``, as ``manage.py studio`` runs
+    it) on ``port`` (default: a free loopback port), against ``database_url``; yields its
+    base URL and stops it (its whole process group) on exit."""
     import tempfile
+
+    from studio import serve
 
     port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="flowgate-web-", suffix=".log")[1])
     with log.open("ab") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off", "--no-access-log"],
+            serve.command(host="127.0.0.1", port=port),
             cwd=REPOSITORY_ROOT,
             env=child_environment(DATABASE_URL=database_url, **environment),
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
