@@ -35,7 +35,8 @@ def audit_record(
     ``data`` must already be redacted of secrets and sensitive fields. ``actor`` is a
     user (or None for the system).
     """
-    event = AuditEvent(
+    event = batch_rows.new_row(
+        AuditEvent,
         workspace_id=workspace_id,
         actor=actor,
         actor_label=actor_label or (str(actor) if actor else "system"),

@@ -23,7 +23,9 @@ from functools import cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models.base import ModelState
 from django.db.models.expressions import DatabaseDefault
+from django.db.models.signals import post_init, pre_init
 
 from . import native_sql
 
@@ -193,6 +195,59 @@ def _as_is(value: Any, types: tuple[type, ...]) -> bool:
 
 def _given(value: Any) -> bool:
     return value is not None and not isinstance(value, DatabaseDefault)
+
+
+@dataclass(frozen=True)
+class _Construction:
+    """How ``new_row`` builds a model's instances."""
+
+    defaults: dict[str, Any]  # each concrete field's attname, its default (made once)
+    computed: tuple[tuple[str, models.Field], ...]  # the fields whose default is made per row
+    relations: frozenset[str]  # the foreign keys' names
+    attnames: frozenset[str]
+
+
+@cache
+def _construction_of(model: type[models.Model]) -> _Construction:
+    fields = model._meta.concrete_fields
+    defaults: dict[str, Any] = {}
+    computed: list[tuple[str, models.Field]] = []
+    for field in fields:
+        if (field.has_default() and callable(field.default)) or field.has_db_default():
+            computed.append((field.attname, field))
+        else:
+            # A non-callable default is one shared object in Django too (fields.E010 warns
+            # against a mutable one); no default gives None or "", both immutable.
+            defaults[field.attname] = field.get_default()
+    relations = frozenset(field.name for field in fields if isinstance(field, models.ForeignKey))
+    attnames = frozenset(field.attname for field in fields)
+    return _Construction(defaults, tuple(computed), relations, attnames)
+
+
+def new_row(model: type[M], **values: Any) -> M:
+    """``model(**values)`` for the engine's hot paths: the same instance, its fields set
+    directly. Django's ``__init__`` looks each field up among the keywords and works out
+    its default (9 µs for a step row of 22 fields, against 1 µs here; a sync run makes
+    about ten rows). ``values`` name fields by attname, or a foreign key by its name with
+    an instance (or None), as keywords do. A model with ``pre_init``/``post_init``
+    receivers is built by ``__init__``, so they run."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model(**values)
+    plan = _construction_of(model)
+    row = model.__new__(model)
+    fields = row.__dict__
+    fields["_state"] = ModelState()
+    fields.update(plan.defaults)
+    for attname, field in plan.computed:
+        fields[attname] = field.get_default()
+    for name, value in values.items():
+        if name in plan.relations:
+            setattr(row, name, value)  # Django's descriptor: the key, the cache, the router
+        elif name in plan.attnames:
+            fields[name] = value
+        else:
+            raise TypeError(f"{model.__name__}() got an unexpected field {name!r}")
+    return row
 
 
 def insert(row: M) -> M:

@@ -307,7 +307,8 @@ def policy_evaluation_log(
     personal data and the fields the workspace classified as sensitive). In a flow run the
     row is inserted with the engine's step batch, otherwise at once."""
     classified = redact_for_workspace(workspace_id, input)
-    row = PolicyEvaluation(
+    row = batch_rows.new_row(
+        PolicyEvaluation,
         workspace_id=workspace_id,
         policy_id=policy_id,
         policy_slug=decision.policy[:60],

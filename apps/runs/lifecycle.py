@@ -43,6 +43,7 @@ from typing import Any
 from django.utils import timezone
 
 from apps.core import native_sql
+from apps.core.batch_rows import new_row
 
 from .models import TERMINAL_RUN_STATUSES, Run, RunStatus, StepRun, StepStatus
 
@@ -177,7 +178,7 @@ def step_to(row: StepRun, move: Move, target: str) -> None:
 
 def new_step(move: Move, target: str, **fields: Any) -> StepRun:
     """A step row not yet written, in status ``target`` (by ``move``)."""
-    row = StepRun(**fields)
+    row = new_row(StepRun, **fields)
     step_to(row, move, target)
     return row
 

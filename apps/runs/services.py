@@ -114,7 +114,8 @@ def run_new(
 ) -> Run:
     """A queued run of ``flow``, not saved yet, its trace started (``run_start`` and
     ``runs_insert`` save it)."""
-    run = Run(
+    run = batch_rows.new_row(
+        Run,
         workspace_id=flow.workspace_id,
         flow=flow,
         version=version,

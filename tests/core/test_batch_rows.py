@@ -4,11 +4,14 @@ psycopg keeps its adaptation state between batches); what is written must not de
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 from django.db import DataError, IntegrityError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core import native_sql
-from apps.core.batch_rows import insert_rows
+from apps.core.batch_rows import insert_rows, new_row
+from apps.runs.services import run_new
+from tests.runs.helpers import chain, published_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,3 +74,42 @@ def test_a_refused_row_in_a_pipelined_block_rolls_back_the_whole_transaction(wor
     after = event(workspace, ok=True)
     insert_rows(AuditEvent, [after])  # the connection and the statement are usable
     assert AuditEvent.objects.get(pk=after.pk).data == {"ok": True}
+
+
+def fields_of(row) -> dict:
+    """What an instance holds: each field's value, and the related rows it caches."""
+    values = {key: value for key, value in row.__dict__.items() if key != "_state"}
+    return {**values, "_db": row._state.db, "_cached": dict(row._state.fields_cache)}
+
+
+@pytest.mark.parametrize(
+    "model, values",
+    [
+        ("runs.StepRun", {"node_id": "n", "block_type": "flow.set", "attempt": 2}),
+        ("runs.Run", {"trigger": "webhook", "input": {"a": 1}, "parent_run": None}),
+        ("audit.AuditEvent", {"action": "test.row", "actor": None, "data": {"k": [1]}}),
+        ("policies.PolicyEvaluation", {"rule": "allow", "allow": True, "reasons": ["r"]}),
+    ],
+)
+def test_new_row_builds_what_the_model_s_constructor_builds(model, values, workspace, admin_user):
+    model_class = apps.get_model(model)
+    flow = published_flow(workspace, admin_user, chain(1))
+    if model == "runs.StepRun":
+        values["run"] = run_new(flow=flow, version=None, trigger="manual", payload={})
+    else:
+        values["workspace_id"] = workspace.pk
+    if model == "runs.Run":
+        values["flow"] = flow
+    built, expected = new_row(model_class, **values), model_class(**values)
+    for field in model_class._meta.concrete_fields:  # a fresh uuid4 or time each
+        if callable(field.default) and field.default not in (dict, list):
+            setattr(built, field.attname, getattr(expected, field.attname))
+    assert fields_of(built) == fields_of(expected)
+    assert built._state.adding
+    # Mutable defaults are each row's own, as the constructor makes them.
+    again = new_row(model_class, **values)
+    for name, value in built.__dict__.items():
+        if isinstance(value, dict | list) and name not in values:
+            assert value is not getattr(again, name)
+    with pytest.raises(TypeError, match="unexpected field 'colour'"):
+        new_row(model_class, colour="red")

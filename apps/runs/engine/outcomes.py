@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.blocks.base import Result, Wait
 from apps.blocks.expressions import ExpressionError
+from apps.core.batch_rows import new_row
 from apps.flows.definition import FlowGraph, Node
 
 from .. import lifecycle
@@ -46,7 +47,8 @@ class OutcomeRecorder(abc.ABC):
         self, node: Node, attempt: int, row: StepRun | None, node_input: Any, started: datetime
     ) -> StepRun:
         if row is None:
-            row = StepRun(
+            row = new_row(
+                StepRun,
                 run=self.run,
                 node_id=node.id,
                 block_type=node.type,
@@ -70,7 +72,8 @@ class OutcomeRecorder(abc.ABC):
         clock: float,
         result: Result,
     ) -> None:
-        row = row or StepRun(
+        row = row or new_row(
+            StepRun,
             run=self.run,
             node_id=node.id,
             block_type=node.type,
@@ -111,7 +114,8 @@ class OutcomeRecorder(abc.ABC):
         node_settings: NodeSettings,
     ) -> None:
         retryable = isinstance(error, StepTimeout) or bool(getattr(error, "retryable", False))
-        row = row or StepRun(
+        row = row or new_row(
+            StepRun,
             run=self.run,
             node_id=node.id,
             block_type=node.type,
