@@ -391,6 +391,10 @@ FLOWGATE: FlowgateSettings = {
     "HTTP_TIMEOUT_SECONDS": env_float("HTTP_TIMEOUT_SECONDS", 10.0),
     "SSRF_ALLOWLIST": env_list("SSRF_ALLOWLIST", []),
     "SYNC_WEBHOOK_TIMEOUT_SECONDS": env_float("SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+    # A web process takes the webhooks waiting together in one batch (one commit). When
+    # fewer have arrived than its last batch held, the batch waits this long at most for
+    # the rest (0: never waits).
+    "WEBHOOK_BATCH_JOIN_SECONDS": env_float("WEBHOOK_BATCH_JOIN_SECONDS", 0.002),
     "MAX_DELIVERIES": env_int("MAX_DELIVERIES", 5, minimum=1),
     # A run's lease: renewed every third of it while its worker works on it, so a dead
     # worker's runs move again within one lease (and a reconciler tick).
