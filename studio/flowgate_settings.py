@@ -35,6 +35,7 @@ class FlowgateSettings(TypedDict):
     HTTP_TIMEOUT_SECONDS: float
     SSRF_ALLOWLIST: list[str]
     SYNC_WEBHOOK_TIMEOUT_SECONDS: float
+    WEBHOOK_BATCH_JOIN_SECONDS: float
     MAX_DELIVERIES: int
     RUN_LEASE_SECONDS: int
     DRAIN_BATCH_SIZE: int

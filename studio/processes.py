@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from studio import serve
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 MANAGE_PY = str(REPOSITORY_ROOT / "manage.py")
 # Where the local mail sink listens (the demo's ``demo-mail`` connection).
@@ -130,8 +132,6 @@ def studio_processes(
     """``web_processes`` above 1 runs that many uvicorn processes on the port, each with
     its own listening socket (studio/serve.py), event loop, webhook batcher and
     connection pool."""
-    from studio import serve
-
     python = sys.executable
     web = serve.command(host=host, port=port, processes=web_processes)
     return [
@@ -193,7 +193,7 @@ def container_process(name: str, environ: Mapping[str, str]) -> ProcessSpec:
         host="0.0.0.0",  # noqa: S104 - inside a container, behind its network
         port=int(environ.get("PORT", "8000")),
         worker_concurrency=int(environ.get("WORKER_CONCURRENCY", "2")),
-        web_processes=int(environ.get("WEB_PROCESSES", "1")),
+        web_processes=serve.default_processes(environ),
     )
     for spec in processes:
         if spec.name == name:

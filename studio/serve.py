@@ -13,8 +13,10 @@ process for one that dies, SIGHUP/SIGTTIN/SIGTTOU); only each child's socket is 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
+from collections.abc import Mapping
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -33,6 +35,15 @@ def command(
     if timeout_keep_alive is not None:
         line += ["--timeout-keep-alive", str(timeout_keep_alive)]
     return line
+
+
+def default_processes(environ: Mapping[str, str]) -> int:
+    """How many web processes to run: ``WEB_PROCESSES``, else one per core up to two. One
+    process's event loop and webhook batcher share one core (the GIL); a second process
+    took sixteen callers from 2.3 to over 3 times one caller's runs/s on two cores."""
+    if value := environ.get("WEB_PROCESSES"):
+        return int(value)
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:

@@ -21,7 +21,8 @@ database connections) and two Celery workers (prefork, concurrency 1), and measu
   model steps of a drain share requests; ``MODEL_BATCH_MAX_ROWS=1`` turns that off for
   an A/B).
 
-``--web-processes N`` runs N web processes (``studio.serve``, a listening socket each) instead of one.
+``--web-processes N`` runs N web processes (``studio.serve``, a listening socket each); the
+default is the studio's (``WEB_PROCESSES``, else one per core up to two).
 
 The callers are wrk (``loadgen.closed_loop``: one C thread, a keep-alive connection per
 caller, latencies from its histogram), a process of its own whose CPU is read as it ends
@@ -59,6 +60,7 @@ from django.core.management import call_command  # noqa: E402
 from apps.accounts.models import Role  # noqa: E402
 from apps.core.tasks import ping  # noqa: E402
 from apps.runs.models import Run  # noqa: E402
+from studio import serve  # noqa: E402
 from tests.bench import common, loadgen  # noqa: E402
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory  # noqa: E402
 from tests.runs.w1 import w1_definition, w1_flow  # noqa: E402
@@ -337,7 +339,12 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=2000, help="async W1 runs in the burst")
     parser.add_argument("--label", default="", help="a name for this code (A/B runs)")
     parser.add_argument("--model", action="store_true", help="also W1 with the model service")
-    parser.add_argument("--web-processes", type=int, default=1, help="uvicorn processes")
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=serve.default_processes(os.environ),
+        help="web processes (default: as manage.py studio runs them)",
+    )
     parser.add_argument(
         "--model-burst", type=int, default=1000, help="async W1 runs with the model (--model)"
     )

@@ -150,3 +150,11 @@ def test_a_port_already_in_use_stops_it_at_once_with_a_message(
         finally:
             stop_process_group(process)
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text(), tail(log)
+
+
+def test_the_studio_runs_one_web_process_per_core_up_to_two_unless_told(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert serve.default_processes({}) == 2
+    assert serve.default_processes({"WEB_PROCESSES": "5"}) == 5
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert serve.default_processes({}) == 1

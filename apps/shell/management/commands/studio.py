@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core import localservices
+from studio import serve
 from studio.processes import (
     MAIL_SINK_PORT,
     ProcessSpec,
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--web-processes",
             type=int,
-            default=int(os.environ.get("WEB_PROCESSES") or 1),
+            default=serve.default_processes(os.environ),
             help="uvicorn processes serving the port (more take more webhooks per second)",
         )
         parser.add_argument("--no-seed", action="store_true", help="skip the demo data")
