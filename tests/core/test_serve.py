@@ -85,6 +85,16 @@ def wait_for_listeners(
     pytest.fail(f"{count} processes did not listen on {port}: {found}\n{tail(log)}")
 
 
+def serving(port: int) -> list[psutil.Process]:
+    """The processes running a ``studio.serve`` command for ``port``."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "studio.serve" in line and f"--port {port} " in f"{line} ":
+            found.append(process)
+    return found
+
+
 def listening_socket(pid: int, port: int) -> str:
     """The kernel's name of the socket ``pid`` listens on ``port`` with (``socket:[inode]``)."""
     (listening,) = [
@@ -146,7 +156,7 @@ def test_a_port_already_in_use_stops_it_at_once_with_a_message(
         process, log = start(port, test_database_url, processes=2)
         try:
             assert process.wait(timeout=30) != 0
-            assert psutil.Process(os.getpid()).children() == []
+            assert serving(port) == []
         finally:
             stop_process_group(process)
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text(), tail(log)
