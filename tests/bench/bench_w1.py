@@ -126,6 +126,13 @@ def callers(
     return measured
 
 
+def warm_up(url: str, path: str, body: dict | None, expect: str = "") -> None:
+    """Requests over sixteen connections, so that every web process has served some (the
+    kernel hands each connection to one process; a process's first requests import,
+    compile and connect: tens of ms, which a one-caller measure must not meet)."""
+    callers(url, path, 320, 16, body=body, expect=expect)
+
+
 def groups(workers: list) -> dict[str, common.ProcessFinder]:
     """The web server, the workers, Postgres, and this process apart (the sealer's thread,
     the bench's polling): the load generator is wrk's process, added by each measure."""
@@ -236,7 +243,7 @@ def model_phase(workspace, user, samples: int, burst_runs: int) -> dict:
         with base.web_server() as (url, pid):
             server_pid = pid
             hook = f"/hooks/{flow.webhook_token}"
-            callers(url, hook, 20, 1, body, expect='"decision"')  # warm-up
+            warm_up(url, hook, body, expect='"decision"')
             cpu = process_tree_cpu(service.process.pid)
             results["c1"] = callers(url, hook, samples, 1, body, expect='"decision"')["latency"]
             results["c1"]["model_service_cpu_ms_per_run"] = round(
@@ -397,7 +404,7 @@ def stub_phase(arguments, results: dict, sync_flow, async_flow, workers: list) -
     global server_pid
     with base.web_server(arguments.web_processes) as (url, pid):
         server_pid = pid
-        callers(url, "/healthz", 20, 1, body=None)  # warm-up
+        warm_up(url, "/healthz", None)
         bare = callers(url, "/healthz", arguments.samples, 1, body=None)
         results["floor_bare_view"] = bare["latency"]
         results["floor_celery_round_trip"] = base.summary(
@@ -405,7 +412,7 @@ def stub_phase(arguments, results: dict, sync_flow, async_flow, workers: list) -
         )
         results["floor_postgres_commit"] = commit_floor(arguments.samples)
         hook = f"/hooks/{sync_flow.webhook_token}"
-        callers(url, hook, 20, 1, expect=APPROVED)  # warm-up
+        warm_up(url, hook, BODY, expect=APPROVED)
         c1 = closed_loop_measure(url, hook, arguments.samples, 1, workers)
         results["w1_stub_c1"] = {
             **c1["latency"],
