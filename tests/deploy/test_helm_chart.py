@@ -87,6 +87,8 @@ def test_web_worker_and_model_service_have_real_probes_and_disruption_budgets(he
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {"name": "Host", "value": "localhost"} in web["readinessProbe"]["httpGet"]["httpHeaders"]
     assert "localhost" in next(e["value"] for e in web["env"] if e["name"] == "ALLOWED_HOSTS")
+    # One web process per pod, whatever the node's cores (pods scale by replicas).
+    assert {"name": "WEB_PROCESSES", "value": "1"} in web["env"]
     worker = container(deployments["fg-flowgate-worker"])
     assert worker["livenessProbe"]["exec"]["command"] == ["flowgate", "worker-alive"]
     env = {e["name"]: e.get("value") for e in worker["env"]}
