@@ -43,7 +43,14 @@ def default_processes(environ: Mapping[str, str]) -> int:
     took sixteen callers from 2.3 to over 3 times one caller's runs/s on two cores."""
     if value := environ.get("WEB_PROCESSES"):
         return int(value)
-    return max(1, min(2, os.cpu_count() or 1))
+    return max(1, min(2, _usable_cores()))
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a CPU set or ``taskset`` counts), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:

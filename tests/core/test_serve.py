@@ -163,8 +163,8 @@ def test_a_port_already_in_use_stops_it_at_once_with_a_message(
 
 
 def test_the_studio_runs_one_web_process_per_core_up_to_two_unless_told(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert serve.default_processes({}) == 2
     assert serve.default_processes({"WEB_PROCESSES": "5"}) == 5
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})  # taskset -c 3
     assert serve.default_processes({}) == 1
