@@ -4,8 +4,9 @@ the batcher, and awaited on the event loop without holding a thread; a flow's re
 (a sync webhook's) passes through the response half of the webhook chain's middleware
 (the same headers as the view's), a 202 gets the security headers. A delivery the
 batcher leaves to the view, or anything this path does not take, returns None: the
-caller then runs Django's whole chain as for any request (the body is rewound for it). A signed webhook, or a sync one the workers run (as far as this process
-last read its subscription), goes to the view at once."""
+caller then runs Django's whole chain as for any request (the body is rewound for it).
+A signed webhook, or a sync one the workers run (as far as this process last read its
+subscription), goes to the view at once."""
 
 from __future__ import annotations
 

@@ -280,10 +280,11 @@ def safe_request(
 
     ``timeout``: for connecting and each read. ``most_bytes``: the body is read up to
     that size, the rest left unread. ``content``: a body sent as it is (the caller names
-    its type), in place of ``json``. ``follow_redirects=False``: a redirect is the answer. A kept connection found closed by the far end is
-    replaced and the request sent again only when that is safe: an idempotent method, or
-    an ``Idempotency-Key`` header (the far end answers a repeat as the first, as it
-    would the engine's own retry of the step). Raises what the client raises: SSRFError
+    its type), in place of ``json``. ``follow_redirects=False``: a redirect is the
+    answer. A kept connection found closed by the far end is replaced and the request
+    sent again only when that is safe: an idempotent method, or an ``Idempotency-Key``
+    header (the far end answers a repeat as the first, as it would the engine's own
+    retry of the step). Raises what the client raises: SSRFError
     (UnusableURL), ``httpx.TimeoutException``, other ``httpx.RequestError``s
     (``TooManyRedirects``). With tracing on, the httpx client sends it, so its
     instrumentation carries the trace context."""

@@ -43,18 +43,22 @@ class OutcomeRecorder(abc.ABC):
     def _database_now(self) -> datetime:
         """The database's clock (the executor reads it once per claim)."""
 
+    def _new_step_row(self, node: Node, attempt: int) -> StepRun:
+        """The row of ``node``'s ``attempt`` of this run, not written yet."""
+        return new_row(
+            StepRun,
+            run=self.run,
+            node_id=node.id,
+            block_type=node.type,
+            block_version=node.block.version,
+            attempt=attempt,
+        )
+
     def _mark_started(
         self, node: Node, attempt: int, row: StepRun | None, node_input: Any, started: datetime
     ) -> StepRun:
         if row is None:
-            row = new_row(
-                StepRun,
-                run=self.run,
-                node_id=node.id,
-                block_type=node.type,
-                block_version=node.block.version,
-                attempt=attempt,
-            )
+            row = self._new_step_row(node, attempt)
         step_to(row, lifecycle.STEP_START, StepStatus.RUNNING)
         row.input, row.started_at = node_input, started
         self.batch.save(row)
@@ -72,14 +76,7 @@ class OutcomeRecorder(abc.ABC):
         clock: float,
         result: Result,
     ) -> None:
-        row = row or new_row(
-            StepRun,
-            run=self.run,
-            node_id=node.id,
-            block_type=node.type,
-            block_version=node.block.version,
-            attempt=attempt,
-        )
+        row = row or self._new_step_row(node, attempt)
         row.input, row.started_at = node_input, started or timezone.now()
         row.meta = {**(row.meta or {}), **result.meta}
         if result.wait is not None:
@@ -114,14 +111,7 @@ class OutcomeRecorder(abc.ABC):
         node_settings: NodeSettings,
     ) -> None:
         retryable = isinstance(error, StepTimeout) or bool(getattr(error, "retryable", False))
-        row = row or new_row(
-            StepRun,
-            run=self.run,
-            node_id=node.id,
-            block_type=node.type,
-            block_version=node.block.version,
-            attempt=attempt,
-        )
+        row = row or self._new_step_row(node, attempt)
         step_to(row, STEP_RECORD, StepStatus.FAILED)
         row.input, row.started_at = node_input, started or timezone.now()
         row.finished_at, row.duration_ms = timezone.now(), (time.perf_counter() - clock) * 1000
